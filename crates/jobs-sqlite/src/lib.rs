@@ -1,0 +1,8 @@
+//! Embedded durable SQLite store for the `jobs` crate.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]

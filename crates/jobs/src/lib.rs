@@ -1,0 +1,21 @@
+//! Durable background jobs on a supervised worker pool.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+
+mod job;
+mod store;
+mod time;
+
+pub use job::{AttemptError, JobId, JobRecord, JobState, NewJob, UnknownState};
+pub use store::{
+    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
+    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
+    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats,
+    RescueOutcome, Store, StoreError,
+};
+pub use time::{Clock, Timestamp};

@@ -1,0 +1,8 @@
+//! Erlang/OTP-grade supervision trees on tokio.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
