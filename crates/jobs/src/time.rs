@@ -32,16 +32,6 @@ impl Timestamp {
         Self::from(SystemTime::now())
     }
 
-    /// This timestamp moved `d` later (saturating).
-    pub fn add(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(duration_micros(d)))
-    }
-
-    /// This timestamp moved `d` earlier (saturating).
-    pub fn sub(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_sub(duration_micros(d)))
-    }
-
     /// How long after `earlier` this is; zero if it is not after it.
     pub fn duration_since(self, earlier: Timestamp) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0).max(0) as u64)
@@ -50,6 +40,24 @@ impl Timestamp {
 
 fn duration_micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    /// This timestamp moved `d` later (saturating).
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(duration_micros(d)))
+    }
+}
+
+impl std::ops::Sub<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    /// This timestamp moved `d` earlier (saturating).
+    fn sub(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(duration_micros(d)))
+    }
 }
 
 impl From<SystemTime> for Timestamp {
@@ -122,7 +130,7 @@ impl Clock {
             Clock::Tokio {
                 anchor,
                 anchor_instant,
-            } => anchor.add(anchor_instant.elapsed()),
+            } => *anchor + anchor_instant.elapsed(),
         }
     }
 }
@@ -136,15 +144,15 @@ mod tests {
         let t = Timestamp::from_micros(1_700_000_000_123_456);
         assert_eq!(Timestamp::from(SystemTime::from(t)), t);
         assert_eq!(
-            t.add(Duration::from_secs(1)).as_micros(),
+            (t + Duration::from_secs(1)).as_micros(),
             1_700_000_001_123_456
         );
         assert_eq!(
-            t.add(Duration::from_secs(2)).duration_since(t),
+            (t + Duration::from_secs(2)).duration_since(t),
             Duration::from_secs(2)
         );
         assert_eq!(
-            t.duration_since(t.add(Duration::from_secs(2))),
+            t.duration_since(t + Duration::from_secs(2)),
             Duration::ZERO
         );
     }
