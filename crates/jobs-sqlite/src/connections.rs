@@ -1,0 +1,133 @@
+//! The store's connections: one writer (all writes of this process, serialised) and a pool
+//! of read-only readers for files; an in-memory store has only the writer.
+
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use jobs::StoreError;
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+
+use crate::error::during;
+use crate::options::SqliteStoreOptions;
+
+/// The writer connection, held exclusively.
+pub(crate) type Writer<'a> = MappedMutexGuard<'a, SqliteConnection>;
+
+/// The writer and readers of one store.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    writer: Mutex<Option<SqliteConnection>>,
+    readers: Option<SqlitePool>,
+    closed: AtomicBool,
+}
+
+impl Connections {
+    /// Connects the writer (which migrates the schema) and, for a file, the reader pool.
+    pub(crate) async fn open(
+        options: &SqliteStoreOptions,
+        path: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        let connect = options.connect_options(path);
+        let mut writer = connect.connect().await.map_err(during("open"))?;
+        crate::schema::migrate(&mut writer).await?;
+        let readers = match path {
+            Some(_) => Some(reader_pool(options, connect)),
+            None => None,
+        };
+        Ok(Connections {
+            writer: Mutex::new(Some(writer)),
+            readers,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The writer, once any other write of this process has finished.
+    pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
+        self.check_open()?;
+        MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// A connection for reads: a pooled reader for a file, the writer in memory.
+    pub(crate) async fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        self.check_open()?;
+        match &self.readers {
+            Some(pool) => pool
+                .acquire()
+                .await
+                .map(Reader::Pooled)
+                .map_err(during("acquire reader")),
+            None => self.writer().await.map(Reader::Writer),
+        }
+    }
+
+    /// Fails with [`StoreError::Closed`] once [`close`](Self::close) started.
+    pub(crate) fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Refuses new calls, waits for the write in flight, then closes every connection.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(pool) = &self.readers {
+            pool.close().await;
+        }
+        let writer = self.writer.lock().await.take();
+        if let Some(writer) = writer {
+            if let Err(err) = writer.close().await {
+                tracing::warn!(error = %err, "closing the sqlite writer connection failed");
+            }
+        }
+    }
+}
+
+fn reader_pool(options: &SqliteStoreOptions, connect: SqliteConnectOptions) -> SqlitePool {
+    SqlitePoolOptions::new()
+        .max_connections(options.readers)
+        .min_connections(0)
+        .test_before_acquire(false)
+        .acquire_timeout(options.busy_timeout.max(std::time::Duration::from_secs(1)))
+        .connect_lazy_with(connect.read_only(true))
+}
+
+/// A connection to read from.
+#[derive(Debug)]
+pub(crate) enum Reader<'a> {
+    /// A pooled read-only connection (files).
+    Pooled(PoolConnection<Sqlite>),
+    /// The one connection of an in-memory store.
+    Writer(Writer<'a>),
+}
+
+impl Deref for Reader<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Reader::Pooled(conn) => conn,
+            Reader::Writer(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Reader::Pooled(conn) => conn,
+            Reader::Writer(conn) => conn,
+        }
+    }
+}

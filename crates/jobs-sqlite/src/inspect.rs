@@ -1,0 +1,122 @@
+//! Reads: `job_get`, `job_list`, `queue_stats`.
+
+use std::sync::OnceLock;
+
+use jobs::{JobId, JobListParams, JobRecord, JobState, QueueStats, StoreError, Timestamp};
+use sqlx::{Row, SqliteConnection};
+
+use crate::error::{during, invalid};
+use crate::maintenance::limit;
+use crate::row::{decode, COLUMNS};
+
+/// Counts and oldest `run_at` per state and queue: a scan of the covering
+/// `jobs_state_queue` index, never of the table.
+const STATS: &str = "SELECT queue, state, count(*), min(run_at) FROM jobs \
+    GROUP BY state, queue";
+
+fn get_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))
+}
+
+/// One job, if it exists.
+pub(crate) async fn get(
+    conn: &mut SqliteConnection,
+    id: JobId,
+) -> Result<Option<JobRecord>, StoreError> {
+    let row = sqlx::query(get_sql())
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await
+        .map_err(during("job_get"))?;
+    row.as_ref().map(decode).transpose()
+}
+
+/// Jobs matching the filter, by id. The SQL names only the filters in use, so each
+/// combination gets its own plan (and its own cached statement).
+pub(crate) async fn list(
+    conn: &mut SqliteConnection,
+    params: &JobListParams,
+) -> Result<Vec<JobRecord>, StoreError> {
+    if params.limit == 0 {
+        return Err(invalid("job_list", "limit is 0; list at least one job"));
+    }
+    let sql = list_sql(params.state.is_some(), params.queue.is_some());
+    let mut query = sqlx::query(&sql).bind(params.after.map_or(i64::MIN, |id| id.0));
+    if let Some(state) = params.state {
+        query = query.bind(state.as_str());
+    }
+    if let Some(queue) = &params.queue {
+        query = query.bind(queue.as_str());
+    }
+    let rows = query
+        .bind(limit(params.limit))
+        .fetch_all(conn)
+        .await
+        .map_err(during("job_list"))?;
+    rows.iter().map(decode).collect()
+}
+
+fn list_sql(by_state: bool, by_queue: bool) -> String {
+    let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE id > ?");
+    if by_state {
+        sql.push_str(" AND state = ?");
+    }
+    if by_queue {
+        sql.push_str(" AND queue = ?");
+    }
+    sql.push_str(" ORDER BY id LIMIT ?");
+    sql
+}
+
+/// Per-queue counts and latency, ordered by queue name.
+pub(crate) async fn stats(conn: &mut SqliteConnection) -> Result<Vec<QueueStats>, StoreError> {
+    let rows = sqlx::query(STATS)
+        .fetch_all(conn)
+        .await
+        .map_err(during("queue_stats"))?;
+    let mut stats: Vec<QueueStats> = Vec::new();
+    for row in &rows {
+        let (queue, state, count, oldest) = stats_row(row)?;
+        let entry = match stats.iter().position(|s| s.queue == queue) {
+            Some(i) => &mut stats[i],
+            None => {
+                stats.push(QueueStats {
+                    queue,
+                    ..QueueStats::default()
+                });
+                stats.last_mut().expect("an entry was just pushed")
+            }
+        };
+        add(entry, state, count, oldest);
+    }
+    stats.sort_by(|a, b| a.queue.cmp(&b.queue));
+    Ok(stats)
+}
+
+fn stats_row(row: &sqlx::sqlite::SqliteRow) -> Result<(String, JobState, u64, i64), StoreError> {
+    let op = during("queue_stats");
+    let queue: String = row.try_get(0).map_err(&op)?;
+    let state: String = row.try_get(1).map_err(&op)?;
+    let count: i64 = row.try_get(2).map_err(&op)?;
+    let oldest: i64 = row.try_get(3).map_err(&op)?;
+    let state = state
+        .parse()
+        .map_err(|err| StoreError::Other(format!("sqlite queue_stats: queue {queue}: {err}")))?;
+    Ok((queue, state, count.max(0) as u64, oldest))
+}
+
+fn add(stats: &mut QueueStats, state: JobState, count: u64, oldest: i64) {
+    match state {
+        JobState::Scheduled => stats.scheduled += count,
+        JobState::Available => {
+            stats.available += count;
+            stats.oldest_available_at = Some(Timestamp::from_micros(oldest));
+        }
+        JobState::Running => stats.running += count,
+        JobState::Completed => stats.completed += count,
+        JobState::Dead => stats.dead += count,
+        JobState::Cancelled => stats.cancelled += count,
+        _ => {}
+    }
+}

@@ -1,0 +1,92 @@
+//! In-process wake-ups: a broadcast of the queue names that got available jobs from this
+//! store (insert, release, retry or rescue to available, promotion). Other processes on the
+//! same file are not heard; the engine's polling covers them.
+
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use jobs::{JobListener, StoreError};
+use tokio::sync::broadcast;
+
+/// Wake-ups buffered per listener before the oldest are dropped (a lagging listener still
+/// wakes: the newest names stay).
+const CAPACITY: usize = 256;
+
+/// The sending side, owned by the store; taken away on close, which ends every listener.
+#[derive(Debug)]
+pub(crate) struct Notifier {
+    sender: Mutex<Option<broadcast::Sender<String>>>,
+}
+
+impl Notifier {
+    pub(crate) fn new() -> Self {
+        Notifier {
+            sender: Mutex::new(Some(broadcast::channel(CAPACITY).0)),
+        }
+    }
+
+    /// Announces that `queues` got available jobs.
+    pub(crate) fn notify(&self, queues: Vec<String>) {
+        if queues.is_empty() {
+            return;
+        }
+        let guard = self
+            .sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sender) = guard.as_ref().filter(|s| s.receiver_count() > 0) {
+            for queue in queues {
+                // An error only means every listener went away meanwhile.
+                let _ = sender.send(queue);
+            }
+        }
+    }
+
+    /// A new listener, or `None` once closed.
+    pub(crate) fn subscribe(&self) -> Option<SqliteListener> {
+        let guard = self
+            .sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.as_ref().map(|sender| SqliteListener {
+            receiver: sender.subscribe(),
+        })
+    }
+
+    /// Ends every listener: their `next` returns [`StoreError::Closed`].
+    pub(crate) fn close(&self) {
+        self.sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+    }
+}
+
+/// A [`JobListener`] for one [`SqliteStore`](crate::SqliteStore), from
+/// [`Store::listen`](jobs::Store::listen).
+#[derive(Debug)]
+pub(crate) struct SqliteListener {
+    receiver: broadcast::Receiver<String>,
+}
+
+impl JobListener for SqliteListener {
+    /// The next queue that got available jobs from this process.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a wake-up not yet returned stays buffered.
+    fn next(&mut self) -> BoxFuture<'_, Result<String, StoreError>> {
+        Box::pin(async move {
+            loop {
+                match self.receiver.recv().await {
+                    Ok(queue) => return Ok(queue),
+                    // Missed wake-ups: the buffer still holds the newest, read on.
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "sqlite job listener lagged");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err(StoreError::Closed),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! `job_rescue_expired`: expired leases back to `available`, poison pills to `dead`, in one
+//! statement (so two rescuers never both return a job).
+
+use std::sync::OnceLock;
+
+use jobs::{JobRescueParams, JobState, RescueOutcome, StoreError};
+use sqlx::SqliteConnection;
+
+use crate::error::{during, invalid};
+use crate::row::{decode, COLUMNS};
+
+const OP: &str = "job_rescue_expired";
+
+fn rescue_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "UPDATE jobs SET \
+                state = CASE WHEN rescues >= ?2 THEN 'dead' ELSE 'available' END, \
+                rescues = CASE WHEN rescues >= ?2 THEN rescues ELSE rescues + 1 END, \
+                finalized_at = CASE WHEN rescues >= ?2 THEN ?1 END, \
+                errors = CASE WHEN rescues >= ?2 THEN json_insert(errors, '$[#]', json_object( \
+                    'attempt', 0, 'at', ?1, 'message', \
+                    'poison pill: its lease (held by ' || coalesce(lease_owner, 'an unknown worker') \
+                    || ') expired again after ' || rescues || ' rescues (max_rescues ' || ?2 \
+                    || '); the job keeps killing or freezing its worker')) \
+                    ELSE errors END, \
+                lease_owner = NULL, \
+                lease_expires_at = NULL \
+             WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_rescue \
+                          WHERE state = 'running' AND lease_expires_at < ?1 \
+                          ORDER BY lease_expires_at LIMIT ?3) \
+             RETURNING {COLUMNS}"
+        )
+    })
+}
+
+/// Rescues up to `params.limit` expired leases; returns the requeued ids and the new dead
+/// records, both ordered by id, and the queues that got jobs back.
+pub(crate) async fn rescue_expired(
+    conn: &mut SqliteConnection,
+    params: &JobRescueParams,
+) -> Result<(RescueOutcome, Vec<String>), StoreError> {
+    if params.limit == 0 {
+        return Err(invalid(OP, "limit is 0; rescue at least one job per call"));
+    }
+    let rows = sqlx::query(rescue_sql())
+        .bind(params.now.as_micros())
+        .bind(i64::from(params.max_rescues))
+        .bind(crate::maintenance::limit(params.limit))
+        .fetch_all(conn)
+        .await
+        .map_err(during(OP))?;
+    let mut records = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    records.sort_by_key(|record| record.id);
+    let mut outcome = RescueOutcome::default();
+    let mut woken: Vec<String> = Vec::new();
+    for record in records {
+        if record.state == JobState::Dead {
+            tracing::warn!(job_id = %record.id, kind = %record.kind, rescues = record.rescues, "poison pill moved to the dead set");
+            outcome.dead.push(record);
+        } else {
+            tracing::info!(job_id = %record.id, kind = %record.kind, rescues = record.rescues, "expired lease rescued");
+            if !woken.contains(&record.queue) {
+                woken.push(record.queue.clone());
+            }
+            outcome.requeued.push(record.id);
+        }
+    }
+    Ok((outcome, woken))
+}

@@ -1,0 +1,153 @@
+//! The schema and its migrations, versioned by `PRAGMA user_version`.
+//!
+//! # Layout (version 1)
+//!
+//! One table, `jobs`, whose columns mirror [`jobs::JobRecord`]: timestamps are INTEGER
+//! microseconds since the Unix epoch, `args`, `checkpoint` and `errors` are JSON text, `state`
+//! is the [`jobs::JobState`] name. `id` is `AUTOINCREMENT`, so an id is never reused after a
+//! prune (a stale lease can never fence onto a newer job that got the same id).
+//!
+//! Indexes, each serving one hot query and no more (every index costs every write):
+//!
+//! | index | columns | serves |
+//! |---|---|---|
+//! | `jobs_claim` | `(queue, priority DESC, run_at, id) WHERE state = 'available'` | claim order, without touching finished rows |
+//! | `jobs_rescue` | `(lease_expires_at) WHERE state = 'running'` | the rescuer's expired-lease scan |
+//! | `jobs_promote` | `(run_at) WHERE state = 'scheduled'` | the scheduler's due-job scan |
+//! | `jobs_state_queue` | `(state, queue, run_at)` | `queue_stats` (covering: counts and oldest `run_at` per state and queue), `job_list` by state, `job_prune` |
+//!
+//! The partial indexes hold only the rows of their state, so claiming, rescuing and promoting
+//! cost the same with 20,000 or 20 million completed jobs in the table.
+//!
+//! # Room to grow
+//!
+//! Each later feature is a new migration that adds, it does not reshape:
+//!
+//! * **unique jobs**: `ALTER TABLE jobs ADD COLUMN unique_key TEXT` and a partial
+//!   `UNIQUE INDEX … (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled',
+//!   'available', 'running')`; inserts use `ON CONFLICT DO NOTHING`.
+//! * **dependencies / batches**: a `job_dependencies (job_id, depends_on)` table with an index on
+//!   `depends_on`, and a `pending` state (waiting for parents) that the claim index ignores;
+//!   finishing a parent promotes children whose parents all completed.
+//! * **pausing queues, rate limits**: a `queues (name PRIMARY KEY, paused_at, …)` table; the
+//!   claim adds `AND NOT EXISTS (SELECT 1 FROM queues WHERE name = ?queue AND paused_at IS NOT
+//!   NULL)`, one primary-key probe.
+//! * **moving / reprioritising**: plain `UPDATE`s of `queue` / `priority` on waiting jobs; the
+//!   claim index follows.
+//! * **periodic jobs**: a `periodic (name PRIMARY KEY, cron, next_run_at)` table.
+//! * **tags / metadata**: a JSON `meta` column.
+//!
+//! A database whose `user_version` is newer than [`SCHEMA_VERSION`] was written by a newer
+//! version of this crate; opening it fails with [`jobs::StoreError::Schema`] rather than
+//! guessing.
+
+use jobs::StoreError;
+use sqlx::{Connection, SqliteConnection};
+
+use crate::error::during;
+
+/// The schema version this crate writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migration `n` (1-based) takes a database from version `n - 1` to `n`.
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE jobs (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind             TEXT    NOT NULL,
+    queue            TEXT    NOT NULL,
+    args             TEXT    NOT NULL,
+    state            TEXT    NOT NULL CHECK (state IN
+                         ('scheduled', 'available', 'running', 'completed', 'dead', 'cancelled')),
+    priority         INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL,
+    rescues          INTEGER NOT NULL DEFAULT 0,
+    claims           INTEGER NOT NULL DEFAULT 0,
+    run_at           INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    attempted_at     INTEGER,
+    finalized_at     INTEGER,
+    lease_owner      TEXT,
+    lease_expires_at INTEGER,
+    checkpoint       TEXT,
+    errors           TEXT    NOT NULL DEFAULT '[]'
+) STRICT;
+CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) WHERE state = 'available';
+CREATE INDEX jobs_rescue ON jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX jobs_promote ON jobs (run_at) WHERE state = 'scheduled';
+CREATE INDEX jobs_state_queue ON jobs (state, queue, run_at);
+"#];
+
+/// Creates or migrates the schema in one `BEGIN IMMEDIATE` transaction, so two processes
+/// opening a new file at once do not race.
+pub(crate) async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(during("open (begin migration)"))?;
+    let found: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(during("open (read user_version)"))?;
+    check_version(found)?;
+    for (done, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tracing::info!(from = done, to = done + 1, "migrating jobs schema");
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|err| migration_error(done + 1, err))?;
+    }
+    if found < SCHEMA_VERSION {
+        sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(during("open (write user_version)"))?;
+    }
+    tx.commit().await.map_err(during("open (commit migration)"))
+}
+
+fn check_version(found: i64) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Schema(format!(
+            "the database has jobs schema version {found}, newer than version \
+             {SCHEMA_VERSION} that this jobs-sqlite understands; upgrade jobs-sqlite"
+        )));
+    }
+    if found < 0 {
+        return Err(StoreError::Schema(format!(
+            "the database has user_version {found}, which no jobs-sqlite writes; \
+             is it another application's database?"
+        )));
+    }
+    Ok(())
+}
+
+fn migration_error(to: usize, err: sqlx::Error) -> StoreError {
+    match crate::error::store_error("open (migrate)", err) {
+        StoreError::Other(msg) => StoreError::Schema(format!(
+            "migrating the jobs schema to version {to} failed: {msg}; does the file hold \
+             another application's `jobs` table?"
+        )),
+        transient => transient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_and_negative_versions_are_schema_errors() {
+        assert!(check_version(0).is_ok());
+        assert!(check_version(SCHEMA_VERSION).is_ok());
+        let newer = check_version(SCHEMA_VERSION + 1).unwrap_err();
+        assert!(matches!(newer, StoreError::Schema(_)));
+        assert!(newer.to_string().contains("upgrade jobs-sqlite"), "{newer}");
+        assert!(matches!(check_version(-1), Err(StoreError::Schema(_))));
+    }
+
+    #[test]
+    fn there_is_one_migration_per_version() {
+        assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    }
+}
