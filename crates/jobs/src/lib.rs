@@ -7,11 +7,15 @@
 )]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod job;
+mod memory;
 mod store;
 mod time;
 
 pub use job::{AttemptError, JobId, JobRecord, JobState, NewJob, UnknownState};
+pub use memory::MemoryStore;
 pub use store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,

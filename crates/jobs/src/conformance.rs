@@ -1,0 +1,158 @@
+//! The store conformance suite: one set of cases every [`Store`] must pass.
+//!
+//! Each case is a public async function taking a *fresh, empty* store and panicking (with
+//! the store's name and the failed expectation) if the store misbehaves. Every case passes
+//! explicit `now` timestamps, so leases expire and schedules come due without sleeping.
+//!
+//! A store crate runs all of them with one macro call in its tests, giving a factory that
+//! makes a fresh store per case (or `None` to skip, e.g. when no database is configured):
+//!
+//! ```ignore
+//! // tests/conformance.rs of a store crate (with `jobs = { features = ["conformance"] }`
+//! // and tokio as dev-dependencies):
+//! jobs::store_conformance_tests!(|test_name: &'static str| async move {
+//!     let store = MyStore::open_fresh(test_name).await.ok()?;
+//!     Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+//! });
+//! ```
+//!
+//! # Semantics the suite pins down
+//!
+//! Where the [`Store`] docs leave room, the suite takes these readings:
+//!
+//! * **Claim order** is by priority (high first), `run_at`, id; the suite checks which jobs
+//!   each claim returns, not their order inside one returned batch.
+//! * **Checkpoints** are cleared only by `Completed`; `Retry`, `Dead`, `Snooze` and `Release`
+//!   keep them.
+//! * **Fencing** is by id, token and state only: a lease past its expiry that no rescuer has
+//!   taken yet can still be renewed or finished.
+//! * **Lease expiry** is strict: `job_rescue_expired(now)` takes leases with
+//!   `lease_expires_at < now`; a lease expiring exactly at `now` still holds.
+//! * **Rescue** requeues without recording an error or charging an attempt, keeps `claims`,
+//!   and increments `rescues`. A job whose `rescues` already equals `max_rescues` goes to
+//!   `dead` instead, with `rescues` incremented too, `finalized_at = now` and one error of
+//!   attempt 0 at `now` whose message mentions the rescue.
+//! * **Retry of a dead/cancelled job** keeps `claims` (tokens never repeat) and errors.
+//! * **Invalid requests** ([`StoreError::Invalid`](crate::StoreError::Invalid), nothing
+//!   written): empty kind or queue, `max_attempts` 0, any zero `limit` (claim, rescue,
+//!   promote, list, prune), an empty claim queue, pruning a non-terminal state.
+//! * **Left open**: claiming a scheduled job whose `run_at` has come before it is promoted;
+//!   the state after a `Snooze` whose `run_at` is not after now; `run_at` after a rescue.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::store::Store;
+
+mod admin;
+mod claim;
+mod concurrency;
+mod data;
+mod finish;
+mod insert;
+mod lease;
+mod listen;
+mod support;
+mod validation;
+
+pub use admin::{
+    cancel_waiting_only, list_filters_and_paging, prune_old_finalized, queue_stats_counts,
+    retry_dead_and_cancelled,
+};
+pub use claim::{claim_only_from_named_queue, claim_order_and_limit, claim_sets_lease};
+pub use concurrency::{concurrent_claimers, concurrent_rescuers};
+pub use data::{errors_accumulate, json_round_trip};
+pub use finish::{finish_completed, finish_dead, finish_release, finish_retry, finish_snooze};
+pub use insert::{
+    insert_many_in_one_call, insert_records_defaults, scheduled_jobs_wait_for_promotion,
+};
+pub use lease::{
+    checkpoint_saves_and_renews, fencing_rejects_stale_leases, heartbeat_extends_lease,
+    poison_pill_goes_dead, rescue_expired_only,
+};
+pub use listen::listener_wakes_on_insert;
+pub use validation::invalid_requests;
+
+/// Runs one case on a store from `factory`, or prints a notice and returns if the factory
+/// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
+/// case.
+pub async fn run_case<F, S, C, R>(name: &'static str, factory: F, case: C)
+where
+    F: FnOnce(&'static str) -> S,
+    S: Future<Output = Option<Arc<dyn Store>>>,
+    C: FnOnce(Arc<dyn Store>) -> R,
+    R: Future<Output = ()>,
+{
+    match factory(name).await {
+        Some(store) => case(store).await,
+        None => eprintln!("conformance case `{name}` skipped: the store factory returned None"),
+    }
+}
+
+/// Generates one `#[tokio::test]` (multi-threaded, 2 workers) per conformance case, each
+/// calling the factory for a fresh store.
+///
+/// The factory is a closure `|test_name: &'static str| async move { ... }` returning
+/// `Option<Arc<dyn jobs::Store>>`: a fresh empty store for that test, or `None` to skip it
+/// (a notice is printed). The calling crate needs `tokio` (with `macros` and
+/// `rt-multi-thread`) as a dev-dependency.
+///
+/// ```ignore
+/// jobs::store_conformance_tests!(|_test_name: &'static str| async move {
+///     Some(std::sync::Arc::new(jobs::MemoryStore::new()) as std::sync::Arc<dyn jobs::Store>)
+/// });
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr $(,)?) => {
+        $crate::__store_conformance_cases!(
+            $factory;
+            insert_records_defaults,
+            insert_many_in_one_call,
+            scheduled_jobs_wait_for_promotion,
+            claim_order_and_limit,
+            claim_only_from_named_queue,
+            claim_sets_lease,
+            finish_completed,
+            finish_retry,
+            finish_dead,
+            finish_snooze,
+            finish_release,
+            fencing_rejects_stale_leases,
+            heartbeat_extends_lease,
+            checkpoint_saves_and_renews,
+            rescue_expired_only,
+            poison_pill_goes_dead,
+            concurrent_claimers,
+            concurrent_rescuers,
+            retry_dead_and_cancelled,
+            cancel_waiting_only,
+            list_filters_and_paging,
+            queue_stats_counts,
+            prune_old_finalized,
+            errors_accumulate,
+            json_round_trip,
+            invalid_requests,
+            listener_wakes_on_insert,
+        );
+    };
+}
+
+/// Expands [`store_conformance_tests!`] into one test per case name.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::conformance::run_case(
+                    ::core::stringify!($case),
+                    $factory,
+                    $crate::conformance::$case,
+                )
+                .await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,110 @@
+//! Cases for claiming jobs.
+
+use std::sync::Arc;
+
+use super::support::{at, claimed_ids, job_at, new_job, secs, sorted, Harness};
+use crate::job::JobState;
+use crate::store::{FinishOutcome, Store};
+
+/// Claims take available jobs by priority (high first), then `run_at`, then id, and at most
+/// `limit` per call; once the queue is empty a claim returns nothing.
+///
+/// The suite checks *which* jobs each claim returns, not their order inside the returned
+/// batch (a store may return a batch in any order).
+pub async fn claim_order_and_limit(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let now = at(0);
+    let ids = h
+        .insert(
+            vec![
+                job_at("q", 0, at(-10)),   // a
+                job_at("q", 5, at(-1)),    // b
+                job_at("q", 5, at(-5)),    // c
+                job_at("q", -3, at(-100)), // d
+                job_at("q", 0, at(-10)),   // e: same as a, later id
+                job_at("q", 5, at(-5)),    // f: same as c, later id
+            ],
+            now,
+        )
+        .await;
+    let [a, b, c, d, e, f] = [ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]];
+    let first = h.claim("q", "w", 2, secs(30), now).await;
+    assert_eq!(
+        claimed_ids(&first),
+        sorted(vec![c, f]),
+        "priority 5, oldest run_at, ids"
+    );
+    let second = h.claim("q", "w", 3, secs(30), now).await;
+    assert_eq!(
+        claimed_ids(&second),
+        sorted(vec![b, a, e]),
+        "then b, then priority 0"
+    );
+    let third = h.claim("q", "w", 10, secs(30), now).await;
+    assert_eq!(
+        claimed_ids(&third),
+        vec![d],
+        "negative priority last, limit not reached"
+    );
+    assert!(h.claim("q", "w", 10, secs(30), now).await.is_empty());
+}
+
+/// A claim takes jobs of the named queue only; a queue without jobs yields nothing.
+pub async fn claim_only_from_named_queue(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let now = at(0);
+    let in_a = h.insert(vec![new_job("a"), new_job("a")], now).await;
+    let in_b = h.insert(vec![job_at("b", 100, at(-1000))], now).await;
+    let claimed = h.claim("a", "w", 10, secs(30), now).await;
+    assert_eq!(claimed_ids(&claimed), in_a, "both of queue a, none of b");
+    assert!(claimed.iter().all(|c| c.record.queue == "a"));
+    assert!(
+        h.claim("c", "w", 10, secs(30), now).await.is_empty(),
+        "queue c is empty"
+    );
+    assert!(
+        h.claim("a", "w", 10, secs(30), now).await.is_empty(),
+        "queue a is drained"
+    );
+    assert_eq!(h.get(in_b[0]).await.state, JobState::Available);
+    assert_eq!(
+        claimed_ids(&h.claim("b", "w", 10, secs(30), now).await),
+        in_b
+    );
+}
+
+/// A claim makes the job `running` with `lease_owner` = owner, `lease_expires_at` = now + ttl,
+/// `claims` + 1, `attempted_at` = now, attempts unchanged; the lease token equals the new
+/// `claims`, and the returned record equals what `job_get` then returns. A reclaim after a
+/// release increments `claims` (and the token) again.
+pub async fn claim_sets_lease(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let id = h.insert_one(job_at("q", 0, at(-5)), at(-5)).await;
+    let claimed = h.claim("q", "worker-7", 5, secs(30), at(1)).await;
+    assert_eq!(claimed.len(), 1);
+    let job = &claimed[0];
+    assert_eq!(job.lease.job, id);
+    assert_eq!(job.lease.token, 1, "the first claim's token");
+    let record = &job.record;
+    assert_eq!(record.state, JobState::Running);
+    assert_eq!(record.lease_owner.as_deref(), Some("worker-7"));
+    assert_eq!(record.lease_expires_at, Some(at(31)));
+    assert_eq!(record.claims, 1);
+    assert_eq!(record.attempted_at, Some(at(1)));
+    assert_eq!(record.attempts, 0, "claiming charges no attempt");
+    assert_eq!(record.run_at, at(-5), "claiming keeps run_at");
+    assert_eq!(
+        &h.get(id).await,
+        record,
+        "the returned record is the stored one"
+    );
+
+    assert!(h.finish(job.lease, FinishOutcome::Release, at(2)).await);
+    let again = h.claim("q", "worker-8", 5, secs(10), at(3)).await;
+    assert_eq!(claimed_ids(&again), vec![id]);
+    assert_eq!(again[0].lease.token, 2, "every claim changes the token");
+    assert_eq!(again[0].record.claims, 2);
+    assert_eq!(again[0].record.lease_owner.as_deref(), Some("worker-8"));
+    assert_eq!(again[0].record.lease_expires_at, Some(at(13)));
+    assert_eq!(again[0].record.attempted_at, Some(at(3)));
+}

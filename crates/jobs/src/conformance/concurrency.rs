@@ -1,0 +1,152 @@
+//! Cases for concurrent workers and rescuers on one store.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::support::{at, new_job, secs, Harness};
+use crate::job::{JobId, JobState};
+use crate::store::{FinishOutcome, JobFinish, Store};
+use crate::time::Timestamp;
+
+const TASKS: usize = 4;
+
+/// Runs `TASKS` copies of `task` concurrently and collects what they return.
+async fn run_tasks<F, Fut, T>(task: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..TASKS).map(|n| tokio::spawn(task(n))).collect();
+    let mut results = Vec::with_capacity(TASKS);
+    for handle in handles {
+        match handle.await {
+            Ok(result) => results.push(result),
+            Err(error) => panic!("a concurrent task failed: {error}"),
+        }
+    }
+    results
+}
+
+/// Adds `ids` to `seen`, failing on any id seen before.
+fn add_unique(seen: &mut BTreeSet<JobId>, ids: impl IntoIterator<Item = JobId>, what: &str) {
+    for id in ids {
+        assert!(seen.insert(id), "job {id} was {what} twice");
+    }
+}
+
+/// Claims batches from `queue` until a claim returns nothing, completing each batch;
+/// returns the ids claimed.
+async fn claim_loop(h: Harness, owner: String, limit: usize) -> Vec<JobId> {
+    let mut mine = Vec::new();
+    loop {
+        let claimed = h.claim("race", &owner, limit, secs(300), at(1)).await;
+        if claimed.is_empty() {
+            return mine;
+        }
+        for job in &claimed {
+            assert_eq!(job.record.state, JobState::Running);
+            assert_eq!(job.record.lease_owner.as_deref(), Some(owner.as_str()));
+        }
+        let finishes: Vec<JobFinish> = claimed
+            .iter()
+            .map(|job| JobFinish {
+                lease: job.lease,
+                outcome: FinishOutcome::Completed,
+            })
+            .collect();
+        let applied = h.finish_many(finishes, at(2)).await;
+        assert!(applied.iter().all(|&ok| ok), "{owner}: its own leases hold");
+        mine.extend(claimed.iter().map(|job| job.lease.job));
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Four tasks claiming in loops (batches of 10 to 49) over 2,000 jobs never get the same
+/// job twice, every finish of theirs applies, and together they get all 2,000.
+pub async fn concurrent_claimers(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let ids = h
+        .insert((0..2000).map(|_| new_job("race")).collect(), at(0))
+        .await;
+    let results = run_tasks(|n| claim_loop(h.clone(), format!("claimer-{n}"), 10 + 13 * n)).await;
+    let mut seen = BTreeSet::new();
+    for claimed in results {
+        add_unique(&mut seen, claimed, "claimed");
+    }
+    // A claimer may stop while others hold the last rows; whatever is left is claimed here.
+    let left = claim_loop(h.clone(), "last".to_owned(), 100).await;
+    add_unique(&mut seen, left, "claimed");
+    assert_eq!(
+        seen,
+        ids.into_iter().collect::<BTreeSet<_>>(),
+        "all jobs, once each"
+    );
+    assert_eq!(h.queue("race").await.completed, 2000);
+}
+
+/// Rescues until a call returns nothing; returns the ids requeued and the ids killed.
+async fn rescue_loop(h: Harness, now: Timestamp, max_rescues: u32) -> (Vec<JobId>, Vec<JobId>) {
+    let (mut requeued, mut dead) = (Vec::new(), Vec::new());
+    loop {
+        let outcome = h.rescue(now, max_rescues, 20).await;
+        if outcome.requeued.is_empty() && outcome.dead.is_empty() {
+            return (requeued, dead);
+        }
+        requeued.extend(outcome.requeued);
+        dead.extend(outcome.dead.iter().map(|job| job.id));
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Claims every available job of `queue` "race" with a 10 s lease at `now`.
+async fn claim_all(h: &Harness, now: Timestamp, expected: usize) {
+    let mut claimed = 0;
+    loop {
+        let batch = h.claim("race", "doomed", 100, secs(10), now).await.len();
+        if batch == 0 {
+            break;
+        }
+        claimed += batch;
+    }
+    assert_eq!(claimed, expected);
+}
+
+/// Four rescuers racing over 400 expired leases never return the same job twice, whether
+/// they requeue it (each ends with `rescues` 1) or kill it as a poison pill; together they
+/// handle all of them.
+pub async fn concurrent_rescuers(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let ids: BTreeSet<JobId> = h
+        .insert((0..400).map(|_| new_job("race")).collect(), at(0))
+        .await
+        .into_iter()
+        .collect();
+    for (round, now, max_rescues) in [(0, at(0), 5), (1, at(100), 1)] {
+        claim_all(&h, now, ids.len()).await;
+        let expired = now + secs(11);
+        let results = run_tasks(|_| rescue_loop(h.clone(), expired, max_rescues)).await;
+        let (mut requeued, mut dead) = (BTreeSet::new(), BTreeSet::new());
+        for (mine, killed) in
+            results
+                .into_iter()
+                .chain([rescue_loop(h.clone(), expired, max_rescues).await])
+        {
+            add_unique(&mut requeued, mine, "requeued");
+            add_unique(&mut dead, killed, "killed");
+        }
+        let (all, none) = if round == 0 {
+            (requeued, dead)
+        } else {
+            (dead, requeued)
+        };
+        assert_eq!(all, ids, "round {round}: every expired lease handled once");
+        assert!(none.is_empty(), "round {round}: {none:?}");
+    }
+    for id in &ids {
+        let job = h.get(*id).await;
+        assert_eq!((job.state, job.rescues), (JobState::Dead, 2), "job {id}");
+        assert_eq!(job.errors.len(), 1, "job {id}: one poison-pill error");
+    }
+}

@@ -1,0 +1,239 @@
+//! Cases for leases: fencing, heartbeats, checkpoints, rescue and poison pills.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::support::{at, claimed_ids, new_job, secs, sorted, Harness};
+use crate::job::{JobId, JobState};
+use crate::store::{FinishOutcome, JobFinish, Lease, Store};
+
+/// After a rescue and a reclaim by another worker, the first worker's (stale) lease fails
+/// every fenced write — finish, heartbeat, checkpoint — with `false` and changes nothing;
+/// an unknown token or job fails too. A batch reports per finish, in input order.
+pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let ids = h.insert(vec![new_job("q"), new_job("q")], at(0)).await;
+    let claimed = h.claim("q", "old-worker", 1, secs(10), at(0)).await;
+    assert_eq!(claimed_ids(&claimed), vec![ids[0]]);
+    let stale = claimed[0].lease;
+    assert_eq!(h.rescue_ids(at(11)).await, vec![ids[0]]);
+    let fresh = h.claim("q", "new-worker", 1, secs(30), at(12)).await;
+    assert_eq!(claimed_ids(&fresh), vec![ids[0]]);
+    let fresh = fresh[0].lease;
+    assert_ne!(stale.token, fresh.token);
+    assert!(
+        h.checkpoint(fresh, json!({ "by": "new" }), secs(30), at(13))
+            .await
+    );
+    let before = h.get(ids[0]).await;
+
+    let done = FinishOutcome::Completed;
+    assert!(!h.finish(stale, done.clone(), at(14)).await, "stale finish");
+    assert_eq!(
+        h.heartbeat(vec![stale], secs(300), at(14)).await,
+        vec![false]
+    );
+    assert!(
+        !h.checkpoint(stale, json!({ "by": "old" }), secs(300), at(14))
+            .await
+    );
+    let wrong = Lease {
+        job: ids[0],
+        token: fresh.token + 100,
+    };
+    assert!(
+        !h.finish(wrong, done.clone(), at(14)).await,
+        "a token never issued"
+    );
+    assert_eq!(h.get(ids[0]).await, before, "stale writes changed nothing");
+
+    let other = h.claim_one("q", ids[1], at(15)).await;
+    let missing = Lease {
+        job: JobId(ids[1].0 + 1_000_000),
+        token: 1,
+    };
+    let batch = [stale, fresh, missing, other].map(|lease| JobFinish {
+        lease,
+        outcome: done.clone(),
+    });
+    let applied = h.finish_many(batch.to_vec(), at(16)).await;
+    assert_eq!(
+        applied,
+        vec![false, true, false, true],
+        "per finish, in input order"
+    );
+    let job = h.get(ids[0]).await;
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.finalized_at, Some(at(16)));
+}
+
+/// A heartbeat sets `lease_expires_at` = now + ttl for leases that hold, so the rescuer leaves
+/// the job alone until the new expiry; it reports per lease, in input order, `false` for a
+/// job that is no longer running. Fencing is by token and state only: a lease past its
+/// expiry that nobody rescued yet can still be renewed.
+pub async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let ids = h
+        .insert(vec![new_job("q"), new_job("q"), new_job("q")], at(0))
+        .await;
+    let claimed = h.claim("q", "w", 3, secs(30), at(0)).await;
+    assert_eq!(claimed_ids(&claimed), ids);
+    let lease_of = |id: JobId| claimed.iter().find(|c| c.lease.job == id).map(|c| c.lease);
+    let [a, b, c] = [ids[0], ids[1], ids[2]].map(|id| lease_of(id).expect("claimed above"));
+    assert!(h.finish(b, FinishOutcome::Completed, at(5)).await);
+
+    assert_eq!(
+        h.heartbeat(vec![a, b, c], secs(30), at(20)).await,
+        vec![true, false, true]
+    );
+    let job = h.get(ids[0]).await;
+    assert_eq!(job.lease_expires_at, Some(at(50)));
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(
+        job.lease_owner.as_deref(),
+        Some("w"),
+        "the owner is unchanged"
+    );
+    assert_eq!(job.claims, 1, "a heartbeat is not a claim");
+    assert!(
+        h.rescue_ids(at(40)).await.is_empty(),
+        "renewed leases hold past the old expiry"
+    );
+
+    assert_eq!(
+        h.heartbeat(vec![c], secs(30), at(55)).await,
+        vec![true],
+        "expired, not rescued"
+    );
+    assert_eq!(h.get(ids[2]).await.lease_expires_at, Some(at(85)));
+    assert_eq!(
+        h.rescue_ids(at(56)).await,
+        vec![ids[0]],
+        "only the lease that lapsed"
+    );
+}
+
+/// A checkpoint saves its value (replacing the previous one) and renews the lease to
+/// now + ttl; the job stays `running`.
+pub async fn checkpoint_saves_and_renews(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let id = h.insert_one(new_job("q"), at(0)).await;
+    let lease = h.claim_one("q", id, at(0)).await;
+    let first = json!({ "row": 100, "file": "import.csv" });
+    assert!(h.checkpoint(lease, first.clone(), secs(60), at(10)).await);
+    let job = h.get(id).await;
+    assert_eq!(job.checkpoint, Some(first));
+    assert_eq!(job.lease_expires_at, Some(at(70)));
+    assert_eq!(job.state, JobState::Running);
+    assert_eq!(job.claims, 1);
+    assert!(
+        h.rescue_ids(at(65)).await.is_empty(),
+        "the checkpoint renewed the lease"
+    );
+    let second = json!({ "row": 200, "file": "import.csv" });
+    assert!(h.checkpoint(lease, second.clone(), secs(60), at(66)).await);
+    let job = h.get(id).await;
+    assert_eq!(job.checkpoint, Some(second), "the newest checkpoint wins");
+    assert_eq!(job.lease_expires_at, Some(at(126)));
+}
+
+/// The rescuer returns running jobs whose lease expired strictly before now to `available`:
+/// `rescues` + 1, lease cleared, no attempt charged, no error recorded, `claims` unchanged;
+/// live leases (including one expiring exactly now) stay; at most `limit` per call.
+///
+/// (`run_at` after a rescue is left open.)
+pub async fn rescue_expired_only(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let ids = h
+        .insert((0..5).map(|_| new_job("q")).collect(), at(0))
+        .await;
+    let short = h.claim("q", "w", 2, secs(10), at(0)).await;
+    let long = h.claim("q", "w", 1, secs(100), at(0)).await;
+    let later = h.claim("q", "w", 2, secs(10), at(5)).await;
+    assert_eq!(claimed_ids(&short), ids[..2].to_vec());
+    assert_eq!(claimed_ids(&long), vec![ids[2]]);
+    assert_eq!(claimed_ids(&later), ids[3..].to_vec());
+
+    assert!(
+        h.rescue_ids(at(10)).await.is_empty(),
+        "a lease expiring now still holds"
+    );
+    let first = h
+        .rescue(at(10) + std::time::Duration::from_micros(1), 5, 1000)
+        .await;
+    assert_eq!(sorted(first.requeued), ids[..2].to_vec());
+    assert!(first.dead.is_empty());
+    let job = h.get(ids[0]).await;
+    assert_eq!(job.state, JobState::Available);
+    assert_eq!(job.rescues, 1);
+    assert_eq!((job.lease_owner, job.lease_expires_at), (None, None));
+    assert_eq!(job.attempts, 0, "a rescue charges no attempt");
+    assert!(job.errors.is_empty(), "a requeue records no error");
+    assert_eq!(job.claims, 1);
+    assert_eq!(
+        h.get(ids[2]).await.state,
+        JobState::Running,
+        "the live lease stays"
+    );
+
+    let limited = h.rescue(at(50), 5, 1).await;
+    assert_eq!(limited.requeued.len(), 1, "limit 1");
+    let rest = h.rescue(at(50), 5, 10).await;
+    assert_eq!(
+        sorted([limited.requeued, rest.requeued].concat()),
+        ids[3..].to_vec()
+    );
+    let stats = h.queue("q").await;
+    assert_eq!((stats.available, stats.running), (4, 1));
+}
+
+/// A job whose lease expires again after it was already rescued `max_rescues` times goes to
+/// `dead` instead (a poison pill): `rescues` + 1, lease cleared, `finalized_at` = now, one
+/// error with attempt 0, time now and a message mentioning the rescue; it is returned in
+/// `dead` exactly as `job_get` then shows it. `max_rescues` 0 kills at the first expiry.
+pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let id = h.insert_one(new_job("q"), at(0)).await;
+    for round in 0..2_i64 {
+        let start = at(round * 100);
+        h.claim_one("q", id, start).await;
+        let outcome = h.rescue(start + secs(31), 2, 10).await;
+        assert_eq!(outcome.requeued, vec![id], "rescue {round} requeues");
+        assert!(outcome.dead.is_empty());
+    }
+    h.claim_one("q", id, at(200)).await;
+    let outcome = h.rescue(at(231), 2, 10).await;
+    assert!(outcome.requeued.is_empty());
+    assert_eq!(outcome.dead.len(), 1, "the third expiry is one too many");
+    let dead = &outcome.dead[0];
+    assert_eq!(dead.id, id);
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.rescues, 3);
+    assert_eq!(dead.finalized_at, Some(at(231)));
+    assert_eq!(
+        (dead.lease_owner.clone(), dead.lease_expires_at),
+        (None, None)
+    );
+    assert_eq!(dead.errors.len(), 1);
+    assert_eq!((dead.errors[0].attempt, dead.errors[0].at), (0, at(231)));
+    let message = dead.errors[0].message.to_lowercase();
+    assert!(
+        message.contains("rescue"),
+        "the error explains the poison pill: {message}"
+    );
+    assert_eq!(&h.get(id).await, dead);
+
+    let other = h.insert_one(new_job("p"), at(300)).await;
+    h.claim_one("p", other, at(300)).await;
+    let outcome = h.rescue(at(400), 0, 10).await;
+    assert_eq!(
+        outcome.dead.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![other]
+    );
+    let job = h.get(other).await;
+    assert_eq!(
+        (job.state, job.rescues, job.errors.len()),
+        (JobState::Dead, 1, 1)
+    );
+}

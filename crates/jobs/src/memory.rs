@@ -1,0 +1,846 @@
+//! [`MemoryStore`]: the in-process [`Store`], for tests and embedded use.
+//!
+//! All jobs live in one `std::sync::Mutex` around an indexed structure, so every operation is
+//! atomic (a batch is applied under one lock acquisition) and costs `O(k log n)` for `k`
+//! affected jobs:
+//!
+//! * one ordered set per queue of its available jobs, keyed by `(priority desc, run_at, id)`:
+//!   a claim pops the first `limit` entries;
+//! * one ordered set of running jobs by lease expiry, for the rescuer;
+//! * one ordered set of scheduled jobs by `run_at`, for the scheduler;
+//! * one ordered set of terminal jobs by `finalized_at`, for pruning;
+//! * per-queue counts per state, for [`Store::queue_stats`].
+//!
+//! The lock is never held across an `.await`: every operation runs to completion inside one
+//! poll. Wake-ups ([`Store::listen`]) go through a tokio broadcast channel of queue names.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use futures::future::BoxFuture;
+use tokio::sync::broadcast;
+
+use crate::job::{AttemptError, JobId, JobRecord, JobState, NewJob};
+use crate::store::{
+    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
+    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
+    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats,
+    RescueOutcome, Store, StoreError,
+};
+use crate::time::Timestamp;
+
+/// How many wake-ups a slow listener may fall behind before it wakes every queue instead.
+const WAKE_CAPACITY: usize = 1024;
+
+/// An in-process job store: fast, atomic, and gone when the process exits.
+///
+/// Use it for tests, for examples, and for embedded use where losing queued jobs on a crash
+/// is acceptable. It passes the same conformance suite as the durable stores. Cloning is
+/// cheap and clones share the same jobs.
+///
+/// # Examples
+///
+/// ```
+/// use jobs::{JobInsertParams, MemoryStore, NewJob, Store, Timestamp};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), jobs::StoreError> {
+/// let store = MemoryStore::new();
+/// let job = NewJob {
+///     kind: "email".into(),
+///     args: serde_json::json!({ "to": "ada@example.com" }),
+///     queue: "default".into(),
+///     priority: 0,
+///     max_attempts: 3,
+///     run_at: None,
+/// };
+/// let ids = store
+///     .job_insert_many(JobInsertParams { jobs: vec![job], now: Timestamp::now() })
+///     .await?;
+/// let record = store.job_get(ids[0]).await?;
+/// assert_eq!(record.map(|r| r.kind), Some("email".to_owned()));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+/// What all clones of a store (and its listeners, weakly) share.
+struct Shared {
+    inner: Mutex<Inner>,
+    wake: broadcast::Sender<String>,
+}
+
+/// The jobs and their indexes, guarded by the store's mutex.
+#[derive(Default)]
+struct Inner {
+    last_id: i64,
+    jobs: BTreeMap<i64, JobRecord>,
+    index: Index,
+}
+
+/// Secondary indexes; every job is in exactly one of the four sets, chosen by its state.
+#[derive(Default)]
+struct Index {
+    queues: BTreeMap<String, QueueIndex>,
+    scheduled: BTreeSet<(Timestamp, i64)>,
+    leases: BTreeSet<(Option<Timestamp>, i64)>,
+    finalized: BTreeSet<(Option<Timestamp>, i64)>,
+}
+
+/// One queue's available jobs in claim order, and its counts per state.
+#[derive(Default)]
+struct QueueIndex {
+    available: BTreeSet<AvailableKey>,
+    counts: [u64; JobState::ALL.len()],
+}
+
+/// Claim order: priority high first, then `run_at`, then id.
+type AvailableKey = (Reverse<i16>, Timestamp, i64);
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        let (wake, _) = broadcast::channel(WAKE_CAPACITY);
+        MemoryStore {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner::default()),
+                wake,
+            }),
+        }
+    }
+
+    /// How many jobs the store holds, in any state.
+    pub fn len(&self) -> usize {
+        self.lock().map_or(0, |inner| inner.jobs.len())
+    }
+
+    /// Whether the store holds no job.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.shared.lock()
+    }
+
+    /// Runs `op` under the lock, then wakes listeners of the queues it made jobs available in.
+    fn with_inner<T>(
+        &self,
+        op: impl FnOnce(&mut Inner, &mut Woken) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut woken = Woken::default();
+        let result = op(&mut *self.lock()?, &mut woken);
+        self.shared.wake_all(woken.0);
+        result
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("jobs", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| {
+            StoreError::Other(
+                "memory store mutex poisoned: a panic interrupted an earlier call, so its \
+                 state may be inconsistent; create a new MemoryStore"
+                    .to_owned(),
+            )
+        })
+    }
+
+    fn wake_all(&self, queues: Vec<String>) {
+        if self.wake.receiver_count() == 0 {
+            return;
+        }
+        for queue in queues {
+            // No receiver left is fine: nobody is waiting.
+            let _ = self.wake.send(queue);
+        }
+    }
+}
+
+/// Queues that received available jobs during one operation (deduplicated).
+#[derive(Default)]
+struct Woken(Vec<String>);
+
+impl Woken {
+    fn add(&mut self, queue: &str) {
+        if !self.0.iter().any(|q| q == queue) {
+            self.0.push(queue.to_owned());
+        }
+    }
+}
+
+fn state_slot(state: JobState) -> usize {
+    match state {
+        JobState::Scheduled => 0,
+        JobState::Available => 1,
+        JobState::Running => 2,
+        JobState::Completed => 3,
+        JobState::Dead => 4,
+        JobState::Cancelled => 5,
+    }
+}
+
+fn available_key(job: &JobRecord) -> AvailableKey {
+    (Reverse(job.priority), job.run_at, job.id.0)
+}
+
+fn invalid(message: String) -> StoreError {
+    StoreError::Invalid(message)
+}
+
+fn check_limit(limit: usize, call: &str) -> Result<(), StoreError> {
+    if limit == 0 {
+        return Err(invalid(format!(
+            "{call} with limit 0 can never return anything; pass a limit of at least 1"
+        )));
+    }
+    Ok(())
+}
+
+impl Index {
+    /// Adds `job` to the set its state calls for and counts it.
+    fn add(&mut self, job: &JobRecord) {
+        let id = job.id.0;
+        match job.state {
+            JobState::Scheduled => {
+                self.scheduled.insert((job.run_at, id));
+            }
+            JobState::Available => {}
+            JobState::Running => {
+                self.leases.insert((job.lease_expires_at, id));
+            }
+            JobState::Completed | JobState::Dead | JobState::Cancelled => {
+                self.finalized.insert((job.finalized_at, id));
+            }
+        }
+        let queue = self.queue_mut(&job.queue);
+        if job.state == JobState::Available {
+            queue.available.insert(available_key(job));
+        }
+        queue.counts[state_slot(job.state)] += 1;
+    }
+
+    /// Removes `job` (as it was when added) from its set and its count.
+    fn remove(&mut self, job: &JobRecord) {
+        let id = job.id.0;
+        match job.state {
+            JobState::Scheduled => {
+                self.scheduled.remove(&(job.run_at, id));
+            }
+            JobState::Available => {}
+            JobState::Running => {
+                self.leases.remove(&(job.lease_expires_at, id));
+            }
+            JobState::Completed | JobState::Dead | JobState::Cancelled => {
+                self.finalized.remove(&(job.finalized_at, id));
+            }
+        }
+        if let Some(queue) = self.queues.get_mut(&job.queue) {
+            if job.state == JobState::Available {
+                queue.available.remove(&available_key(job));
+            }
+            let count = &mut queue.counts[state_slot(job.state)];
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    fn queue_mut(&mut self, queue: &str) -> &mut QueueIndex {
+        if !self.queues.contains_key(queue) {
+            self.queues.insert(queue.to_owned(), QueueIndex::default());
+        }
+        self.queues
+            .get_mut(queue)
+            .expect("the queue's index was inserted just above")
+    }
+}
+
+impl QueueIndex {
+    /// The earliest `run_at` among available jobs: the first entry of each priority band.
+    fn oldest_available(&self) -> Option<Timestamp> {
+        let mut oldest: Option<Timestamp> = None;
+        let mut next = self.available.first().copied();
+        while let Some((Reverse(priority), run_at, _)) = next {
+            oldest = Some(oldest.map_or(run_at, |o| o.min(run_at)));
+            let Some(lower) = priority.checked_sub(1) else {
+                break;
+            };
+            next = self
+                .available
+                .range((Reverse(lower), Timestamp::from_micros(i64::MIN), i64::MIN)..)
+                .next()
+                .copied();
+        }
+        oldest
+    }
+
+    fn stats(&self, queue: &str) -> QueueStats {
+        let [scheduled, available, running, completed, dead, cancelled] = self.counts;
+        QueueStats {
+            queue: queue.to_owned(),
+            scheduled,
+            available,
+            running,
+            completed,
+            dead,
+            cancelled,
+            oldest_available_at: self.oldest_available(),
+        }
+    }
+}
+
+impl Inner {
+    /// Applies `change` to job `id`, keeping the indexes in step. `None` if it is missing.
+    fn update<T>(&mut self, id: i64, change: impl FnOnce(&mut JobRecord) -> T) -> Option<T> {
+        let job = self.jobs.get_mut(&id)?;
+        self.index.remove(job);
+        let result = change(job);
+        self.index.add(job);
+        Some(result)
+    }
+
+    /// The job `lease` names, if that lease still holds (running, same claim token).
+    fn leased(&self, lease: Lease) -> bool {
+        self.jobs
+            .get(&lease.job.0)
+            .is_some_and(|job| job.state == JobState::Running && job.claims == lease.token)
+    }
+
+    fn insert(&mut self, new: NewJob, now: Timestamp, woken: &mut Woken) -> JobId {
+        self.last_id += 1;
+        let id = JobId(self.last_id);
+        let run_at = new.run_at.unwrap_or(now);
+        let state = if run_at > now {
+            JobState::Scheduled
+        } else {
+            woken.add(&new.queue);
+            JobState::Available
+        };
+        let job = JobRecord {
+            id,
+            kind: new.kind,
+            queue: new.queue,
+            args: new.args,
+            state,
+            priority: new.priority,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            rescues: 0,
+            claims: 0,
+            run_at,
+            created_at: now,
+            attempted_at: None,
+            finalized_at: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            checkpoint: None,
+            errors: Vec::new(),
+        };
+        self.index.add(&job);
+        self.jobs.insert(id.0, job);
+        id
+    }
+
+    fn claim(&mut self, params: &JobClaimParams) -> Vec<ClaimedJob> {
+        let Some(queue) = self.index.queues.get_mut(&params.queue) else {
+            return Vec::new();
+        };
+        let expires = params.now + params.lease_ttl;
+        let mut claimed = Vec::with_capacity(params.limit.min(queue.available.len()));
+        while claimed.len() < params.limit {
+            let Some((_, _, id)) = queue.available.pop_first() else {
+                break;
+            };
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            queue.counts[state_slot(JobState::Available)] -= 1;
+            queue.counts[state_slot(JobState::Running)] += 1;
+            job.state = JobState::Running;
+            job.claims += 1;
+            job.attempted_at = Some(params.now);
+            job.lease_owner = Some(params.owner.clone());
+            job.lease_expires_at = Some(expires);
+            self.index.leases.insert((Some(expires), id));
+            claimed.push(ClaimedJob {
+                lease: Lease {
+                    job: job.id,
+                    token: job.claims,
+                },
+                record: job.clone(),
+            });
+        }
+        claimed
+    }
+
+    fn finish(&mut self, finish: JobFinish, now: Timestamp, woken: &mut Woken) -> bool {
+        if !self.leased(finish.lease) {
+            return false;
+        }
+        self.update(finish.lease.job.0, |job| {
+            apply_outcome(job, finish.outcome, now);
+            if job.state == JobState::Available {
+                woken.add(&job.queue);
+            }
+        })
+        .is_some()
+    }
+
+    fn renew(&mut self, lease: Lease, expires: Timestamp) -> bool {
+        if !self.leased(lease) {
+            return false;
+        }
+        self.update(lease.job.0, |job| job.lease_expires_at = Some(expires))
+            .is_some()
+    }
+
+    fn rescue(&mut self, params: &JobRescueParams, woken: &mut Woken) -> RescueOutcome {
+        let expired: Vec<i64> = self
+            .index
+            .leases
+            .range(..(Some(params.now), i64::MIN))
+            .take(params.limit)
+            .map(|&(_, id)| id)
+            .collect();
+        let mut outcome = RescueOutcome::default();
+        for id in expired {
+            let rescued = self.update(id, |job| rescue_job(job, params));
+            match rescued {
+                Some(Rescued::Requeued(queue)) => {
+                    woken.add(&queue);
+                    outcome.requeued.push(JobId(id));
+                }
+                Some(Rescued::Dead(record)) => outcome.dead.push(*record),
+                None => {}
+            }
+        }
+        outcome
+    }
+
+    fn promote(&mut self, params: &JobPromoteParams, woken: &mut Woken) -> u64 {
+        let due: Vec<i64> = self
+            .index
+            .scheduled
+            .range(..=(params.now, i64::MAX))
+            .take(params.limit)
+            .map(|&(_, id)| id)
+            .collect();
+        let mut promoted = 0;
+        for id in due {
+            let done = self.update(id, |job| {
+                job.state = JobState::Available;
+                woken.add(&job.queue);
+            });
+            promoted += u64::from(done.is_some());
+        }
+        promoted
+    }
+
+    fn list(&self, params: &JobListParams) -> Vec<JobRecord> {
+        let from = params
+            .after
+            .map_or(i64::MIN, |after| after.0.saturating_add(1));
+        self.jobs
+            .range(from..)
+            .map(|(_, job)| job)
+            .filter(|job| listed(job, params))
+            .take(params.limit)
+            .cloned()
+            .collect()
+    }
+
+    fn retry(&mut self, params: &JobRetryParams, woken: &mut Woken) -> bool {
+        let retryable = self
+            .jobs
+            .get(&params.id.0)
+            .is_some_and(|job| matches!(job.state, JobState::Dead | JobState::Cancelled));
+        retryable
+            && self
+                .update(params.id.0, |job| {
+                    job.state = JobState::Available;
+                    job.run_at = params.now;
+                    job.attempts = 0;
+                    job.rescues = 0;
+                    job.finalized_at = None;
+                    woken.add(&job.queue);
+                })
+                .is_some()
+    }
+
+    fn cancel(&mut self, params: &JobCancelParams) -> bool {
+        let waiting = self
+            .jobs
+            .get(&params.id.0)
+            .is_some_and(|job| matches!(job.state, JobState::Scheduled | JobState::Available));
+        waiting
+            && self
+                .update(params.id.0, |job| {
+                    job.state = JobState::Cancelled;
+                    job.finalized_at = Some(params.now);
+                })
+                .is_some()
+    }
+
+    fn prune(&mut self, params: &JobPruneParams) -> u64 {
+        let doomed: Vec<i64> = self
+            .index
+            .finalized
+            .range(..(Some(params.finalized_before), i64::MIN))
+            .map(|&(_, id)| id)
+            .filter(|id| {
+                self.jobs
+                    .get(id)
+                    .is_some_and(|job| params.states.contains(&job.state))
+            })
+            .take(params.limit)
+            .collect();
+        for id in &doomed {
+            if let Some(job) = self.jobs.remove(id) {
+                self.index.remove(&job);
+            }
+        }
+        doomed.len() as u64
+    }
+
+    fn stats(&self) -> Vec<QueueStats> {
+        self.index
+            .queues
+            .iter()
+            .filter(|(_, queue)| queue.counts.iter().any(|&n| n > 0))
+            .map(|(name, queue)| queue.stats(name))
+            .collect()
+    }
+}
+
+/// Whether `job` passes the filters of `params`.
+fn listed(job: &JobRecord, params: &JobListParams) -> bool {
+    let state_ok = match params.state {
+        Some(state) => job.state == state,
+        None => true,
+    };
+    let queue_ok = match &params.queue {
+        Some(queue) => &job.queue == queue,
+        None => true,
+    };
+    state_ok && queue_ok
+}
+
+/// Applies a worker's outcome to its running job (the fence was checked by the caller).
+fn apply_outcome(job: &mut JobRecord, outcome: FinishOutcome, now: Timestamp) {
+    job.lease_owner = None;
+    job.lease_expires_at = None;
+    match outcome {
+        FinishOutcome::Completed => {
+            job.state = JobState::Completed;
+            job.finalized_at = Some(now);
+            job.checkpoint = None;
+        }
+        FinishOutcome::Retry { run_at, error } => {
+            charge(job, error);
+            wait_until(job, run_at, now);
+        }
+        FinishOutcome::Dead { error } => {
+            charge(job, error);
+            job.state = JobState::Dead;
+            job.finalized_at = Some(now);
+        }
+        FinishOutcome::Snooze { run_at } => wait_until(job, run_at, now),
+        FinishOutcome::Release => job.state = JobState::Available,
+    }
+}
+
+fn charge(job: &mut JobRecord, error: AttemptError) {
+    job.attempts = job.attempts.saturating_add(1);
+    job.errors.push(error);
+}
+
+/// `scheduled` at `run_at`, or `available` at once if that time has come.
+fn wait_until(job: &mut JobRecord, run_at: Timestamp, now: Timestamp) {
+    job.run_at = run_at;
+    job.state = if run_at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    };
+}
+
+/// What a rescue did to one job.
+enum Rescued {
+    /// Back to `available` in this queue.
+    Requeued(String),
+    /// A poison pill, now dead.
+    Dead(Box<JobRecord>),
+}
+
+fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
+    let owner = job.lease_owner.take().unwrap_or_default();
+    let expired_at = job.lease_expires_at.take();
+    let poison = job.rescues >= params.max_rescues;
+    job.rescues = job.rescues.saturating_add(1);
+    if !poison {
+        job.state = JobState::Available;
+        return Rescued::Requeued(job.queue.clone());
+    }
+    let expired_at = expired_at.map_or_else(|| "an unknown time".to_owned(), |t| t.to_string());
+    job.errors.push(AttemptError {
+        attempt: 0,
+        at: params.now,
+        message: format!(
+            "poison pill: the lease of worker {owner:?} expired at {expired_at}; this job's \
+             leases have now expired {rescues} times (rescue limit {max}): its worker keeps \
+             dying or freezing while running it, so it was moved to the dead set instead of \
+             being rescued again",
+            rescues = job.rescues,
+            max = params.max_rescues,
+        ),
+    });
+    job.state = JobState::Dead;
+    job.finalized_at = Some(params.now);
+    Rescued::Dead(Box::new(job.clone()))
+}
+
+fn validate_new(index: usize, job: &NewJob) -> Result<(), StoreError> {
+    let problem = if job.kind.is_empty() {
+        "has an empty kind; give it the job kind's stable name"
+    } else if job.queue.is_empty() {
+        "has an empty queue name; use \"default\" or another queue name"
+    } else if job.max_attempts == 0 {
+        "has max_attempts 0; a job needs at least 1 attempt"
+    } else {
+        return Ok(());
+    };
+    Err(invalid(format!(
+        "job {index} of the insert batch {problem}; nothing was inserted"
+    )))
+}
+
+fn validate_claim(params: &JobClaimParams) -> Result<(), StoreError> {
+    check_limit(params.limit, "job_claim")?;
+    if params.queue.is_empty() {
+        return Err(invalid(
+            "job_claim with an empty queue name; name the queue to claim from".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_prune(params: &JobPruneParams) -> Result<(), StoreError> {
+    check_limit(params.limit, "job_prune")?;
+    match params.states.iter().find(|state| !state.is_terminal()) {
+        Some(state) => Err(invalid(format!(
+            "job_prune of non-terminal state {state}; only completed, dead and cancelled jobs \
+             may be pruned"
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Store for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn job_insert_many(
+        &self,
+        params: JobInsertParams,
+    ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        Box::pin(async move {
+            for (index, job) in params.jobs.iter().enumerate() {
+                validate_new(index, job)?;
+            }
+            self.with_inner(|inner, woken| {
+                Ok(params
+                    .jobs
+                    .into_iter()
+                    .map(|job| inner.insert(job, params.now, woken))
+                    .collect())
+            })
+        })
+    }
+
+    fn job_claim(
+        &self,
+        params: JobClaimParams,
+    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
+        Box::pin(async move {
+            validate_claim(&params)?;
+            Ok(self.lock()?.claim(&params))
+        })
+    }
+
+    fn job_finish_many(
+        &self,
+        params: JobFinishParams,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            self.with_inner(|inner, woken| {
+                Ok(params
+                    .finishes
+                    .into_iter()
+                    .map(|finish| inner.finish(finish, params.now, woken))
+                    .collect())
+            })
+        })
+    }
+
+    fn job_heartbeat_many(
+        &self,
+        params: JobHeartbeatParams,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            let expires = params.now + params.lease_ttl;
+            let mut inner = self.lock()?;
+            Ok(params
+                .leases
+                .iter()
+                .map(|&lease| inner.renew(lease, expires))
+                .collect())
+        })
+    }
+
+    fn job_checkpoint(
+        &self,
+        params: JobCheckpointParams,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut inner = self.lock()?;
+            if !inner.leased(params.lease) {
+                return Ok(false);
+            }
+            let expires = params.now + params.lease_ttl;
+            let saved = inner.update(params.lease.job.0, |job| {
+                job.checkpoint = Some(params.checkpoint);
+                job.lease_expires_at = Some(expires);
+            });
+            Ok(saved.is_some())
+        })
+    }
+
+    fn job_rescue_expired(
+        &self,
+        params: JobRescueParams,
+    ) -> BoxFuture<'_, Result<RescueOutcome, StoreError>> {
+        Box::pin(async move {
+            check_limit(params.limit, "job_rescue_expired")?;
+            self.with_inner(|inner, woken| Ok(inner.rescue(&params, woken)))
+        })
+    }
+
+    fn job_promote_scheduled(
+        &self,
+        params: JobPromoteParams,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            check_limit(params.limit, "job_promote_scheduled")?;
+            self.with_inner(|inner, woken| Ok(inner.promote(&params, woken)))
+        })
+    }
+
+    fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
+        Box::pin(async move { Ok(self.lock()?.jobs.get(&id.0).cloned()) })
+    }
+
+    fn job_list(&self, params: JobListParams) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async move {
+            check_limit(params.limit, "job_list")?;
+            Ok(self.lock()?.list(&params))
+        })
+    }
+
+    fn job_retry(&self, params: JobRetryParams) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move { self.with_inner(|inner, woken| Ok(inner.retry(&params, woken))) })
+    }
+
+    fn job_cancel(&self, params: JobCancelParams) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.lock()?.cancel(&params)) })
+    }
+
+    fn job_prune(&self, params: JobPruneParams) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(async move {
+            validate_prune(&params)?;
+            Ok(self.lock()?.prune(&params))
+        })
+    }
+
+    fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {
+        Box::pin(async move { Ok(self.lock()?.stats()) })
+    }
+
+    fn listen(&self) -> BoxFuture<'_, Result<Option<Box<dyn JobListener>>, StoreError>> {
+        Box::pin(async move {
+            let listener = MemoryListener {
+                wake: self.shared.wake.subscribe(),
+                shared: Arc::downgrade(&self.shared),
+                pending: VecDeque::new(),
+            };
+            Ok(Some(Box::new(listener) as Box<dyn JobListener>))
+        })
+    }
+}
+
+/// Wake-ups from a [`MemoryStore`]: the queue names of jobs that became available.
+///
+/// If it falls more than a thousand wake-ups behind, it yields every queue the store knows,
+/// so no fetcher misses work. When the store is dropped, [`JobListener::next`] returns
+/// [`StoreError::Closed`].
+struct MemoryListener {
+    wake: broadcast::Receiver<String>,
+    shared: Weak<Shared>,
+    pending: VecDeque<String>,
+}
+
+impl fmt::Debug for MemoryListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryListener")
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryListener {
+    /// Queues every queue name the store knows, after the listener lagged.
+    fn wake_every_queue(&mut self) -> Result<(), StoreError> {
+        let shared = self.shared.upgrade().ok_or(StoreError::Closed)?;
+        let inner = shared.lock()?;
+        self.pending.extend(inner.index.queues.keys().cloned());
+        Ok(())
+    }
+}
+
+impl JobListener for MemoryListener {
+    fn next(&mut self) -> BoxFuture<'_, Result<String, StoreError>> {
+        Box::pin(async move {
+            loop {
+                if let Some(queue) = self.pending.pop_front() {
+                    return Ok(queue);
+                }
+                match self.wake.recv().await {
+                    Ok(queue) => return Ok(queue),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "memory store listener lagged; waking all queues");
+                        self.wake_every_queue()?;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err(StoreError::Closed),
+                }
+            }
+        })
+    }
+}
