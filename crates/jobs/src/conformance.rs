@@ -97,10 +97,12 @@ where
 /// (a notice is printed). The calling crate needs `tokio` (with `macros` and
 /// `rt-multi-thread`) as a dev-dependency.
 ///
-/// ```ignore
+/// ```
+/// // tests/conformance.rs
 /// jobs::store_conformance_tests!(|_test_name: &'static str| async move {
 ///     Some(std::sync::Arc::new(jobs::MemoryStore::new()) as std::sync::Arc<dyn jobs::Store>)
 /// });
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! store_conformance_tests {

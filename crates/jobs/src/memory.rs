@@ -844,3 +844,327 @@ impl JobListener for MemoryListener {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_micros(1_700_000_000_000_000 + secs * 1_000_000)
+    }
+
+    fn job(queue: &str, priority: i16, run_at: Option<Timestamp>) -> NewJob {
+        NewJob {
+            kind: "test".to_owned(),
+            args: json!({}),
+            queue: queue.to_owned(),
+            priority,
+            max_attempts: 3,
+            run_at,
+        }
+    }
+
+    async fn insert(store: &MemoryStore, jobs: Vec<NewJob>, now: Timestamp) -> Vec<JobId> {
+        let params = JobInsertParams { jobs, now };
+        store.job_insert_many(params).await.expect("valid insert")
+    }
+
+    async fn claim(store: &MemoryStore, queue: &str, limit: usize, now: Timestamp) -> Vec<Lease> {
+        let params = JobClaimParams {
+            queue: queue.to_owned(),
+            owner: "w".to_owned(),
+            limit,
+            lease_ttl: Duration::from_secs(10),
+            now,
+        };
+        let claimed = store.job_claim(params).await.expect("valid claim");
+        claimed.into_iter().map(|c| c.lease).collect()
+    }
+
+    async fn finish(store: &MemoryStore, lease: Lease, outcome: FinishOutcome, now: Timestamp) {
+        let finishes = vec![JobFinish { lease, outcome }];
+        let params = JobFinishParams { finishes, now };
+        let applied = store.job_finish_many(params).await.expect("finish");
+        assert_eq!(applied, vec![true]);
+    }
+
+    fn error(at: Timestamp) -> AttemptError {
+        AttemptError {
+            attempt: 1,
+            at,
+            message: "boom".to_owned(),
+        }
+    }
+
+    /// The next wake-up, which must already be there.
+    async fn woken(listener: &mut Box<dyn JobListener>) -> String {
+        tokio::time::timeout(Duration::from_millis(100), listener.next())
+            .await
+            .expect("a wake-up is pending")
+            .expect("the store is open")
+    }
+
+    #[tokio::test]
+    async fn listener_wakes_whenever_jobs_become_available() {
+        let store = MemoryStore::new();
+        let mut listener = store.listen().await.expect("listen").expect("a listener");
+        insert(&store, vec![job("later", 0, Some(t(60)))], t(0)).await;
+        insert(&store, vec![job("a", 0, None), job("a", 0, None)], t(0)).await;
+        assert_eq!(
+            woken(&mut listener).await,
+            "a",
+            "one wake-up per batch and queue"
+        );
+
+        let leases = claim(&store, "a", 2, t(0)).await;
+        finish(&store, leases[0], FinishOutcome::Release, t(1)).await;
+        assert_eq!(woken(&mut listener).await, "a", "release");
+        let retry_now = FinishOutcome::Retry {
+            run_at: t(1),
+            error: error(t(1)),
+        };
+        finish(&store, leases[1], retry_now, t(1)).await;
+        assert_eq!(woken(&mut listener).await, "a", "retry due at once");
+
+        let promoted = store.job_promote_scheduled(JobPromoteParams {
+            now: t(60),
+            limit: 10,
+        });
+        assert_eq!(promoted.await.expect("promote"), 1);
+        assert_eq!(woken(&mut listener).await, "later", "promotion");
+
+        let lease = claim(&store, "later", 1, t(60)).await[0];
+        let rescue = JobRescueParams {
+            now: t(100),
+            max_rescues: 5,
+            limit: 10,
+        };
+        let outcome = store.job_rescue_expired(rescue).await.expect("rescue");
+        assert_eq!(outcome.requeued, vec![lease.job]);
+        assert_eq!(woken(&mut listener).await, "later", "rescue");
+
+        let lease = claim(&store, "later", 1, t(100)).await[0];
+        let dead = FinishOutcome::Dead {
+            error: error(t(101)),
+        };
+        finish(&store, lease, dead, t(101)).await;
+        let retried = store.job_retry(JobRetryParams {
+            id: lease.job,
+            now: t(102),
+        });
+        assert!(retried.await.expect("retry"));
+        assert_eq!(woken(&mut listener).await, "later", "manual retry");
+
+        let lease = claim(&store, "later", 1, t(102)).await[0];
+        let snooze = FinishOutcome::Snooze { run_at: t(500) };
+        finish(&store, lease, snooze, t(103)).await;
+        insert(&store, vec![job("z", 0, None)], t(103)).await;
+        assert_eq!(
+            woken(&mut listener).await,
+            "z",
+            "a future snooze wakes nobody"
+        );
+    }
+
+    #[tokio::test]
+    async fn lagging_listener_wakes_every_queue() {
+        let store = MemoryStore::new();
+        let mut listener = store.listen().await.expect("listen").expect("a listener");
+        insert(&store, vec![job("b", 0, None)], t(0)).await;
+        for _ in 0..WAKE_CAPACITY + 10 {
+            insert(&store, vec![job("a", 0, None)], t(0)).await;
+        }
+        assert_eq!(
+            woken(&mut listener).await,
+            "a",
+            "lagged: every queue, by name"
+        );
+        assert_eq!(woken(&mut listener).await, "b");
+        assert_eq!(
+            woken(&mut listener).await,
+            "a",
+            "then the wake-ups still buffered"
+        );
+    }
+
+    #[tokio::test]
+    async fn listener_ends_when_the_store_is_dropped() {
+        let store = MemoryStore::new();
+        let mut listener = store.listen().await.expect("listen").expect("a listener");
+        drop(store);
+        assert!(matches!(listener.next().await, Err(StoreError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn oldest_available_spans_every_priority_band() {
+        let store = MemoryStore::new();
+        let jobs = vec![
+            job("q", i16::MAX, Some(t(-1))),
+            job("q", 0, Some(t(-5))),
+            job("q", i16::MIN, Some(t(-10))),
+            job("q", i16::MIN, Some(t(-3))),
+        ];
+        insert(&store, jobs, t(0)).await;
+        let stats = store.queue_stats().await.expect("stats");
+        assert_eq!(stats[0].oldest_available_at, Some(t(-10)));
+        claim(&store, "q", 3, t(0)).await;
+        let stats = store.queue_stats().await.expect("stats");
+        assert_eq!(stats[0].oldest_available_at, Some(t(-3)));
+        assert_eq!((stats[0].available, stats[0].running), (1, 3));
+    }
+
+    /// Checks that every job is indexed exactly where its state says, and counts match.
+    fn assert_consistent(store: &MemoryStore) {
+        let inner = store.lock().expect("not poisoned");
+        let index = &inner.index;
+        let mut counts: BTreeMap<&str, [u64; 6]> = BTreeMap::new();
+        for job in inner.jobs.values() {
+            counts.entry(&job.queue).or_default()[state_slot(job.state)] += 1;
+            let id = job.id.0;
+            let queue = &index.queues[&job.queue];
+            let in_sets = [
+                index.scheduled.contains(&(job.run_at, id)),
+                queue.available.contains(&available_key(job)),
+                index.leases.contains(&(job.lease_expires_at, id)),
+                index.finalized.contains(&(job.finalized_at, id)),
+            ];
+            let expected = match job.state {
+                JobState::Scheduled => 0,
+                JobState::Available => 1,
+                JobState::Running => 2,
+                _ => 3,
+            };
+            for (set, present) in in_sets.iter().enumerate() {
+                assert_eq!(*present, set == expected, "job {id} in {:?}", job.state);
+            }
+        }
+        let indexed = index.scheduled.len()
+            + index.leases.len()
+            + index.finalized.len()
+            + index
+                .queues
+                .values()
+                .map(|q| q.available.len())
+                .sum::<usize>();
+        assert_eq!(indexed, inner.jobs.len(), "no stale index entries");
+        for (name, queue) in &index.queues {
+            let expected = counts.get(name.as_str()).copied().unwrap_or_default();
+            assert_eq!(queue.counts, expected, "counts of queue {name}");
+        }
+    }
+
+    /// A deterministic pseudo-random walk through every operation keeps the indexes exact.
+    #[tokio::test]
+    async fn indexes_stay_consistent_through_every_operation() {
+        let store = MemoryStore::new();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut leases = Vec::new();
+        for step in 0..600_i64 {
+            let now = t(step);
+            let queue = ["a", "b", "c"][next(3) as usize];
+            match next(9) {
+                0 | 1 => {
+                    let run_at = (next(2) == 0).then(|| t(step + next(20) as i64));
+                    insert(&store, vec![job(queue, next(5) as i16 - 2, run_at)], now).await;
+                }
+                2 | 3 => leases.extend(claim(&store, queue, 1 + next(3) as usize, now).await),
+                4 if !leases.is_empty() => {
+                    let lease = leases.swap_remove(next(leases.len() as u64) as usize);
+                    let outcome = match next(5) {
+                        0 => FinishOutcome::Completed,
+                        1 => FinishOutcome::Retry {
+                            run_at: t(step + next(10) as i64),
+                            error: error(now),
+                        },
+                        2 => FinishOutcome::Dead { error: error(now) },
+                        3 => FinishOutcome::Snooze {
+                            run_at: t(step + 5),
+                        },
+                        _ => FinishOutcome::Release,
+                    };
+                    let params = JobFinishParams {
+                        finishes: vec![JobFinish { lease, outcome }],
+                        now,
+                    };
+                    store.job_finish_many(params).await.expect("finish");
+                }
+                5 => {
+                    let params = JobHeartbeatParams {
+                        leases: leases.clone(),
+                        lease_ttl: Duration::from_secs(next(15)),
+                        now,
+                    };
+                    store.job_heartbeat_many(params).await.expect("heartbeat");
+                }
+                6 => {
+                    let params = JobRescueParams {
+                        now,
+                        max_rescues: 1,
+                        limit: 5,
+                    };
+                    store.job_rescue_expired(params).await.expect("rescue");
+                    let params = JobPromoteParams { now, limit: 5 };
+                    store.job_promote_scheduled(params).await.expect("promote");
+                }
+                7 => {
+                    let id = JobId(1 + next(step as u64 / 3 + 1) as i64);
+                    let params = JobCancelParams { id, now };
+                    store.job_cancel(params).await.expect("cancel");
+                    let params = JobRetryParams { id, now };
+                    store.job_retry(params).await.expect("retry");
+                }
+                _ => {
+                    let params = JobPruneParams {
+                        states: vec![JobState::Completed, JobState::Cancelled],
+                        finalized_before: t(step - 20),
+                        limit: 3,
+                    };
+                    store.job_prune(params).await.expect("prune");
+                }
+            }
+            assert_consistent(&store);
+        }
+        let stats = store.queue_stats().await.expect("stats");
+        let total: u64 = stats
+            .iter()
+            .map(|s| JobState::ALL.iter().map(|&st| s.count(st)).sum::<u64>())
+            .sum();
+        assert_eq!(total as usize, store.len());
+        assert!(store.len() > 50, "the walk inserted jobs: {}", store.len());
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_lock_is_an_error_not_a_panic() {
+        let store = MemoryStore::new();
+        let clone = store.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = clone.shared.inner.lock();
+            panic!("poison the store's lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        let result = store.queue_stats().await;
+        assert!(matches!(result, Err(StoreError::Other(message)) if message.contains("poisoned")));
+    }
+
+    #[tokio::test]
+    async fn clones_share_jobs_and_debug_shows_the_count() {
+        let store = MemoryStore::default();
+        assert!(store.is_empty());
+        let clone = store.clone();
+        insert(&clone, vec![job("q", 0, None), job("q", 0, None)], t(0)).await;
+        assert_eq!(store.len(), 2);
+        assert_eq!(format!("{store:?}"), "MemoryStore { jobs: 2, .. }");
+        assert_eq!(store.name(), "memory");
+    }
+}
