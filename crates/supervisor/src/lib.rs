@@ -6,3 +6,24 @@
     unreachable_pub
 )]
 #![forbid(unsafe_code)]
+
+mod backoff;
+mod builder;
+mod child;
+mod context;
+mod error;
+mod events;
+mod handle;
+mod intensity;
+mod runtime;
+mod spec;
+mod timers;
+
+pub use backoff::{Backoff, BackoffError, RestartPolicy};
+pub use builder::{AutoShutdown, OnStart, Strategy, Supervisor, SupervisorBuilder, SupervisorSpec};
+pub use context::ChildContext;
+pub use error::{ChildError, ExitReason, ShutdownReport, SpecError, StartError, SupervisorError};
+pub use events::{ChildId, Event};
+pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
+pub use intensity::Intensity;
+pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};

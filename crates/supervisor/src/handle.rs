@@ -1,0 +1,263 @@
+//! The cloneable handle to a running (static) supervisor.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{ChildKind, ChildSpec, Event, Restart, ShutdownReport, SupervisorError};
+
+/// A child's state as reported by `which_children`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChildState {
+    /// Running and ready.
+    Running,
+    /// Spawned, waiting for it to signal readiness.
+    Starting,
+    /// A (delayed) restart is pending.
+    Restarting,
+    /// Not running; its spec is kept (`restart_child` starts it again).
+    Terminated,
+}
+
+/// One entry of `which_children`.
+#[derive(Clone, Debug)]
+pub struct ChildInfo {
+    /// The child's id.
+    pub id: Arc<str>,
+    /// The instance id, under a dynamic supervisor.
+    pub instance: Option<crate::ChildId>,
+    /// Its state.
+    pub state: ChildState,
+    /// Worker or supervisor.
+    pub kind: ChildKind,
+    /// Its restart type.
+    pub restart: Restart,
+    /// How many times it has been restarted.
+    pub restarts: u32,
+}
+
+/// The answer of `count_children` (OTP's `count_children/1`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChildCounts {
+    /// All children, running or not.
+    pub specs: usize,
+    /// Children that are running (ready or starting).
+    pub active: usize,
+    /// Children of kind supervisor, running or not.
+    pub supervisors: usize,
+    /// Children of kind worker, running or not.
+    pub workers: usize,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+
+pub(crate) enum Msg {
+    StartChild(ChildSpec, Reply<Result<(), SupervisorError>>),
+    TerminateChild(String, Reply<Result<(), SupervisorError>>),
+    RestartChild(String, Reply<Result<(), SupervisorError>>),
+    DeleteChild(String, Reply<Result<(), SupervisorError>>),
+    WhichChildren(Reply<Vec<ChildInfo>>),
+    CountChildren(Reply<ChildCounts>),
+    Shutdown(Reply<ShutdownReport>),
+}
+
+/// The supervisor's final state, published once it has ended.
+pub(crate) type ExitSlot = Option<ShutdownReport>;
+
+/// A handle to a running supervisor: cheap to clone, usable from any task.
+///
+/// Every call is a message to the supervisor's task. Calls on a supervisor that has ended
+/// return [`SupervisorError::Gone`] (they never hang); `shutdown` and `wait` return its
+/// final outcome. Dropping every handle does not stop the supervisor.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    id: Arc<str>,
+    tx: mpsc::UnboundedSender<Msg>,
+    exit: watch::Receiver<ExitSlot>,
+    events: broadcast::WeakSender<Event>,
+    kill: CancellationToken,
+}
+
+impl SupervisorHandle {
+    pub(crate) fn new(
+        id: Arc<str>,
+        tx: mpsc::UnboundedSender<Msg>,
+        exit: watch::Receiver<ExitSlot>,
+        events: &broadcast::Sender<Event>,
+        kill: CancellationToken,
+    ) -> Self {
+        let inner = HandleInner {
+            id,
+            tx,
+            exit,
+            events: events.downgrade(),
+            kill,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The supervisor's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    fn gone(&self) -> SupervisorError {
+        SupervisorError::Gone {
+            supervisor: self.inner.id.to_string(),
+        }
+    }
+
+    async fn call<T>(&self, msg: impl FnOnce(Reply<T>) -> Msg) -> Result<T, SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.tx.send(msg(tx)).map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())
+    }
+
+    /// Adds a child at the end of the start order and starts it; resolves once it is ready.
+    ///
+    /// # Errors
+    ///
+    /// `DuplicateChild`, `Spec` (invalid spec), `Start` (it failed to start; it is not kept),
+    /// `ShuttingDown`, `Gone`.
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<(), SupervisorError> {
+        self.call(|r| Msg::StartChild(spec, r)).await?
+    }
+
+    /// Stops a child with its shutdown policy, or cancels its pending restart. Its spec is
+    /// kept (except for temporary children), so `restart_child` can start it again.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownChild`, `ChildNotStopped` (it could not be stopped and was detached), `Gone`.
+    pub async fn terminate_child(&self, id: &str) -> Result<(), SupervisorError> {
+        self.call(|r| Msg::TerminateChild(id.to_owned(), r)).await?
+    }
+
+    /// Starts a terminated child again; resolves once it is ready.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownChild`, `ChildRunning`, `ChildRestarting`, `Start`, `ShuttingDown`, `Gone`.
+    pub async fn restart_child(&self, id: &str) -> Result<(), SupervisorError> {
+        self.call(|r| Msg::RestartChild(id.to_owned(), r)).await?
+    }
+
+    /// Removes a terminated child's spec.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownChild`, `ChildRunning`, `ChildRestarting`, `Gone`.
+    pub async fn delete_child(&self, id: &str) -> Result<(), SupervisorError> {
+        self.call(|r| Msg::DeleteChild(id.to_owned(), r)).await?
+    }
+
+    /// Lists the children in start order with their states.
+    ///
+    /// # Errors
+    ///
+    /// `Gone`.
+    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
+        self.call(Msg::WhichChildren).await
+    }
+
+    /// Counts the children.
+    ///
+    /// # Errors
+    ///
+    /// `Gone`.
+    pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
+        self.call(Msg::CountChildren).await
+    }
+
+    /// Subscribes to the supervisor's events. On a supervisor that has ended the receiver
+    /// reports `Closed` at once.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        match self.inner.events.upgrade() {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    /// Stops every child in reverse start order, each with its shutdown policy (pending
+    /// restarts are cancelled at once), ends the supervisor, and reports what happened.
+    ///
+    /// Idempotent: every call, including calls after the supervisor ended for another
+    /// reason, returns the same final report.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the shutdown proceeds even if this future is dropped.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        if let Ok(report) = self.call(Msg::Shutdown).await {
+            return report;
+        }
+        self.final_report().await
+    }
+
+    /// Like [`shutdown`](Self::shutdown), but if the orderly shutdown has not finished within
+    /// `bound`, kills: aborts every remaining child at once.
+    pub async fn shutdown_within(&self, bound: Duration) -> ShutdownReport {
+        let shutdown = self.shutdown();
+        tokio::pin!(shutdown);
+        tokio::select! {
+            report = &mut shutdown => report,
+            () = tokio::time::sleep(bound) => {
+                self.kill();
+                shutdown.await
+            }
+        }
+    }
+
+    /// Hard stop: aborts every child at once (a shutdown in progress switches to aborting)
+    /// and ends the supervisor. Use `shutdown` or `wait` for the report.
+    pub fn kill(&self) {
+        self.inner.kill.cancel();
+    }
+
+    /// Waits until the supervisor has ended for any reason and returns how: `Ok` after a
+    /// shutdown or auto-shutdown, `Err` after an escalation such as restart intensity.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait(&self) -> Result<(), SupervisorError> {
+        self.final_report().await.exit
+    }
+
+    /// True once the supervisor has ended.
+    pub fn is_finished(&self) -> bool {
+        self.inner.tx.is_closed()
+    }
+
+    async fn final_report(&self) -> ShutdownReport {
+        let mut rx = self.inner.exit.clone();
+        let result = rx.wait_for(Option::is_some).await;
+        match result.as_deref() {
+            Ok(Some(report)) => report.clone(),
+            _ => {
+                let mut report = ShutdownReport::new(self.inner.id.clone());
+                report.exit = Err(self.gone());
+                report
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SupervisorHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorHandle")
+            .field("id", &self.inner.id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

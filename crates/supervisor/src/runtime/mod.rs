@@ -1,0 +1,294 @@
+//! The static supervisor's task: one task owns all state and serves its handles.
+
+mod commands;
+mod exit;
+mod start;
+mod stop;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::builder::SpecInner;
+use crate::child::{Joined, Run, Tasks};
+use crate::error::NotStopped;
+use crate::events::Emitter;
+use crate::handle::{ExitSlot, Msg, Reply};
+use crate::intensity::RestartLog;
+use crate::timers::{TimerId, Timers};
+use crate::{
+    ChildContext, ChildError, ChildSpec, ShutdownReport, StartError, SupervisorError,
+    SupervisorHandle, SupervisorSpec,
+};
+
+/// Starts a top-level supervisor task and waits for its ordered start.
+pub(crate) async fn start_top_level(spec: SupervisorSpec) -> Result<SupervisorHandle, StartError> {
+    let (init_tx, init_rx) = oneshot::channel();
+    let (actor, handle) = Actor::new(
+        spec,
+        Init::TopLevel(Some(init_tx)),
+        CancellationToken::new(),
+    );
+    tokio::spawn(actor.run());
+    match init_rx.await {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(StartError::Gone {
+            supervisor: handle.id().to_owned(),
+        }),
+    }
+}
+
+/// Runs a nested supervisor inside its parent's child task, so that aborting that task
+/// drops this supervisor and, with it, aborts all its children.
+pub(crate) async fn run_nested(spec: SupervisorSpec, ctx: ChildContext) -> Result<(), ChildError> {
+    let token = ctx.token().clone();
+    let (actor, _handle) = Actor::new(spec, Init::Nested(Some(ctx)), token);
+    let (end, report) = actor.run().await;
+    match end {
+        End::Stopped if report.is_clean() => Ok(()),
+        End::Stopped => Err(Box::new(NotStopped {
+            supervisor: report.supervisor.to_string(),
+            children: report.not_stopped,
+            aborted: report.aborted,
+        })),
+        End::Escalated(e) => Err(Box::new(e)),
+        End::StartFailed(e) => Err(Box::new(e)),
+    }
+}
+
+/// Who is waiting for the initial start.
+pub(crate) enum Init {
+    TopLevel(Option<oneshot::Sender<Result<(), StartError>>>),
+    Nested(Option<ChildContext>),
+}
+
+/// How the supervisor ended.
+#[derive(Debug)]
+pub(crate) enum End {
+    Stopped,
+    Escalated(SupervisorError),
+    StartFailed(StartError),
+}
+
+#[derive(Debug)]
+pub(super) enum State {
+    /// Not running; spec kept.
+    Terminated,
+    /// Waiting in a start sequence.
+    Queued,
+    /// Waiting for the timer of this restart group.
+    Restarting(u64),
+    Running(Run),
+}
+
+pub(super) struct Child {
+    pub(super) serial: u64,
+    pub(super) spec: ChildSpec,
+    pub(super) state: State,
+    pub(super) restarts: u32,
+    pub(super) started_once: bool,
+    pub(super) consecutive: u32,
+    pub(super) last_start: Instant,
+}
+
+#[derive(Debug)]
+pub(super) enum Timer {
+    Restart(u64),
+    StartTimeout(u64),
+}
+
+/// Children waiting for one delayed restart (a whole group under one_for_all/rest_for_one).
+pub(super) struct Group {
+    pub(super) id: u64,
+    pub(super) members: Vec<u64>,
+    pub(super) lead: u64,
+    pub(super) initial: bool,
+    pub(super) timer: TimerId,
+}
+
+pub(super) enum SeqKind {
+    Initial,
+    Restart,
+    Manual {
+        reply: Option<Reply<Result<(), SupervisorError>>>,
+        added: bool,
+    },
+}
+
+/// Children being started in order, each after the previous one is ready.
+pub(super) struct Seq {
+    pub(super) id: u64,
+    pub(super) members: VecDeque<u64>,
+    pub(super) started: Vec<u64>,
+    pub(super) waiting: Option<(u64, Option<TimerId>)>,
+    pub(super) lead: u64,
+    pub(super) kind: SeqKind,
+}
+
+pub(crate) struct Actor {
+    pub(super) spec: Arc<SpecInner>,
+    pub(super) id: Arc<str>,
+    pub(super) children: Vec<Child>,
+    pub(super) tasks: Tasks,
+    pub(super) deferred: VecDeque<Joined>,
+    pub(super) timers: Timers<Timer>,
+    pub(super) log: RestartLog,
+    pub(super) rx: mpsc::UnboundedReceiver<Msg>,
+    pub(super) ready_tx: mpsc::UnboundedSender<u64>,
+    pub(super) ready_rx: mpsc::UnboundedReceiver<u64>,
+    pub(super) emitter: Emitter,
+    pub(super) next_key: u64,
+    pub(super) groups: Vec<Group>,
+    pub(super) seqs: Vec<Seq>,
+    pub(super) init: Init,
+    pub(super) stop: CancellationToken,
+    pub(super) kill: CancellationToken,
+    pub(super) report: ShutdownReport,
+    pub(super) shutdown_waiters: Vec<Reply<ShutdownReport>>,
+    pub(super) exit_tx: watch::Sender<ExitSlot>,
+    pub(super) end: Option<End>,
+    pub(super) handle: SupervisorHandle,
+}
+
+impl Actor {
+    pub(crate) fn new(
+        spec: SupervisorSpec,
+        init: Init,
+        stop: CancellationToken,
+    ) -> (Self, SupervisorHandle) {
+        let spec = spec.inner;
+        let id = spec.id.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let emitter = Emitter::new(id.clone(), spec.event_capacity);
+        let kill = CancellationToken::new();
+        let handle = SupervisorHandle::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
+        let now = Instant::now();
+        let mut next_key = 0;
+        let children = spec
+            .children
+            .iter()
+            .map(|c| {
+                next_key += 1;
+                Child {
+                    serial: next_key,
+                    spec: c.clone(),
+                    state: State::Queued,
+                    restarts: 0,
+                    started_once: false,
+                    consecutive: 0,
+                    last_start: now,
+                }
+            })
+            .collect();
+        let actor = Self {
+            log: RestartLog::new(spec.intensity),
+            report: ShutdownReport::new(id.clone()),
+            spec,
+            id,
+            children,
+            tasks: Tasks::new(),
+            deferred: VecDeque::new(),
+            timers: Timers::new(),
+            rx,
+            ready_tx,
+            ready_rx,
+            emitter,
+            next_key,
+            groups: Vec::new(),
+            seqs: Vec::new(),
+            init,
+            stop,
+            kill,
+            shutdown_waiters: Vec::new(),
+            exit_tx,
+            end: None,
+            handle: handle.clone(),
+        };
+        (actor, handle)
+    }
+
+    /// Runs the supervisor until it ends; returns how, with its final report.
+    pub(crate) async fn run(mut self) -> (End, ShutdownReport) {
+        self.begin().await;
+        while self.end.is_none() {
+            self.step().await;
+        }
+        self.finish()
+    }
+
+    async fn begin(&mut self) {
+        if let Some(on_start) = self.spec.on_start.clone() {
+            on_start(&self.handle);
+        }
+        let serials: Vec<u64> = self.children.iter().map(|c| c.serial).collect();
+        let lead = serials.first().copied().unwrap_or(0);
+        self.start_seq(serials, lead, SeqKind::Initial).await;
+    }
+
+    async fn step(&mut self) {
+        if let Some(joined) = self.deferred.pop_front() {
+            self.on_joined(joined).await;
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = self.kill.cancelled() => self.shutdown(true).await,
+            () = self.stop.cancelled() => self.shutdown(false).await,
+            Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined).await,
+            Some(key) = self.ready_rx.recv() => self.on_ready(key).await,
+            timer = self.timers.next() => self.on_timer(timer).await,
+            Some(msg) = self.rx.recv() => self.on_msg(msg).await,
+        }
+    }
+
+    pub(super) fn next_key(&mut self) -> u64 {
+        self.next_key += 1;
+        self.next_key
+    }
+
+    pub(super) fn index_of(&self, serial: u64) -> Option<usize> {
+        self.children.iter().position(|c| c.serial == serial)
+    }
+
+    pub(super) fn index_by_id(&self, id: &str) -> Option<usize> {
+        self.children.iter().position(|c| c.spec.id() == id)
+    }
+
+    pub(super) fn path(&self, child: &str) -> String {
+        format!("{}/{child}", self.id)
+    }
+
+    /// Publishes the final report, answers every shutdown waiter and returns.
+    fn finish(mut self) -> (End, ShutdownReport) {
+        let end = self.end.take().unwrap_or(End::Stopped);
+        self.report.exit = match &end {
+            End::Stopped => Ok(()),
+            End::Escalated(e) => Err(e.clone()),
+            End::StartFailed(e) => Err(SupervisorError::from(e.clone())),
+        };
+        let report = self.report.clone();
+        self.exit_tx.send_replace(Some(report.clone()));
+        for waiter in self.shutdown_waiters.drain(..) {
+            let _ = waiter.send(report.clone());
+        }
+        (end, report)
+    }
+}
+
+impl Drop for Actor {
+    fn drop(&mut self) {
+        if self.exit_tx.borrow().is_none() {
+            let mut report = ShutdownReport::new(self.id.clone());
+            report.exit = Err(SupervisorError::Gone {
+                supervisor: self.id.to_string(),
+            });
+            self.exit_tx.send_replace(Some(report));
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Ordered starts: start sequences, readiness, start timeouts and start failures.
+
+use std::collections::VecDeque;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Actor, End, Init, Seq, SeqKind, State, Timer};
+use crate::child;
+use crate::context::ReadyLink;
+use crate::{ChildContext, Event, ExitReason, StartError, SupervisorError};
+
+/// Why a (re)start failed.
+pub(super) enum Failure {
+    Exit(ExitReason),
+    Timeout(std::time::Duration),
+}
+
+impl Actor {
+    /// Queues `members` (in start order) and starts them one after the other.
+    pub(super) async fn start_seq(&mut self, members: Vec<u64>, lead: u64, kind: SeqKind) {
+        for &serial in &members {
+            if let Some(i) = self.index_of(serial) {
+                self.children[i].state = State::Queued;
+            }
+        }
+        let id = self.next_key();
+        self.seqs.push(Seq {
+            id,
+            members: VecDeque::from(members),
+            started: Vec::new(),
+            waiting: None,
+            lead,
+            kind,
+        });
+        self.advance(id).await;
+    }
+
+    /// Starts the next members of a sequence until one must be waited for, or completes it.
+    pub(super) async fn advance(&mut self, seq_id: u64) {
+        loop {
+            let Some(s) = self.seqs.iter().position(|s| s.id == seq_id) else {
+                return;
+            };
+            if self.seqs[s].waiting.is_some() {
+                return;
+            }
+            let Some(&serial) = self.seqs[s].members.front() else {
+                self.complete(s);
+                return;
+            };
+            let Some(i) = self.index_of(serial) else {
+                self.seqs[s].members.pop_front();
+                continue;
+            };
+            let run = self.spawn_child(i);
+            if run.1 {
+                let timer = self.children[i].spec.inner().start_timeout.map(|d| {
+                    self.timers
+                        .insert(Instant::now() + d, Timer::StartTimeout(run.0))
+                });
+                self.seqs[s].waiting = Some((run.0, timer));
+                return;
+            }
+            self.seqs[s].members.pop_front();
+            self.seqs[s].started.push(serial);
+        }
+    }
+
+    /// Spawns child `i`; returns its key and whether it must be waited for.
+    fn spawn_child(&mut self, i: usize) -> (u64, bool) {
+        let key = self.next_key();
+        let child = &mut self.children[i];
+        if child.started_once {
+            child.restarts = child.restarts.saturating_add(1);
+        }
+        let restarted = child.started_once;
+        child.started_once = true;
+        let inner = child.spec.inner();
+        let ready = inner.wait_ready.then(|| ReadyLink {
+            tx: self.ready_tx.clone(),
+            key,
+        });
+        let ctx = ChildContext::new(
+            inner.id.clone(),
+            None,
+            child.restarts,
+            CancellationToken::new(),
+            ready,
+        );
+        let run = child::spawn(&mut self.tasks, &child.spec, ctx, key);
+        let wait = !run.ready;
+        child.last_start = run.started_at;
+        child.state = State::Running(run);
+        let (id, restarts) = (inner.id.clone(), child.restarts);
+        self.emitter.emit(|supervisor| match restarted {
+            false => Event::Started {
+                supervisor,
+                child: id,
+                instance: None,
+            },
+            true => Event::Restarted {
+                supervisor,
+                child: id,
+                instance: None,
+                restarts,
+            },
+        });
+        (key, wait)
+    }
+
+    fn complete(&mut self, s: usize) {
+        let seq = self.seqs.remove(s);
+        match seq.kind {
+            SeqKind::Initial => self.init_done(Ok(())),
+            SeqKind::Manual { reply, .. } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            SeqKind::Restart => {}
+        }
+    }
+
+    /// Tells whoever waits for the initial start how it went.
+    pub(super) fn init_done(&mut self, result: Result<(), StartError>) {
+        match &mut self.init {
+            Init::TopLevel(tx) => {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(result);
+                }
+            }
+            Init::Nested(ctx) => {
+                if let Some(ctx) = ctx.take() {
+                    if result.is_ok() {
+                        ctx.ready();
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn init_pending(&self) -> bool {
+        match &self.init {
+            Init::TopLevel(tx) => tx.is_some(),
+            Init::Nested(ctx) => ctx.is_some(),
+        }
+    }
+
+    /// A child signalled readiness.
+    pub(super) async fn on_ready(&mut self, key: u64) {
+        let Some(i) = self
+            .children
+            .iter()
+            .position(|c| matches!(&c.state, State::Running(r) if r.key == key && !r.ready))
+        else {
+            return;
+        };
+        if let State::Running(run) = &mut self.children[i].state {
+            run.ready = true;
+        }
+        let serial = self.children[i].serial;
+        let Some(s) = self.seq_waiting_on(key) else {
+            return;
+        };
+        if let Some((_, Some(timer))) = self.seqs[s].waiting.take() {
+            self.timers.remove(timer);
+        }
+        self.seqs[s].members.pop_front();
+        self.seqs[s].started.push(serial);
+        let seq_id = self.seqs[s].id;
+        self.advance(seq_id).await;
+    }
+
+    pub(super) fn seq_waiting_on(&self, key: u64) -> Option<usize> {
+        self.seqs
+            .iter()
+            .position(|s| matches!(s.waiting, Some((k, _)) if k == key))
+    }
+
+    /// The start timeout of the child with this key elapsed.
+    pub(super) async fn on_start_timeout(&mut self, key: u64) {
+        let Some(i) = self
+            .children
+            .iter()
+            .position(|c| matches!(&c.state, State::Running(r) if r.key == key && !r.ready))
+        else {
+            return;
+        };
+        let timeout = self.children[i]
+            .spec
+            .inner()
+            .start_timeout
+            .unwrap_or_default();
+        if let Some(s) = self.seq_waiting_on(key) {
+            self.seqs[s].waiting = Some((key, None));
+        }
+        self.stop_child(i, false).await;
+        self.start_failed(key, self.children[i].serial, Failure::Timeout(timeout))
+            .await;
+    }
+
+    /// The waiting child of a sequence exited or timed out before it was ready.
+    pub(super) async fn start_failed(&mut self, key: u64, serial: u64, failure: Failure) {
+        let Some(s) = self.seq_waiting_on(key) else {
+            return;
+        };
+        let seq = self.seqs.remove(s);
+        let Some(i) = self.index_of(serial) else {
+            return;
+        };
+        let child_id = self.children[i].spec.inner().id.clone();
+        let err = self.start_error(&child_id, failure);
+        let reason = err.to_string();
+        let cid = child_id.clone();
+        self.emitter.emit(|supervisor| Event::StartFailed {
+            supervisor,
+            child: cid,
+            instance: None,
+            reason,
+        });
+        match seq.kind {
+            SeqKind::Initial => self.fail_start(err).await,
+            SeqKind::Manual { reply, added } => {
+                if added {
+                    self.children.remove(i);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(SupervisorError::from(err)));
+                }
+            }
+            SeqKind::Restart => self.retry_group(seq, serial, &child_id, err).await,
+        }
+    }
+
+    fn start_error(&self, child: &str, failure: Failure) -> StartError {
+        let supervisor = self.id.to_string();
+        let child = child.to_owned();
+        match failure {
+            Failure::Exit(reason) => StartError::ChildFailed {
+                supervisor,
+                child,
+                reason,
+            },
+            Failure::Timeout(timeout) => StartError::ChildStartTimeout {
+                supervisor,
+                child,
+                timeout,
+            },
+        }
+    }
+
+    /// A restart failed to start: stop what this round started, then retry the whole
+    /// round through the restart delay; the retry counts once toward the intensity.
+    async fn retry_group(&mut self, seq: Seq, failed: u64, child_id: &str, err: StartError) {
+        let reason = ExitReason::Error(std::sync::Arc::new(err));
+        if !self.log.record(Instant::now()) {
+            self.intensity_exceeded(child_id, reason).await;
+            return;
+        }
+        for &serial in seq.started.iter().rev() {
+            if let Some(i) = self.index_of(serial) {
+                self.stop_child(i, false).await;
+            }
+        }
+        let mut members = seq.started;
+        members.push(failed);
+        members.extend(seq.members.into_iter().skip(1));
+        members.sort_by_key(|&m| self.index_of(m).unwrap_or(usize::MAX));
+        let delay = self.next_delay(seq.lead);
+        self.schedule(members, seq.lead, delay, false).await;
+    }
+
+    /// The initial start failed: stop everything started and end.
+    pub(super) async fn fail_start(&mut self, err: StartError) {
+        self.cancel_pending();
+        self.stop_all(false).await;
+        self.init_done(Err(err.clone()));
+        self.end = Some(End::StartFailed(err));
+    }
+}

@@ -1,0 +1,158 @@
+//! Stopping children (token, linger bound, abort) and shutting the supervisor down.
+
+use tokio::task::Id;
+use tokio::time::{sleep_until, Instant};
+
+use super::{Actor, End, SeqKind, State};
+use crate::child::{exit_reason, joined_id, nested_not_stopped, Joined};
+use crate::{Event, ExitReason, Shutdown, StartError, SupervisorError};
+
+/// How a stop ended.
+#[derive(Debug)]
+pub(super) enum Stopped {
+    /// The child's task finished.
+    Exited,
+    /// Abort could not reach the child (it blocks its thread); it was detached.
+    NotStopped,
+}
+
+impl Actor {
+    /// Stops running child `i` with its shutdown policy (or at once when `force` or after a
+    /// kill). Leaves it `Terminated`; the caller decides whether to drop the spec.
+    pub(super) async fn stop_child(&mut self, i: usize, force: bool) -> Stopped {
+        let State::Running(run) = std::mem::replace(&mut self.children[i].state, State::Terminated)
+        else {
+            return Stopped::Exited;
+        };
+        let task = run.abort.id();
+        if let Some(pos) = self.deferred.iter().position(|j| joined_id(j) == task) {
+            let joined = self
+                .deferred
+                .remove(pos)
+                .expect("position was just found in the queue");
+            return self.stopped(i, joined, false);
+        }
+        let policy = match force || self.kill.is_cancelled() {
+            true => Shutdown::BrutalKill,
+            false => self.children[i].spec.shutdown_policy(),
+        };
+        let deadline = match policy {
+            Shutdown::BrutalKill => None,
+            Shutdown::Timeout(d) => Some(Some(Instant::now() + d)),
+            Shutdown::Infinity => Some(None),
+        };
+        if let Some(deadline) = deadline {
+            run.token.cancel();
+            if let Some(joined) = self.await_exit(task, deadline, true).await {
+                return self.stopped(i, joined, true);
+            }
+            let path = self.path(self.children[i].spec.id());
+            self.report.aborted.push(path);
+        }
+        run.abort.abort();
+        let grace = Instant::now() + self.spec.abort_grace;
+        match self.await_exit(task, Some(grace), false).await {
+            Some(joined) => self.stopped(i, joined, true),
+            None => self.not_stopped(i),
+        }
+    }
+
+    fn stopped(&mut self, i: usize, joined: Joined, stopping: bool) -> Stopped {
+        if let Some((children, aborted)) = nested_not_stopped(&joined) {
+            let children: Vec<String> = children.iter().map(|c| self.path(c)).collect();
+            let aborted: Vec<String> = aborted.iter().map(|c| self.path(c)).collect();
+            self.report.not_stopped.extend(children);
+            self.report.aborted.extend(aborted);
+        }
+        let reason = exit_reason(joined, stopping);
+        self.emit_exit(i, &reason);
+        Stopped::Exited
+    }
+
+    fn not_stopped(&mut self, i: usize) -> Stopped {
+        let id = self.children[i].spec.id().to_owned();
+        tracing::error!(target: "supervisor", supervisor = %self.id, child = %id, "child did not stop within its shutdown bound; detached");
+        self.report.not_stopped.push(self.path(&id));
+        self.emit_exit(i, &ExitReason::Killed);
+        Stopped::NotStopped
+    }
+
+    /// Waits for task `task` to finish, until `deadline` (if any) or a kill (if `watch_kill`).
+    /// Other children's exits seen meanwhile are kept for the main loop.
+    async fn await_exit(
+        &mut self,
+        task: Id,
+        deadline: Option<Instant>,
+        watch_kill: bool,
+    ) -> Option<Joined> {
+        let sleep = async {
+            match deadline {
+                Some(d) => sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                biased;
+                joined = self.tasks.join_next_with_id() => match joined {
+                    Some(j) if joined_id(&j) == task => return Some(j),
+                    Some(j) => self.deferred.push_back(j),
+                    None => return None,
+                },
+                () = self.kill.cancelled(), if watch_kill => return None,
+                () = &mut sleep => return None,
+            }
+        }
+    }
+
+    /// Stops every running child in reverse start order.
+    pub(super) async fn stop_all(&mut self, force: bool) {
+        for i in (0..self.children.len()).rev() {
+            if matches!(self.children[i].state, State::Running(_)) {
+                self.stop_child(i, force).await;
+            }
+        }
+    }
+
+    /// Cancels every pending restart and start sequence at once.
+    pub(super) fn cancel_pending(&mut self) {
+        self.timers.clear();
+        self.groups.clear();
+        for seq in self.seqs.drain(..) {
+            if let SeqKind::Manual {
+                reply: Some(reply), ..
+            } = seq.kind
+            {
+                let _ = reply.send(Err(SupervisorError::ShuttingDown {
+                    supervisor: self.id.to_string(),
+                }));
+            }
+        }
+        for child in &mut self.children {
+            if matches!(child.state, State::Queued | State::Restarting(_)) {
+                child.state = State::Terminated;
+            }
+        }
+    }
+
+    /// Orderly shutdown (or a kill when `force`): stops all children and ends.
+    pub(super) async fn shutdown(&mut self, force: bool) {
+        self.emitter
+            .emit(|supervisor| Event::ShutdownStarted { supervisor });
+        self.cancel_pending();
+        self.stop_all(force).await;
+        let clean = self.report.is_clean();
+        self.emitter
+            .emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
+        if self.init_pending() {
+            self.init_done(Err(StartError::Ended {
+                supervisor: self.id.to_string(),
+                reason: Box::new(SupervisorError::ShuttingDown {
+                    supervisor: self.id.to_string(),
+                }),
+            }));
+        }
+        self.end = Some(End::Stopped);
+    }
+}
