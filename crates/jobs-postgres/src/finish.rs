@@ -1,0 +1,142 @@
+//! Fenced finishes, a whole batch in one statement.
+
+use std::collections::HashSet;
+
+use jobs::{FinishOutcome, JobFinish, JobFinishParams, JobState, StoreError, Timestamp};
+use sqlx::{PgPool, Row};
+
+use crate::error::store_error;
+use crate::lease::applied_in_order;
+use crate::sql::Queries;
+
+/// What one finish writes: the arrays' entries for it.
+#[derive(Debug, PartialEq)]
+struct Write {
+    state: JobState,
+    run_at: Option<i64>,
+    charge: bool,
+    error: Option<String>,
+}
+
+fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreError> {
+    let error_json = |e| {
+        serde_json::to_string(e)
+            .map_err(|e| StoreError::Invalid(format!("attempt error does not serialize: {e}")))
+    };
+    Ok(match outcome {
+        FinishOutcome::Completed => Write {
+            state: JobState::Completed,
+            run_at: None,
+            charge: false,
+            error: None,
+        },
+        FinishOutcome::Retry { run_at, error } => Write {
+            state: if *run_at > now {
+                JobState::Scheduled
+            } else {
+                JobState::Available
+            },
+            run_at: Some(run_at.as_micros()),
+            charge: true,
+            error: Some(error_json(error)?),
+        },
+        FinishOutcome::Dead { error } => Write {
+            state: JobState::Dead,
+            run_at: None,
+            charge: true,
+            error: Some(error_json(error)?),
+        },
+        FinishOutcome::Snooze { run_at } => Write {
+            state: JobState::Scheduled,
+            run_at: Some(run_at.as_micros()),
+            charge: false,
+            error: None,
+        },
+        FinishOutcome::Release => Write {
+            state: JobState::Available,
+            run_at: None,
+            charge: false,
+            error: None,
+        },
+    })
+}
+
+/// Applies every finish whose lease holds, in one statement; per finish, in input order.
+pub(crate) async fn finish_many(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobFinishParams,
+) -> Result<Vec<bool>, StoreError> {
+    if params.finishes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let writes = params
+        .finishes
+        .iter()
+        .map(|f| write_for(&f.outcome, params.now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leases: Vec<_> = params
+        .finishes
+        .iter()
+        .map(|f: &JobFinish| f.lease)
+        .collect();
+    let (ids, tokens) = crate::lease::lease_columns(&leases);
+    let row = sqlx::query(&queries.finish)
+        .bind(ids)
+        .bind(tokens)
+        .bind(writes.iter().map(|w| w.state.as_str()).collect::<Vec<_>>())
+        .bind(writes.iter().map(|w| w.run_at).collect::<Vec<_>>())
+        .bind(writes.iter().map(|w| w.charge).collect::<Vec<_>>())
+        .bind(writes.iter().map(|w| w.error.clone()).collect::<Vec<_>>())
+        .bind(params.now.as_micros())
+        .bind(&queries.channel)
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    let ids: Vec<i64> = row.try_get("ids").map_err(store_error)?;
+    let tokens: Vec<i64> = row.try_get("tokens").map_err(store_error)?;
+    let applied: HashSet<(i64, i64)> = ids.into_iter().zip(tokens).collect();
+    Ok(applied_in_order(&leases, &applied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs::AttemptError;
+
+    #[test]
+    fn outcomes_map_to_states() {
+        let now = Timestamp::from_micros(100);
+        let error = AttemptError {
+            attempt: 1,
+            at: now,
+            message: "boom".into(),
+        };
+        let retry_later = FinishOutcome::Retry {
+            run_at: Timestamp::from_micros(101),
+            error: error.clone(),
+        };
+        let retry_now = FinishOutcome::Retry {
+            run_at: now,
+            error: error.clone(),
+        };
+        let state = |o: &FinishOutcome| write_for(o, now).map(|w| w.state).ok();
+        assert_eq!(state(&retry_later), Some(JobState::Scheduled));
+        assert_eq!(state(&retry_now), Some(JobState::Available));
+        assert_eq!(state(&FinishOutcome::Release), Some(JobState::Available));
+        assert_eq!(state(&FinishOutcome::Completed), Some(JobState::Completed));
+        let dead = write_for(&FinishOutcome::Dead { error }, now).expect("serializable");
+        assert!(dead.charge);
+        assert!(dead.error.is_some_and(|e| e.contains("boom")));
+        let snooze = FinishOutcome::Snooze { run_at: now };
+        assert_eq!(
+            write_for(&snooze, now).ok(),
+            Some(Write {
+                state: JobState::Scheduled,
+                run_at: Some(100),
+                charge: false,
+                error: None
+            })
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! Inserting jobs: one `INSERT … SELECT FROM UNNEST(…)` for small batches, binary `COPY` for
+//! large ones. Either way a batch is one atomic statement, so it works inside a caller's
+//! transaction as well as on its own.
+
+use jobs::{JobId, JobInsertParams, JobState, NewJob, StoreError, Timestamp};
+use sqlx::PgConnection;
+
+use crate::error::store_error;
+use crate::sql::Queries;
+
+/// Batches at least this large go through `COPY` (faster per row, one more round trip).
+pub(crate) const COPY_THRESHOLD: usize = 64;
+
+/// Microseconds from the Unix epoch to PostgreSQL's epoch (2000-01-01), for binary COPY.
+const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+
+/// A validated job, ready to write.
+struct Row<'a> {
+    job: &'a NewJob,
+    args: String,
+    state: JobState,
+    run_at: Timestamp,
+    max_attempts: i32,
+}
+
+/// Inserts `params.jobs` on `conn` (one statement, or two for COPY); ids in input order.
+pub(crate) async fn insert_jobs(
+    conn: &mut PgConnection,
+    queries: &Queries,
+    params: &JobInsertParams,
+) -> Result<Vec<JobId>, StoreError> {
+    let rows = params
+        .jobs
+        .iter()
+        .map(|job| validate(job, params.now))
+        .collect::<Result<Vec<_>, _>>()?;
+    if rows.is_empty() {
+        Ok(Vec::new())
+    } else if rows.len() >= COPY_THRESHOLD {
+        copy_in(conn, queries, &rows, params.now).await
+    } else {
+        insert_unnest(conn, queries, &rows, params.now).await
+    }
+}
+
+fn validate(job: &NewJob, now: Timestamp) -> Result<Row<'_>, StoreError> {
+    if job.kind.is_empty() {
+        return Err(StoreError::Invalid("job kind is empty".into()));
+    }
+    if job.queue.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "queue name of a {:?} job is empty",
+            job.kind
+        )));
+    }
+    let max_attempts = i32::try_from(job.max_attempts)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "max_attempts of a {:?} job is {}; it must be between 1 and {}",
+                job.kind,
+                job.max_attempts,
+                i32::MAX
+            ))
+        })?;
+    let run_at = job.run_at.unwrap_or(now);
+    let state = if run_at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    };
+    let args = serde_json::to_string(&job.args)
+        .map_err(|e| StoreError::Invalid(format!("args of a {:?} job: {e}", job.kind)))?;
+    Ok(Row {
+        job,
+        args,
+        state,
+        run_at,
+        max_attempts,
+    })
+}
+
+async fn insert_unnest(
+    conn: &mut PgConnection,
+    queries: &Queries,
+    rows: &[Row<'_>],
+    now: Timestamp,
+) -> Result<Vec<JobId>, StoreError> {
+    let col = |f: fn(&Row<'_>) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let mut ids: Vec<i64> = sqlx::query_scalar(&queries.insert_unnest)
+        .bind(col(|r| r.job.kind.clone()))
+        .bind(col(|r| r.job.queue.clone()))
+        .bind(col(|r| r.args.clone()))
+        .bind(col(|r| r.state.as_str().to_owned()))
+        .bind(rows.iter().map(|r| r.job.priority).collect::<Vec<i16>>())
+        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<i32>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.run_at.as_micros())
+                .collect::<Vec<i64>>(),
+        )
+        .bind(now.as_micros())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    // Rows are inserted in input order and ids come from one increasing sequence, so the
+    // sorted ids are the input order whatever order RETURNING yields them in.
+    ids.sort_unstable();
+    Ok(ids.into_iter().map(JobId).collect())
+}
+
+async fn copy_in(
+    conn: &mut PgConnection,
+    queries: &Queries,
+    rows: &[Row<'_>],
+    now: Timestamp,
+) -> Result<Vec<JobId>, StoreError> {
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = sqlx::query_scalar(&queries.next_ids)
+        .bind(count)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    if ids.len() != rows.len() {
+        return Err(StoreError::Other(format!(
+            "asked the id sequence for {} ids, got {}",
+            rows.len(),
+            ids.len()
+        )));
+    }
+    let data = encode_copy(rows, &ids, now);
+    let mut copy = conn
+        .copy_in_raw(&queries.copy_in)
+        .await
+        .map_err(store_error)?;
+    copy.send(data).await.map_err(store_error)?;
+    copy.finish().await.map_err(store_error)?;
+    Ok(ids.into_iter().map(JobId).collect())
+}
+
+/// The rows in PostgreSQL's binary COPY format (exact for timestamps, no text escaping).
+fn encode_copy(rows: &[Row<'_>], ids: &[i64], now: Timestamp) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(19 + rows.len() * 160);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+    let created_at = pg_timestamp(now);
+    for (row, id) in rows.iter().zip(ids) {
+        buf.extend_from_slice(&9i16.to_be_bytes());
+        field(&mut buf, &id.to_be_bytes());
+        field(&mut buf, row.job.kind.as_bytes());
+        field(&mut buf, row.job.queue.as_bytes());
+        jsonb_field(&mut buf, row.args.as_bytes());
+        field(&mut buf, row.state.as_str().as_bytes());
+        field(&mut buf, &row.job.priority.to_be_bytes());
+        field(&mut buf, &row.max_attempts.to_be_bytes());
+        field(&mut buf, &pg_timestamp(row.run_at).to_be_bytes());
+        field(&mut buf, &created_at.to_be_bytes());
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    buf
+}
+
+fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(&field_len(bytes.len()).to_be_bytes());
+    buf.extend_from_slice(bytes);
+}
+
+fn jsonb_field(buf: &mut Vec<u8>, json: &[u8]) {
+    buf.extend_from_slice(&field_len(json.len() + 1).to_be_bytes());
+    buf.push(1); // jsonb binary format version
+    buf.extend_from_slice(json);
+}
+
+/// A field length; PostgreSQL rejects fields over 1 GiB, so larger ones are reported there.
+fn field_len(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+/// Microseconds since 2000-01-01, PostgreSQL's binary timestamp.
+fn pg_timestamp(t: Timestamp) -> i64 {
+    t.as_micros().saturating_sub(PG_EPOCH_OFFSET_MICROS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(kind: &str, queue: &str, max_attempts: u32) -> NewJob {
+        NewJob {
+            kind: kind.into(),
+            args: json!({"n": 1}),
+            queue: queue.into(),
+            priority: 0,
+            max_attempts,
+            run_at: None,
+        }
+    }
+
+    #[test]
+    fn validation_rejects_bad_jobs() {
+        let now = Timestamp::from_micros(1_000);
+        assert!(matches!(
+            validate(&job("", "q", 1), now),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate(&job("k", "", 1), now),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate(&job("k", "q", 0), now),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate(&job("k", "q", u32::MAX), now),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn state_follows_run_at() {
+        let now = Timestamp::from_micros(1_000);
+        let mut later = job("k", "q", 1);
+        later.run_at = Some(Timestamp::from_micros(1_001));
+        assert_eq!(
+            validate(&later, now).map(|r| r.state).ok(),
+            Some(JobState::Scheduled)
+        );
+        let row = validate(&job("k", "q", 1), now).expect("a valid job");
+        assert_eq!((row.state, row.run_at), (JobState::Available, now));
+    }
+
+    #[test]
+    fn copy_encoding_has_header_rows_and_trailer() {
+        let now = Timestamp::from_micros(PG_EPOCH_OFFSET_MICROS + 5);
+        let jobs = [job("k", "q", 3)];
+        let rows: Vec<Row<'_>> = jobs
+            .iter()
+            .map(|j| validate(j, now).expect("a valid job"))
+            .collect();
+        let buf = encode_copy(&rows, &[7], now);
+        assert!(buf.starts_with(b"PGCOPY\n\xff\r\n\0"));
+        assert!(buf.ends_with(&[0xff, 0xff]));
+        // header 19 bytes, field count 2, then the id field: length 8 and the value 7.
+        assert_eq!(&buf[19..21], &9i16.to_be_bytes());
+        assert_eq!(&buf[21..25], &8i32.to_be_bytes());
+        assert_eq!(&buf[25..33], &7i64.to_be_bytes());
+        assert_eq!(pg_timestamp(now), 5);
+    }
+}

@@ -1,0 +1,142 @@
+//! Claiming jobs under a lease, and the fenced lease renewals: heartbeats and checkpoints.
+
+use std::collections::HashSet;
+
+use jobs::{
+    ClaimedJob, JobCheckpointParams, JobClaimParams, JobHeartbeatParams, Lease, StoreError,
+};
+use sqlx::{PgPool, Row};
+
+use crate::error::store_error;
+use crate::row::job_record;
+use crate::sql::Queries;
+
+/// A `limit` as SQL wants it; zero is refused.
+pub(crate) fn sql_limit(limit: usize, call: &str) -> Result<i64, StoreError> {
+    if limit == 0 {
+        return Err(StoreError::Invalid(format!(
+            "{call}: limit must be at least 1"
+        )));
+    }
+    Ok(i64::try_from(limit).unwrap_or(i64::MAX))
+}
+
+/// One statement: lock up to `limit` available jobs (SKIP LOCKED) and lease them.
+pub(crate) async fn claim(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobClaimParams,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    let limit = sql_limit(params.limit, "job_claim")?;
+    if params.queue.is_empty() {
+        return Err(StoreError::Invalid("job_claim: queue name is empty".into()));
+    }
+    let expires = params.now + params.lease_ttl;
+    let rows = sqlx::query(&queries.claim)
+        .bind(&params.queue)
+        .bind(limit)
+        .bind(params.now.as_micros())
+        .bind(&params.owner)
+        .bind(expires.as_micros())
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| {
+            let record = job_record(row)?;
+            let lease = Lease {
+                job: record.id,
+                token: record.claims,
+            };
+            Ok(ClaimedJob { lease, record })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    claimed.sort_by(|a, b| {
+        (b.record.priority, a.record.run_at, a.record.id).cmp(&(
+            a.record.priority,
+            b.record.run_at,
+            b.record.id,
+        ))
+    });
+    Ok(claimed)
+}
+
+/// One statement renewing every lease that still holds; per lease, in input order.
+pub(crate) async fn heartbeat_many(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobHeartbeatParams,
+) -> Result<Vec<bool>, StoreError> {
+    if params.leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let expires = params.now + params.lease_ttl;
+    let (ids, tokens) = lease_columns(&params.leases);
+    let rows = sqlx::query(&queries.heartbeat)
+        .bind(ids)
+        .bind(tokens)
+        .bind(expires.as_micros())
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let held = rows
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<HashSet<(i64, i64)>, sqlx::Error>>()
+        .map_err(store_error)?;
+    Ok(applied_in_order(&params.leases, &held))
+}
+
+/// Saves a checkpoint and renews the lease, if it still holds.
+pub(crate) async fn checkpoint(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobCheckpointParams,
+) -> Result<bool, StoreError> {
+    let expires = params.now + params.lease_ttl;
+    let done = sqlx::query(&queries.checkpoint)
+        .bind(params.lease.job.0)
+        .bind(params.lease.token)
+        .bind(&params.checkpoint)
+        .bind(expires.as_micros())
+        .execute(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The leases as two parallel arrays, for `UNNEST`.
+pub(crate) fn lease_columns(leases: &[Lease]) -> (Vec<i64>, Vec<i64>) {
+    leases.iter().map(|l| (l.job.0, l.token)).unzip()
+}
+
+/// For each lease, whether its (id, token) is among those the statement returned.
+pub(crate) fn applied_in_order(leases: &[Lease], applied: &HashSet<(i64, i64)>) -> Vec<bool> {
+    leases
+        .iter()
+        .map(|l| applied.contains(&(l.job.0, l.token)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs::JobId;
+
+    #[test]
+    fn zero_limit_is_invalid() {
+        assert!(matches!(sql_limit(0, "x"), Err(StoreError::Invalid(_))));
+        assert_eq!(sql_limit(5, "x").ok(), Some(5));
+    }
+
+    #[test]
+    fn results_follow_input_order() {
+        let leases = [(1, 1), (2, 1), (1, 2)].map(|(job, token)| Lease {
+            job: JobId(job),
+            token,
+        });
+        let applied: HashSet<(i64, i64)> = [(1, 2), (2, 1)].into_iter().collect();
+        assert_eq!(applied_in_order(&leases, &applied), vec![false, true, true]);
+    }
+}

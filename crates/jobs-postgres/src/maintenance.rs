@@ -1,0 +1,87 @@
+//! The maintenance statements: rescue expired leases, promote due scheduled jobs, prune.
+
+use jobs::{
+    JobPromoteParams, JobPruneParams, JobRescueParams, JobState, RescueOutcome, StoreError,
+};
+use sqlx::{PgPool, Row};
+
+use crate::error::store_error;
+use crate::lease::sql_limit;
+use crate::row::job_record;
+use crate::sql::Queries;
+
+/// One atomic statement (SKIP LOCKED): expired leases go back to `available`, poison pills to
+/// `dead`.
+pub(crate) async fn rescue_expired(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobRescueParams,
+) -> Result<RescueOutcome, StoreError> {
+    let limit = sql_limit(params.limit, "job_rescue_expired")?;
+    let max_rescues = i32::try_from(params.max_rescues).unwrap_or(i32::MAX);
+    let rows = sqlx::query(&queries.rescue)
+        .bind(params.now.as_micros())
+        .bind(limit)
+        .bind(max_rescues)
+        .bind(&queries.channel)
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let mut outcome = RescueOutcome::default();
+    for row in &rows {
+        let record = job_record(row)?;
+        if record.state == JobState::Dead {
+            tracing::warn!(job_id = record.id.0, kind = %record.kind, rescues = record.rescues, "poison pill: job moved to the dead set");
+            outcome.dead.push(record);
+        } else {
+            outcome.requeued.push(record.id);
+        }
+    }
+    outcome.requeued.sort_unstable();
+    outcome.dead.sort_by_key(|job| job.id);
+    Ok(outcome)
+}
+
+/// Makes due scheduled jobs available (and notifies their queues); returns how many.
+pub(crate) async fn promote_scheduled(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobPromoteParams,
+) -> Result<u64, StoreError> {
+    let limit = sql_limit(params.limit, "job_promote_scheduled")?;
+    let row = sqlx::query(&queries.promote)
+        .bind(params.now.as_micros())
+        .bind(limit)
+        .bind(&queries.channel)
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    let promoted: i64 = row.try_get("promoted").map_err(store_error)?;
+    Ok(u64::try_from(promoted).unwrap_or(0))
+}
+
+/// Deletes up to `limit` jobs in terminal `states` finalized before the cut-off.
+pub(crate) async fn prune(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobPruneParams,
+) -> Result<u64, StoreError> {
+    let limit = sql_limit(params.limit, "job_prune")?;
+    if let Some(state) = params.states.iter().find(|s| !s.is_terminal()) {
+        return Err(StoreError::Invalid(format!(
+            "job_prune: {state} is not a terminal state (only completed, dead and cancelled jobs can be pruned)"
+        )));
+    }
+    if params.states.is_empty() {
+        return Ok(0);
+    }
+    let states: Vec<&str> = params.states.iter().map(|s| s.as_str()).collect();
+    let done = sqlx::query(&queries.prune)
+        .bind(states)
+        .bind(params.finalized_before.as_micros())
+        .bind(limit)
+        .execute(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(done.rows_affected())
+}

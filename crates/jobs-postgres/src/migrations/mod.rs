@@ -1,0 +1,256 @@
+//! Versioned schema migrations, applied by an explicit [`migrate`] call, and the version check
+//! every store does when it opens.
+
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::error::{sqlstate, store_error, PostgresError};
+use crate::schema_name::SchemaName;
+
+/// One schema version: its number, what it does, and its SQL (with `{s}` for the quoted schema
+/// and `{channel}` for the NOTIFY channel).
+struct Migration {
+    version: i32,
+    description: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description:
+        "jobs table, claim/scheduler/lease/prune indexes, insert NOTIFY trigger, enqueue()",
+    sql: include_str!("v1.sql"),
+}];
+
+/// The schema version this build of the crate works with.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// First key of the advisory lock migrations hold ("jobs" in ASCII); the second is
+/// `hashtext(schema)`, so migrations of different schemas don't wait for each other.
+const MIGRATE_LOCK_CLASS: i32 = 0x6a6f_6273;
+
+/// What [`migrate`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrateReport {
+    /// The version found (0: the schema had no job tables).
+    pub from: i32,
+    /// The version now.
+    pub to: i32,
+    /// The versions applied by this call (empty if it was up to date).
+    pub applied: Vec<i32>,
+}
+
+/// Creates or upgrades the job schema to [`SCHEMA_VERSION`].
+///
+/// Idempotent, and safe to run from several processes at once: it runs in one transaction
+/// under a transaction-level advisory lock per schema, so concurrent callers wait for each
+/// other and the later ones find the schema up to date. Each applied version is recorded in
+/// `<schema>.schema_version`. A schema that is already current is only read, so roles without
+/// `CREATE` rights can call it too.
+///
+/// # Errors
+///
+/// [`PostgresError::SchemaTooNew`] if a newer binary migrated the schema,
+/// [`PostgresError::PermissionDenied`] if the role may not create the schema or its objects,
+/// [`PostgresError::Store`] for other database failures.
+pub async fn migrate(pool: &PgPool, schema: &SchemaName) -> Result<MigrateReport, PostgresError> {
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    let report = migrate_in(&mut tx, schema)
+        .await
+        .map_err(|e| denied(e, schema))?;
+    tx.commit().await.map_err(store_error)?;
+    if !report.applied.is_empty() {
+        tracing::info!(schema = %schema, from = report.from, to = report.to, "migrated jobs schema");
+    }
+    Ok(report)
+}
+
+async fn migrate_in(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+) -> Result<MigrateReport, MigrateFailure> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(MIGRATE_LOCK_CLASS)
+        .bind(schema.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let from = current_version(conn, schema).await?.unwrap_or(0);
+    if from > SCHEMA_VERSION {
+        return Err(MigrateFailure::TooNew(from));
+    }
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS.iter().filter(|m| m.version > from) {
+        apply(conn, schema, migration).await?;
+        applied.push(migration.version);
+    }
+    Ok(MigrateReport {
+        from,
+        to: from.max(SCHEMA_VERSION),
+        applied,
+    })
+}
+
+async fn apply(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    migration: &Migration,
+) -> Result<(), sqlx::Error> {
+    let q = schema.quoted();
+    let setup = format!(
+        "CREATE SCHEMA IF NOT EXISTS {q};
+         CREATE TABLE IF NOT EXISTS {q}.schema_version (
+             version     integer     PRIMARY KEY,
+             description text        NOT NULL,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         );"
+    );
+    sqlx::raw_sql(&setup).execute(&mut *conn).await?;
+    let sql = migration
+        .sql
+        .replace("{s}", &q)
+        .replace("{channel}", &schema.channel());
+    sqlx::raw_sql(&sql).execute(&mut *conn).await?;
+    sqlx::query(&format!(
+        "INSERT INTO {q}.schema_version (version, description) VALUES ($1, $2)"
+    ))
+    .bind(migration.version)
+    .bind(migration.description)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The schema's version, or `None` if it has no version table (or does not exist).
+async fn current_version(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+) -> Result<Option<i32>, sqlx::Error> {
+    let table = format!("{}.schema_version", schema.quoted());
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&table)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(None);
+    }
+    sqlx::query_scalar(&format!("SELECT max(version) FROM {table}"))
+        .fetch_one(&mut *conn)
+        .await
+}
+
+enum MigrateFailure {
+    TooNew(i32),
+    Sql(sqlx::Error),
+}
+
+impl From<sqlx::Error> for MigrateFailure {
+    fn from(e: sqlx::Error) -> Self {
+        MigrateFailure::Sql(e)
+    }
+}
+
+fn denied(failure: MigrateFailure, schema: &SchemaName) -> PostgresError {
+    match failure {
+        MigrateFailure::TooNew(found) => PostgresError::SchemaTooNew {
+            schema: schema.to_string(),
+            found,
+            supported: SCHEMA_VERSION,
+        },
+        MigrateFailure::Sql(e) if sqlstate(&e).as_deref() == Some("42501") => {
+            PostgresError::PermissionDenied {
+                role: "current role".to_owned(),
+                detail: format!("migrating schema {schema:?}: {}", store_error(e)),
+                hint: "run migrate as a role with CREATE on the database, or as the schema's owner"
+                    .to_owned(),
+            }
+        }
+        MigrateFailure::Sql(e) => PostgresError::Store(store_error(e)),
+    }
+}
+
+/// Checks that `schema` is at [`SCHEMA_VERSION`] and that the connected role may use it.
+pub(crate) async fn check_schema(pool: &PgPool, schema: &SchemaName) -> Result<(), PostgresError> {
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    let row = sqlx::query(
+        "SELECT current_user::text AS role,
+                EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS schema_exists,
+                has_schema_privilege(current_user, (SELECT oid FROM pg_namespace WHERE nspname = $1), 'USAGE') AS usage",
+    )
+    .bind(schema.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    let role: String = row.try_get("role").map_err(store_error)?;
+    if !row
+        .try_get::<bool, _>("schema_exists")
+        .map_err(store_error)?
+    {
+        return Err(PostgresError::SchemaMissing {
+            schema: schema.to_string(),
+        });
+    }
+    if !row
+        .try_get::<Option<bool>, _>("usage")
+        .map_err(store_error)?
+        .unwrap_or(false)
+    {
+        return Err(PostgresError::PermissionDenied {
+            role,
+            detail: format!("no USAGE on schema {schema:?}"),
+            hint: format!("GRANT USAGE ON SCHEMA {} TO <role>", schema.quoted()),
+        });
+    }
+    check_version(&mut conn, schema).await?;
+    check_table_rights(&mut conn, schema, role).await
+}
+
+async fn check_version(conn: &mut PgConnection, schema: &SchemaName) -> Result<(), PostgresError> {
+    let found = current_version(conn, schema)
+        .await
+        .map_err(|e| denied(MigrateFailure::Sql(e), schema))?;
+    match found {
+        None => Err(PostgresError::SchemaMissing {
+            schema: schema.to_string(),
+        }),
+        Some(v) if v < SCHEMA_VERSION => Err(PostgresError::SchemaTooOld {
+            schema: schema.to_string(),
+            found: v,
+            expected: SCHEMA_VERSION,
+        }),
+        Some(v) if v > SCHEMA_VERSION => Err(PostgresError::SchemaTooNew {
+            schema: schema.to_string(),
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn check_table_rights(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    role: String,
+) -> Result<(), PostgresError> {
+    let q = schema.quoted();
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p
+          WHERE NOT has_table_privilege($1, p)
+         UNION ALL
+         SELECT 'USAGE on sequence' WHERE NOT has_sequence_privilege($2, 'USAGE')",
+    )
+    .bind(format!("{q}.jobs"))
+    .bind(format!("{q}.jobs_id_seq"))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(PostgresError::PermissionDenied {
+        role,
+        detail: format!("missing {} on {q}.jobs", missing.join(", ")),
+        hint: format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.jobs TO <role>; GRANT USAGE ON SEQUENCE {q}.jobs_id_seq TO <role>"
+        ),
+    })
+}

@@ -1,0 +1,254 @@
+//! [`PostgresStore`]: construction, transactional enqueue, and the [`Store`] implementation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use jobs::{
+    ClaimedJob, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinishParams,
+    JobHeartbeatParams, JobId, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
+    JobPruneParams, JobRecord, JobRescueParams, JobRetryParams, QueueStats, RescueOutcome, Store,
+    StoreError,
+};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgConnection, PgPool};
+
+use crate::error::{store_error, PostgresError};
+use crate::migrations::check_schema;
+use crate::options::PostgresOptions;
+use crate::schema_name::SchemaName;
+use crate::sql::Queries;
+use crate::{finish, insert, inspect, lease, listener, maintenance};
+
+/// Connections the listener pool may hold (one per open [`JobListener`]).
+const LISTENER_CONNECTIONS: u32 = 2;
+
+/// The PostgreSQL job store: many worker processes on many machines share one database.
+///
+/// Cheap to clone (an `Arc` inside); every clone shares the pool. See the crate docs for
+/// setup, migrations and the SQL enqueue function.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    listener_pool: PgPool,
+    schema: SchemaName,
+    queries: Queries,
+}
+
+impl PostgresStore {
+    /// Connects with `options` and opens the store, checking the schema version and the
+    /// role's rights.
+    ///
+    /// # Errors
+    ///
+    /// Everything [`PostgresOptions::connect_pool`] and [`PostgresStore::open`] report.
+    pub async fn connect(options: &PostgresOptions) -> Result<Self, PostgresError> {
+        let pool = options.connect_pool().await?;
+        let listener_pool = listener_pool(&pool, options.listener_connections());
+        Self::open_with(pool, listener_pool, options.schema_name().clone()).await
+    }
+
+    /// Opens the store on an existing pool (for example the application's own).
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresError::SchemaMissing`], [`PostgresError::SchemaTooOld`] (run
+    /// [`migrate`](crate::migrate)), [`PostgresError::SchemaTooNew`] (upgrade the binary),
+    /// [`PostgresError::PermissionDenied`], or [`PostgresError::Store`] if the database
+    /// cannot be reached.
+    pub async fn open(pool: PgPool, schema: SchemaName) -> Result<Self, PostgresError> {
+        let listener_pool = listener_pool(&pool, LISTENER_CONNECTIONS);
+        Self::open_with(pool, listener_pool, schema).await
+    }
+
+    async fn open_with(
+        pool: PgPool,
+        listener_pool: PgPool,
+        schema: SchemaName,
+    ) -> Result<Self, PostgresError> {
+        check_schema(&pool, &schema).await?;
+        let queries = Queries::new(&schema);
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                listener_pool,
+                schema,
+                queries,
+            }),
+        })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The schema holding the job tables.
+    pub fn schema(&self) -> &SchemaName {
+        &self.inner.schema
+    }
+
+    /// The LISTEN/NOTIFY channel inserts are announced on (`<schema>.jobs`, payload = queue).
+    pub fn channel(&self) -> &str {
+        &self.inner.queries.channel
+    }
+
+    /// Inserts jobs on the caller's connection, typically inside its own transaction, so the
+    /// jobs exist if and only if that transaction commits (and their NOTIFY is sent only then).
+    ///
+    /// ```no_run
+    /// # async fn demo(store: &jobs_postgres::PostgresStore, job: jobs::NewJob) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut tx = store.pool().begin().await?;
+    /// sqlx::query("UPDATE accounts SET welcomed = true WHERE id = $1").bind(42_i64).execute(&mut *tx).await?;
+    /// let ids = store
+    ///     .insert_in(&mut tx, jobs::JobInsertParams { jobs: vec![job], now: jobs::Timestamp::now() })
+    ///     .await?;
+    /// tx.commit().await?; // the job and the update land together, or neither does
+    /// # let _ = ids; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a job with an empty kind or queue or `max_attempts == 0`;
+    /// database failures otherwise (the caller's transaction is then aborted).
+    pub async fn insert_in(
+        &self,
+        conn: &mut PgConnection,
+        params: JobInsertParams,
+    ) -> Result<Vec<JobId>, StoreError> {
+        insert::insert_jobs(conn, &self.inner.queries, &params).await
+    }
+
+    /// Closes both pools; every later call fails with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        self.inner.listener_pool.close().await;
+        self.inner.pool.close().await;
+    }
+
+    fn queries(&self) -> &Queries {
+        &self.inner.queries
+    }
+}
+
+/// A pool for LISTEN connections, so listeners never take connections from the workers.
+fn listener_pool(pool: &PgPool, max: u32) -> PgPool {
+    let connect = (*pool.connect_options()).clone();
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .test_before_acquire(false)
+        .connect_lazy_with(connect)
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema)
+            .field("pool_size", &self.inner.pool.size())
+            .field("pool_idle", &self.inner.pool.num_idle())
+            .field("closed", &self.inner.pool.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store for PostgresStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn job_insert_many(
+        &self,
+        params: JobInsertParams,
+    ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.pool().acquire().await.map_err(store_error)?;
+            insert::insert_jobs(&mut conn, self.queries(), &params).await
+        })
+    }
+
+    fn job_claim(
+        &self,
+        params: JobClaimParams,
+    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
+        Box::pin(lease::claim(self.pool(), self.queries(), params))
+    }
+
+    fn job_finish_many(
+        &self,
+        params: JobFinishParams,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+        Box::pin(finish::finish_many(self.pool(), self.queries(), params))
+    }
+
+    fn job_heartbeat_many(
+        &self,
+        params: JobHeartbeatParams,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+        Box::pin(lease::heartbeat_many(self.pool(), self.queries(), params))
+    }
+
+    fn job_checkpoint(
+        &self,
+        params: JobCheckpointParams,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(lease::checkpoint(self.pool(), self.queries(), params))
+    }
+
+    fn job_rescue_expired(
+        &self,
+        params: JobRescueParams,
+    ) -> BoxFuture<'_, Result<RescueOutcome, StoreError>> {
+        Box::pin(maintenance::rescue_expired(
+            self.pool(),
+            self.queries(),
+            params,
+        ))
+    }
+
+    fn job_promote_scheduled(
+        &self,
+        params: JobPromoteParams,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(maintenance::promote_scheduled(
+            self.pool(),
+            self.queries(),
+            params,
+        ))
+    }
+
+    fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
+        Box::pin(inspect::get(self.pool(), self.queries(), id))
+    }
+
+    fn job_list(&self, params: JobListParams) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(inspect::list(self.pool(), self.queries(), params))
+    }
+
+    fn job_retry(&self, params: JobRetryParams) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(inspect::retry(self.pool(), self.queries(), params))
+    }
+
+    fn job_cancel(&self, params: JobCancelParams) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(inspect::cancel(self.pool(), self.queries(), params))
+    }
+
+    fn job_prune(&self, params: JobPruneParams) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(maintenance::prune(self.pool(), self.queries(), params))
+    }
+
+    fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {
+        Box::pin(inspect::queue_stats(self.pool(), self.queries()))
+    }
+
+    fn listen(&self) -> BoxFuture<'_, Result<Option<Box<dyn JobListener>>, StoreError>> {
+        Box::pin(async move {
+            let listener =
+                listener::PgJobListener::open(&self.inner.listener_pool, self.channel()).await?;
+            Ok(Some(Box::new(listener) as Box<dyn JobListener>))
+        })
+    }
+}

@@ -1,0 +1,92 @@
+//! Test support: the database URL from the environment and a fresh store per test, each in
+//! its own schema `jt_<test>_<pid>` (recreated at the start of the test; schemas left by
+//! processes that are gone are dropped by the next run).
+
+use jobs_postgres::{migrate, PostgresOptions, PostgresStore, SchemaName};
+use sqlx::PgPool;
+
+/// The database to test against, from `JOBS_TEST_DATABASE_URL`. Unset: prints a notice and
+/// returns `None` (the test is skipped), unless `JOBS_TEST_REQUIRE_POSTGRES=1`, which makes
+/// a missing URL a failure (CI sets both).
+pub fn database_url() -> Option<String> {
+    match std::env::var("JOBS_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("JOBS_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("JOBS_TEST_REQUIRE_POSTGRES=1 but JOBS_TEST_DATABASE_URL is not set")
+        }
+        _ => {
+            eprintln!(
+                "PostgreSQL suite skipped: set JOBS_TEST_DATABASE_URL \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            None
+        }
+    }
+}
+
+/// The schema for one test of this process.
+pub fn test_schema(test_name: &str) -> SchemaName {
+    let pid = std::process::id();
+    let name: String = test_name.chars().take(40).collect();
+    SchemaName::new(&format!("jt_{name}_{pid}")).expect("test names are identifiers")
+}
+
+/// A pool on the test database.
+pub async fn test_pool(url: &str) -> PgPool {
+    let options = PostgresOptions::new(url)
+        .expect("JOBS_TEST_DATABASE_URL is a valid URL")
+        .max_connections(4);
+    match options.connect_pool().await {
+        Ok(pool) => pool,
+        Err(error) => panic!("JOBS_TEST_DATABASE_URL is set but unusable: {error}"),
+    }
+}
+
+/// Drops `schema` if it exists.
+pub async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
+    let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
+    sqlx::query(&sql)
+        .execute(pool)
+        .await
+        .expect("dropping a test schema");
+}
+
+/// Drops test schemas whose process is gone (Linux: no `/proc/<pid>`).
+async fn drop_stale_schemas(pool: &PgPool) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'jt\\_%'")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
+        let gone = pid.is_some_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if gone {
+            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
+            // Another test may be dropping it at the same moment; either way it goes.
+            let _ = sqlx::query(&sql).execute(pool).await;
+        }
+    }
+}
+
+/// A fresh, migrated store in the test's own schema, or `None` when PostgreSQL tests are
+/// not configured.
+pub async fn fresh_store(test_name: &str) -> Option<PostgresStore> {
+    let url = database_url()?;
+    let pool = test_pool(&url).await;
+    drop_stale_schemas(&pool).await;
+    let schema = test_schema(test_name);
+    drop_schema(&pool, &schema).await;
+    migrate(&pool, &schema)
+        .await
+        .expect("migrating a fresh schema");
+    let store = PostgresStore::open(pool, schema)
+        .await
+        .expect("opening a freshly migrated store");
+    Some(store)
+}
