@@ -19,6 +19,9 @@ pub enum ChildState {
     Starting,
     /// A (delayed) restart is pending.
     Restarting,
+    /// Asked to stop, lingering within its shutdown bound (dynamic supervisors only: a
+    /// static supervisor serves no calls while it stops a child).
+    Stopping,
     /// Not running; its spec is kept (`restart_child` starts it again).
     Terminated,
 }
@@ -68,6 +71,101 @@ pub(crate) enum Msg {
 /// The supervisor's final state, published once it has ended.
 pub(crate) type ExitSlot = Option<ShutdownReport>;
 
+/// What both handle kinds share: the command channel, the final report, events, kill.
+pub(crate) struct Core<M> {
+    pub(crate) id: Arc<str>,
+    tx: mpsc::UnboundedSender<M>,
+    exit: watch::Receiver<ExitSlot>,
+    events: broadcast::WeakSender<Event>,
+    kill: CancellationToken,
+}
+
+impl<M> Core<M> {
+    pub(crate) fn new(
+        id: Arc<str>,
+        tx: mpsc::UnboundedSender<M>,
+        exit: watch::Receiver<ExitSlot>,
+        events: &broadcast::Sender<Event>,
+        kill: CancellationToken,
+    ) -> Self {
+        Self {
+            id,
+            tx,
+            exit,
+            events: events.downgrade(),
+            kill,
+        }
+    }
+
+    pub(crate) fn gone(&self) -> SupervisorError {
+        SupervisorError::Gone {
+            supervisor: self.id.to_string(),
+        }
+    }
+
+    pub(crate) async fn call<T>(
+        &self,
+        msg: impl FnOnce(Reply<T>) -> M,
+    ) -> Result<T, SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(msg(tx)).map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        match self.events.upgrade() {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    pub(crate) fn kill(&self) {
+        self.kill.cancel();
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    pub(crate) async fn final_report(&self) -> ShutdownReport {
+        let mut rx = self.exit.clone();
+        let result = rx.wait_for(Option::is_some).await;
+        match result.as_deref() {
+            Ok(Some(report)) => report.clone(),
+            _ => {
+                let mut report = ShutdownReport::new(self.id.clone());
+                report.exit = Err(self.gone());
+                report
+            }
+        }
+    }
+
+    /// Orderly shutdown through `msg`, escalating to a kill after `bound` if given.
+    pub(crate) async fn shutdown(
+        &self,
+        msg: impl FnOnce(Reply<ShutdownReport>) -> M,
+        bound: Option<Duration>,
+    ) -> ShutdownReport {
+        let orderly = async {
+            match self.call(msg).await {
+                Ok(report) => report,
+                Err(_) => self.final_report().await,
+            }
+        };
+        tokio::pin!(orderly);
+        let Some(bound) = bound else {
+            return orderly.await;
+        };
+        tokio::select! {
+            report = &mut orderly => report,
+            () = tokio::time::sleep(bound) => {
+                self.kill();
+                orderly.await
+            }
+        }
+    }
+}
+
 /// A handle to a running supervisor: cheap to clone, usable from any task.
 ///
 /// Every call is a message to the supervisor's task. Calls on a supervisor that has ended
@@ -75,34 +173,13 @@ pub(crate) type ExitSlot = Option<ShutdownReport>;
 /// final outcome. Dropping every handle does not stop the supervisor.
 #[derive(Clone)]
 pub struct SupervisorHandle {
-    inner: Arc<HandleInner>,
-}
-
-struct HandleInner {
-    id: Arc<str>,
-    tx: mpsc::UnboundedSender<Msg>,
-    exit: watch::Receiver<ExitSlot>,
-    events: broadcast::WeakSender<Event>,
-    kill: CancellationToken,
+    inner: Arc<Core<Msg>>,
 }
 
 impl SupervisorHandle {
-    pub(crate) fn new(
-        id: Arc<str>,
-        tx: mpsc::UnboundedSender<Msg>,
-        exit: watch::Receiver<ExitSlot>,
-        events: &broadcast::Sender<Event>,
-        kill: CancellationToken,
-    ) -> Self {
-        let inner = HandleInner {
-            id,
-            tx,
-            exit,
-            events: events.downgrade(),
-            kill,
-        };
+    pub(crate) fn new(core: Core<Msg>) -> Self {
         Self {
-            inner: Arc::new(inner),
+            inner: Arc::new(core),
         }
     }
 
@@ -111,16 +188,8 @@ impl SupervisorHandle {
         &self.inner.id
     }
 
-    fn gone(&self) -> SupervisorError {
-        SupervisorError::Gone {
-            supervisor: self.inner.id.to_string(),
-        }
-    }
-
     async fn call<T>(&self, msg: impl FnOnce(Reply<T>) -> Msg) -> Result<T, SupervisorError> {
-        let (tx, rx) = oneshot::channel();
-        self.inner.tx.send(msg(tx)).map_err(|_| self.gone())?;
-        rx.await.map_err(|_| self.gone())
+        self.inner.call(msg).await
     }
 
     /// Adds a child at the end of the start order and starts it; resolves once it is ready.
@@ -182,10 +251,7 @@ impl SupervisorHandle {
     /// Subscribes to the supervisor's events. On a supervisor that has ended the receiver
     /// reports `Closed` at once.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        match self.inner.events.upgrade() {
-            Some(tx) => tx.subscribe(),
-            None => broadcast::channel(1).1,
-        }
+        self.inner.subscribe()
     }
 
     /// Stops every child in reverse start order, each with its shutdown policy (pending
@@ -198,30 +264,19 @@ impl SupervisorHandle {
     ///
     /// Cancel safe: the shutdown proceeds even if this future is dropped.
     pub async fn shutdown(&self) -> ShutdownReport {
-        if let Ok(report) = self.call(Msg::Shutdown).await {
-            return report;
-        }
-        self.final_report().await
+        self.inner.shutdown(Msg::Shutdown, None).await
     }
 
     /// Like [`shutdown`](Self::shutdown), but if the orderly shutdown has not finished within
     /// `bound`, kills: aborts every remaining child at once.
     pub async fn shutdown_within(&self, bound: Duration) -> ShutdownReport {
-        let shutdown = self.shutdown();
-        tokio::pin!(shutdown);
-        tokio::select! {
-            report = &mut shutdown => report,
-            () = tokio::time::sleep(bound) => {
-                self.kill();
-                shutdown.await
-            }
-        }
+        self.inner.shutdown(Msg::Shutdown, Some(bound)).await
     }
 
     /// Hard stop: aborts every child at once (a shutdown in progress switches to aborting)
     /// and ends the supervisor. Use `shutdown` or `wait` for the report.
     pub fn kill(&self) {
-        self.inner.kill.cancel();
+        self.inner.kill();
     }
 
     /// Waits until the supervisor has ended for any reason and returns how: `Ok` after a
@@ -231,25 +286,12 @@ impl SupervisorHandle {
     ///
     /// Cancel safe.
     pub async fn wait(&self) -> Result<(), SupervisorError> {
-        self.final_report().await.exit
+        self.inner.final_report().await.exit
     }
 
     /// True once the supervisor has ended.
     pub fn is_finished(&self) -> bool {
-        self.inner.tx.is_closed()
-    }
-
-    async fn final_report(&self) -> ShutdownReport {
-        let mut rx = self.inner.exit.clone();
-        let result = rx.wait_for(Option::is_some).await;
-        match result.as_deref() {
-            Ok(Some(report)) => report.clone(),
-            _ => {
-                let mut report = ShutdownReport::new(self.inner.id.clone());
-                report.exit = Err(self.gone());
-                report
-            }
-        }
+        self.inner.is_finished()
     }
 }
 

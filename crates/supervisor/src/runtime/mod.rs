@@ -16,7 +16,7 @@ use crate::builder::SpecInner;
 use crate::child::{Joined, Run, Tasks};
 use crate::error::NotStopped;
 use crate::events::Emitter;
-use crate::handle::{ExitSlot, Msg, Reply};
+use crate::handle::{Core, ExitSlot, Msg, Reply};
 use crate::intensity::RestartLog;
 use crate::timers::{TimerId, Timers};
 use crate::{
@@ -167,7 +167,8 @@ impl Actor {
         let (exit_tx, exit_rx) = watch::channel(None);
         let emitter = Emitter::new(id.clone(), spec.event_capacity);
         let kill = CancellationToken::new();
-        let handle = SupervisorHandle::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
+        let core = Core::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
+        let handle = SupervisorHandle::new(core);
         let now = Instant::now();
         let mut next_key = 0;
         let children = spec

@@ -1,0 +1,772 @@
+//! The dynamic supervisor's task: children keyed by instance id, stopped concurrently.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::Id;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{DynInner, DynMsg, DynamicHandle, DynamicSupervisorSpec};
+use crate::child::{self, exit_reason, joined_id, nested_not_stopped, Joined, Run, Tasks};
+use crate::context::ReadyLink;
+use crate::error::NotStopped;
+use crate::events::Emitter;
+use crate::handle::{ChildCounts, ChildInfo, ChildState, Core, ExitSlot, Reply};
+use crate::intensity::RestartLog;
+use crate::runtime::End;
+use crate::timers::{TimerId, Timers};
+use crate::{
+    ChildContext, ChildError, ChildId, ChildKind, ChildSpec, Event, ExitReason, Restart, Shutdown,
+    ShutdownReport, SpecError, StartError, SupervisorError,
+};
+
+type Answer = Result<(), SupervisorError>;
+
+pub(super) async fn start_top_level(
+    spec: DynamicSupervisorSpec,
+) -> Result<DynamicHandle, StartError> {
+    let (actor, handle) = DynActor::new(spec, CancellationToken::new());
+    tokio::spawn(actor.run(None));
+    Ok(handle)
+}
+
+pub(super) async fn run_nested(
+    spec: DynamicSupervisorSpec,
+    ctx: ChildContext,
+) -> Result<(), ChildError> {
+    let (actor, _handle) = DynActor::new(spec, ctx.token().clone());
+    let (end, report) = actor.run(Some(ctx)).await;
+    match end {
+        End::Stopped if report.is_clean() => Ok(()),
+        End::Stopped => Err(Box::new(NotStopped {
+            supervisor: report.supervisor.to_string(),
+            children: report.not_stopped,
+            aborted: report.aborted,
+        })),
+        End::Escalated(e) => Err(Box::new(e)),
+        End::StartFailed(e) => Err(Box::new(e)),
+    }
+}
+
+struct DynChild {
+    spec: ChildSpec,
+    state: DynState,
+    restarts: u32,
+    consecutive: u32,
+}
+
+enum DynState {
+    Running(Run),
+    Stopping(Run, Box<Stop>),
+    Restarting(TimerId),
+    /// Transient placeholder while the state is being replaced.
+    Idle,
+}
+
+#[derive(Default)]
+struct Stop {
+    timer: Option<TimerId>,
+    replies: Vec<Reply<Answer>>,
+    failed_start: bool,
+    aborted: bool,
+}
+
+#[derive(Debug)]
+enum DynTimer {
+    Restart(u64),
+    StopDeadline(u64),
+    AbortGrace(u64),
+    StartTimeout(u64, u32),
+}
+
+pub(super) struct DynActor {
+    spec: Arc<DynInner>,
+    id: Arc<str>,
+    children: HashMap<u64, DynChild>,
+    by_task: HashMap<Id, u64>,
+    starting: HashMap<u64, Reply<Result<ChildId, SupervisorError>>>,
+    tasks: Tasks,
+    timers: Timers<DynTimer>,
+    log: RestartLog,
+    rx: mpsc::UnboundedReceiver<DynMsg>,
+    ready_tx: mpsc::UnboundedSender<u64>,
+    ready_rx: mpsc::UnboundedReceiver<u64>,
+    emitter: Emitter,
+    next_id: u64,
+    stop: CancellationToken,
+    kill: CancellationToken,
+    shutting_down: bool,
+    killed: bool,
+    escalation: Option<SupervisorError>,
+    report: ShutdownReport,
+    waiters: Vec<Reply<ShutdownReport>>,
+    exit_tx: watch::Sender<ExitSlot>,
+    handle: DynamicHandle,
+}
+
+impl DynActor {
+    fn new(spec: DynamicSupervisorSpec, stop: CancellationToken) -> (Self, DynamicHandle) {
+        let spec = spec.inner;
+        let id = spec.id.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let emitter = Emitter::new(id.clone(), spec.event_capacity);
+        let kill = CancellationToken::new();
+        let core = Core::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
+        let handle = DynamicHandle {
+            inner: Arc::new(core),
+        };
+        let actor = Self {
+            log: RestartLog::new(spec.intensity),
+            report: ShutdownReport::new(id.clone()),
+            spec,
+            id,
+            children: HashMap::new(),
+            by_task: HashMap::new(),
+            starting: HashMap::new(),
+            tasks: Tasks::new(),
+            timers: Timers::new(),
+            rx,
+            ready_tx,
+            ready_rx,
+            emitter,
+            next_id: 0,
+            stop,
+            kill,
+            shutting_down: false,
+            killed: false,
+            escalation: None,
+            waiters: Vec::new(),
+            exit_tx,
+            handle: handle.clone(),
+        };
+        (actor, handle)
+    }
+
+    async fn run(mut self, ctx: Option<ChildContext>) -> (End, ShutdownReport) {
+        if let Some(on_start) = self.spec.on_start.clone() {
+            on_start(&self.handle);
+        }
+        if let Some(ctx) = ctx {
+            ctx.ready();
+        }
+        while !(self.shutting_down && self.children.is_empty()) {
+            self.step().await;
+        }
+        self.finish()
+    }
+
+    async fn step(&mut self) {
+        tokio::select! {
+            biased;
+            () = self.kill.cancelled(), if !self.killed => self.shutdown(true),
+            () = self.stop.cancelled(), if !self.shutting_down => self.shutdown(false),
+            Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined),
+            Some(key) = self.ready_rx.recv() => self.on_ready(key),
+            timer = self.timers.next() => self.on_timer(timer),
+            Some(msg) = self.rx.recv() => self.on_msg(msg),
+        }
+    }
+
+    fn finish(mut self) -> (End, ShutdownReport) {
+        let clean = self.report.is_clean();
+        self.emitter
+            .emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
+        let end = match self.escalation.take() {
+            Some(e) => End::Escalated(e),
+            None => End::Stopped,
+        };
+        self.report.exit = match &end {
+            End::Escalated(e) => Err(e.clone()),
+            _ => Ok(()),
+        };
+        let report = self.report.clone();
+        self.exit_tx.send_replace(Some(report.clone()));
+        for w in self.waiters.drain(..) {
+            let _ = w.send(report.clone());
+        }
+        (end, report)
+    }
+
+    fn path(&self, spec_id: &str, id: u64) -> String {
+        format!("{}/{spec_id}#{id}", self.id)
+    }
+
+    fn sup(&self) -> String {
+        self.id.to_string()
+    }
+
+    // ---- commands -------------------------------------------------------------------
+
+    fn on_msg(&mut self, msg: DynMsg) {
+        match msg {
+            DynMsg::StartChild(spec, reply) => self.start_child(spec, reply),
+            DynMsg::TerminateChild(id, reply) => self.terminate_child(id.0, reply),
+            DynMsg::WhichChildren(reply) => {
+                let _ = reply.send(self.which_children());
+            }
+            DynMsg::CountChildren(reply) => {
+                let _ = reply.send(self.count_children());
+            }
+            DynMsg::Shutdown(reply) => {
+                self.waiters.push(reply);
+                self.shutdown(false);
+            }
+        }
+    }
+
+    fn check_new(&self, spec: &ChildSpec) -> Answer {
+        let supervisor = self.sup();
+        if self.shutting_down {
+            return Err(SupervisorError::ShuttingDown { supervisor });
+        }
+        if spec.id().is_empty() {
+            return Err(SpecError::EmptyId { supervisor }.into());
+        }
+        if spec.is_significant() {
+            let child = spec.id().to_owned();
+            return Err(SpecError::SignificantDynamicChild { supervisor, child }.into());
+        }
+        match self.spec.max_children {
+            Some(max) if self.children.len() >= max => {
+                Err(SupervisorError::MaxChildren { supervisor, max })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn start_child(&mut self, spec: ChildSpec, reply: Reply<Result<ChildId, SupervisorError>>) {
+        if let Err(e) = self.check_new(&spec) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        let child = DynChild {
+            spec,
+            state: DynState::Idle,
+            restarts: 0,
+            consecutive: 0,
+        };
+        self.children.insert(id, child);
+        if self.spawn(id, false) {
+            let _ = reply.send(Ok(ChildId(id)));
+        } else {
+            self.starting.insert(id, reply);
+        }
+    }
+
+    /// Spawns child `id`; returns whether it is ready at once.
+    fn spawn(&mut self, id: u64, restart: bool) -> bool {
+        let Some(child) = self.children.get_mut(&id) else {
+            return true;
+        };
+        if restart {
+            child.restarts = child.restarts.saturating_add(1);
+        }
+        let inner = child.spec.inner();
+        let key = id;
+        let ready = inner.wait_ready.then(|| ReadyLink {
+            tx: self.ready_tx.clone(),
+            key,
+        });
+        let token = CancellationToken::new();
+        let ctx = ChildContext::new(
+            inner.id.clone(),
+            Some(ChildId(id)),
+            child.restarts,
+            token,
+            ready,
+        );
+        let run = child::spawn(&mut self.tasks, &child.spec, ctx, key);
+        let is_ready = run.ready;
+        if let Some(t) = inner.start_timeout.filter(|_| !is_ready) {
+            let timeout = DynTimer::StartTimeout(id, child.restarts);
+            self.timers.insert(Instant::now() + t, timeout);
+        }
+        self.by_task.insert(run.abort.id(), id);
+        child.state = DynState::Running(run);
+        self.emit_start(id, restart);
+        is_ready
+    }
+
+    fn emit_start(&self, id: u64, restart: bool) {
+        let Some(child) = self.children.get(&id) else {
+            return;
+        };
+        let cid = child.spec.inner().id.clone();
+        let restarts = child.restarts;
+        let instance = Some(ChildId(id));
+        self.emitter.emit(|supervisor| match restart {
+            false => Event::Started {
+                supervisor,
+                child: cid,
+                instance,
+            },
+            true => Event::Restarted {
+                supervisor,
+                child: cid,
+                instance,
+                restarts,
+            },
+        });
+    }
+
+    fn terminate_child(&mut self, id: u64, reply: Reply<Answer>) {
+        let Some(child) = self.children.get_mut(&id) else {
+            let _ = reply.send(Err(SupervisorError::UnknownChild {
+                supervisor: self.sup(),
+                child: ChildId(id).to_string(),
+            }));
+            return;
+        };
+        match &mut child.state {
+            DynState::Stopping(_, stop) => stop.replies.push(reply),
+            DynState::Running(_) => self.begin_stop(id, false, Some(reply), false),
+            DynState::Idle => {
+                self.children.remove(&id);
+                let _ = reply.send(Ok(()));
+            }
+            DynState::Restarting(timer) => {
+                let timer = *timer;
+                self.timers.remove(timer);
+                self.emit_cancelled(id);
+                self.children.remove(&id);
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn emit_cancelled(&self, id: u64) {
+        if let Some(child) = self.children.get(&id) {
+            let cid = child.spec.inner().id.clone();
+            self.emitter.emit(|supervisor| Event::RestartCancelled {
+                supervisor,
+                child: cid,
+                instance: Some(ChildId(id)),
+            });
+        }
+    }
+
+    fn which_children(&self) -> Vec<ChildInfo> {
+        let mut list: Vec<ChildInfo> = self
+            .children
+            .iter()
+            .map(|(&id, c)| ChildInfo {
+                id: c.spec.inner().id.clone(),
+                instance: Some(ChildId(id)),
+                state: match &c.state {
+                    DynState::Running(r) if r.ready => ChildState::Running,
+                    DynState::Running(_) => ChildState::Starting,
+                    DynState::Stopping(..) => ChildState::Stopping,
+                    DynState::Restarting(_) | DynState::Idle => ChildState::Restarting,
+                },
+                kind: c.spec.child_kind(),
+                restart: c.spec.restart_type(),
+                restarts: c.restarts,
+            })
+            .collect();
+        list.sort_by_key(|c| c.instance);
+        list
+    }
+
+    fn count_children(&self) -> ChildCounts {
+        let mut counts = ChildCounts::default();
+        for c in self.children.values() {
+            counts.specs += 1;
+            if matches!(c.state, DynState::Running(_) | DynState::Stopping(..)) {
+                counts.active += 1;
+            }
+            match c.spec.child_kind() {
+                ChildKind::Worker => counts.workers += 1,
+                ChildKind::Supervisor => counts.supervisors += 1,
+            }
+        }
+        counts
+    }
+
+    // ---- readiness and exits --------------------------------------------------------
+
+    fn on_ready(&mut self, id: u64) {
+        if let Some(DynChild {
+            state: DynState::Running(run),
+            ..
+        }) = self.children.get_mut(&id)
+        {
+            run.ready = true;
+        }
+        if let Some(reply) = self.starting.remove(&id) {
+            let _ = reply.send(Ok(ChildId(id)));
+        }
+    }
+
+    fn on_joined(&mut self, joined: Joined) {
+        let Some(id) = self.by_task.remove(&joined_id(&joined)) else {
+            return;
+        };
+        let Some(child) = self.children.get_mut(&id) else {
+            return;
+        };
+        let state = std::mem::replace(&mut child.state, DynState::Idle);
+        match state {
+            DynState::Stopping(_, stop) => self.stopped(id, joined, *stop),
+            DynState::Running(run) => {
+                let reason = exit_reason(joined, false);
+                self.emit_exit(id, &reason);
+                if run.ready {
+                    self.on_exit(id, reason);
+                } else {
+                    self.start_failed(id, StartFailure::Exit(reason));
+                }
+            }
+            DynState::Restarting(_) | DynState::Idle => {}
+        }
+    }
+
+    fn emit_exit(&self, id: u64, reason: &ExitReason) {
+        if let Some(child) = self.children.get(&id) {
+            let cid = child.spec.inner().id.clone();
+            let reason = reason.clone();
+            self.emitter.emit(|supervisor| Event::Exited {
+                supervisor,
+                child: cid,
+                instance: Some(ChildId(id)),
+                reason,
+            });
+        }
+    }
+
+    fn on_exit(&mut self, id: u64, reason: ExitReason) {
+        let Some(child) = self.children.get(&id) else {
+            return;
+        };
+        let restart = match child.spec.restart_type() {
+            Restart::Permanent => true,
+            Restart::Transient => reason.is_abnormal(),
+            Restart::Temporary => false,
+        };
+        if !restart || self.shutting_down {
+            self.children.remove(&id);
+            return;
+        }
+        self.restart(id, reason);
+    }
+
+    /// Counts a restart toward the intensity and restarts `id` now or after its delay.
+    fn restart(&mut self, id: u64, reason: ExitReason) {
+        if !self.log.record(Instant::now()) {
+            self.intensity_exceeded(id, reason);
+            return;
+        }
+        let delay = self.next_delay(id);
+        if let Some(child) = self.children.get(&id) {
+            let cid = child.spec.inner().id.clone();
+            self.emitter.emit(|supervisor| Event::RestartScheduled {
+                supervisor,
+                child: cid,
+                instance: Some(ChildId(id)),
+                delay,
+            });
+        }
+        if delay.is_zero() {
+            self.spawn(id, true);
+            return;
+        }
+        let timer = self
+            .timers
+            .insert(Instant::now() + delay, DynTimer::Restart(id));
+        if let Some(child) = self.children.get_mut(&id) {
+            child.state = DynState::Restarting(timer);
+        }
+    }
+
+    fn next_delay(&mut self, id: u64) -> Duration {
+        let default = &self.spec.restart_policy;
+        let Some(child) = self.children.get_mut(&id) else {
+            return Duration::ZERO;
+        };
+        let policy = child
+            .spec
+            .inner()
+            .restart_policy
+            .as_ref()
+            .unwrap_or(default);
+        if let DynState::Running(run) | DynState::Stopping(run, _) = &child.state {
+            if run.started_at.elapsed() >= policy.reset_after() {
+                child.consecutive = 0;
+            }
+        }
+        let delay = policy.delay(child.consecutive);
+        child.consecutive = child.consecutive.saturating_add(1);
+        delay
+    }
+
+    fn start_failed(&mut self, id: u64, failure: StartFailure) {
+        let Some(child) = self.children.get(&id) else {
+            return;
+        };
+        let cid = child.spec.inner().id.clone();
+        let err = failure.into_error(self.sup(), cid.to_string());
+        let reason = err.to_string();
+        let c = cid.clone();
+        self.emitter.emit(|supervisor| Event::StartFailed {
+            supervisor,
+            child: c,
+            instance: Some(ChildId(id)),
+            reason,
+        });
+        if let Some(reply) = self.starting.remove(&id) {
+            self.children.remove(&id);
+            let _ = reply.send(Err(err.into()));
+            return;
+        }
+        if self.shutting_down {
+            self.children.remove(&id);
+            return;
+        }
+        self.restart(id, ExitReason::Error(Arc::new(err)));
+    }
+
+    // ---- stopping -------------------------------------------------------------------
+
+    /// Asks child `id` to stop (or aborts it when `force`); the outcome arrives as its exit
+    /// or as a timer.
+    fn begin_stop(
+        &mut self,
+        id: u64,
+        force: bool,
+        reply: Option<Reply<Answer>>,
+        failed_start: bool,
+    ) {
+        let grace = self.spec.abort_grace;
+        let Some(child) = self.children.get_mut(&id) else {
+            return;
+        };
+        let state = std::mem::replace(&mut child.state, DynState::Idle);
+        let DynState::Running(run) = state else {
+            child.state = state;
+            return;
+        };
+        let policy = if force {
+            Shutdown::BrutalKill
+        } else {
+            child.spec.shutdown_policy()
+        };
+        let now = Instant::now();
+        let timer = match policy {
+            Shutdown::BrutalKill => {
+                run.abort.abort();
+                Some(self.timers.insert(now + grace, DynTimer::AbortGrace(id)))
+            }
+            Shutdown::Timeout(d) => {
+                run.token.cancel();
+                Some(self.timers.insert(now + d, DynTimer::StopDeadline(id)))
+            }
+            Shutdown::Infinity => {
+                run.token.cancel();
+                None
+            }
+        };
+        let stop = Stop {
+            timer,
+            replies: reply.into_iter().collect(),
+            failed_start,
+            aborted: policy == Shutdown::BrutalKill,
+        };
+        child.state = DynState::Stopping(run, Box::new(stop));
+    }
+
+    /// Turns a lingering stop into an abort (its deadline passed, or a kill).
+    fn abort_stopping(&mut self, id: u64, overran: bool) {
+        let grace = self.spec.abort_grace;
+        let Some(child) = self.children.get_mut(&id) else {
+            return;
+        };
+        let DynState::Stopping(run, stop) = &mut child.state else {
+            return;
+        };
+        if stop.aborted {
+            return;
+        }
+        stop.aborted = true;
+        if let Some(t) = stop.timer.take() {
+            self.timers.remove(t);
+        }
+        run.abort.abort();
+        stop.timer = Some(
+            self.timers
+                .insert(Instant::now() + grace, DynTimer::AbortGrace(id)),
+        );
+        if overran {
+            let path = format!("{}/{}#{id}", self.id, child.spec.id());
+            self.report.aborted.push(path);
+        }
+    }
+
+    fn stopped(&mut self, id: u64, joined: Joined, stop: Stop) {
+        if let Some(t) = stop.timer {
+            self.timers.remove(t);
+        }
+        if let Some((children, aborted)) = nested_not_stopped(&joined) {
+            let prefix = self.children.get(&id).map(|c| self.path(c.spec.id(), id));
+            let prefix = prefix.unwrap_or_default();
+            let children: Vec<String> = children.iter().map(|c| format!("{prefix}/{c}")).collect();
+            let aborted: Vec<String> = aborted.iter().map(|c| format!("{prefix}/{c}")).collect();
+            self.report.not_stopped.extend(children);
+            self.report.aborted.extend(aborted);
+        }
+        let reason = exit_reason(joined, true);
+        self.emit_exit(id, &reason);
+        self.finish_stop(id, stop, Ok(()));
+    }
+
+    fn finish_stop(&mut self, id: u64, stop: Stop, answer: Answer) {
+        if stop.failed_start {
+            let timeout = self
+                .children
+                .get(&id)
+                .and_then(|c| c.spec.inner().start_timeout)
+                .unwrap_or_default();
+            self.start_failed(id, StartFailure::Timeout(timeout));
+        } else {
+            self.children.remove(&id);
+            if let Some(reply) = self.starting.remove(&id) {
+                let _ = reply.send(Err(SupervisorError::ShuttingDown {
+                    supervisor: self.sup(),
+                }));
+            }
+        }
+        for reply in stop.replies {
+            let _ = reply.send(answer.clone());
+        }
+    }
+
+    fn on_timer(&mut self, timer: DynTimer) {
+        match timer {
+            DynTimer::Restart(id) => {
+                if matches!(self.children.get(&id), Some(c) if matches!(c.state, DynState::Restarting(_)))
+                {
+                    self.spawn(id, true);
+                }
+            }
+            DynTimer::StopDeadline(id) => self.abort_stopping(id, true),
+            DynTimer::AbortGrace(id) => self.not_stopped(id),
+            DynTimer::StartTimeout(id, restarts) => {
+                let waiting = matches!(
+                    self.children.get(&id),
+                    Some(c) if c.restarts == restarts && matches!(&c.state, DynState::Running(r) if !r.ready)
+                );
+                if waiting {
+                    self.begin_stop(id, false, None, true);
+                }
+            }
+        }
+    }
+
+    /// Abort could not reach child `id` within the grace: detach it and report it.
+    fn not_stopped(&mut self, id: u64) {
+        let Some(child) = self.children.get_mut(&id) else {
+            return;
+        };
+        let state = std::mem::replace(&mut child.state, DynState::Idle);
+        let DynState::Stopping(run, mut stop) = state else {
+            child.state = state;
+            return;
+        };
+        stop.timer = None;
+        let spec_id = child.spec.inner().id.clone();
+        self.by_task.remove(&run.abort.id());
+        let path = self.path(&spec_id, id);
+        tracing::error!(target: "supervisor", supervisor = %self.id, child = %path, "child did not stop within its shutdown bound; detached");
+        self.report.not_stopped.push(path);
+        self.emit_exit(id, &ExitReason::Killed);
+        let answer = Err(SupervisorError::ChildNotStopped {
+            supervisor: self.sup(),
+            child: ChildId(id).to_string(),
+        });
+        self.finish_stop(id, *stop, answer);
+    }
+
+    fn intensity_exceeded(&mut self, id: u64, reason: ExitReason) {
+        let limit = self.log.limit();
+        let cid: Arc<str> = self
+            .children
+            .get(&id)
+            .map(|c| c.spec.inner().id.clone())
+            .unwrap_or_else(|| Arc::from(""));
+        let c = cid.clone();
+        self.emitter.emit(|supervisor| Event::IntensityExceeded {
+            supervisor,
+            child: c,
+            max_restarts: limit.max_restarts(),
+            period: limit.period(),
+        });
+        self.children.remove(&id);
+        self.escalation = Some(SupervisorError::IntensityExceeded {
+            supervisor: self.sup(),
+            child: format!("{cid}{}", ChildId(id)),
+            reason,
+            max_restarts: limit.max_restarts(),
+            period: limit.period(),
+        });
+        self.shutdown(false);
+    }
+
+    /// Stops every child concurrently (aborts them when `force`); the loop ends once the
+    /// last one is gone.
+    fn shutdown(&mut self, force: bool) {
+        if force {
+            self.killed = true;
+        }
+        if !self.shutting_down {
+            self.shutting_down = true;
+            self.emitter
+                .emit(|supervisor| Event::ShutdownStarted { supervisor });
+        }
+        let ids: Vec<u64> = self.children.keys().copied().collect();
+        for id in ids {
+            let Some(child) = self.children.get(&id) else {
+                continue;
+            };
+            match &child.state {
+                DynState::Running(_) => self.begin_stop(id, force, None, false),
+                DynState::Stopping(..) if force => self.abort_stopping(id, true),
+                DynState::Stopping(..) => {}
+                DynState::Restarting(t) => {
+                    let t = *t;
+                    self.timers.remove(t);
+                    self.children.remove(&id);
+                }
+                DynState::Idle => {
+                    self.children.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+enum StartFailure {
+    Exit(ExitReason),
+    Timeout(Duration),
+}
+
+impl StartFailure {
+    fn into_error(self, supervisor: String, child: String) -> StartError {
+        match self {
+            Self::Exit(reason) => StartError::ChildFailed {
+                supervisor,
+                child,
+                reason,
+            },
+            Self::Timeout(timeout) => StartError::ChildStartTimeout {
+                supervisor,
+                child,
+                timeout,
+            },
+        }
+    }
+}
