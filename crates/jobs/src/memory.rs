@@ -79,7 +79,9 @@ struct Shared {
 #[derive(Default)]
 struct Inner {
     last_id: i64,
-    jobs: BTreeMap<i64, JobRecord>,
+    /// Records behind `Arc`s, so reads snapshot them under the lock and deep-copy them after
+    /// it (a write copies only if such a snapshot is still alive).
+    jobs: BTreeMap<i64, Arc<JobRecord>>,
     index: Index,
 }
 
@@ -310,7 +312,7 @@ impl QueueIndex {
 impl Inner {
     /// Applies `change` to job `id`, keeping the indexes in step. `None` if it is missing.
     fn update<T>(&mut self, id: i64, change: impl FnOnce(&mut JobRecord) -> T) -> Option<T> {
-        let job = self.jobs.get_mut(&id)?;
+        let job = Arc::make_mut(self.jobs.get_mut(&id)?);
         self.index.remove(job);
         let result = change(job);
         self.index.add(job);
@@ -355,11 +357,12 @@ impl Inner {
             errors: Vec::new(),
         };
         self.index.add(&job);
-        self.jobs.insert(id.0, job);
+        self.jobs.insert(id.0, Arc::new(job));
         id
     }
 
-    fn claim(&mut self, params: &JobClaimParams) -> Vec<ClaimedJob> {
+    /// Leases up to `limit` jobs; returns each lease with a snapshot of its record.
+    fn claim(&mut self, params: &JobClaimParams) -> Vec<(Lease, Arc<JobRecord>)> {
         let Some(queue) = self.index.queues.get_mut(&params.queue) else {
             return Vec::new();
         };
@@ -369,9 +372,10 @@ impl Inner {
             let Some((_, _, id)) = queue.available.pop_first() else {
                 break;
             };
-            let Some(job) = self.jobs.get_mut(&id) else {
+            let Some(entry) = self.jobs.get_mut(&id) else {
                 continue;
             };
+            let job = Arc::make_mut(entry);
             queue.counts[state_slot(JobState::Available)] -= 1;
             queue.counts[state_slot(JobState::Running)] += 1;
             job.state = JobState::Running;
@@ -380,13 +384,11 @@ impl Inner {
             job.lease_owner = Some(params.owner.clone());
             job.lease_expires_at = Some(expires);
             self.index.leases.insert((Some(expires), id));
-            claimed.push(ClaimedJob {
-                lease: Lease {
-                    job: job.id,
-                    token: job.claims,
-                },
-                record: job.clone(),
-            });
+            let lease = Lease {
+                job: job.id,
+                token: job.claims,
+            };
+            claimed.push((lease, Arc::clone(entry)));
         }
         claimed
     }
@@ -454,7 +456,7 @@ impl Inner {
         promoted
     }
 
-    fn list(&self, params: &JobListParams) -> Vec<JobRecord> {
+    fn list(&self, params: &JobListParams) -> Vec<Arc<JobRecord>> {
         let from = params
             .after
             .map_or(i64::MIN, |after| after.0.saturating_add(1));
@@ -682,7 +684,14 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
         Box::pin(async move {
             validate_claim(&params)?;
-            Ok(self.lock()?.claim(&params))
+            let claimed = self.lock()?.claim(&params);
+            Ok(claimed
+                .into_iter()
+                .map(|(lease, record)| ClaimedJob {
+                    lease,
+                    record: Arc::unwrap_or_clone(record),
+                })
+                .collect())
         })
     }
 
@@ -755,13 +764,17 @@ impl Store for MemoryStore {
     }
 
     fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
-        Box::pin(async move { Ok(self.lock()?.jobs.get(&id.0).cloned()) })
+        Box::pin(async move {
+            let found = self.lock()?.jobs.get(&id.0).cloned();
+            Ok(found.map(Arc::unwrap_or_clone))
+        })
     }
 
     fn job_list(&self, params: JobListParams) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
         Box::pin(async move {
             check_limit(params.limit, "job_list")?;
-            Ok(self.lock()?.list(&params))
+            let listed = self.lock()?.list(&params);
+            Ok(listed.into_iter().map(Arc::unwrap_or_clone).collect())
         })
     }
 
