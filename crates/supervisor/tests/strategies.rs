@@ -1,0 +1,175 @@
+//! Strategies restart the right children in the right order; restart types; stop order.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{settle, strs, Action, Probe};
+use supervisor::{
+    ChildState, Intensity, Restart, Strategy, Supervisor, SupervisorHandle,
+};
+
+async fn tree(p: &Probe, strategy: Strategy) -> SupervisorHandle {
+    Supervisor::builder("root")
+        .strategy(strategy)
+        .intensity(Intensity::new(10, Duration::from_secs(1)))
+        .children(["a", "b", "c", "d"].map(|id| p.worker(id)))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn children_start_in_order_and_stop_in_reverse() {
+    let p = Probe::new();
+    let h = tree(&p, Strategy::OneForOne).await;
+    assert_eq!(p.take(), strs(&["start:a", "start:b", "start:c", "start:d"]));
+    assert!(h.shutdown().await.is_clean());
+    assert_eq!(p.take(), strs(&["stop:d", "stop:c", "stop:b", "stop:a"]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_for_one_restarts_only_the_failed_child() {
+    let p = Probe::new();
+    let h = tree(&p, Strategy::OneForOne).await;
+    p.take();
+    p.trigger("b", Action::Crash);
+    settle().await;
+    assert_eq!(p.take(), strs(&["crash:b", "start:b"]));
+    let b = &h.which_children().await.unwrap()[1];
+    assert_eq!((b.state, b.restarts), (ChildState::Running, 1));
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_for_all_stops_the_others_in_reverse_then_restarts_all_in_order() {
+    let p = Probe::new();
+    let h = tree(&p, Strategy::OneForAll).await;
+    p.take();
+    p.trigger("b", Action::Crash);
+    settle().await;
+    assert_eq!(
+        p.take(),
+        strs(&[
+            "crash:b", "stop:d", "stop:c", "stop:a", "start:a", "start:b", "start:c", "start:d"
+        ])
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
+    let p = Probe::new();
+    let h = tree(&p, Strategy::RestForOne).await;
+    p.take();
+    p.trigger("b", Action::Crash);
+    settle().await;
+    assert_eq!(
+        p.take(),
+        strs(&["crash:b", "stop:d", "stop:c", "start:b", "start:c", "start:d"])
+    );
+    p.trigger("d", Action::Crash);
+    settle().await;
+    assert_eq!(p.take(), strs(&["crash:d", "start:d"]));
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_restart_drops_temporary_siblings() {
+    let p = Probe::new();
+    let h = Supervisor::builder("root")
+        .strategy(Strategy::OneForAll)
+        .child(p.worker("a"))
+        .child(p.worker("t").restart(Restart::Temporary))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    p.take();
+    p.trigger("a", Action::Crash);
+    settle().await;
+    assert_eq!(p.take(), strs(&["crash:a", "stop:t", "start:a"]));
+    let ids: Vec<_> = h.which_children().await.unwrap().iter().map(|c| c.id.to_string()).collect();
+    assert_eq!(ids, ["a"]);
+    h.shutdown().await;
+}
+
+/// (restart type, exit) -> restarted?, still listed?
+async fn exit_outcome(restart: Restart, action: Action) -> (bool, Option<ChildState>) {
+    let p = Probe::new();
+    let h = Supervisor::builder("root")
+        .child(p.worker("w").restart(restart))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    p.trigger("w", action);
+    settle().await;
+    let restarted = p.count("start:w") == 2;
+    let state = h.which_children().await.unwrap().first().map(|c| c.state);
+    h.shutdown().await;
+    (restarted, state)
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_types_follow_otp_on_normal_and_abnormal_exits() {
+    use Action::*;
+    use ChildState::*;
+    use Restart::*;
+    let cases = [
+        (Permanent, Normal, (true, Some(Running))),
+        (Permanent, Crash, (true, Some(Running))),
+        (Permanent, Panic, (true, Some(Running))),
+        (Transient, Normal, (false, Some(Terminated))),
+        (Transient, Crash, (true, Some(Running))),
+        (Transient, Panic, (true, Some(Running))),
+        (Temporary, Normal, (false, None)),
+        (Temporary, Crash, (false, None)),
+        (Temporary, Panic, (false, None)),
+    ];
+    for (restart, action, expected) in cases {
+        assert_eq!(exit_outcome(restart, action).await, expected, "{restart:?} {action:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminate_child_is_a_shutdown_exit_and_is_never_restarted() {
+    for restart in [Restart::Permanent, Restart::Transient, Restart::Temporary] {
+        let p = Probe::new();
+        let h = Supervisor::builder("root")
+            .child(p.worker("w").restart(restart))
+            .build()
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        h.terminate_child("w").await.unwrap();
+        settle().await;
+        assert_eq!(p.take(), strs(&["start:w", "stop:w"]), "{restart:?}");
+        let listed = h.which_children().await.unwrap();
+        match restart {
+            Restart::Temporary => assert!(listed.is_empty()),
+            _ => assert_eq!(listed[0].state, ChildState::Terminated),
+        }
+        h.shutdown().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_restart_also_restarts_terminated_non_temporary_children_as_otp_does() {
+    let p = Probe::new();
+    let h = tree(&p, Strategy::OneForAll).await;
+    h.terminate_child("c").await.unwrap();
+    p.take();
+    p.trigger("a", Action::Crash);
+    settle().await;
+    assert_eq!(
+        p.take(),
+        strs(&["crash:a", "stop:d", "stop:b", "start:a", "start:b", "start:c", "start:d"])
+    );
+    h.shutdown().await;
+}
