@@ -1,0 +1,243 @@
+//! Job kinds (`JobArgs`) and the options an enqueue may set.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::EnqueueError;
+use crate::job::NewJob;
+use crate::time::Timestamp;
+
+/// The queue a job goes to when no option says otherwise.
+pub const DEFAULT_QUEUE: &str = "default";
+/// How many attempts a job gets when no option says otherwise (as Oban).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
+/// The longest queue name accepted.
+pub const MAX_QUEUE_NAME_LEN: usize = 128;
+
+/// A job kind: serializable arguments with a stable name.
+///
+/// A process that only enqueues needs this type, not the worker that runs it.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct SendWelcomeEmail {
+///     user_id: u64,
+/// }
+///
+/// impl jobs::JobArgs for SendWelcomeEmail {
+///     const KIND: &'static str = "send_welcome_email";
+/// }
+/// ```
+pub trait JobArgs: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable name stored with every job of this kind. Renaming it orphans queued jobs.
+    const KIND: &'static str;
+
+    /// Options this kind's jobs get unless the enqueue overrides them.
+    fn default_options() -> EnqueueOptions {
+        EnqueueOptions::default()
+    }
+}
+
+/// When a job may first run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schedule {
+    At(Timestamp),
+    In(Duration),
+}
+
+/// Options for one enqueue; unset fields fall back to the kind's defaults, then to the
+/// crate defaults (queue [`DEFAULT_QUEUE`], priority 0, [`DEFAULT_MAX_ATTEMPTS`] attempts, now).
+///
+/// ```
+/// # fn main() -> Result<(), jobs::EnqueueError> {
+/// let options = jobs::EnqueueOptions::new()
+///     .queue("mailers")
+///     .priority(5)
+///     .max_attempts(3)
+///     .run_in_str("10m")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnqueueOptions {
+    queue: Option<String>,
+    priority: Option<i16>,
+    max_attempts: Option<u32>,
+    schedule: Option<Schedule>,
+}
+
+impl EnqueueOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The queue to wait in.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Priority: higher runs first (default 0).
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Attempts allowed before the dead set (at least 1).
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = Some(max_attempts);
+        self
+    }
+
+    /// Run no earlier than `at`.
+    pub fn run_at(mut self, at: Timestamp) -> Self {
+        self.schedule = Some(Schedule::At(at));
+        self
+    }
+
+    /// Run no earlier than `delay` after the enqueue.
+    pub fn run_in(mut self, delay: Duration) -> Self {
+        self.schedule = Some(Schedule::In(delay));
+        self
+    }
+
+    /// Run no earlier than a `humantime` duration (`"90s"`, `"10m"`, `"1h 30m"`) after the enqueue.
+    ///
+    /// # Errors
+    ///
+    /// [`EnqueueError::InvalidDuration`] when `delay` does not parse.
+    pub fn run_in_str(self, delay: &str) -> Result<Self, EnqueueError> {
+        let parsed =
+            humantime::parse_duration(delay).map_err(|e| EnqueueError::InvalidDuration {
+                input: delay.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(self.run_in(parsed))
+    }
+
+    /// These options with `fallback`'s filling the fields these leave unset.
+    fn or(self, fallback: EnqueueOptions) -> Self {
+        EnqueueOptions {
+            queue: self.queue.or(fallback.queue),
+            priority: self.priority.or(fallback.priority),
+            max_attempts: self.max_attempts.or(fallback.max_attempts),
+            schedule: self.schedule.or(fallback.schedule),
+        }
+    }
+
+    /// Builds the job to insert for `args` of kind `A`, validating everything that can be
+    /// checked before the store sees it.
+    pub(crate) fn new_job<A: JobArgs>(
+        self,
+        args: &A,
+        now: Timestamp,
+    ) -> Result<NewJob, EnqueueError> {
+        let options = self.or(A::default_options());
+        let args = serde_json::to_value(args).map_err(|e| EnqueueError::Serialize {
+            kind: A::KIND,
+            reason: e.to_string(),
+        })?;
+        let queue = options.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
+        validate_queue_name(&queue)?;
+        let max_attempts = options.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if max_attempts == 0 {
+            return Err(EnqueueError::InvalidMaxAttempts);
+        }
+        let run_at = options.schedule.map(|schedule| match schedule {
+            Schedule::At(at) => at,
+            Schedule::In(delay) => now + delay,
+        });
+        Ok(NewJob {
+            kind: A::KIND.to_owned(),
+            args,
+            queue,
+            priority: options.priority.unwrap_or(0),
+            max_attempts,
+            run_at,
+        })
+    }
+}
+
+/// Checks a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] characters of `[A-Za-z0-9_.:-]`.
+///
+/// # Errors
+///
+/// [`EnqueueError::InvalidQueue`] naming the rule broken.
+pub fn validate_queue_name(queue: &str) -> Result<(), EnqueueError> {
+    let valid = !queue.is_empty()
+        && queue.len() <= MAX_QUEUE_NAME_LEN
+        && queue
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(EnqueueError::InvalidQueue(queue.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Ping(u32);
+
+    impl JobArgs for Ping {
+        const KIND: &'static str = "ping";
+        fn default_options() -> EnqueueOptions {
+            EnqueueOptions::new().queue("pings").priority(3)
+        }
+    }
+
+    #[test]
+    fn options_fall_back_to_kind_then_crate_defaults() {
+        let now = Timestamp::from_micros(1_000_000);
+        let job = EnqueueOptions::new()
+            .priority(9)
+            .new_job(&Ping(7), now)
+            .unwrap();
+        assert_eq!(job.kind, "ping");
+        assert_eq!(job.queue, "pings");
+        assert_eq!(job.priority, 9);
+        assert_eq!(job.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(job.run_at, None);
+        assert_eq!(job.args, serde_json::json!(7));
+    }
+
+    #[test]
+    fn run_in_is_relative_to_now() {
+        let now = Timestamp::from_micros(1_000_000);
+        let job = EnqueueOptions::new()
+            .run_in_str("1m 30s")
+            .unwrap()
+            .new_job(&Ping(1), now)
+            .unwrap();
+        assert_eq!(job.run_at, Some(now + Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn bad_options_are_typed_errors() {
+        let now = Timestamp::EPOCH;
+        assert!(matches!(
+            EnqueueOptions::new().run_in_str("soon"),
+            Err(EnqueueError::InvalidDuration { .. })
+        ));
+        assert!(matches!(
+            EnqueueOptions::new().max_attempts(0).new_job(&Ping(1), now),
+            Err(EnqueueError::InvalidMaxAttempts)
+        ));
+        for bad in ["", "has space", "semi;colon", &"q".repeat(129)] {
+            assert!(matches!(
+                EnqueueOptions::new().queue(bad).new_job(&Ping(1), now),
+                Err(EnqueueError::InvalidQueue(_))
+            ));
+        }
+    }
+}

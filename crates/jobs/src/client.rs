@@ -1,0 +1,226 @@
+//! The client: enqueue jobs and inspect the store, without running any.
+
+use std::sync::Arc;
+
+use crate::args::{EnqueueOptions, JobArgs};
+use crate::error::EnqueueError;
+use crate::job::{JobId, JobRecord, JobState, NewJob};
+use crate::store::{
+    JobCancelParams, JobInsertParams, JobListParams, JobRetryParams, QueueStats, Store, StoreError,
+};
+use crate::time::{Clock, Timestamp};
+
+/// Enqueues jobs and inspects the store. Cheap to clone; a process that only enqueues needs
+/// only this and the args types.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Resize { image: String }
+/// # impl jobs::JobArgs for Resize { const KIND: &'static str = "resize"; }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), jobs::EnqueueError> {
+/// let client = jobs::Client::new(std::sync::Arc::new(jobs::MemoryStore::new()));
+/// let id = client.enqueue(&Resize { image: "cat.png".into() }).await?;
+/// let later = jobs::EnqueueOptions::new().queue("images").run_in_str("5m")?;
+/// client.enqueue_with(&Resize { image: "dog.png".into() }, later).await?;
+/// # let _ = id; Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    store: Arc<dyn Store>,
+    clock: Clock,
+}
+
+/// Jobs of any kinds to insert together, in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    jobs: Vec<NewJob>,
+    now: Option<Timestamp>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a job, validating its options now.
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`] but `Store`; the batch is unchanged then.
+    pub fn push<A: JobArgs>(
+        &mut self,
+        args: &A,
+        options: EnqueueOptions,
+    ) -> Result<&mut Self, EnqueueError> {
+        let now = *self.now.get_or_insert_with(Timestamp::now);
+        self.jobs.push(options.new_job(args, now)?);
+        Ok(self)
+    }
+
+    /// How many jobs it holds.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+impl Client {
+    /// A client on `store`, reading time from the system clock.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Client {
+            store,
+            clock: Clock::System,
+        }
+    }
+
+    /// The same client reading time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store behind this client.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock this client reads "now" from.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Enqueues one job with its kind's default options.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; on error nothing was inserted.
+    pub async fn enqueue<A: JobArgs>(&self, args: &A) -> Result<JobId, EnqueueError> {
+        self.enqueue_with(args, EnqueueOptions::default()).await
+    }
+
+    /// Enqueues one job with `options`.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; on error nothing was inserted.
+    pub async fn enqueue_with<A: JobArgs>(
+        &self,
+        args: &A,
+        options: EnqueueOptions,
+    ) -> Result<JobId, EnqueueError> {
+        let now = self.clock.now();
+        let job = options.new_job(args, now)?;
+        let ids = self.insert(vec![job], now).await?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Other("insert of one job returned no id".into()).into())
+    }
+
+    /// Enqueues many jobs of one kind with the same options, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; on error none was inserted.
+    pub async fn enqueue_many<A: JobArgs>(
+        &self,
+        args: impl IntoIterator<Item = A>,
+        options: EnqueueOptions,
+    ) -> Result<Vec<JobId>, EnqueueError> {
+        let now = self.clock.now();
+        let jobs = args
+            .into_iter()
+            .map(|args| options.clone().new_job(&args, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.insert(jobs, now).await
+    }
+
+    /// Enqueues a [`Batch`] of jobs of any kinds, in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`]; on error none was inserted.
+    pub async fn enqueue_batch(&self, batch: Batch) -> Result<Vec<JobId>, EnqueueError> {
+        self.insert(batch.jobs, self.clock.now()).await
+    }
+
+    async fn insert(&self, jobs: Vec<NewJob>, now: Timestamp) -> Result<Vec<JobId>, EnqueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = jobs.len();
+        let ids = self
+            .store
+            .job_insert_many(JobInsertParams { jobs, now })
+            .await?;
+        tracing::debug!(count, first_job_id = ?ids.first(), "enqueued");
+        Ok(ids)
+    }
+
+    /// One job as the store has it.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.store.job_get(id).await
+    }
+
+    /// Per-queue counts per state and the oldest available job; see [`QueueStats::latency`].
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        self.store.queue_stats().await
+    }
+
+    /// Jobs in `state` (optionally of one queue), oldest first, at most `limit`: running jobs
+    /// show their worker (`lease_owner`) and lease expiry; dead jobs their errors.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn jobs_in_state(
+        &self,
+        state: JobState,
+        queue: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        self.store
+            .job_list(JobListParams {
+                state: Some(state),
+                queue: queue.map(str::to_owned),
+                after: None,
+                limit,
+            })
+            .await
+    }
+
+    /// Runs a dead or cancelled job again (attempts reset, errors kept). `false` if the job is
+    /// in another state or does not exist.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn retry_job(&self, id: JobId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        self.store.job_retry(JobRetryParams { id, now }).await
+    }
+
+    /// Cancels a waiting (scheduled or available) job. `false` if it is running, finished or
+    /// missing.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn cancel_job(&self, id: JobId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        self.store.job_cancel(JobCancelParams { id, now }).await
+    }
+}

@@ -1,0 +1,260 @@
+//! `JobContext`: what a running job can ask of the engine.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::args::{EnqueueOptions, JobArgs};
+use crate::client::Client;
+use crate::error::EnqueueError;
+use crate::job::{JobId, JobRecord};
+use crate::store::{JobCheckpointParams, Lease};
+use crate::worker::JobError;
+
+/// The running job's view of the engine: who it is, whether it should stop, and its
+/// checkpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct JobContext {
+    run: Arc<RunState>,
+}
+
+/// The engine's state for one run of one job, shared by its context and its executor task.
+pub(crate) struct RunState {
+    pub(crate) record: JobRecord,
+    pub(crate) lease: Lease,
+    /// Cancelled when the job should stop at its next safe point (shutdown, lease lost).
+    pub(crate) stop: CancellationToken,
+    /// Cancelled when the run must end now (grace over, second signal, lease lost).
+    pub(crate) abort: CancellationToken,
+    lease_lost: AtomicBool,
+    checkpoint: Mutex<CheckpointState>,
+    client: Client,
+    lease_ttl: Duration,
+    checkpoint_interval: Duration,
+}
+
+struct CheckpointState {
+    /// The newest checkpoint the job gave (persisted or not).
+    latest: Option<Value>,
+    /// Whether `latest` still has to be written to the store.
+    dirty: bool,
+    last_write: Instant,
+}
+
+impl RunState {
+    pub(crate) fn new(
+        record: JobRecord,
+        lease: Lease,
+        stop: CancellationToken,
+        abort: CancellationToken,
+        client: Client,
+        lease_ttl: Duration,
+        checkpoint_interval: Duration,
+    ) -> Self {
+        let latest = record.checkpoint.clone();
+        RunState {
+            record,
+            lease,
+            stop,
+            abort,
+            lease_lost: AtomicBool::new(false),
+            checkpoint: Mutex::new(CheckpointState {
+                latest,
+                dirty: false,
+                last_write: Instant::now(),
+            }),
+            client,
+            lease_ttl,
+            checkpoint_interval,
+        }
+    }
+
+    fn checkpoint_state(&self) -> MutexGuard<'_, CheckpointState> {
+        // A panic while holding this lock cannot leave the state inconsistent (plain fields).
+        self.checkpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The checkpoint given since the last write, to persist before the job is released.
+    pub(crate) fn take_unsaved_checkpoint(&self) -> Option<Value> {
+        let mut state = self.checkpoint_state();
+        if !state.dirty {
+            return None;
+        }
+        state.dirty = false;
+        state.latest.clone()
+    }
+
+    /// Marks the lease as taken over by someone else and stops the run.
+    pub(crate) fn lose_lease(&self) {
+        self.lease_lost.store(true, Ordering::Release);
+        self.stop.cancel();
+        self.abort.cancel();
+    }
+
+    pub(crate) fn lease_lost(&self) -> bool {
+        self.lease_lost.load(Ordering::Acquire)
+    }
+}
+
+impl JobContext {
+    pub(crate) fn new(run: Arc<RunState>) -> Self {
+        JobContext { run }
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.run.record.id
+    }
+
+    /// The job's kind.
+    pub fn kind(&self) -> &str {
+        &self.run.record.kind
+    }
+
+    /// The job's queue.
+    pub fn queue(&self) -> &str {
+        &self.run.record.queue
+    }
+
+    /// Which attempt this run is (1-based; snoozes and shutdown releases do not count).
+    pub fn attempt(&self) -> u32 {
+        self.run.record.next_attempt()
+    }
+
+    /// How many attempts the job may use.
+    pub fn max_attempts(&self) -> u32 {
+        self.run.record.max_attempts
+    }
+
+    /// The whole job record as it was claimed (args, errors of earlier attempts, ...).
+    pub fn record(&self) -> &JobRecord {
+        &self.run.record
+    }
+
+    /// Whether the job should stop now: the pool is shutting down, or this run lost its lease.
+    /// Cheap (an atomic load).
+    pub fn is_shutting_down(&self) -> bool {
+        self.run.stop.is_cancelled()
+    }
+
+    /// Resolves when the job should stop (see [`is_shutting_down`](Self::is_shutting_down)).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: use it in `tokio::select!` beside the job's work.
+    pub fn stopping(&self) -> WaitForCancellationFuture<'_> {
+        self.run.stop.cancelled()
+    }
+
+    /// The newest checkpoint: saved by an earlier run, or given in this one.
+    ///
+    /// # Errors
+    ///
+    /// [`JobError::Failed`] if the saved checkpoint does not deserialize into `T`.
+    pub fn checkpoint_state<T: DeserializeOwned>(&self) -> Result<Option<T>, JobError> {
+        let latest = self.run.checkpoint_state().latest.clone();
+        latest
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| JobError::failed(format!("saved checkpoint does not deserialize: {e}")))
+    }
+
+    /// The safe point: records progress, persists it (renewing the lease) when the pool is
+    /// stopping or at most once per checkpoint interval (default 1 s) otherwise, and tells
+    /// the job whether to go on.
+    ///
+    /// Returns `Err(JobError::Interrupted)` when the job should stop: the progress is already
+    /// saved, so `ctx.checkpoint(&state).await?` in the job's loop is all it takes to be
+    /// released at once on shutdown and resume here on its next run. A progress not yet
+    /// written when the run ends is written before the job is released.
+    ///
+    /// # Errors
+    ///
+    /// `Interrupted` as above; `Failed` if `state` does not serialize.
+    pub async fn checkpoint<T: Serialize + ?Sized>(&self, state: &T) -> Result<(), JobError> {
+        let value = serde_json::to_value(state)
+            .map_err(|e| JobError::failed(format!("checkpoint does not serialize: {e}")))?;
+        let write_now = {
+            let mut saved = self.run.checkpoint_state();
+            saved.latest = Some(value.clone());
+            saved.dirty = true;
+            let due = saved.last_write.elapsed() >= self.run.checkpoint_interval;
+            if due || self.is_shutting_down() {
+                saved.dirty = false;
+                saved.last_write = Instant::now();
+                true
+            } else {
+                false
+            }
+        };
+        if write_now {
+            self.write_checkpoint(value).await;
+        }
+        if self.is_shutting_down() {
+            return Err(JobError::Interrupted);
+        }
+        Ok(())
+    }
+
+    async fn write_checkpoint(&self, checkpoint: Value) {
+        let params = JobCheckpointParams {
+            lease: self.run.lease,
+            checkpoint: checkpoint.clone(),
+            lease_ttl: self.run.lease_ttl,
+            now: self.run.client.clock().now(),
+        };
+        match self.run.client.store().job_checkpoint(params).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job_id = %self.id(), "lease lost while checkpointing; stopping the run");
+                self.run.lose_lease();
+            }
+            Err(error) => {
+                tracing::warn!(job_id = %self.id(), %error, "checkpoint write failed; will retry");
+                let mut saved = self.run.checkpoint_state();
+                if !saved.dirty {
+                    saved.dirty = true;
+                    saved.latest = Some(checkpoint);
+                }
+            }
+        }
+    }
+
+    /// A client on the same store, to enqueue follow-up jobs or inspect.
+    pub fn client(&self) -> &Client {
+        &self.run.client
+    }
+
+    /// Enqueues a follow-up job.
+    ///
+    /// # Errors
+    ///
+    /// See [`EnqueueError`].
+    pub async fn enqueue<A: JobArgs>(
+        &self,
+        args: &A,
+        options: EnqueueOptions,
+    ) -> Result<JobId, EnqueueError> {
+        self.run.client.enqueue_with(args, options).await
+    }
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id())
+            .field("kind", &self.kind())
+            .field("attempt", &self.attempt())
+            .field("shutting_down", &self.is_shutting_down())
+            .finish()
+    }
+}

@@ -1,0 +1,157 @@
+//! The completer: writes finished runs back to the store in batches (one round trip per
+//! batch), retires them, and runs the exhausted hook for jobs that died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use supervisor::{ChildContext, ChildError};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::job::{JobRecord, JobState};
+use crate::pool::shared::{lock, Completion, Shared};
+use crate::store::{FinishOutcome, JobCheckpointParams, JobFinish, JobFinishParams, StoreError};
+
+/// Tries of the final flush at shutdown (the supervisor no longer restarts us then).
+const FINAL_FLUSH_TRIES: u32 = 3;
+
+/// Writes completions until stopped, then writes what is left. A store error ends the child
+/// (the batch is kept for the next incarnation; the runs stay leased and heartbeated).
+pub(crate) async fn run(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
+    let mut completions = shared.completions_rx.lock().await;
+    let left_over = std::mem::take(&mut *lock(&shared.unflushed));
+    if !left_over.is_empty() {
+        flush(&shared, left_over).await?;
+    }
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(first) = completions.recv() => first,
+            () = ctx.cancelled() => break,
+        };
+        let batch = batch_after(first, &mut completions, shared.config.finish_batch);
+        flush(&shared, batch).await?;
+    }
+    final_flush(&shared, &mut completions).await;
+    Ok(())
+}
+
+/// `first` plus whatever else is already waiting, up to `max`.
+fn batch_after(
+    first: Completion,
+    completions: &mut UnboundedReceiver<Completion>,
+    max: usize,
+) -> Vec<Completion> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match completions.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// At shutdown: the executor has stopped, so every release is queued; write them all.
+async fn final_flush(shared: &Shared, completions: &mut UnboundedReceiver<Completion>) {
+    while let Ok(first) = completions.try_recv() {
+        let mut batch = batch_after(first, completions, shared.config.finish_batch);
+        for attempt in 1..=FINAL_FLUSH_TRIES {
+            match write(shared, &batch).await {
+                Ok(applied) => {
+                    settle(shared, std::mem::take(&mut batch), applied);
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(%error, attempt, jobs = batch.len(),
+                        "final write failed; if it keeps failing these jobs are rescued when their leases expire");
+                    tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+                }
+            }
+        }
+    }
+}
+
+/// Writes one batch; on error keeps it for the next completer.
+async fn flush(shared: &Shared, batch: Vec<Completion>) -> Result<(), StoreError> {
+    match write(shared, &batch).await {
+        Ok(applied) => {
+            settle(shared, batch, applied);
+            Ok(())
+        }
+        Err(error) => {
+            tracing::warn!(%error, jobs = batch.len(), "writing finished jobs failed; retrying after a delay");
+            lock(&shared.unflushed).extend(batch);
+            Err(error)
+        }
+    }
+}
+
+/// Saves unwritten checkpoints of unfinished runs, then applies every finish in one call.
+async fn write(shared: &Shared, batch: &[Completion]) -> Result<Vec<bool>, StoreError> {
+    let now = shared.client.clock().now();
+    for completion in batch {
+        if completion.outcome == FinishOutcome::Completed {
+            continue;
+        }
+        if let Some(checkpoint) = completion.run.take_unsaved_checkpoint() {
+            let params = JobCheckpointParams {
+                lease: completion.run.lease,
+                checkpoint,
+                lease_ttl: shared.config.lease_ttl,
+                now,
+            };
+            shared.store().job_checkpoint(params).await?;
+        }
+    }
+    let finishes = batch
+        .iter()
+        .map(|c| JobFinish {
+            lease: c.run.lease,
+            outcome: c.outcome.clone(),
+        })
+        .collect();
+    shared
+        .store()
+        .job_finish_many(JobFinishParams { finishes, now })
+        .await
+}
+
+/// Retires written runs and reports what they came to.
+fn settle(shared: &Shared, batch: Vec<Completion>, applied: Vec<bool>) {
+    for (completion, applied) in batch.into_iter().zip(applied) {
+        let record = &completion.run.record;
+        if !applied {
+            tracing::warn!(job_id = %record.id, "lease was lost before the result was written; another run owns the job");
+        } else {
+            match &completion.outcome {
+                FinishOutcome::Completed => tracing::debug!(job_id = %record.id, "completed"),
+                FinishOutcome::Retry { run_at, error } => {
+                    tracing::info!(job_id = %record.id, %run_at, error = %error.message, "failed; will retry");
+                }
+                FinishOutcome::Snooze { run_at } => {
+                    tracing::debug!(job_id = %record.id, %run_at, "snoozed")
+                }
+                FinishOutcome::Release => {
+                    tracing::info!(job_id = %record.id, "released");
+                    shared.note_released(record.id);
+                }
+                FinishOutcome::Dead { error } => {
+                    shared.exhausted(dead_record(record, error.clone()))
+                }
+            }
+        }
+        shared.retire(&completion.run);
+    }
+}
+
+/// The job as it is after a `Dead` finish, for the exhausted hook.
+fn dead_record(claimed: &JobRecord, error: crate::job::AttemptError) -> JobRecord {
+    let mut record = claimed.clone();
+    record.state = JobState::Dead;
+    record.attempts += 1;
+    record.finalized_at = Some(error.at);
+    record.lease_owner = None;
+    record.lease_expires_at = None;
+    record.errors.push(error);
+    record
+}

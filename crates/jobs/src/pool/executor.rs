@@ -1,0 +1,72 @@
+//! The executor: runs every claimed job as its own task, and on shutdown gives them one
+//! shared grace period before aborting and releasing the stragglers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use supervisor::{ChildContext, ChildError};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::context::RunState;
+use crate::pool::run::execute;
+use crate::pool::shared::Shared;
+
+/// How long aborted runs get to unwind (and release) before the executor gives up on them.
+pub(crate) const ABORT_DRAIN: Duration = Duration::from_secs(1);
+
+/// Runs claimed jobs until stopped, then lingers for the grace period.
+pub(crate) async fn run(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
+    let mut runs = shared.runs_rx.lock().await;
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            Some(run) = runs.recv() => spawn(&shared, &mut tasks, run),
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = ctx.cancelled() => break,
+        }
+    }
+    // Fetchers stopped before us; jobs still queued here see the shutdown and release at once.
+    while let Ok(run) = runs.try_recv() {
+        spawn(&shared, &mut tasks, run);
+    }
+    linger(&shared, &mut tasks).await;
+    Ok(())
+}
+
+fn spawn(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, run: Arc<RunState>) {
+    let span = tracing::info_span!("job", job_id = %run.record.id, kind = %run.record.kind,
+        attempt = run.record.next_attempt());
+    tasks.spawn(execute(Arc::clone(shared), run).instrument(span));
+}
+
+/// The close-down: running jobs get `grace` to finish or checkpoint; then (or at once on a
+/// hard stop) the rest are aborted, which releases them.
+async fn linger(shared: &Shared, tasks: &mut JoinSet<()>) {
+    let running = tasks.len();
+    if running > 0 {
+        tracing::info!(running, grace = ?shared.config.grace, "waiting for running jobs");
+    }
+    tokio::select! {
+        () = drain(tasks) => return,
+        () = tokio::time::sleep(shared.config.grace) => {
+            tracing::warn!(running = tasks.len(), "grace period over; aborting and releasing running jobs");
+        }
+        () = shared.hard_stop.cancelled() => {
+            tracing::warn!(running = tasks.len(), "grace skipped; aborting and releasing running jobs");
+        }
+    }
+    shared.hard_stop.cancel();
+    tasks.abort_all();
+    if tokio::time::timeout(ABORT_DRAIN, drain(tasks))
+        .await
+        .is_err()
+    {
+        tracing::error!(stuck = tasks.len(), "jobs did not stop when aborted (blocking code?); their leases will expire and they will be rescued");
+        tasks.detach_all();
+    }
+}
+
+async fn drain(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
+}

@@ -1,0 +1,184 @@
+//! One run of one job: wait for a slot, decode, perform with timeout and panic capture, and
+//! turn what happened into a [`FinishOutcome`]. A run that is dropped before it has an
+//! outcome (grace over, hard stop) releases its job.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::time::Instant;
+
+use crate::context::{JobContext, RunState};
+use crate::job::AttemptError;
+use crate::pool::shared::Shared;
+use crate::store::FinishOutcome;
+use crate::worker::{BadInput, ErasedWorker, JobError};
+
+/// Releases the job if the run ends without an outcome (aborted or dropped).
+struct ReleaseOnDrop {
+    shared: Arc<Shared>,
+    run: Option<Arc<RunState>>,
+}
+
+impl ReleaseOnDrop {
+    /// Hands the outcome to the completer (or retires the run if it has none to write).
+    fn finish(mut self, outcome: Option<FinishOutcome>) {
+        if let Some(run) = self.run.take() {
+            match outcome {
+                Some(outcome) => self.shared.complete(run, outcome),
+                None => self.shared.retire(&run),
+            }
+        }
+    }
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            if run.lease_lost() {
+                self.shared.retire(&run);
+            } else {
+                tracing::info!(job_id = %run.record.id, "releasing unfinished job");
+                self.shared.complete(run, FinishOutcome::Release);
+            }
+        }
+    }
+}
+
+/// Runs one claimed job to its outcome.
+pub(crate) async fn execute(shared: Arc<Shared>, run: Arc<RunState>) {
+    let guard = ReleaseOnDrop {
+        shared: Arc::clone(&shared),
+        run: Some(Arc::clone(&run)),
+    };
+    let Some(queue) = shared.queue(&run.record.queue).cloned() else {
+        return; // claimed from a queue this pool declared, so unreachable; the guard releases
+    };
+    let permit = tokio::select! {
+        biased;
+        () = run.stop.cancelled() => return, // never started: released by the guard
+        permit = queue.slots.acquire() => permit,
+    };
+    let started = Instant::now();
+    let outcome = perform(&shared, &run).await;
+    queue.record_run_time(started.elapsed());
+    drop(permit);
+    guard.finish(outcome);
+}
+
+/// Performs the job; `None` when the lease was lost (someone else owns the job now).
+async fn perform(shared: &Shared, run: &Arc<RunState>) -> Option<FinishOutcome> {
+    let record = &run.record;
+    let worker = match shared.registry.get(&record.kind) {
+        Ok(worker) => Arc::clone(worker),
+        Err(bad) => return Some(bad_input(shared, run, bad)),
+    };
+    let ctx = JobContext::new(Arc::clone(run));
+    let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
+        Ok(future) => future,
+        Err(bad) => return Some(bad_input(shared, run, bad)),
+    };
+    let guarded = AssertUnwindSafe(future).catch_unwind();
+    let abort = run.abort.cancelled();
+    let result = tokio::select! {
+        biased;
+        () = abort => {
+            return (!run.lease_lost()).then_some(FinishOutcome::Release);
+        }
+        result = with_timeout(worker.timeout(), guarded) => result,
+    };
+    if run.lease_lost() {
+        return None;
+    }
+    Some(outcome(shared, run, &*worker, result))
+}
+
+/// How a run ended, before it is mapped to an outcome.
+enum Ended {
+    Returned(Result<(), JobError>),
+    Panicked(String),
+    TimedOut(Duration),
+}
+
+async fn with_timeout<F>(limit: Option<Duration>, future: F) -> Ended
+where
+    F: std::future::Future<Output = Result<Result<(), JobError>, Box<dyn Any + Send>>>,
+{
+    let ended = |result: Result<Result<(), JobError>, Box<dyn Any + Send>>| match result {
+        Ok(returned) => Ended::Returned(returned),
+        Err(panic) => Ended::Panicked(panic_message(&*panic)),
+    };
+    match limit {
+        None => ended(future.await),
+        Some(limit) => match tokio::time::timeout(limit, future).await {
+            Ok(result) => ended(result),
+            Err(_) => Ended::TimedOut(limit),
+        },
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+fn outcome(
+    shared: &Shared,
+    run: &RunState,
+    worker: &dyn ErasedWorker,
+    ended: Ended,
+) -> FinishOutcome {
+    let now = shared.client.clock().now();
+    let failed = |message: String| {
+        let attempt = run.record.next_attempt();
+        let error = AttemptError {
+            attempt,
+            at: now,
+            message,
+        };
+        if attempt >= run.record.max_attempts {
+            FinishOutcome::Dead { error }
+        } else {
+            FinishOutcome::Retry {
+                run_at: now + worker.backoff(attempt),
+                error,
+            }
+        }
+    };
+    match ended {
+        Ended::Returned(Ok(())) => FinishOutcome::Completed,
+        Ended::Returned(Err(JobError::Failed(error))) => failed(error.to_string()),
+        Ended::Returned(Err(JobError::Discard(reason))) => FinishOutcome::Dead {
+            error: AttemptError {
+                attempt: run.record.next_attempt(),
+                at: now,
+                message: format!("discarded: {reason}"),
+            },
+        },
+        Ended::Returned(Err(JobError::Snooze(delay))) => FinishOutcome::Snooze {
+            run_at: now + delay,
+        },
+        Ended::Returned(Err(JobError::Interrupted)) => FinishOutcome::Release,
+        Ended::Panicked(message) => failed(format!("panicked: {message}")),
+        Ended::TimedOut(limit) => failed(format!(
+            "timed out after {} (the worker's timeout)",
+            humantime::format_duration(limit)
+        )),
+    }
+}
+
+fn bad_input(shared: &Shared, run: &RunState, bad: BadInput) -> FinishOutcome {
+    tracing::error!(job_id = %run.record.id, error = %bad, "bad input; moving the job to the dead set");
+    FinishOutcome::Dead {
+        error: AttemptError {
+            attempt: run.record.next_attempt(),
+            at: shared.client.clock().now(),
+            message: bad.to_string(),
+        },
+    }
+}

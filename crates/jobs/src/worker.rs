@@ -1,0 +1,214 @@
+//! Workers: the code that runs one job kind, and the outcomes a run can return.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::Value;
+use supervisor::Backoff;
+
+use crate::args::JobArgs;
+use crate::context::JobContext;
+
+/// Runs jobs of one kind. Register it on a [`PoolBuilder`](crate::PoolBuilder).
+///
+/// `perform` returns `Ok(())` for success or a [`JobError`] saying what happens next; `?` on any
+/// error type gives a retryable failure. A panic is a failure like any other.
+///
+/// ```
+/// use jobs::{JobArgs, JobContext, JobError, Worker};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Import { rows: u64 }
+/// impl JobArgs for Import { const KIND: &'static str = "import"; }
+///
+/// struct Importer;
+///
+/// impl Worker for Importer {
+///     type Args = Import;
+///
+///     async fn perform(&self, ctx: JobContext, args: Import) -> Result<(), JobError> {
+///         let mut next_row: u64 = ctx.checkpoint_state()?.unwrap_or(0);
+///         while next_row < args.rows {
+///             // ... import row `next_row` ...
+///             next_row += 1;
+///             ctx.checkpoint(&next_row).await?; // saves progress; Err(Interrupted) on shutdown
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Worker: Send + Sync + 'static {
+    /// The job kind this worker runs.
+    type Args: JobArgs;
+
+    /// Runs one job.
+    fn perform(
+        &self,
+        ctx: JobContext,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// The longest one run may take before it is aborted and counted as a failed attempt
+    /// (`None`, the default: no limit besides the lease, which heartbeats keep alive).
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// How long to wait before retrying after failed attempt number `attempt` (1-based).
+    /// Default: [`default_retry_backoff`].
+    fn backoff(&self, attempt: u32) -> Duration {
+        default_retry_backoff().delay(attempt.saturating_sub(1))
+    }
+}
+
+/// The default retry delays: exponential from 1 s doubling up to 1 h, ±20 % jitter
+/// (attempt 1 waits ~1 s, attempt 5 ~16 s, attempt 10 ~8.5 min, then hourly).
+pub fn default_retry_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
+/// What a run that did not succeed comes to.
+///
+/// Any `std::error::Error` converts into [`JobError::Failed`], so `?` works in `perform`.
+#[non_exhaustive]
+pub enum JobError {
+    /// A failed attempt: retried after the worker's backoff until `max_attempts`, then the
+    /// job goes to the dead set and the exhausted hook runs.
+    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// Give up now, no retry: the job goes to the dead set with this reason.
+    Discard(String),
+    /// Run again after this delay without charging an attempt.
+    Snooze(Duration),
+    /// The job stopped at a safe point because the pool is shutting down (or the job was
+    /// cancelled): it is released back to its queue at once, checkpoint kept, no attempt charged.
+    Interrupted,
+}
+
+impl JobError {
+    /// A retryable failure with a message.
+    pub fn failed(message: impl Into<String>) -> Self {
+        JobError::Failed(message.into().into())
+    }
+
+    /// Give up without retrying.
+    pub fn discard(reason: impl Into<String>) -> Self {
+        JobError::Discard(reason.into())
+    }
+
+    /// Run again after `delay`, no attempt charged.
+    pub fn snooze(delay: Duration) -> Self {
+        JobError::Snooze(delay)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(error: E) -> Self {
+        JobError::Failed(Box::new(error))
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Failed(e) => f.debug_tuple("Failed").field(&e.to_string()).finish(),
+            JobError::Discard(r) => f.debug_tuple("Discard").field(r).finish(),
+            JobError::Snooze(d) => f.debug_tuple("Snooze").field(d).finish(),
+            JobError::Interrupted => f.write_str("Interrupted"),
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Failed(e) => write!(f, "{e}"),
+            JobError::Discard(r) => write!(f, "discarded: {r}"),
+            JobError::Snooze(d) => write!(f, "snoozed for {}", humantime::format_duration(*d)),
+            JobError::Interrupted => f.write_str("interrupted by shutdown"),
+        }
+    }
+}
+
+/// Why a job could not even be started: recorded on the job, which goes to the dead set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadInput {
+    /// No worker is registered for the job's kind on this pool.
+    #[error("unknown job kind {kind:?}: no worker registered for it on this pool (register one with PoolBuilder::register)")]
+    UnknownKind {
+        /// The job's kind.
+        kind: String,
+    },
+    /// The args did not deserialize into the worker's args type.
+    #[error("args of job kind {kind:?} do not deserialize: {reason}")]
+    UndecodableArgs {
+        /// The job's kind.
+        kind: String,
+        /// The deserializer's message.
+        reason: String,
+    },
+}
+
+/// A worker with its args type erased, so workers of all kinds live in one map.
+pub(crate) trait ErasedWorker: Send + Sync {
+    fn run(self: Arc<Self>, ctx: JobContext, args: Value) -> Result<RunFuture, BadInput>;
+    fn timeout(&self) -> Option<Duration>;
+    fn backoff(&self, attempt: u32) -> Duration;
+}
+
+pub(crate) type RunFuture = BoxFuture<'static, Result<(), JobError>>;
+
+struct Erased<W>(W);
+
+impl<W: Worker> ErasedWorker for Erased<W> {
+    fn run(self: Arc<Self>, ctx: JobContext, args: Value) -> Result<RunFuture, BadInput> {
+        let args: W::Args =
+            serde_json::from_value(args).map_err(|e| BadInput::UndecodableArgs {
+                kind: W::Args::KIND.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(async move { self.0.perform(ctx, args).await }.boxed())
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.0.timeout()
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.0.backoff(attempt)
+    }
+}
+
+/// The workers of a pool, by kind.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    workers: HashMap<&'static str, Arc<dyn ErasedWorker>>,
+}
+
+impl Registry {
+    pub(crate) fn register<W: Worker>(&mut self, worker: W) {
+        self.workers.insert(W::Args::KIND, Arc::new(Erased(worker)));
+    }
+
+    pub(crate) fn get(&self, kind: &str) -> Result<&Arc<dyn ErasedWorker>, BadInput> {
+        self.workers.get(kind).ok_or_else(|| BadInput::UnknownKind {
+            kind: kind.to_owned(),
+        })
+    }
+
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.workers.keys().copied()
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.workers.keys()).finish()
+    }
+}

@@ -1,0 +1,641 @@
+//! Engine tests on paused tokio time and the in-memory store: outcomes, backoff, timeouts,
+//! bad input, grace period, abort-and-release, drain, rescue and store failures.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobs::{
+    Client, Clock, EnqueueOptions, JobArgs, JobClaimParams, JobContext, JobError, JobId, JobState,
+    Pool, PoolConfig, Worker,
+};
+use serde::{Deserialize, Serialize};
+
+mod support;
+use support::*;
+
+#[derive(Serialize, Deserialize)]
+struct Noop(u32);
+impl JobArgs for Noop {
+    const KIND: &'static str = "noop";
+}
+
+struct NoopWorker(Arc<AtomicUsize>);
+impl Worker for NoopWorker {
+    type Args = Noop;
+    async fn perform(&self, _ctx: JobContext, _args: Noop) -> Result<(), JobError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_every_job_once_and_completes_it_in_the_store() {
+    let store = memory();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let pool = pool_on(&store)
+        .register(NoopWorker(runs.clone()))
+        .start()
+        .await
+        .unwrap();
+    let ids = pool
+        .client()
+        .enqueue_many((0..500).map(Noop), EnqueueOptions::new())
+        .await
+        .unwrap();
+    wait_for(|| count(&store, JobState::Completed), 500).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 500);
+    for id in [ids[0], ids[499]] {
+        let job = job(&store, id).await;
+        assert_eq!((job.state, job.attempts), (JobState::Completed, 0));
+    }
+    assert!(pool.shutdown().await.clean);
+}
+
+/// Fails `failures` times, then succeeds; records when each attempt ran.
+struct Flaky {
+    failures: u32,
+    attempts_seen: Arc<Mutex<Vec<(u32, tokio::time::Instant)>>>,
+}
+#[derive(Serialize, Deserialize)]
+struct FlakyArgs;
+impl JobArgs for FlakyArgs {
+    const KIND: &'static str = "flaky";
+}
+impl Worker for Flaky {
+    type Args = FlakyArgs;
+    async fn perform(&self, ctx: JobContext, _args: FlakyArgs) -> Result<(), JobError> {
+        self.attempts_seen
+            .lock()
+            .unwrap()
+            .push((ctx.attempt(), tokio::time::Instant::now()));
+        if ctx.attempt() <= self.failures {
+            return Err(JobError::failed(format!("failure {}", ctx.attempt())));
+        }
+        Ok(())
+    }
+    fn backoff(&self, attempt: u32) -> Duration {
+        Duration::from_secs(10 * u64::from(attempt))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_attempts_are_retried_after_the_workers_backoff() {
+    let store = memory();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let pool = pool_on(&store)
+        .register(Flaky {
+            failures: 2,
+            attempts_seen: seen.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&FlakyArgs).await.unwrap();
+    wait_for(|| count(&store, JobState::Completed), 1).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let gap1 = seen[1].1 - seen[0].1;
+    let gap2 = seen[2].1 - seen[1].1;
+    // backoff 10 s then 20 s, plus at most one promote interval (1 s) of pickup delay
+    assert!(
+        gap1 >= Duration::from_secs(10) && gap1 <= Duration::from_secs(12),
+        "{gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_secs(20) && gap2 <= Duration::from_secs(22),
+        "{gap2:?}"
+    );
+    let job = job(&store, id).await;
+    assert_eq!(job.attempts, 2);
+    let messages: Vec<_> = job
+        .errors
+        .iter()
+        .map(|e| (e.attempt, e.message.as_str()))
+        .collect();
+    assert_eq!(messages, vec![(1, "failure 1"), (2, "failure 2")]);
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_jobs_go_to_the_dead_set_and_the_hook_gets_the_whole_job() {
+    let store = memory();
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .register(Flaky {
+            failures: 99,
+            attempts_seen: Default::default(),
+        })
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let id = pool
+        .client()
+        .enqueue_with(&FlakyArgs, EnqueueOptions::new().max_attempts(3))
+        .await
+        .unwrap();
+    wait_for(|| async { dead.lock().unwrap().len() }, 1).await;
+    let hooked = dead.lock().unwrap()[0].clone();
+    assert_eq!(
+        (hooked.id, hooked.kind.as_str(), hooked.attempts),
+        (id, "flaky", 3)
+    );
+    assert_eq!(hooked.errors.len(), 3);
+    let stored = job(&store, id).await;
+    assert_eq!(
+        (stored.state, stored.attempts, stored.errors.len()),
+        (JobState::Dead, 3, 3)
+    );
+    pool.shutdown().await;
+}
+
+/// Does what its args say.
+struct Scripted;
+#[derive(Serialize, Deserialize)]
+enum Script {
+    Discard,
+    SnoozeOnce,
+    Panic,
+    Sleep(u64),
+}
+impl JobArgs for Script {
+    const KIND: &'static str = "scripted";
+}
+impl Worker for Scripted {
+    type Args = Script;
+    async fn perform(&self, ctx: JobContext, script: Script) -> Result<(), JobError> {
+        match script {
+            Script::Discard => Err(JobError::discard("not worth it")),
+            Script::SnoozeOnce if ctx.record().errors.is_empty() && ctx.record().claims == 1 => {
+                Err(JobError::snooze(Duration::from_secs(60)))
+            }
+            Script::SnoozeOnce => Ok(()),
+            Script::Panic => panic!("boom"),
+            Script::Sleep(secs) => {
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                Ok(())
+            }
+        }
+    }
+    fn timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(5))
+    }
+    fn backoff(&self, _attempt: u32) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn discard_panic_timeout_and_snooze_map_to_their_states() {
+    let store = memory();
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .register(Scripted)
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let client = pool.client();
+    let one = EnqueueOptions::new().max_attempts(1);
+    let discard = client
+        .enqueue_with(&Script::Discard, EnqueueOptions::new())
+        .await
+        .unwrap();
+    let panic = client
+        .enqueue_with(&Script::Panic, one.clone())
+        .await
+        .unwrap();
+    let slow = client.enqueue_with(&Script::Sleep(60), one).await.unwrap();
+    let snooze = client.enqueue(&Script::SnoozeOnce).await.unwrap();
+    wait_for(|| async { dead.lock().unwrap().len() }, 3).await;
+    let message = |id: JobId| {
+        let dead = dead.lock().unwrap();
+        dead.iter()
+            .find(|j| j.id == id)
+            .unwrap()
+            .errors
+            .last()
+            .unwrap()
+            .message
+            .clone()
+    };
+    assert_eq!(message(discard), "discarded: not worth it");
+    assert_eq!(message(panic), "panicked: boom");
+    assert_eq!(message(slow), "timed out after 5s (the worker's timeout)");
+    let snoozed = job(&store, snooze).await;
+    assert_eq!((snoozed.state, snoozed.attempts), (JobState::Scheduled, 0));
+    wait_for(|| count(&store, JobState::Completed), 1).await;
+    let done = job(&store, snooze).await;
+    assert_eq!(
+        (done.attempts, done.claims),
+        (0, 2),
+        "a snooze charges no attempt"
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_input_goes_to_the_dead_set_and_the_pool_keeps_running() {
+    let store = memory();
+    let (hook, dead) = dead_hook();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let pool = pool_on(&store)
+        .register(NoopWorker(runs.clone()))
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let unknown = insert_raw(&store, "no_such_kind", serde_json::json!({})).await;
+    let undecodable = insert_raw(&store, "noop", serde_json::json!("not a number")).await;
+    pool.client().enqueue(&Noop(1)).await.unwrap();
+    wait_for(|| count(&store, JobState::Dead), 2).await;
+    wait_for(|| count(&store, JobState::Completed), 1).await;
+    let unknown = job(&store, unknown).await;
+    assert!(
+        unknown.errors[0]
+            .message
+            .starts_with("unknown job kind \"no_such_kind\""),
+        "{:?}",
+        unknown.errors
+    );
+    let undecodable = job(&store, undecodable).await;
+    assert!(undecodable.errors[0]
+        .message
+        .starts_with("args of job kind \"noop\" do not deserialize"));
+    assert_eq!(dead.lock().unwrap().len(), 2, "the hook sees bad input too");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    pool.shutdown().await;
+}
+
+/// A long import that checkpoints every row (one second each).
+struct Importer {
+    rows_done: Arc<Mutex<Vec<u64>>>,
+}
+#[derive(Serialize, Deserialize)]
+struct Import {
+    rows: u64,
+}
+impl JobArgs for Import {
+    const KIND: &'static str = "import";
+}
+impl Worker for Importer {
+    type Args = Import;
+    async fn perform(&self, ctx: JobContext, args: Import) -> Result<(), JobError> {
+        let mut row: u64 = ctx.checkpoint_state()?.unwrap_or(0);
+        while row < args.rows {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.rows_done.lock().unwrap().push(row);
+            row += 1;
+            ctx.checkpoint(&row).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_releases_a_checkpointing_job_at_once_and_the_next_run_resumes() {
+    let store = memory();
+    let rows = Arc::new(Mutex::new(Vec::new()));
+    let pool = pool_on(&store)
+        .register(Importer {
+            rows_done: rows.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&Import { rows: 100 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30_500)).await;
+    let started = tokio::time::Instant::now();
+    let report = pool.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "released at the next safe point, not after the grace"
+    );
+    assert_eq!(report.released, vec![id]);
+    assert!(report.clean);
+    let released = job(&store, id).await;
+    assert_eq!(
+        (released.state, released.attempts),
+        (JobState::Available, 0)
+    );
+    let saved: u64 = serde_json::from_value(released.checkpoint.clone().unwrap()).unwrap();
+    assert_eq!(saved, rows.lock().unwrap().len() as u64);
+
+    let pool = pool_on(&store)
+        .register(Importer {
+            rows_done: rows.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
+    wait_for(|| count(&store, JobState::Completed), 1).await;
+    let rows = rows.lock().unwrap().clone();
+    assert_eq!(
+        rows,
+        (0..100).collect::<Vec<_>>(),
+        "every row exactly once across the two runs"
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_that_ignore_shutdown_are_aborted_after_one_shared_grace_and_released() {
+    let store = memory();
+    let pool = pool_on(&store).register(Stubborn).start().await.unwrap();
+    let ids = pool
+        .client()
+        .enqueue_many((0..10).map(|_| StubbornArgs), EnqueueOptions::new())
+        .await
+        .unwrap();
+    wait_for(|| count(&store, JobState::Running), 10).await;
+    let started = tokio::time::Instant::now();
+    let report = pool.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(20) && took < Duration::from_secs(22),
+        "one shared grace: {took:?}"
+    );
+    let mut released = report.released.clone();
+    released.sort();
+    assert_eq!(released, ids);
+    for id in ids {
+        let job = job(&store, id).await;
+        assert_eq!(
+            (job.state, job.attempts, job.lease_owner),
+            (JobState::Available, 0, None)
+        );
+    }
+}
+
+/// Ignores shutdown and sleeps for an hour.
+struct Stubborn;
+#[derive(Serialize, Deserialize)]
+struct StubbornArgs;
+impl JobArgs for StubbornArgs {
+    const KIND: &'static str = "stubborn";
+}
+impl Worker for Stubborn {
+    type Args = StubbornArgs;
+    async fn perform(&self, _ctx: JobContext, _args: StubbornArgs) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn skipping_the_grace_releases_at_once() {
+    let store = memory();
+    let pool = pool_on(&store).register(Stubborn).start().await.unwrap();
+    let id = pool.client().enqueue(&StubbornArgs).await.unwrap();
+    wait_for(|| count(&store, JobState::Running), 1).await;
+    let started = tokio::time::Instant::now();
+    let shutdown = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.shutdown().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pool.skip_grace();
+    let report = shutdown.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(report.released, vec![id]);
+    assert_eq!(job(&store, id).await.state, JobState::Available);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_stops_fetching_and_resolves_when_idle() {
+    let store = memory();
+    let pool = pool_on(&store).register(Scripted).start().await.unwrap();
+    pool.client().enqueue(&Script::Sleep(3)).await.unwrap();
+    wait_for(|| count(&store, JobState::Running), 1).await;
+    let started = tokio::time::Instant::now();
+    pool.drain().await;
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(pool.busy(), 0);
+    assert_eq!(count(&store, JobState::Completed).await, 1);
+    let later = pool.client().enqueue(&Script::Sleep(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        job(&store, later).await.state,
+        JobState::Available,
+        "a drained pool fetches nothing"
+    );
+    assert!(pool.shutdown().await.released.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn jobs_of_a_dead_worker_are_rescued_after_their_lease_expires() {
+    let store = memory();
+    let clock = Clock::tokio();
+    let client = Client::new(store.clone()).with_clock(clock);
+    let id = client.enqueue(&Noop(1)).await.unwrap();
+    // A worker that claims the job and then dies (never heartbeats).
+    let claimed = store
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            owner: "dead-worker".into(),
+            limit: 1,
+            lease_ttl: Duration::from_secs(30),
+            now: clock.now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let started = tokio::time::Instant::now();
+    let pool = pool_on(&store)
+        .clock(clock)
+        .register(NoopWorker(runs.clone()))
+        .start()
+        .await
+        .unwrap();
+    wait_for(|| count(&store, JobState::Completed), 1).await;
+    let took = started.elapsed();
+    // lease 30 s + at most one rescue interval (10 s)
+    assert!(
+        took >= Duration::from_secs(30) && took <= Duration::from_secs(41),
+        "{took:?}"
+    );
+    let job = job(&store, id).await;
+    assert_eq!((job.rescues, job.claims), (1, 2));
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_that_keeps_killing_its_worker_becomes_a_dead_poison_pill() {
+    let store = memory();
+    let clock = Clock::tokio();
+    let client = Client::new(store.clone()).with_clock(clock);
+    let id = client.enqueue(&Noop(1)).await.unwrap();
+    let (hook, dead) = dead_hook();
+    let config = PoolConfig {
+        max_rescues: 2,
+        ..PoolConfig::default()
+    };
+    // Three workers in a row claim it and die; the pool only rescues (no worker for its kind
+    // is needed since it never runs here: a paused pool with no queue for it).
+    for _ in 0..3 {
+        wait_for(|| count(&store, JobState::Available), 1).await;
+        store
+            .job_claim(JobClaimParams {
+                queue: "default".into(),
+                owner: "doomed".into(),
+                limit: 1,
+                lease_ttl: Duration::from_secs(30),
+                now: clock.now(),
+            })
+            .await
+            .unwrap();
+        let rescuer = pool_on(&store)
+            .clock(clock)
+            .config(config.clone())
+            .queue("elsewhere", 1)
+            .on_exhausted(hook.clone())
+            .start()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        rescuer.shutdown().await;
+    }
+    let job = job(&store, id).await;
+    // three expired leases: two rescues back to the queue, the third one is the poison pill
+    assert_eq!((job.state, job.rescues), (JobState::Dead, 3));
+    assert!(
+        job.errors.last().unwrap().message.contains("rescued"),
+        "{:?}",
+        job.errors
+    );
+    assert_eq!(dead.lock().unwrap()[0].id, id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn store_errors_restart_children_after_a_delay_and_lose_nothing() {
+    let inner = memory();
+    let store = Arc::new(FlakyStore::new(inner.clone()));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let pool = Pool::builder(store.clone())
+        .clock(Clock::tokio())
+        .register(NoopWorker(runs.clone()))
+        .start()
+        .await
+        .unwrap();
+    pool.client()
+        .enqueue_many((0..200).map(Noop), EnqueueOptions::new())
+        .await
+        .unwrap();
+    wait_for(|| count(&inner, JobState::Completed), 50).await;
+    store.fail(true);
+    let failing_since = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let calls_while_down = store.calls();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let calls_per_30s = store.calls() - calls_while_down;
+    assert!(
+        calls_per_30s < 40,
+        "backing off, not a hot loop: {calls_per_30s} calls in 30 s"
+    );
+    store.fail(false);
+    wait_for(|| count(&inner, JobState::Completed), 200).await;
+    assert!(failing_since.elapsed() < Duration::from_secs(100));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        200,
+        "every job ran once: nothing lost, nothing doubled"
+    );
+    assert!(pool.shutdown().await.clean);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_queue_runs_at_most_its_concurrency() {
+    let store = memory();
+    let peak = Arc::new(AtomicUsize::new(0));
+    let now = Arc::new(AtomicUsize::new(0));
+    let pool = pool_on(&store)
+        .queue("default", 3)
+        .register(Gauge {
+            now: now.clone(),
+            peak: peak.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
+    pool.client()
+        .enqueue_many((0..30).map(|_| GaugeArgs), EnqueueOptions::new())
+        .await
+        .unwrap();
+    wait_for(|| count(&store, JobState::Completed), 30).await;
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    pool.shutdown().await;
+}
+
+struct Gauge {
+    now: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+#[derive(Serialize, Deserialize)]
+struct GaugeArgs;
+impl JobArgs for GaugeArgs {
+    const KIND: &'static str = "gauge";
+}
+impl Worker for Gauge {
+    type Args = GaugeArgs;
+    async fn perform(&self, _ctx: JobContext, _args: GaugeArgs) -> Result<(), JobError> {
+        let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(running, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_lease_was_taken_over_stops_and_writes_nothing() {
+    let store = memory();
+    let clock = Clock::tokio();
+    let finished = Arc::new(AtomicU32::new(0));
+    let pool = pool_on(&store)
+        .clock(clock)
+        .register(Stubborn)
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&StubbornArgs).await.unwrap();
+    wait_for(|| count(&store, JobState::Running), 1).await;
+    // Another process rescues and re-claims the job (as if this one had been frozen).
+    let later = clock.now() + Duration::from_secs(3600);
+    store
+        .job_rescue_expired(jobs::JobRescueParams {
+            now: later,
+            max_rescues: 10,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let other = store
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            owner: "other".into(),
+            limit: 1,
+            lease_ttl: Duration::from_secs(7200),
+            now: clock.now(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    tokio::time::sleep(Duration::from_secs(15)).await; // a heartbeat notices
+    assert_eq!(pool.busy(), 0, "the run was stopped");
+    let report = pool.shutdown().await;
+    assert!(
+        report.released.is_empty(),
+        "it must not release a job it no longer owns"
+    );
+    let job = job(&store, id).await;
+    assert_eq!(
+        (job.state, job.lease_owner.as_deref()),
+        (JobState::Running, Some("other"))
+    );
+    drop(finished);
+}
