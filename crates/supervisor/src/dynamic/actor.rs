@@ -165,8 +165,9 @@ impl DynActor {
             biased;
             () = self.kill.cancelled(), if !self.killed => self.shutdown(true),
             () = self.stop.cancelled(), if !self.shutting_down => self.shutdown(false),
-            Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined),
+            // readiness before exits: a child that signals ready and then exits was ready
             Some(key) = self.ready_rx.recv() => self.on_ready(key),
+            Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined),
             timer = self.timers.next() => self.on_timer(timer),
             Some(msg) = self.rx.recv() => self.on_msg(msg),
         }

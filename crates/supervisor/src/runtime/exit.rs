@@ -12,6 +12,10 @@ use crate::{AutoShutdown, Event, ExitReason, Restart, StartError, Strategy, Supe
 impl Actor {
     /// A child task finished on its own (not during a stop the supervisor asked for).
     pub(super) async fn on_joined(&mut self, joined: Joined) {
+        // a readiness signal sent before the exit must count first
+        while let Ok(key) = self.ready_rx.try_recv() {
+            self.on_ready(key).await;
+        }
         let task = joined_id(&joined);
         let Some(i) = self
             .children

@@ -241,8 +241,9 @@ impl Actor {
             biased;
             () = self.kill.cancelled() => self.shutdown(true).await,
             () = self.stop.cancelled() => self.shutdown(false).await,
-            Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined).await,
+            // readiness before exits: a child that signals ready and then exits was ready
             Some(key) = self.ready_rx.recv() => self.on_ready(key).await,
+            Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined).await,
             timer = self.timers.next() => self.on_timer(timer).await,
             Some(msg) = self.rx.recv() => self.on_msg(msg).await,
         }
