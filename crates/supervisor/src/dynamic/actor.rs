@@ -662,7 +662,8 @@ impl DynActor {
                     Some(c) if c.restarts == restarts && matches!(&c.state, DynState::Running(r) if !r.ready)
                 );
                 if waiting {
-                    self.begin_stop(id, false, None, true);
+                    // as in OTP, a child that overran its start timeout is killed outright
+                    self.begin_stop(id, true, None, true);
                 }
             }
         }

@@ -195,7 +195,8 @@ impl Actor {
         if let Some(s) = self.seq_waiting_on(key) {
             self.seqs[s].waiting = Some((key, None));
         }
-        self.stop_child(i, false).await;
+        // as in OTP, a child that overran its start timeout is killed outright
+        self.stop_child(i, true).await;
         self.start_failed(key, self.children[i].serial, Failure::Timeout(timeout))
             .await;
     }
