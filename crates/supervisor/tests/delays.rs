@@ -72,17 +72,34 @@ async fn a_pending_restart_never_blocks_the_handle_and_terminate_cancels_it() {
     let t0 = Instant::now();
     let a = &h.which_children().await.unwrap()[0];
     assert_eq!(a.state, ChildState::Restarting);
-    assert!(matches!(h.restart_child("a").await, Err(SupervisorError::ChildRestarting { .. })));
-    assert!(matches!(h.delete_child("a").await, Err(SupervisorError::ChildRestarting { .. })));
+    assert!(matches!(
+        h.restart_child("a").await,
+        Err(SupervisorError::ChildRestarting { .. })
+    ));
+    assert!(matches!(
+        h.delete_child("a").await,
+        Err(SupervisorError::ChildRestarting { .. })
+    ));
     h.start_child(p.worker("c")).await.unwrap();
-    assert_eq!(t0.elapsed(), Duration::ZERO, "the handle was served at once");
+    assert_eq!(
+        t0.elapsed(),
+        Duration::ZERO,
+        "the handle was served at once"
+    );
     h.terminate_child("a").await.unwrap();
     tokio::time::sleep(secs(30)).await;
     assert_eq!(p.count("start:a"), 1, "the cancelled restart never ran");
-    assert_eq!(h.which_children().await.unwrap()[0].state, ChildState::Terminated);
+    assert_eq!(
+        h.which_children().await.unwrap()[0].state,
+        ChildState::Terminated
+    );
     let evs = drain(&mut events);
-    assert!(evs.iter().any(|e| matches!(e, Event::RestartScheduled { delay, .. } if *delay == secs(10))));
-    assert!(evs.iter().any(|e| matches!(e, Event::RestartCancelled { child, .. } if &**child == "a")));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, Event::RestartScheduled { delay, .. } if *delay == secs(10))));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, Event::RestartCancelled { child, .. } if &**child == "a")));
     h.restart_child("a").await.unwrap();
     assert_eq!(p.count("start:a"), 2);
     h.shutdown().await;
@@ -126,7 +143,13 @@ async fn the_delay_applies_to_a_group_restart_as_a_whole() {
     p.trigger("b", Action::Crash);
     settle().await;
     assert_eq!(p.take(), strs(&["crash:b", "stop:c", "stop:a"]));
-    let states: Vec<_> = h.which_children().await.unwrap().iter().map(|c| c.state).collect();
+    let states: Vec<_> = h
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect();
     assert_eq!(states, [ChildState::Restarting; 3]);
     tokio::time::sleep(secs(5)).await;
     assert_eq!(p.take(), strs(&["start:a", "start:b", "start:c"]));
@@ -169,7 +192,10 @@ async fn a_failed_restart_is_retried_through_the_delay_and_counts_once() {
     let got: Vec<u64> = p.times("start:x").iter().map(Duration::as_secs).collect();
     assert_eq!(got, vec![0, 2, 4, 6]);
     assert!(!h.is_finished());
-    assert_eq!(h.which_children().await.unwrap()[0].state, ChildState::Running);
+    assert_eq!(
+        h.which_children().await.unwrap()[0].state,
+        ChildState::Running
+    );
     h.shutdown().await;
 }
 

@@ -41,7 +41,9 @@ async fn exceeding_intensity_within_the_period_stops_all_children_and_fails() {
     );
     assert_eq!(p.take(), strs(&["crash:b", "stop:a"]));
     let events = drain(&mut events);
-    assert!(events.iter().any(|e| matches!(e, Event::IntensityExceeded { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::IntensityExceeded { .. })));
     // the final report says how it ended, every time it is asked
     assert!(h.shutdown().await.exit().is_err());
     assert!(h.shutdown().await.exit().is_err());
@@ -97,9 +99,12 @@ async fn a_panicking_factory_is_caught_too() {
         .start()
         .await
         .unwrap();
-    let bad = ChildSpec::new("bad", |_ctx| -> std::future::Ready<Result<(), supervisor::ChildError>> {
-        panic!("factory exploded")
-    })
+    let bad = ChildSpec::new(
+        "bad",
+        |_ctx| -> std::future::Ready<Result<(), supervisor::ChildError>> {
+            panic!("factory exploded")
+        },
+    )
     .wait_for_ready();
     let err = h.start_child(bad).await.unwrap_err();
     assert!(err.to_string().contains("factory exploded"), "{err}");
@@ -138,7 +143,10 @@ async fn failure_escalates_through_three_levels() {
     settle().await;
     p.trigger("w", Action::Crash);
     settle().await;
-    assert_eq!(p.take(), strs(&["crash:w", "start:w", "crash:w", "start:w"]));
+    assert_eq!(
+        p.take(),
+        strs(&["crash:w", "start:w", "crash:w", "start:w"])
+    );
     // ...leaf gives up again: mid exceeds its own limit and gives up; root restarts mid
     p.trigger("w", Action::Crash);
     settle().await;

@@ -38,7 +38,13 @@ fn lingering(id: &str, linger: Duration, done: Arc<AtomicBool>) -> ChildSpec {
 }
 
 async fn start_one(child: ChildSpec) -> SupervisorHandle {
-    Supervisor::builder("root").child(child).build().unwrap().start().await.unwrap()
+    Supervisor::builder("root")
+        .child(child)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -54,7 +60,8 @@ async fn a_child_ignoring_its_token_is_aborted_exactly_at_its_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_lingering_child_finishes_within_its_timeout() {
     let done = Arc::new(AtomicBool::new(false));
-    let h = start_one(lingering("l", secs(2), done.clone()).shutdown(Shutdown::Timeout(secs(5)))).await;
+    let h =
+        start_one(lingering("l", secs(2), done.clone()).shutdown(Shutdown::Timeout(secs(5)))).await;
     let t0 = Instant::now();
     let report = h.shutdown().await;
     assert_eq!(t0.elapsed(), secs(2));
@@ -96,7 +103,10 @@ async fn brutal_kill_aborts_at_once_without_cancelling_the_token() {
     let t0 = Instant::now();
     assert!(h.shutdown().await.is_clean());
     assert_eq!(t0.elapsed(), Duration::ZERO);
-    assert!(!saw_cancel.load(Ordering::SeqCst), "brutal kill must not cancel first");
+    assert!(
+        !saw_cancel.load(Ordering::SeqCst),
+        "brutal kill must not cancel first"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,8 +159,14 @@ async fn calls_on_a_dead_supervisor_return_gone_and_never_hang() {
     assert!(gone(h.terminate_child("a").await));
     assert!(gone(h.restart_child("a").await));
     assert!(gone(h.delete_child("a").await));
-    assert!(matches!(h.which_children().await, Err(SupervisorError::Gone { .. })));
-    assert!(matches!(h.count_children().await, Err(SupervisorError::Gone { .. })));
+    assert!(matches!(
+        h.which_children().await,
+        Err(SupervisorError::Gone { .. })
+    ));
+    assert!(matches!(
+        h.count_children().await,
+        Err(SupervisorError::Gone { .. })
+    ));
     let mut events = h.subscribe();
     assert!(matches!(
         events.recv().await,
@@ -174,7 +190,10 @@ fn a_supervisor_whose_runtime_dropped_it_reports_gone() {
     runtime().block_on(async {
         let err = h.wait().await.unwrap_err();
         assert!(matches!(err, SupervisorError::Gone { .. }), "{err}");
-        assert!(matches!(h.which_children().await, Err(SupervisorError::Gone { .. })));
+        assert!(matches!(
+            h.which_children().await,
+            Err(SupervisorError::Gone { .. })
+        ));
     });
     assert_eq!(p.take(), strs(&["start:a"]));
 }

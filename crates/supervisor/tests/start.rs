@@ -65,8 +65,21 @@ async fn the_next_child_starts_only_once_the_previous_one_is_ready() {
     let early = rx.recv().await.unwrap();
     tokio::time::sleep(secs(5)).await;
     // while a is not ready: the handle answers and x's crash is handled
-    let states: Vec<_> = early.which_children().await.unwrap().iter().map(|c| c.state).collect();
-    assert_eq!(states, [ChildState::Running, ChildState::Starting, ChildState::Starting]);
+    let states: Vec<_> = early
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ChildState::Running,
+            ChildState::Starting,
+            ChildState::Starting
+        ]
+    );
     p.trigger("x", Action::Crash);
     settle().await;
     assert_eq!(p.times("start:x"), [secs(0), secs(5)]);
@@ -93,7 +106,10 @@ async fn a_failing_nth_child_fails_the_start_and_stops_the_earlier_ones_in_rever
         matches!(&err, StartError::ChildFailed { child, reason, .. } if child == "c" && reason.to_string().contains("no database")),
         "{err}"
     );
-    assert_eq!(p.take(), strs(&["start:a", "start:b", "start:c", "stop:b", "stop:a"]));
+    assert_eq!(
+        p.take(),
+        strs(&["start:a", "start:b", "start:c", "stop:b", "stop:a"])
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,7 +124,10 @@ async fn a_child_not_ready_within_its_start_timeout_fails_the_start() {
         .start()
         .await
         .unwrap_err();
-    assert!(matches!(&err, StartError::ChildStartTimeout { child, .. } if child == "slow"), "{err}");
+    assert!(
+        matches!(&err, StartError::ChildStartTimeout { child, .. } if child == "slow"),
+        "{err}"
+    );
     assert_eq!(t0.elapsed(), secs(5));
     assert_eq!(p.take(), strs(&["start:a", "start:slow", "stop:a"]));
 }
@@ -116,7 +135,10 @@ async fn a_child_not_ready_within_its_start_timeout_fails_the_start() {
 #[tokio::test(start_paused = true)]
 async fn a_nested_start_failure_names_both_levels() {
     let p = Probe::new();
-    let inner = Supervisor::builder("inner").child(failing(&p, "db")).build().unwrap();
+    let inner = Supervisor::builder("inner")
+        .child(failing(&p, "db"))
+        .build()
+        .unwrap();
     let err = Supervisor::builder("outer")
         .child(p.worker("a"))
         .child(ChildSpec::supervisor(inner))
@@ -133,14 +155,28 @@ async fn a_nested_start_failure_names_both_levels() {
 #[tokio::test(start_paused = true)]
 async fn start_child_waits_for_readiness_and_a_failed_child_is_not_kept() {
     let p = Probe::new();
-    let h = Supervisor::builder("root").build().unwrap().start().await.unwrap();
+    let h = Supervisor::builder("root")
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let t0 = Instant::now();
     h.start_child(slow_ready(&p, "s", secs(3))).await.unwrap();
     assert_eq!(t0.elapsed(), secs(3));
     let err = h.start_child(failing(&p, "f")).await.unwrap_err();
     assert!(matches!(err, SupervisorError::Start(_)), "{err}");
-    assert!(matches!(h.start_child(p.worker("s")).await, Err(SupervisorError::DuplicateChild { .. })));
-    let ids: Vec<_> = h.which_children().await.unwrap().iter().map(|c| c.id.to_string()).collect();
+    assert!(matches!(
+        h.start_child(p.worker("s")).await,
+        Err(SupervisorError::DuplicateChild { .. })
+    ));
+    let ids: Vec<_> = h
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
     assert_eq!(ids, ["s"]);
     h.shutdown().await;
 }
@@ -148,10 +184,25 @@ async fn start_child_waits_for_readiness_and_a_failed_child_is_not_kept() {
 #[tokio::test(start_paused = true)]
 async fn handle_child_management_answers_with_typed_errors() {
     let p = Probe::new();
-    let h = Supervisor::builder("root").child(p.worker("a")).build().unwrap().start().await.unwrap();
-    assert!(matches!(h.terminate_child("zz").await, Err(SupervisorError::UnknownChild { .. })));
-    assert!(matches!(h.restart_child("a").await, Err(SupervisorError::ChildRunning { .. })));
-    assert!(matches!(h.delete_child("a").await, Err(SupervisorError::ChildRunning { .. })));
+    let h = Supervisor::builder("root")
+        .child(p.worker("a"))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.terminate_child("zz").await,
+        Err(SupervisorError::UnknownChild { .. })
+    ));
+    assert!(matches!(
+        h.restart_child("a").await,
+        Err(SupervisorError::ChildRunning { .. })
+    ));
+    assert!(matches!(
+        h.delete_child("a").await,
+        Err(SupervisorError::ChildRunning { .. })
+    ));
     h.terminate_child("a").await.unwrap();
     h.restart_child("a").await.unwrap();
     assert_eq!(h.which_children().await.unwrap()[0].restarts, 1);
@@ -166,17 +217,34 @@ fn specs_are_validated_up_front() {
     let w = |id: &str| ChildSpec::new(id, |_ctx| async { Ok(()) });
     let build = |b: supervisor::SupervisorBuilder| b.build().map(|_| ()).unwrap_err();
     let e = build(Supervisor::builder("s").child(w("a")).child(w("a")));
-    assert!(matches!(e, SpecError::DuplicateChildId { ref child, .. } if child == "a"), "{e}");
-    let e = build(Supervisor::builder("s").child(w("a").significant(true)).auto_shutdown(AutoShutdown::AnySignificant));
+    assert!(
+        matches!(e, SpecError::DuplicateChildId { ref child, .. } if child == "a"),
+        "{e}"
+    );
+    let e = build(
+        Supervisor::builder("s")
+            .child(w("a").significant(true))
+            .auto_shutdown(AutoShutdown::AnySignificant),
+    );
     assert!(matches!(e, SpecError::SignificantPermanent { .. }), "{e}");
-    let e = build(Supervisor::builder("s").child(w("a").restart(Restart::Transient).significant(true)));
-    assert!(matches!(e, SpecError::SignificantWithoutAutoShutdown { .. }), "{e}");
+    let e =
+        build(Supervisor::builder("s").child(w("a").restart(Restart::Transient).significant(true)));
+    assert!(
+        matches!(e, SpecError::SignificantWithoutAutoShutdown { .. }),
+        "{e}"
+    );
     let e = build(Supervisor::builder("s").intensity(Intensity::new(1, Duration::ZERO)));
     assert!(matches!(e, SpecError::ZeroPeriod { .. }), "{e}");
     let e = build(Supervisor::builder("s").child(w("")));
     assert!(matches!(e, SpecError::EmptyId { .. }), "{e}");
-    assert!(matches!(build(Supervisor::builder("")), SpecError::EmptyId { .. }));
-    let e = DynamicSupervisor::builder("d").max_children(0).build().unwrap_err();
+    assert!(matches!(
+        build(Supervisor::builder("")),
+        SpecError::EmptyId { .. }
+    ));
+    let e = DynamicSupervisor::builder("d")
+        .max_children(0)
+        .build()
+        .unwrap_err();
     assert!(matches!(e, SpecError::ZeroMaxChildren { .. }), "{e}");
     assert!(e.to_string().contains("max_children"));
 }

@@ -5,9 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{settle, strs, Action, Probe};
-use supervisor::{
-    ChildState, Intensity, Restart, Strategy, Supervisor, SupervisorHandle,
-};
+use supervisor::{ChildState, Intensity, Restart, Strategy, Supervisor, SupervisorHandle};
 
 async fn tree(p: &Probe, strategy: Strategy) -> SupervisorHandle {
     Supervisor::builder("root")
@@ -25,7 +23,10 @@ async fn tree(p: &Probe, strategy: Strategy) -> SupervisorHandle {
 async fn children_start_in_order_and_stop_in_reverse() {
     let p = Probe::new();
     let h = tree(&p, Strategy::OneForOne).await;
-    assert_eq!(p.take(), strs(&["start:a", "start:b", "start:c", "start:d"]));
+    assert_eq!(
+        p.take(),
+        strs(&["start:a", "start:b", "start:c", "start:d"])
+    );
     assert!(h.shutdown().await.is_clean());
     assert_eq!(p.take(), strs(&["stop:d", "stop:c", "stop:b", "stop:a"]));
 }
@@ -92,7 +93,13 @@ async fn group_restart_drops_temporary_siblings() {
     p.trigger("a", Action::Crash);
     settle().await;
     assert_eq!(p.take(), strs(&["crash:a", "stop:t", "start:a"]));
-    let ids: Vec<_> = h.which_children().await.unwrap().iter().map(|c| c.id.to_string()).collect();
+    let ids: Vec<_> = h
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect();
     assert_eq!(ids, ["a"]);
     h.shutdown().await;
 }
@@ -132,7 +139,11 @@ async fn restart_types_follow_otp_on_normal_and_abnormal_exits() {
         (Temporary, Panic, (false, None)),
     ];
     for (restart, action, expected) in cases {
-        assert_eq!(exit_outcome(restart, action).await, expected, "{restart:?} {action:?}");
+        assert_eq!(
+            exit_outcome(restart, action).await,
+            expected,
+            "{restart:?} {action:?}"
+        );
     }
 }
 

@@ -53,7 +53,11 @@ impl Probe {
     /// Elapsed times (since the probe was made) of every entry equal to `entry`.
     pub fn times(&self, entry: &str) -> Vec<Duration> {
         let g = self.inner.lock().unwrap();
-        g.times.iter().filter(|(e, _)| e == entry).map(|(_, t)| *t).collect()
+        g.times
+            .iter()
+            .filter(|(e, _)| e == entry)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     pub fn count(&self, entry: &str) -> usize {
@@ -62,12 +66,19 @@ impl Probe {
 
     fn notify(&self, id: &str) -> Arc<Notify> {
         let mut g = self.inner.lock().unwrap();
-        g.triggers.entry(id.to_owned()).or_insert_with(|| (Arc::new(Notify::new()), None)).0.clone()
+        g.triggers
+            .entry(id.to_owned())
+            .or_insert_with(|| (Arc::new(Notify::new()), None))
+            .0
+            .clone()
     }
 
     fn action(&self, id: &str) -> Action {
         let g = self.inner.lock().unwrap();
-        g.triggers.get(id).and_then(|t| t.1).unwrap_or(Action::Crash)
+        g.triggers
+            .get(id)
+            .and_then(|t| t.1)
+            .unwrap_or(Action::Crash)
     }
 
     /// Makes the running child `id` exit with `action`.

@@ -1,0 +1,246 @@
+//! The dynamic supervisor: start/terminate, max_children, restarts, concurrent shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{settle, strs, Action, Probe};
+use supervisor::{
+    ChildContext, ChildSpec, ChildState, DynamicHandle, DynamicSupervisor, Intensity, Restart,
+    RestartPolicy, Shutdown, SpecError, Supervisor, SupervisorError,
+};
+use tokio::time::Instant;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+async fn pool(max: Option<usize>) -> DynamicHandle {
+    let mut b = DynamicSupervisor::builder("pool").intensity(Intensity::new(5, secs(10)));
+    if let Some(max) = max {
+        b = b.max_children(max);
+    }
+    b.build().unwrap().start().await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn children_start_terminate_and_are_counted() {
+    let p = Probe::new();
+    let h = pool(None).await;
+    let a = h.start_child(p.worker("w")).await.unwrap();
+    let b = h.start_child(p.worker("w")).await.unwrap();
+    assert_ne!(a, b);
+    let c = h.count_children().await.unwrap();
+    assert_eq!((c.specs, c.active, c.workers), (2, 2, 2));
+    h.terminate_child(a).await.unwrap();
+    let left = h.which_children().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (left[0].instance, left[0].state),
+        (Some(b), ChildState::Running)
+    );
+    assert!(matches!(
+        h.terminate_child(a).await,
+        Err(SupervisorError::UnknownChild { .. })
+    ));
+    assert_eq!(p.take(), strs(&["start:w", "start:w", "stop:w"]));
+    assert!(h.shutdown().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_children_is_enforced() {
+    let p = Probe::new();
+    let h = pool(Some(2)).await;
+    let a = h.start_child(p.worker("w")).await.unwrap();
+    h.start_child(p.worker("w")).await.unwrap();
+    let err = h.start_child(p.worker("w")).await.unwrap_err();
+    assert!(
+        matches!(err, SupervisorError::MaxChildren { max: 2, .. }),
+        "{err}"
+    );
+    h.terminate_child(a).await.unwrap();
+    h.start_child(p.worker("w")).await.unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dynamic_children_are_restarted_by_their_restart_type() {
+    let p = Probe::new();
+    let h = pool(None).await;
+    let perm = h.start_child(p.worker("perm")).await.unwrap();
+    h.start_child(p.worker("trans").restart(Restart::Transient))
+        .await
+        .unwrap();
+    h.start_child(p.worker("temp").restart(Restart::Temporary))
+        .await
+        .unwrap();
+    p.trigger("perm", Action::Crash);
+    p.trigger("trans", Action::Normal);
+    p.trigger("temp", Action::Crash);
+    settle().await;
+    let left = h.which_children().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].instance, left[0].restarts), (Some(perm), 1));
+    assert_eq!(p.count("start:perm"), 2);
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_children_stop_concurrently_within_one_grace_period() {
+    let h = pool(None).await;
+    let stubborn = ChildSpec::new("s", |_ctx: ChildContext| async {
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+    .shutdown(Shutdown::Timeout(secs(25)));
+    for _ in 0..1000 {
+        h.start_child(stubborn.clone()).await.unwrap();
+    }
+    let t0 = Instant::now();
+    let report = h.shutdown().await;
+    assert_eq!(t0.elapsed(), secs(25));
+    assert!(report.is_clean());
+    assert_eq!(report.aborted().len(), 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lingering_terminate_does_not_block_other_calls() {
+    let h = pool(None).await;
+    let linger = ChildSpec::new("l", |ctx: ChildContext| async move {
+        ctx.cancelled().await;
+        tokio::time::sleep(secs(10)).await;
+        Ok(())
+    })
+    .shutdown(Shutdown::Timeout(secs(30)));
+    let id = h.start_child(linger).await.unwrap();
+    let h2 = h.clone();
+    let t0 = Instant::now();
+    let terminating = tokio::spawn(async move { h2.terminate_child(id).await });
+    settle().await;
+    assert_eq!(
+        h.which_children().await.unwrap()[0].state,
+        ChildState::Stopping
+    );
+    let p = Probe::new();
+    h.start_child(p.worker("w")).await.unwrap();
+    assert!(t0.elapsed() < secs(1));
+    terminating.await.unwrap().unwrap();
+    assert_eq!(t0.elapsed(), secs(10));
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_dynamic_restart_is_cancelled_by_terminate() {
+    let p = Probe::new();
+    let h = DynamicSupervisor::builder("pool")
+        .restart_policy(RestartPolicy::Fixed(secs(10)))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let id = h.start_child(p.worker("w")).await.unwrap();
+    p.trigger("w", Action::Crash);
+    settle().await;
+    assert_eq!(
+        h.which_children().await.unwrap()[0].state,
+        ChildState::Restarting
+    );
+    h.terminate_child(id).await.unwrap();
+    tokio::time::sleep(secs(20)).await;
+    assert_eq!(p.count("start:w"), 1);
+    assert!(h.which_children().await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dynamic_intensity_exceeded_stops_everyone_and_fails() {
+    let p = Probe::new();
+    let h = DynamicSupervisor::builder("pool")
+        .intensity(Intensity::new(1, secs(10)))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    h.start_child(p.worker("a")).await.unwrap();
+    h.start_child(p.worker("b")).await.unwrap();
+    p.trigger("a", Action::Crash);
+    settle().await;
+    p.trigger("a", Action::Crash);
+    let err = h.wait().await.unwrap_err();
+    assert!(
+        matches!(err, SupervisorError::IntensityExceeded { .. }),
+        "{err}"
+    );
+    assert_eq!(p.count("stop:b"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dynamic_start_child_waits_for_readiness_and_reports_failures() {
+    let h = pool(None).await;
+    let t0 = Instant::now();
+    let slow = ChildSpec::new("slow", |ctx: ChildContext| async move {
+        tokio::time::sleep(secs(2)).await;
+        ctx.ready();
+        ctx.cancelled().await;
+        Ok(())
+    })
+    .wait_for_ready();
+    h.start_child(slow).await.unwrap();
+    assert_eq!(t0.elapsed(), secs(2));
+    let bad = ChildSpec::new("bad", |_ctx| async { Err("nope".into()) }).wait_for_ready();
+    let err = h.start_child(bad).await.unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    let never = ChildSpec::new("never", |ctx: ChildContext| async move {
+        ctx.cancelled().await;
+        Ok(())
+    })
+    .wait_for_ready()
+    .start_timeout(secs(3));
+    let err = h.start_child(never).await.unwrap_err();
+    assert!(err.to_string().contains("start timeout"), "{err}");
+    assert_eq!(h.count_children().await.unwrap().specs, 1);
+    let sig = ChildSpec::new("sig", |_ctx| async { Ok(()) })
+        .restart(Restart::Transient)
+        .significant(true);
+    let err = h.start_child(sig).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SupervisorError::Spec(SpecError::SignificantDynamicChild { .. })
+        ),
+        "{err}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_dynamic_supervisor_is_stopped_with_its_parent() {
+    let p = Probe::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let dynamic = DynamicSupervisor::builder("pool")
+        .on_start(move |h| {
+            let _ = tx.send(h.clone());
+        })
+        .build()
+        .unwrap();
+    let root = Supervisor::builder("root")
+        .child(p.worker("first"))
+        .child(ChildSpec::dynamic(dynamic))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let pool = rx.recv().await.unwrap();
+    pool.start_child(p.worker("w")).await.unwrap();
+    pool.start_child(p.worker("w")).await.unwrap();
+    p.take();
+    assert!(root.shutdown().await.is_clean());
+    assert_eq!(p.take(), strs(&["stop:w", "stop:w", "stop:first"]));
+    assert!(matches!(
+        pool.start_child(p.worker("w")).await,
+        Err(SupervisorError::Gone { .. })
+    ));
+}
