@@ -14,6 +14,10 @@ pub(crate) const COPY_THRESHOLD: usize = 64;
 /// Microseconds from the Unix epoch to PostgreSQL's epoch (2000-01-01), for binary COPY.
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
+/// PostgreSQL's earliest `timestamptz` (4714-11-24 00:00 BC). Its latest is after
+/// `i64::MAX` µs, so every later [`Timestamp`] fits.
+const MIN_TIMESTAMP: Timestamp = Timestamp::from_micros(-210_866_803_200_000_000);
+
 /// A validated job, ready to write.
 struct Row<'a> {
     job: &'a NewJob,
@@ -65,6 +69,13 @@ fn validate(job: &NewJob, now: Timestamp) -> Result<Row<'_>, StoreError> {
             ))
         })?;
     let run_at = job.run_at.unwrap_or(now);
+    if run_at < MIN_TIMESTAMP || now < MIN_TIMESTAMP {
+        return Err(StoreError::Invalid(format!(
+            "run_at of a {:?} job is {} µs from the epoch, before PostgreSQL's earliest timestamp (4714 BC)",
+            job.kind,
+            run_at.as_micros().min(now.as_micros())
+        )));
+    }
     let state = if run_at > now {
         JobState::Scheduled
     } else {
@@ -218,6 +229,14 @@ mod tests {
             validate(&job("k", "q", u32::MAX), now),
             Err(StoreError::Invalid(_))
         ));
+        let mut ancient = job("k", "q", 1);
+        ancient.run_at = Some(Timestamp::from_micros(i64::MIN));
+        assert!(matches!(
+            validate(&ancient, now),
+            Err(StoreError::Invalid(_))
+        ));
+        ancient.run_at = Some(MIN_TIMESTAMP);
+        assert!(validate(&ancient, now).is_ok());
     }
 
     #[test]
@@ -229,7 +248,8 @@ mod tests {
             validate(&later, now).map(|r| r.state).ok(),
             Some(JobState::Scheduled)
         );
-        let row = validate(&job("k", "q", 1), now).expect("a valid job");
+        let plain = job("k", "q", 1);
+        let row = validate(&plain, now).expect("a valid job");
         assert_eq!((row.state, row.run_at), (JobState::Available, now));
     }
 

@@ -54,6 +54,12 @@ impl PostgresOptions {
     pub fn new(url: &str) -> Result<Self, PostgresError> {
         let secrets = url_secrets(url);
         let display_url = redact_url(url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(PostgresError::InvalidUrl {
+                url: display_url,
+                reason: "the scheme must be postgres:// or postgresql://".to_owned(),
+            });
+        }
         let connect = PgConnectOptions::from_str(url).map_err(|e| PostgresError::InvalidUrl {
             url: display_url.clone(),
             reason: scrub(&e.to_string(), &secrets),

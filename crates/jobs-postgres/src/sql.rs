@@ -17,10 +17,12 @@ pub(crate) fn ts(micros: &str) -> String {
     )
 }
 
-/// SQL turning a `timestamptz` into `int8` microseconds since the epoch (exact: `extract`
-/// returns `numeric`).
+/// SQL turning a `timestamptz` into `int8` microseconds since the epoch, exactly: the
+/// difference from the epoch is an interval of whole days and microseconds, whose `epoch`
+/// PostgreSQL extracts as an exact `numeric` (extracting from the timestamp itself rounds at
+/// the very top of the range).
 pub(crate) fn micros(column: &str) -> String {
-    format!("(extract(epoch from {column}) * 1000000)::int8")
+    format!("(extract(epoch from {column} - timestamptz 'epoch') * 1000000)::int8")
 }
 
 /// The column list every query returning whole jobs uses, in the order `row::job_record`

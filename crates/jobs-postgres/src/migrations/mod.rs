@@ -1,7 +1,7 @@
 //! Versioned schema migrations, applied by an explicit [`migrate`] call, and the version check
 //! every store does when it opens.
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{Executor, PgConnection, PgPool, Row};
 
 use crate::error::{sqlstate, store_error, PostgresError};
 use crate::schema_name::SchemaName;
@@ -55,9 +55,13 @@ pub struct MigrateReport {
 /// [`PostgresError::Store`] for other database failures.
 pub async fn migrate(pool: &PgPool, schema: &SchemaName) -> Result<MigrateReport, PostgresError> {
     let mut tx = pool.begin().await.map_err(store_error)?;
-    let report = migrate_in(&mut tx, schema)
-        .await
-        .map_err(|e| denied(e, schema))?;
+    let report = match migrate_in(&mut tx, schema).await {
+        Ok(report) => report,
+        Err(failure) => {
+            drop(tx);
+            return Err(denied(failure, schema, current_role(pool).await));
+        }
+    };
     tx.commit().await.map_err(store_error)?;
     if !report.applied.is_empty() {
         tracing::info!(schema = %schema, from = report.from, to = report.to, "migrated jobs schema");
@@ -79,9 +83,11 @@ async fn migrate_in(
         return Err(MigrateFailure::TooNew(from));
     }
     let mut applied = Vec::new();
-    for migration in MIGRATIONS.iter().filter(|m| m.version > from) {
-        apply(conn, schema, migration).await?;
-        applied.push(migration.version);
+    for migration in MIGRATIONS {
+        if migration.version > from {
+            apply(conn, schema, migration).await?;
+            applied.push(migration.version);
+        }
     }
     Ok(MigrateReport {
         from,
@@ -104,12 +110,12 @@ async fn apply(
              applied_at  timestamptz NOT NULL DEFAULT now()
          );"
     );
-    sqlx::raw_sql(&setup).execute(&mut *conn).await?;
+    conn.execute(setup.as_str()).await?;
     let sql = migration
         .sql
         .replace("{s}", &q)
         .replace("{channel}", &schema.channel());
-    sqlx::raw_sql(&sql).execute(&mut *conn).await?;
+    conn.execute(sql.as_str()).await?;
     sqlx::query(&format!(
         "INSERT INTO {q}.schema_version (version, description) VALUES ($1, $2)"
     ))
@@ -149,7 +155,15 @@ impl From<sqlx::Error> for MigrateFailure {
     }
 }
 
-fn denied(failure: MigrateFailure, schema: &SchemaName) -> PostgresError {
+/// The role connected as, for error messages.
+async fn current_role(pool: &PgPool) -> String {
+    sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|_| "<unknown>".to_owned())
+}
+
+fn denied(failure: MigrateFailure, schema: &SchemaName, role: String) -> PostgresError {
     match failure {
         MigrateFailure::TooNew(found) => PostgresError::SchemaTooNew {
             schema: schema.to_string(),
@@ -158,7 +172,7 @@ fn denied(failure: MigrateFailure, schema: &SchemaName) -> PostgresError {
         },
         MigrateFailure::Sql(e) if sqlstate(&e).as_deref() == Some("42501") => {
             PostgresError::PermissionDenied {
-                role: "current role".to_owned(),
+                role,
                 detail: format!("migrating schema {schema:?}: {}", store_error(e)),
                 hint: "run migrate as a role with CREATE on the database, or as the schema's owner"
                     .to_owned(),
@@ -200,14 +214,12 @@ pub(crate) async fn check_schema(pool: &PgPool, schema: &SchemaName) -> Result<(
             hint: format!("GRANT USAGE ON SCHEMA {} TO <role>", schema.quoted()),
         });
     }
-    check_version(&mut conn, schema).await?;
-    check_table_rights(&mut conn, schema, role).await
+    check_rights(&mut conn, schema, role).await?;
+    check_version(&mut conn, schema).await
 }
 
 async fn check_version(conn: &mut PgConnection, schema: &SchemaName) -> Result<(), PostgresError> {
-    let found = current_version(conn, schema)
-        .await
-        .map_err(|e| denied(MigrateFailure::Sql(e), schema))?;
+    let found = current_version(conn, schema).await.map_err(store_error)?;
     match found {
         None => Err(PostgresError::SchemaMissing {
             schema: schema.to_string(),
@@ -226,18 +238,25 @@ async fn check_version(conn: &mut PgConnection, schema: &SchemaName) -> Result<(
     }
 }
 
-async fn check_table_rights(
+/// Checks the rights the store needs on the version table, the job table and its sequence
+/// (those that exist; a missing table is reported by the version check).
+async fn check_rights(
     conn: &mut PgConnection,
     schema: &SchemaName,
     role: String,
 ) -> Result<(), PostgresError> {
     let q = schema.quoted();
     let missing: Vec<String> = sqlx::query_scalar(
-        "SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p
-          WHERE NOT has_table_privilege($1, p)
-         UNION ALL
-         SELECT 'USAGE on sequence' WHERE NOT has_sequence_privilege($2, 'USAGE')",
+        "WITH wanted(object, kind, privilege) AS (VALUES
+             ($1, 'table', 'SELECT'),
+             ($2, 'table', 'SELECT'), ($2, 'table', 'INSERT'), ($2, 'table', 'UPDATE'), ($2, 'table', 'DELETE'),
+             ($3, 'sequence', 'USAGE'))
+         SELECT privilege || ' on ' || object FROM wanted
+          WHERE CASE WHEN to_regclass(object) IS NULL THEN false
+                     WHEN kind = 'table' THEN NOT has_table_privilege(object, privilege)
+                     ELSE NOT has_sequence_privilege(object, privilege) END",
     )
+    .bind(format!("{q}.schema_version"))
     .bind(format!("{q}.jobs"))
     .bind(format!("{q}.jobs_id_seq"))
     .fetch_all(&mut *conn)
@@ -248,9 +267,29 @@ async fn check_table_rights(
     }
     Err(PostgresError::PermissionDenied {
         role,
-        detail: format!("missing {} on {q}.jobs", missing.join(", ")),
+        detail: format!("missing {}", missing.join(", ")),
         hint: format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.jobs TO <role>; GRANT USAGE ON SEQUENCE {q}.jobs_id_seq TO <role>"
+            "GRANT SELECT ON {q}.schema_version TO <role>; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.jobs TO <role>; \
+             GRANT USAGE ON SEQUENCE {q}.jobs_id_seq TO <role>"
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn futures_are_spawnable() {
+        // Checked at compile time: migrate and open can run on a multi-threaded runtime.
+        if false {
+            let pool = sqlx::PgPool::connect_lazy("postgres://localhost/x").expect("a valid URL");
+            let schema = SchemaName::default();
+            drop(tokio::spawn(async move {
+                let _ = migrate(&pool, &schema).await;
+                let _ = check_schema(&pool, &schema).await;
+            }));
+        }
+    }
 }

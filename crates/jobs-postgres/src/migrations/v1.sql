@@ -77,6 +77,9 @@ BEGIN
     IF priority IS NULL OR priority < -32768 OR priority > 32767 THEN
         RAISE EXCEPTION 'enqueue: priority must be between -32768 and 32767, got %', priority USING ERRCODE = '22023';
     END IF;
+    IF run_at IS NOT NULL AND NOT isfinite(run_at) THEN
+        RAISE EXCEPTION 'enqueue: run_at must be a finite time, got %', run_at USING ERRCODE = '22023';
+    END IF;
     IF max_attempts IS NULL OR max_attempts < 1 THEN
         RAISE EXCEPTION 'enqueue: max_attempts must be at least 1, got %', max_attempts USING ERRCODE = '22023';
     END IF;

@@ -2,37 +2,44 @@
 //! its own schema `jt_<test>_<pid>` (recreated at the start of the test; schemas left by
 //! processes that are gone are dropped by the next run).
 
+use std::io::Write;
+
 use jobs_postgres::{migrate, PostgresOptions, PostgresStore, SchemaName};
 use sqlx::PgPool;
 
 /// The database to test against, from `JOBS_TEST_DATABASE_URL`. Unset: prints a notice and
 /// returns `None` (the test is skipped), unless `JOBS_TEST_REQUIRE_POSTGRES=1`, which makes
 /// a missing URL a failure (CI sets both).
-pub fn database_url() -> Option<String> {
+pub(crate) fn database_url() -> Option<String> {
     match std::env::var("JOBS_TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ if std::env::var("JOBS_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
             panic!("JOBS_TEST_REQUIRE_POSTGRES=1 but JOBS_TEST_DATABASE_URL is not set")
         }
         _ => {
-            eprintln!(
-                "PostgreSQL suite skipped: set JOBS_TEST_DATABASE_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
+            // Written to stderr directly, past the test harness's capture, once per binary.
+            static NOTICE: std::sync::Once = std::sync::Once::new();
+            NOTICE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "PostgreSQL suite skipped: set JOBS_TEST_DATABASE_URL \
+                     (e.g. postgres://postgres@127.0.0.1:5432/test)"
+                );
+            });
             None
         }
     }
 }
 
 /// The schema for one test of this process.
-pub fn test_schema(test_name: &str) -> SchemaName {
+pub(crate) fn test_schema(test_name: &str) -> SchemaName {
     let pid = std::process::id();
     let name: String = test_name.chars().take(40).collect();
     SchemaName::new(&format!("jt_{name}_{pid}")).expect("test names are identifiers")
 }
 
 /// A pool on the test database.
-pub async fn test_pool(url: &str) -> PgPool {
+pub(crate) async fn test_pool(url: &str) -> PgPool {
     let options = PostgresOptions::new(url)
         .expect("JOBS_TEST_DATABASE_URL is a valid URL")
         .max_connections(4);
@@ -43,7 +50,7 @@ pub async fn test_pool(url: &str) -> PgPool {
 }
 
 /// Drops `schema` if it exists.
-pub async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
+pub(crate) async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
     let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
     sqlx::query(&sql)
         .execute(pool)
@@ -76,7 +83,7 @@ async fn drop_stale_schemas(pool: &PgPool) {
 
 /// A fresh, migrated store in the test's own schema, or `None` when PostgreSQL tests are
 /// not configured.
-pub async fn fresh_store(test_name: &str) -> Option<PostgresStore> {
+pub(crate) async fn fresh_store(test_name: &str) -> Option<PostgresStore> {
     let url = database_url()?;
     let pool = test_pool(&url).await;
     drop_stale_schemas(&pool).await;
