@@ -1,0 +1,225 @@
+//! A supervised worker pool on the embedded SQLite store: the project's main example.
+//!
+//! ```text
+//! cargo run --release --example worker_pool
+//! ```
+//!
+//! On its first run it enqueues a few thousand demo jobs into `worker_pool.db` in the working
+//! directory: quick emails (some fail once and are retried with backoff), thumbnails, and one
+//! long CSV import that checkpoints every row. It shows a live status line. Press Ctrl-C: the
+//! pool stops fetching, running jobs get a grace period, the import saves its place and is
+//! released. Run it again: it resumes where it left off. Ctrl-C twice skips the grace period.
+//!
+//! Flags: `--seconds N` shuts down by itself after N seconds; `--fresh` deletes the database
+//! first; `--db PATH` uses another file.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobs::{
+    Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, PoolConfig, QueueStats,
+    Worker,
+};
+use jobs_sqlite::SqliteStore;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct SendEmail {
+    to: String,
+}
+impl JobArgs for SendEmail {
+    const KIND: &'static str = "send_email";
+    fn default_options() -> EnqueueOptions {
+        EnqueueOptions::new().queue("mailers").max_attempts(5)
+    }
+}
+
+/// Every 7th address bounces on its first attempt.
+struct Mailer;
+impl Worker for Mailer {
+    type Args = SendEmail;
+    async fn perform(&self, ctx: JobContext, email: SendEmail) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if email.to.len() % 7 == 0 && ctx.attempt() == 1 {
+            return Err(JobError::failed(format!("SMTP 451 for {}: try again later", email.to)));
+        }
+        Ok(())
+    }
+    fn backoff(&self, attempt: u32) -> Duration {
+        Duration::from_secs(2 * u64::from(attempt))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Thumbnail {
+    image: u32,
+}
+impl JobArgs for Thumbnail {
+    const KIND: &'static str = "thumbnail";
+}
+
+struct Thumbnailer;
+impl Worker for Thumbnailer {
+    type Args = Thumbnail;
+    async fn perform(&self, _ctx: JobContext, _args: Thumbnail) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ImportCsv {
+    rows: u64,
+}
+impl JobArgs for ImportCsv {
+    const KIND: &'static str = "import_csv";
+    fn default_options() -> EnqueueOptions {
+        EnqueueOptions::new().queue("imports")
+    }
+}
+
+/// A long import: one row every 50 ms, progress saved at every row.
+struct Importer;
+impl Worker for Importer {
+    type Args = ImportCsv;
+    async fn perform(&self, ctx: JobContext, args: ImportCsv) -> Result<(), JobError> {
+        let mut row: u64 = ctx.checkpoint_state()?.unwrap_or(0);
+        if row > 0 {
+            tracing::info!(row, "import resumes from its checkpoint");
+        }
+        while row < args.rows {
+            tokio::time::sleep(Duration::from_millis(50)).await; // import one row
+            row += 1;
+            ctx.checkpoint(&row).await?;
+        }
+        Ok(())
+    }
+}
+
+struct Flags {
+    seconds: Option<u64>,
+    fresh: bool,
+    db: PathBuf,
+}
+
+fn flags() -> Result<Flags, String> {
+    let mut flags = Flags { seconds: None, fresh: false, db: PathBuf::from("worker_pool.db") };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--seconds" => {
+                let n = args.next().ok_or("--seconds needs a number")?;
+                flags.seconds = Some(n.parse().map_err(|e| format!("--seconds {n}: {e}"))?);
+            }
+            "--fresh" => flags.fresh = true,
+            "--db" => flags.db = args.next().ok_or("--db needs a path")?.into(),
+            other => return Err(format!("unknown flag {other}: use --seconds N, --fresh, --db PATH")),
+        }
+    }
+    Ok(flags)
+}
+
+async fn enqueue_demo_jobs(client: &Client) -> Result<(), jobs::EnqueueError> {
+    let emails = (0..2_000).map(|i| SendEmail { to: format!("user{i}@example.com") });
+    client.enqueue_many(emails, EnqueueOptions::new()).await?;
+    client.enqueue_many((0..2_000).map(|image| Thumbnail { image }), EnqueueOptions::new()).await?;
+    client.enqueue(&ImportCsv { rows: 600 }).await?;
+    Ok(())
+}
+
+fn status_line(stats: &[QueueStats], done_before: u64, since: Instant) -> (String, u64) {
+    let total = |state| stats.iter().map(|q| q.count(state)).sum::<u64>();
+    let done = total(JobState::Completed) + total(JobState::Dead);
+    let waiting = total(JobState::Available) + total(JobState::Scheduled);
+    let rate = (done - done_before.min(done)) as f64 / since.elapsed().as_secs_f64().max(0.001);
+    let line = format!(
+        "\r{done:>5} done  {:>4} running  {waiting:>5} waiting ({:>3} retrying)  {rate:>7.0} jobs/s   ",
+        total(JobState::Running),
+        total(JobState::Scheduled),
+    );
+    (line, done)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,jobs=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = flags()?;
+    if flags.fresh {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", flags.db.display()));
+        }
+    }
+    let store = Arc::new(SqliteStore::open(&flags.db).await?);
+    let client = Client::new(store.clone());
+    if client.queue_stats().await?.is_empty() {
+        enqueue_demo_jobs(&client).await?;
+        println!("enqueued 4,001 demo jobs into {}", flags.db.display());
+    } else {
+        println!("resuming the jobs in {}", flags.db.display());
+    }
+
+    let config = PoolConfig { grace: Duration::from_secs(10), ..PoolConfig::default() };
+    let pool = Pool::builder(store)
+        .config(config)
+        .queue("default", 10)
+        .queue("mailers", 20)
+        .queue("imports", 1)
+        .register(Mailer)
+        .register(Thumbnailer)
+        .register(Importer)
+        .on_exhausted(|job| async move {
+            eprintln!("\ndead: job {} ({}) after {} attempts: {:?}", job.id, job.kind, job.attempts, job.errors.last());
+        })
+        .start()
+        .await?;
+
+    let progress = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let since = Instant::now();
+            let mut first = None;
+            loop {
+                if let Ok(stats) = client.queue_stats().await {
+                    let (line, done) = status_line(&stats, first.unwrap_or(0), since);
+                    first.get_or_insert(done);
+                    print!("{line}");
+                    let _ = std::io::stdout().flush();
+                    let left: u64 = stats.iter().map(|q| q.count(JobState::Available) + q.count(JobState::Scheduled) + q.count(JobState::Running)).sum();
+                    if left == 0 {
+                        println!("\nall jobs done");
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+
+    let report = tokio::select! {
+        report = pool.run_until_signal() => report?,
+        _ = sleep_or_forever(flags.seconds) => pool.shutdown().await,
+        _ = progress => pool.shutdown().await,
+    };
+    println!(
+        "\nstopped in {:.1?}: {} job(s) released back to their queue{}",
+        report.took,
+        report.released.len(),
+        if report.clean { "" } else { " (unclean shutdown: see the log)" }
+    );
+    Ok(())
+}
+
+async fn sleep_or_forever(seconds: Option<u64>) {
+    match seconds {
+        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+        None => std::future::pending().await,
+    }
+}

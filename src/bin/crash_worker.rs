@@ -1,0 +1,156 @@
+//! A worker process for the crash tests in `tests/`: they start it, SIGTERM or SIGKILL it,
+//! and check the store afterwards. Not meant for users (see `examples/worker_pool.rs`).
+//!
+//! ```text
+//! crash_worker --sqlite PATH --log PATH [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
+//! ```
+//!
+//! It runs two job kinds: `import` (rows one by one, checkpointing each, appending
+//! `import <row>` to the log after processing a row) and `logged` (appends `job <id>`).
+//! It prints `ready` once its pool runs, and exits 0 after a clean shutdown on SIGTERM/SIGINT.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs::{JobArgs, JobContext, JobError, Pool, PoolConfig, Store, Worker};
+use serde::{Deserialize, Serialize};
+
+/// A long import of `rows` rows.
+#[derive(Serialize, Deserialize)]
+pub struct Import {
+    /// How many rows.
+    pub rows: u64,
+}
+impl JobArgs for Import {
+    const KIND: &'static str = "import";
+}
+
+/// A short job that logs its id.
+#[derive(Serialize, Deserialize)]
+pub struct Logged(pub u64);
+impl JobArgs for Logged {
+    const KIND: &'static str = "logged";
+}
+
+struct Log(PathBuf);
+
+impl Log {
+    fn line(&self, line: &str) -> Result<(), JobError> {
+        // One write of a short line with O_APPEND: lines of concurrent processes never mix.
+        let mut file = OpenOptions::new().create(true).append(true).open(&self.0)?;
+        file.write_all(format!("{line}\n").as_bytes())?;
+        Ok(())
+    }
+}
+
+struct Importer {
+    log: Arc<Log>,
+    row_time: Duration,
+}
+impl Worker for Importer {
+    type Args = Import;
+    async fn perform(&self, ctx: JobContext, args: Import) -> Result<(), JobError> {
+        let mut row: u64 = ctx.checkpoint_state()?.unwrap_or(0);
+        while row < args.rows {
+            tokio::time::sleep(self.row_time).await;
+            self.log.line(&format!("import {row}"))?;
+            row += 1;
+            ctx.checkpoint(&row).await?;
+        }
+        Ok(())
+    }
+}
+
+struct LoggedWorker(Arc<Log>);
+impl Worker for LoggedWorker {
+    type Args = Logged;
+    async fn perform(&self, ctx: JobContext, _args: Logged) -> Result<(), JobError> {
+        self.0.line(&format!("job {}", ctx.id()))
+    }
+}
+
+struct Flags {
+    sqlite: Option<PathBuf>,
+    log: PathBuf,
+    lease: Duration,
+    row_time: Duration,
+    grace: Duration,
+    concurrency: usize,
+}
+
+fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
+    let value = value.ok_or(format!("{flag} needs a value"))?;
+    value.parse().map(Duration::from_millis).map_err(|e| format!("{flag} {value}: {e}"))
+}
+
+fn flags() -> Result<Flags, String> {
+    let mut flags = Flags {
+        sqlite: None,
+        log: PathBuf::from("crash_worker.log"),
+        lease: Duration::from_secs(30),
+        row_time: Duration::from_millis(20),
+        grace: Duration::from_secs(10),
+        concurrency: 10,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--sqlite" => flags.sqlite = args.next().map(PathBuf::from),
+            "--log" => flags.log = args.next().ok_or("--log needs a path")?.into(),
+            "--lease-ms" => flags.lease = millis(args.next(), &flag)?,
+            "--row-ms" => flags.row_time = millis(args.next(), &flag)?,
+            "--grace-ms" => flags.grace = millis(args.next(), &flag)?,
+            "--concurrency" => {
+                flags.concurrency = args.next().and_then(|n| n.parse().ok()).ok_or("--concurrency needs a number")?;
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(flags)
+}
+
+async fn open_store(flags: &Flags) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
+    match &flags.sqlite {
+        Some(path) => Ok(Arc::new(jobs_sqlite::SqliteStore::open(path).await?)),
+        None => Err("give --sqlite PATH".into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = flags()?;
+    let store = open_store(&flags).await?;
+    let log = Arc::new(Log(flags.log.clone()));
+    let lease_ms = flags.lease.as_millis() as u64;
+    let config = PoolConfig {
+        lease_ttl: flags.lease,
+        heartbeat_interval: Duration::from_millis(lease_ms / 3),
+        rescue_interval: Duration::from_millis(lease_ms / 4),
+        promote_interval: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(100),
+        grace: flags.grace,
+        shutdown_timeout: flags.grace + Duration::from_secs(5),
+        ..PoolConfig::default()
+    };
+    let pool = Pool::builder(store)
+        .config(config)
+        .queue("default", flags.concurrency)
+        .register(Importer { log: log.clone(), row_time: flags.row_time })
+        .register(LoggedWorker(log))
+        .start()
+        .await?;
+    println!("ready {}", pool.worker_id());
+    std::io::stdout().flush()?;
+    let report = pool.run_until_signal().await?;
+    println!("stopped clean={} released={:?}", report.clean, report.released);
+    std::process::exit(if report.clean { 0 } else { 1 });
+}
