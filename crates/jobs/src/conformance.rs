@@ -25,7 +25,8 @@
 //! * **Checkpoints** are cleared only by `Completed`; `Retry`, `Dead`, `Snooze` and `Release`
 //!   keep them.
 //! * **Fencing** is by id, token and state only: a lease past its expiry that no rescuer has
-//!   taken yet can still be renewed or finished.
+//!   taken yet can still be renewed or finished. A finish or heartbeat batch names each job
+//!   at most once (the engine never sends two finishes for one job in one batch).
 //! * **Lease expiry** is strict: `job_rescue_expired(now)` takes leases with
 //!   `lease_expires_at < now`; a lease expiring exactly at `now` still holds.
 //! * **Rescue** requeues without recording an error or charging an attempt, keeps `claims`,

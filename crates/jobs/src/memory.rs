@@ -375,19 +375,10 @@ impl Inner {
             let Some(entry) = self.jobs.get_mut(&id) else {
                 continue;
             };
-            let job = Arc::make_mut(entry);
+            let lease = take_lease(Arc::make_mut(entry), params, expires);
             queue.counts[state_slot(JobState::Available)] -= 1;
             queue.counts[state_slot(JobState::Running)] += 1;
-            job.state = JobState::Running;
-            job.claims += 1;
-            job.attempted_at = Some(params.now);
-            job.lease_owner = Some(params.owner.clone());
-            job.lease_expires_at = Some(expires);
             self.index.leases.insert((Some(expires), id));
-            let lease = Lease {
-                job: job.id,
-                token: job.claims,
-            };
             claimed.push((lease, Arc::clone(entry)));
         }
         claimed
@@ -529,6 +520,19 @@ impl Inner {
             .filter(|(_, queue)| queue.counts.iter().any(|&n| n > 0))
             .map(|(name, queue)| queue.stats(name))
             .collect()
+    }
+}
+
+/// Makes an available job `running` under a new lease for `params.owner`.
+fn take_lease(job: &mut JobRecord, params: &JobClaimParams, expires: Timestamp) -> Lease {
+    job.state = JobState::Running;
+    job.claims += 1;
+    job.attempted_at = Some(params.now);
+    job.lease_owner = Some(params.owner.clone());
+    job.lease_expires_at = Some(expires);
+    Lease {
+        job: job.id,
+        token: job.claims,
     }
 }
 
