@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use jobs::{FinishOutcome, JobFinish, JobFinishParams, JobId, JobState, StoreError};
+use jobs::{FinishOutcome, JobFinish, JobFinishParams, JobState, Lease, StoreError};
 use sqlx::{Row, SqliteConnection};
 
 use crate::error::{during, invalid};
@@ -32,7 +32,7 @@ const FINISH: &str = "WITH f AS ( \
             THEN json_insert(errors, '$[#]', json(f.error)) ELSE errors END \
     FROM f \
     WHERE jobs.id = f.job_id AND jobs.claims = f.token AND jobs.state = 'running' \
-    RETURNING jobs.id, jobs.state, jobs.queue";
+    RETURNING jobs.id, jobs.claims, jobs.state, jobs.queue";
 
 /// One finish as the JSON array [`FINISH`] reads.
 type Entry<'a> = (
@@ -52,7 +52,7 @@ pub(crate) struct Finished {
 
 /// Applies the finishes in one statement.
 ///
-/// A job named twice in one batch is finished once, by its first entry; later entries
+/// A lease named twice in one batch is finished once, by its first entry; later entries
 /// report `false` (the first one ended the lease they name).
 pub(crate) async fn finish_many(
     conn: &mut SqliteConnection,
@@ -83,8 +83,8 @@ pub(crate) async fn finish_many(
     let mut done = HashSet::with_capacity(rows.len());
     let mut woken: Vec<String> = Vec::new();
     for row in &rows {
-        let (id, state, queue) = returned(row)?;
-        done.insert(id);
+        let (lease, state, queue) = returned(row)?;
+        done.insert(lease);
         if state == JobState::Available.as_str() && !woken.contains(&queue) {
             woken.push(queue);
         }
@@ -93,23 +93,25 @@ pub(crate) async fn finish_many(
         .finishes
         .iter()
         .zip(&firsts)
-        .map(|(finish, first)| *first && done.contains(&finish.lease.job.0))
+        .map(|(finish, first)| *first && done.contains(&(finish.lease.job.0, finish.lease.token)))
         .collect();
     Ok(Finished { applied, woken })
 }
 
-fn returned(row: &sqlx::sqlite::SqliteRow) -> Result<(i64, String, String), StoreError> {
+/// A returned row: the finished lease `(id, token)`, the new state and the queue.
+fn returned(row: &sqlx::sqlite::SqliteRow) -> Result<((i64, i64), String, String), StoreError> {
     let id: i64 = row.try_get(0).map_err(during(OP))?;
-    let state: String = row.try_get(1).map_err(during(OP))?;
-    let queue: String = row.try_get(2).map_err(during(OP))?;
-    Ok((id, state, queue))
+    let token: i64 = row.try_get(1).map_err(during(OP))?;
+    let state: String = row.try_get(2).map_err(during(OP))?;
+    let queue: String = row.try_get(3).map_err(during(OP))?;
+    Ok(((id, token), state, queue))
 }
 
 fn first_occurrences(finishes: &[JobFinish]) -> Vec<bool> {
-    let mut seen: HashSet<JobId> = HashSet::with_capacity(finishes.len());
+    let mut seen: HashSet<Lease> = HashSet::with_capacity(finishes.len());
     finishes
         .iter()
-        .map(|finish| seen.insert(finish.lease.job))
+        .map(|finish| seen.insert(finish.lease))
         .collect()
 }
 

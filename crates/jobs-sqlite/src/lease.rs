@@ -13,7 +13,7 @@ const HEARTBEAT: &str = "WITH h AS ( \
     UPDATE jobs NOT INDEXED SET lease_expires_at = ?2 \
     FROM h \
     WHERE jobs.id = h.job_id AND jobs.claims = h.token AND jobs.state = 'running' \
-    RETURNING jobs.id";
+    RETURNING jobs.id, jobs.claims";
 
 const CHECKPOINT: &str = "UPDATE jobs SET checkpoint = ?1, lease_expires_at = ?2 \
     WHERE id = ?3 AND claims = ?4 AND state = 'running'";
@@ -37,7 +37,7 @@ pub(crate) async fn heartbeat_many(
             format!("leases do not serialize: {err}"),
         )
     })?;
-    let held: HashSet<i64> = sqlx::query_scalar(HEARTBEAT)
+    let held: HashSet<(i64, i64)> = sqlx::query_as(HEARTBEAT)
         .bind(batch)
         .bind((params.now + params.lease_ttl).as_micros())
         .fetch_all(conn)
@@ -48,7 +48,7 @@ pub(crate) async fn heartbeat_many(
     Ok(params
         .leases
         .iter()
-        .map(|lease| held.contains(&lease.job.0))
+        .map(|lease| held.contains(&(lease.job.0, lease.token)))
         .collect())
 }
 

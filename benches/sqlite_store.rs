@@ -1,0 +1,164 @@
+//! Store-level benchmarks of `jobs-sqlite` on a durable file (WAL, synchronous=NORMAL, the
+//! defaults): bulk insert of 20,000 jobs, and the claim 100 + complete 100 loop, with a
+//! small and a large backlog (the loop must not slow down as the backlog grows).
+//!
+//! Run: `cargo bench --bench sqlite_store`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use jobs::{
+    FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobInsertParams, NewJob, Store,
+    Timestamp,
+};
+use jobs_sqlite::SqliteStore;
+use tokio::runtime::Runtime;
+
+const BULK: usize = 20_000;
+const BATCH: usize = 100;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+}
+
+/// A fresh database file path in the temp directory.
+fn temp_db(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!(
+        "jobs-sqlite-bench-{tag}-{}-{nanos}.db",
+        std::process::id()
+    ))
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+fn new_jobs(n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| NewJob {
+            kind: "noop".into(),
+            args: serde_json::json!({ "n": i }),
+            queue: "default".into(),
+            priority: 0,
+            max_attempts: 25,
+            run_at: None,
+        })
+        .collect()
+}
+
+async fn insert(store: &SqliteStore, n: usize) {
+    for chunk in new_jobs(n).chunks(BULK) {
+        store
+            .job_insert_many(JobInsertParams {
+                jobs: chunk.to_vec(),
+                now: Timestamp::now(),
+            })
+            .await
+            .expect("bulk insert");
+    }
+}
+
+/// Claims and completes `BATCH` jobs; returns how many it completed.
+async fn claim_and_finish(store: &SqliteStore) -> usize {
+    let now = Timestamp::now();
+    let claimed = store
+        .job_claim(JobClaimParams {
+            queue: "default".into(),
+            owner: "bench".into(),
+            limit: BATCH,
+            lease_ttl: Duration::from_secs(30),
+            now,
+        })
+        .await
+        .expect("claim");
+    let finishes = claimed
+        .iter()
+        .map(|job| JobFinish {
+            lease: job.lease,
+            outcome: FinishOutcome::Completed,
+        })
+        .collect();
+    let applied = store
+        .job_finish_many(JobFinishParams { finishes, now })
+        .await
+        .expect("finish");
+    applied.into_iter().filter(|ok| *ok).count()
+}
+
+fn bulk_insert(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("sqlite_store");
+    group.throughput(Throughput::Elements(BULK as u64));
+    group.sample_size(20);
+    group.bench_function("bulk_insert_20000", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let path = temp_db("insert");
+                let store = SqliteStore::open(&path).await.expect("open");
+                let jobs = new_jobs(BULK);
+                let start = Instant::now();
+                store
+                    .job_insert_many(JobInsertParams {
+                        jobs,
+                        now: Timestamp::now(),
+                    })
+                    .await
+                    .expect("bulk insert");
+                total += start.elapsed();
+                store.close().await;
+                remove_db(&path);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+/// Claim 100 + complete 100 per iteration. The backlog is the number of available jobs
+/// when timing starts (at least enough for every iteration); a large one shows the loop's
+/// cost does not grow with the table.
+fn claim_finish(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("sqlite_store");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(20);
+    for backlog in [20_000usize, 200_000] {
+        group.bench_with_input(
+            BenchmarkId::new("claim100_complete100", backlog),
+            &backlog,
+            |b, &backlog| {
+                b.to_async(&rt).iter_custom(|iters| async move {
+                    let path = temp_db("claim");
+                    let store = SqliteStore::open(&path).await.expect("open");
+                    insert(&store, backlog.max(iters as usize * BATCH)).await;
+                    let start = Instant::now();
+                    let mut done = 0;
+                    for _ in 0..iters {
+                        done += claim_and_finish(&store).await;
+                    }
+                    let elapsed = start.elapsed();
+                    assert_eq!(done, iters as usize * BATCH, "every claimed job completed");
+                    store.close().await;
+                    remove_db(&path);
+                    elapsed
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bulk_insert, claim_finish);
+criterion_main!(benches);

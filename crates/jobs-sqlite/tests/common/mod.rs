@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use jobs::{
+    AttemptError, ClaimedJob, FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobId,
+    JobInsertParams, Lease, NewJob, Store, Timestamp,
+};
+
+/// A fixed "now" so tests control time.
+pub const T0: Timestamp = Timestamp::from_micros(1_700_000_000_000_000);
+
+pub const TTL: Duration = Duration::from_secs(30);
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+pub fn job(queue: &str, n: i64) -> NewJob {
+    NewJob {
+        kind: "test".into(),
+        args: serde_json::json!({ "n": n }),
+        queue: queue.into(),
+        priority: 0,
+        max_attempts: 3,
+        run_at: None,
+    }
+}
+
+pub fn with_priority(mut job: NewJob, priority: i16) -> NewJob {
+    job.priority = priority;
+    job
+}
+
+pub fn at(mut job: NewJob, run_at: Timestamp) -> NewJob {
+    job.run_at = Some(run_at);
+    job
+}
+
+pub async fn insert(store: &dyn Store, jobs: Vec<NewJob>, now: Timestamp) -> Vec<JobId> {
+    store
+        .job_insert_many(JobInsertParams { jobs, now })
+        .await
+        .expect("insert")
+}
+
+pub async fn claim(
+    store: &dyn Store,
+    queue: &str,
+    limit: usize,
+    now: Timestamp,
+) -> Vec<ClaimedJob> {
+    claim_as(store, queue, "w1", limit, now).await
+}
+
+pub async fn claim_as(
+    store: &dyn Store,
+    queue: &str,
+    owner: &str,
+    limit: usize,
+    now: Timestamp,
+) -> Vec<ClaimedJob> {
+    store
+        .job_claim(JobClaimParams {
+            queue: queue.into(),
+            owner: owner.into(),
+            limit,
+            lease_ttl: TTL,
+            now,
+        })
+        .await
+        .expect("claim")
+}
+
+pub async fn finish(
+    store: &dyn Store,
+    lease: Lease,
+    outcome: FinishOutcome,
+    now: Timestamp,
+) -> bool {
+    let applied = store
+        .job_finish_many(JobFinishParams {
+            finishes: vec![JobFinish { lease, outcome }],
+            now,
+        })
+        .await
+        .expect("finish");
+    applied[0]
+}
+
+pub fn error(attempt: u32, at: Timestamp, message: &str) -> AttemptError {
+    AttemptError {
+        attempt,
+        at,
+        message: message.into(),
+    }
+}
+
+pub fn ids(claimed: &[ClaimedJob]) -> Vec<JobId> {
+    claimed.iter().map(|job| job.lease.job).collect()
+}

@@ -1,0 +1,251 @@
+//! What only a database file shows: durability across reopen, several stores (as several
+//! processes) on one file, WAL mode, schema versions, lock errors.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use jobs::{FinishOutcome, JobClaimParams, JobState, Store, StoreError};
+use jobs_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous, SCHEMA_VERSION};
+use sqlx::{ConnectOptions, Connection};
+
+async fn raw(path: &std::path::Path) -> sqlx::SqliteConnection {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .expect("raw connection")
+}
+
+#[tokio::test]
+async fn reopening_a_file_keeps_jobs_leases_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ids = insert(&store, vec![job("q", 1), job("q", 2)], T0).await;
+    let lease = claim(&store, "q", 1, T0).await[0].lease;
+    let checkpoint = jobs::JobCheckpointParams {
+        lease,
+        checkpoint: serde_json::json!({ "row": 42 }),
+        lease_ttl: TTL,
+        now: T0,
+    };
+    assert!(store.job_checkpoint(checkpoint).await.unwrap());
+    store.close().await;
+
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    let running = reopened.job_get(lease.job).await.unwrap().unwrap();
+    assert_eq!(running.state, JobState::Running);
+    assert_eq!(running.checkpoint, Some(serde_json::json!({ "row": 42 })));
+    assert!(
+        finish(&reopened, lease, FinishOutcome::Completed, T0).await,
+        "the lease survives"
+    );
+    assert_eq!(
+        common::ids(&claim(&reopened, "q", 5, T0).await),
+        vec![ids[1]]
+    );
+    let next = insert(&reopened, vec![job("q", 3)], T0).await;
+    assert!(next[0] > ids[1]);
+    reopened.close().await;
+}
+
+#[tokio::test]
+async fn files_use_wal_and_record_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut conn = raw(&path).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    conn.close().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    SqliteStore::open(&path).await.unwrap().close().await;
+    let mut conn = raw(&path).await;
+    sqlx::query(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::Schema(_)), "{err}");
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test]
+async fn a_foreign_jobs_table_is_a_schema_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE jobs (name TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::Schema(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_created_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = SqliteStore::open(dir.path().join("missing-dir").join("jobs.db"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn a_write_lock_held_past_the_busy_timeout_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStoreOptions::new()
+        .busy_timeout(Duration::from_millis(50))
+        .open(&path)
+        .await
+        .unwrap();
+    insert(&store, vec![job("q", 1)], T0).await;
+    // Another "process" holds the write lock.
+    let mut other = raw(&path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let params = JobClaimParams {
+        queue: "q".into(),
+        owner: "w".into(),
+        limit: 1,
+        lease_ttl: TTL,
+        now: T0,
+    };
+    let err = store.job_claim(params.clone()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Busy(_)), "{err}");
+    assert!(err.is_transient());
+    // Reads do not wait for writers in WAL mode.
+    assert_eq!(store.queue_stats().await.unwrap()[0].available, 1);
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert_eq!(
+        store.job_claim(params).await.unwrap().len(),
+        1,
+        "nothing was half-written"
+    );
+    other.close().await.unwrap();
+    store.close().await;
+}
+
+/// Two stores on one file, as two processes would open it, claiming concurrently with
+/// overlapping leases: no job is handed out twice and every job is handed out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_never_claim_the_same_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let options = SqliteStoreOptions::new().synchronous(Synchronous::Off);
+    let a = Arc::new(options.open(&path).await.unwrap());
+    let b = Arc::new(options.open(&path).await.unwrap());
+    let total = 3_000;
+    insert(&*a, (0..total).map(|n| job("q", n)).collect(), T0).await;
+    let mut workers = Vec::new();
+    for (i, store) in [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        workers.push(tokio::spawn(async move {
+            let owner = format!("w{i}");
+            let mut mine = Vec::new();
+            loop {
+                let claimed = claim_as(&*store, "q", &owner, 7, T0).await;
+                if claimed.is_empty() {
+                    return mine;
+                }
+                for job in &claimed {
+                    assert_eq!(job.record.lease_owner.as_deref(), Some(owner.as_str()));
+                }
+                mine.extend(claimed.iter().map(|job| job.lease.job));
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut per_worker = Vec::new();
+    for worker in workers {
+        let mine = worker.await.unwrap();
+        per_worker.push(mine.len());
+        for id in mine {
+            assert!(seen.insert(id), "job {id} was claimed twice");
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        total as usize,
+        "every job claimed once: {per_worker:?}"
+    );
+    let stats = b.queue_stats().await.unwrap();
+    assert_eq!((stats[0].running, stats[0].available), (total as u64, 0));
+    a.close().await;
+    b.close().await;
+}
+
+/// A rescue racing a finish from another store: each job ends up either finished by its
+/// worker or rescued, never both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescuers_on_two_stores_never_return_a_job_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let a = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let b = Arc::new(SqliteStore::open(&path).await.unwrap());
+    insert(&*a, (0..500).map(|n| job("q", n)).collect(), T0).await;
+    assert_eq!(claim(&*a, "q", 500, T0).await.len(), 500);
+    let rescuers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let params = jobs::JobRescueParams {
+                        now: T0 + Duration::from_secs(60),
+                        max_rescues: 5,
+                        limit: 9,
+                    };
+                    let outcome = store.job_rescue_expired(params).await.unwrap();
+                    if outcome.requeued.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(outcome.requeued);
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for rescuer in rescuers {
+        for id in rescuer.await.unwrap() {
+            assert!(seen.insert(id), "job {id} rescued twice");
+        }
+    }
+    assert_eq!(seen.len(), 500);
+    a.close().await;
+    b.close().await;
+}
