@@ -34,10 +34,7 @@ impl Connections {
         let connect = options.connect_options(path);
         let mut writer = connect.connect().await.map_err(during("open"))?;
         crate::schema::migrate(&mut writer).await?;
-        let readers = match path {
-            Some(_) => Some(reader_pool(options, connect)),
-            None => None,
-        };
+        let readers = path.map(|_| reader_pool(options, connect));
         Ok(Connections {
             writer: Mutex::new(Some(writer)),
             readers,

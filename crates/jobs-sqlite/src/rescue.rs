@@ -17,12 +17,12 @@ fn rescue_sql() -> &'static str {
         format!(
             "UPDATE jobs SET \
                 state = CASE WHEN rescues >= ?2 THEN 'dead' ELSE 'available' END, \
-                rescues = CASE WHEN rescues >= ?2 THEN rescues ELSE rescues + 1 END, \
+                rescues = rescues + 1, \
                 finalized_at = CASE WHEN rescues >= ?2 THEN ?1 END, \
                 errors = CASE WHEN rescues >= ?2 THEN json_insert(errors, '$[#]', json_object( \
                     'attempt', 0, 'at', ?1, 'message', \
                     'poison pill: its lease (held by ' || coalesce(lease_owner, 'an unknown worker') \
-                    || ') expired again after ' || rescues || ' rescues (max_rescues ' || ?2 \
+                    || ') expired again after ' || rescues || ' rescue(s) (max_rescues ' || ?2 \
                     || '); the job keeps killing or freezing its worker')) \
                     ELSE errors END, \
                 lease_owner = NULL, \

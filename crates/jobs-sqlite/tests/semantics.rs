@@ -514,6 +514,7 @@ async fn rescue_requeues_expired_leases_and_buries_poison_pills(store: &dyn Stor
     let dead = &outcome.dead[0];
     assert_eq!((dead.id, dead.state), (first.job, JobState::Dead));
     assert_eq!(dead.finalized_at, Some(T0 + secs(100)));
+    assert_eq!(dead.rescues, 2, "the fatal expiry counts as a rescue too");
     assert_eq!(dead.errors.len(), 1);
     assert!(
         dead.errors[0].message.contains("poison pill"),
