@@ -353,3 +353,46 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "non-string panic payload".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abnormal_reasons() {
+        assert!(!ExitReason::Normal.is_abnormal());
+        assert!(!ExitReason::Shutdown.is_abnormal());
+        assert!(ExitReason::Killed.is_abnormal());
+        assert!(ExitReason::Panic("x".into()).is_abnormal());
+        let e = ExitReason::from_result(Err("boom".into()), false);
+        assert!(e.is_abnormal());
+        assert_eq!(e.to_string(), "error: boom");
+        assert!(matches!(
+            ExitReason::from_result(Err("x".into()), true),
+            ExitReason::Shutdown
+        ));
+        assert!(matches!(
+            ExitReason::from_result(Ok(()), false),
+            ExitReason::Normal
+        ));
+    }
+
+    #[test]
+    fn panic_messages_are_extracted() {
+        let s: Box<dyn std::any::Any + Send> = Box::new("static");
+        assert_eq!(panic_message(&*s), "static");
+        let s: Box<dyn std::any::Any + Send> = Box::new(String::from("owned"));
+        assert_eq!(panic_message(&*s), "owned");
+        let s: Box<dyn std::any::Any + Send> = Box::new(7_u8);
+        assert_eq!(panic_message(&*s), "non-string panic payload");
+    }
+
+    #[test]
+    fn reports_display_what_did_not_stop() {
+        let mut r = ShutdownReport::new(Arc::from("root"));
+        assert_eq!(r.to_string(), "supervisor `root` stopped cleanly");
+        r.not_stopped.push("root/x".into());
+        assert!(!r.is_clean());
+        assert!(r.to_string().contains("root/x"));
+    }
+}

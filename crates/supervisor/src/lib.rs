@@ -1,4 +1,185 @@
 //! Erlang/OTP-grade supervision trees on tokio.
+//!
+//! A *supervisor* starts *children* (tokio tasks built by a factory), watches them, and
+//! restarts them by a declared policy when they exit; when restarts come too fast it gives
+//! up, stops everything in order, and fails, so that its own supervisor can react. Trees
+//! nest: a supervisor is a child like any other, and failure escalates up the tree.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use supervisor::{
+//!     Backoff, ChildContext, ChildSpec, Intensity, Restart, RestartPolicy, Shutdown, Strategy,
+//!     Supervisor,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let db = Supervisor::builder("db")
+//!     .child(ChildSpec::new("pool", |ctx: ChildContext| async move {
+//!         // connect, then tell the supervisor the next child may start
+//!         ctx.ready();
+//!         ctx.cancelled().await;
+//!         Ok(())
+//!     }).wait_for_ready())
+//!     .build()?;
+//!
+//! let spec = Supervisor::builder("app")
+//!     .strategy(Strategy::OneForOne)
+//!     .intensity(Intensity::new(10, Duration::from_secs(10)))
+//!     .restart_policy(RestartPolicy::Backoff(Backoff::exponential(
+//!         Duration::from_millis(100),
+//!         Duration::from_secs(10),
+//!     )))
+//!     .child(ChildSpec::supervisor(db))
+//!     .child(
+//!         ChildSpec::new("worker", |ctx: ChildContext| async move {
+//!             while !ctx.is_cancelled() {
+//!                 // ... do a unit of work; `?` on errors makes an abnormal exit
+//!                 tokio::select! {
+//!                     () = ctx.cancelled() => {}
+//!                     () = tokio::time::sleep(Duration::from_millis(10)) => {}
+//!                 }
+//!             }
+//!             Ok(()) // returning after the token was cancelled is a `shutdown` exit
+//!         })
+//!         .restart(Restart::Permanent)
+//!         .shutdown(Shutdown::Timeout(Duration::from_secs(5))),
+//!     )
+//!     .build()?;
+//!
+//! let handle = spec.start().await?; // children started in order, each ready
+//! assert_eq!(handle.count_children().await?.active, 2);
+//! let report = handle.shutdown().await; // reverse order, each within its bound
+//! assert!(report.is_clean());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! In a binary, [`run_until_signal`] runs the tree until SIGTERM / SIGINT and returns an
+//! outcome whose [`exit_code`](SignalOutcome::exit_code) tells whether the shutdown was clean.
+//!
+//! # Children
+//!
+//! A [`ChildSpec`] has an id (unique within its supervisor), a factory called on every
+//! (re)start with a [`ChildContext`], and:
+//!
+//! | setting | values | default |
+//! |---|---|---|
+//! | [`Restart`] | `Permanent` (always restarted), `Transient` (only after an abnormal exit), `Temporary` (never; removed when it exits) | `Permanent` |
+//! | [`Shutdown`] | `BrutalKill` (abort at once), `Timeout(d)` (cancel the token, let it linger up to `d`, then abort), `Infinity` (cancel, wait) | `Timeout(5 s)`; `Infinity` for supervisors |
+//! | [`ChildKind`] | `Worker`, `Supervisor` | set by the constructor |
+//! | significant | see auto-shutdown | `false` |
+//! | readiness | [`wait_for_ready`](ChildSpec::wait_for_ready): the next child starts after [`ChildContext::ready`] | ready once spawned |
+//! | start timeout | [`start_timeout`](ChildSpec::start_timeout) | none |
+//! | restart policy | [`restart_policy`](ChildSpec::restart_policy) overrides the supervisor's | the supervisor's |
+//!
+//! A child's future returns `Result<(), ChildError>`: `Ok` is a *normal* exit, `Err` an
+//! *abnormal* one, a panic is an abnormal exit whose [`ExitReason::Panic`] carries the panic
+//! message, and a child that returns after its supervisor cancelled its token exited with
+//! `shutdown`. The factory runs inside the child's task, so a panic there is caught too.
+//!
+//! # Supervisors
+//!
+//! | setting | meaning | default |
+//! |---|---|---|
+//! | [`Strategy`] | `OneForOne`, `OneForAll`, `RestForOne` | `OneForOne` |
+//! | [`Intensity`] | at most N restarts within a period, else stop all and fail | 1 in 5 s (as OTP) |
+//! | [`RestartPolicy`] | `Immediate`, `Fixed(d)`, `Backoff(`[`Backoff`]`)` | `Immediate` |
+//! | [`AutoShutdown`] | `Never`, `AnySignificant`, `AllSignificant` | `Never` |
+//! | event capacity | how far a subscriber may lag | 1024 |
+//! | abort grace | how long an aborted task may take to finish before it is reported as not stopped | 100 ms |
+//!
+//! Specs are validated by `build()` ([`SpecError`]): empty or duplicate ids, a significant
+//! permanent child, significant children without auto-shutdown, a zero period.
+//!
+//! **Start** is ordered: each child starts once the previous one is ready. A child that
+//! exits before it is ready, or overruns its start timeout, fails the start with a
+//! [`StartError`] naming it, after the children started before it have been stopped in
+//! reverse order. Waiting for readiness never blocks the supervisor: it serves its handle and
+//! handles other children's exits meanwhile.
+//!
+//! **Restarts** follow the strategy: under `OneForAll` / `RestForOne` the affected siblings
+//! are stopped in reverse start order and restarted in start order. With a delay, the restart
+//! (of the whole group) runs on a timer; while it is pending `which_children` shows
+//! [`ChildState::Restarting`], `terminate_child` cancels it, `restart_child` and
+//! `delete_child` answer [`SupervisorError::ChildRestarting`], and shutdown cancels all
+//! pending restarts at once. A restart that fails to start is retried through the same
+//! delay; each retry counts once toward the intensity. Intensity bookkeeping costs O(1)
+//! per restart whatever the window.
+//!
+//! **Stopping** follows reverse start order, each child by its [`Shutdown`]. A child that
+//! blocks its thread cannot be aborted; it is detached after the abort grace and listed in
+//! [`ShutdownReport::not_stopped`], so a shutdown never hangs past its bounds.
+//!
+//! **Escalation**: exceeding the intensity stops all children and ends the supervisor with
+//! [`SupervisorError::IntensityExceeded`], which its parent sees as an abnormal exit.
+//!
+//! The [`DynamicSupervisor`] runs many children added at run time (OTP's
+//! `simple_one_for_one`, Elixir's `DynamicSupervisor`), each restarted on its own, with an
+//! optional `max_children`, and stops them concurrently.
+//!
+//! # Handles and events
+//!
+//! [`SupervisorHandle`] (and [`DynamicHandle`]) is cheap to clone and usable from any task:
+//! `start_child`, `terminate_child`, `restart_child`, `delete_child`, `which_children`,
+//! `count_children`, `subscribe`, `shutdown` (idempotent, returns a [`ShutdownReport`]),
+//! `shutdown_within`, `kill`, `wait`. Calls on a supervisor that has ended return
+//! [`SupervisorError::Gone`]; none hangs. [`Event`]s (started, exited with reason, restart
+//! scheduled with delay, restarted, intensity exceeded, shutdown started / finished...) are
+//! broadcast to subscribers and logged with `tracing` (target `supervisor`, fields
+//! `supervisor` and `child`).
+//!
+//! # Differences from Erlang/OTP
+//!
+//! Deliberate, each because tokio is not BEAM or because OTP's behaviour is a known gap:
+//!
+//! 1. **Delayed restarts** (`RestartPolicy::Fixed` / `Backoff`, with jitter, a cap and a
+//!    reset after a stable run) exist; OTP restarts at once only. Pending restarts run on
+//!    timers and are visible and cancellable (see above). Under `OneForAll` / `RestForOne`
+//!    the siblings are stopped at once and the group is restarted after the delay.
+//! 2. **A failed restart** is retried through the restart delay (OTP retries immediately
+//!    through a message to itself); as in OTP each attempt counts toward the intensity.
+//! 3. **Readiness never blocks the supervisor.** OTP's supervisor is blocked while a child's
+//!    `init` runs; here a child signals readiness with [`ChildContext::ready`] and the
+//!    supervisor serves calls and exits meanwhile, including during its own initial start
+//!    (OTP handles such exits only after `init`). An optional per-child start timeout kills a
+//!    child that is not ready in time (as `proc_lib` does on an `init` timeout).
+//! 4. **Stopping is cooperative**: `Shutdown::Timeout` cancels the child's
+//!    `CancellationToken` (instead of `exit(Pid, shutdown)`), then aborts it. Abort takes
+//!    effect at the child's next `.await`; a child that blocks its thread cannot be killed as
+//!    OTP's `kill` would, so it is detached after the abort grace and reported in
+//!    [`ShutdownReport::not_stopped`]. `BrutalKill` aborts without cancelling the token.
+//! 5. **Exit reasons** come from the child's result: `Ok` = normal, `Err` or panic =
+//!    abnormal, a return after the supervisor's stop request = shutdown. A child cannot exit
+//!    with `shutdown` or `{shutdown, _}` on its own, and there is no `ignore` from a start.
+//! 6. **Intensity** is measured with `Duration` precision; a restart exactly `period` ago no
+//!    longer counts (OTP counts in whole seconds and includes it). The bookkeeping is O(1)
+//!    per restart (OTP walks its list of restarts).
+//! 7. **No links.** Dropping every handle does not stop a supervisor (call `shutdown`).
+//!    A nested supervisor runs inside its parent's child task, so aborting that task aborts
+//!    its whole subtree. Calls on an ended supervisor return `Gone` instead of exiting the
+//!    caller with `noproc`.
+//! 8. **Shutdown API**: `shutdown()` is idempotent and returns a [`ShutdownReport`] (what
+//!    was aborted, what could not be stopped, how the supervisor ended); `kill()` is a hard
+//!    stop; `shutdown_within(bound)` escalates one to the other. A supervisor ended by
+//!    auto-shutdown ends with `Ok` (OTP exits with reason `shutdown`), so a transient
+//!    nested supervisor is not restarted, as in OTP.
+//! 9. **Dynamic supervisor**: `start_child` takes a whole [`ChildSpec`] (Elixir style)
+//!    instead of extra arguments appended to one template; children are named by a
+//!    [`ChildId`] that stays the same across restarts (a restarted OTP child gets a new
+//!    pid); `terminate_child` removes the child and does not block other calls while the
+//!    child lingers; significant children are not supported there.
+//! 10. **Observability**: typed [`Event`]s on a broadcast channel in addition to logs
+//!     (OTP: SASL / logger reports), and `which_children` reports `Starting`, `Restarting`
+//!     and `Stopping` states.
+//! 11. **Not provided**: hot code upgrade (`code_change`), `get_childspec`,
+//!     `check_childspecs` (specs are checked by `build()`), changing a running supervisor's
+//!     flags.
+//!
+//! As in OTP, a `OneForAll` / `RestForOne` group restart also starts non-temporary children
+//! of the group that had been terminated, and drops temporary ones.
 #![warn(
     missing_docs,
     missing_debug_implementations,
