@@ -116,7 +116,7 @@ pub struct JobClaimParams {
     pub now: Timestamp,
 }
 
-/// What a worker's run of a job came to.
+/// What a worker's run of a job came to. Only `Completed` clears the checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FinishOutcome {
     /// Success: state `completed`, checkpoint cleared.
@@ -135,7 +135,8 @@ pub enum FinishOutcome {
         /// The failure.
         error: AttemptError,
     },
-    /// Run again later without charging an attempt: state `scheduled` at `run_at`.
+    /// Run again later without charging an attempt: state `scheduled` at `run_at` (or
+    /// `available` if `run_at <= now`).
     Snooze {
         /// When to run again.
         run_at: Timestamp,
@@ -188,6 +189,13 @@ pub struct JobCheckpointParams {
 }
 
 /// Params for [`Store::job_rescue_expired`].
+///
+/// A running job is rescued when `lease_expires_at < now` (a lease expiring exactly at `now`
+/// still holds). Every rescue increments `rescues`. A job whose `rescues` was below
+/// `max_rescues` goes back to `available` (no error recorded, no attempt charged, `claims`
+/// and `run_at` kept, lease cleared); one whose `rescues` already equalled `max_rescues` is a
+/// poison pill: it goes to `dead` with one error (attempt 0) whose message says it was
+/// rescued too many times.
 #[derive(Clone, Debug)]
 pub struct JobRescueParams {
     /// Leases that expired before this are rescued.
@@ -216,8 +224,8 @@ pub struct JobPromoteParams {
     pub limit: usize,
 }
 
-/// Params for [`Store::job_list`].
-#[derive(Clone, Debug, Default)]
+/// Params for [`Store::job_list`]. The default lists the first 100 jobs of any state.
+#[derive(Clone, Debug)]
 pub struct JobListParams {
     /// Only jobs in this state.
     pub state: Option<JobState>,
@@ -227,6 +235,17 @@ pub struct JobListParams {
     pub after: Option<JobId>,
     /// At most this many, ordered by id.
     pub limit: usize,
+}
+
+impl Default for JobListParams {
+    fn default() -> Self {
+        JobListParams {
+            state: None,
+            queue: None,
+            after: None,
+            limit: 100,
+        }
+    }
 }
 
 /// Params for [`Store::job_retry`].
