@@ -120,7 +120,7 @@ async fn one_run(options: &Options) -> Result<RunResult, Box<dyn std::error::Err
         if completed(&store).await? >= options.jobs {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let process = started.elapsed();
     let done = completed(&store).await?;

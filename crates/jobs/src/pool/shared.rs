@@ -56,13 +56,22 @@ impl QueueState {
         }
     }
 
-    /// How many jobs the fetcher may claim now.
+    /// How many jobs the fetcher should claim now (0: wait for room).
+    ///
+    /// While every slot is busy, the local buffer is refilled only once it is half empty, so
+    /// claims (and the completions that follow them) travel in large batches; a free slot
+    /// with nothing waiting for it is filled at once.
     pub(crate) fn claim_room(&self, config: &PoolConfig) -> usize {
         let short_jobs = self.avg_job_micros.load(Ordering::Relaxed)
             <= config.prefetch_max_job_time.as_micros() as u64;
         let cap = self.concurrency + if short_jobs { config.prefetch } else { 0 };
-        cap.saturating_sub(self.inflight.load(Ordering::Acquire))
-            .min(config.claim_batch)
+        let room = cap.saturating_sub(self.inflight.load(Ordering::Acquire));
+        let starving = self.slots.available_permits() > 0;
+        if starving || room >= cap / 2 {
+            room.min(config.claim_batch)
+        } else {
+            0
+        }
     }
 
     pub(crate) fn inflight(&self) -> usize {
