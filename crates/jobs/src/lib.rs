@@ -1,4 +1,75 @@
 //! Durable background jobs on a supervised worker pool.
+//!
+//! A job kind is a serializable args type with a stable name ([`JobArgs`]); a [`Worker`]
+//! runs it; a [`Client`] enqueues it; a [`Pool`] claims and runs jobs from a [`Store`]
+//! (in memory here, SQLite in `jobs-sqlite`, PostgreSQL in `jobs-postgres`). The pool is a
+//! supervision tree (crate `supervisor`): a lost database connection means delayed restarts
+//! of the affected child, never a crash or a hot loop.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use jobs::{Client, JobArgs, JobContext, JobError, MemoryStore, Pool, Worker};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Import { rows: u64 }
+//! impl JobArgs for Import { const KIND: &'static str = "import"; }
+//!
+//! struct Importer;
+//! impl Worker for Importer {
+//!     type Args = Import;
+//!     async fn perform(&self, ctx: JobContext, args: Import) -> Result<(), JobError> {
+//!         let mut row: u64 = ctx.checkpoint_state()?.unwrap_or(0); // resume after a deploy
+//!         while row < args.rows {
+//!             row += 1; // ... import one row ...
+//!             ctx.checkpoint(&row).await?; // the safe point: saves, stops on shutdown
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(MemoryStore::new());
+//! let pool = Pool::builder(store.clone()).register(Importer).queue("default", 10).start().await?;
+//! let id = pool.client().enqueue(&Import { rows: 1_000 }).await?;
+//! # while pool.client().job(id).await?.map(|j| j.state) != Some(jobs::JobState::Completed) {
+//! #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+//! # }
+//! let report = pool.shutdown().await; // stop fetching, grace period, release the rest
+//! assert!(report.clean);
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees
+//!
+//! * **No job is lost.** Every enqueued job ends completed, dead, cancelled or still queued,
+//!   across SIGTERM (running jobs get a grace period, then are released with their checkpoint
+//!   and no attempt charged), SIGKILL (the lease expires and a rescuer returns the job within
+//!   about one lease period), panics (a failed attempt like any other) and lost connections
+//!   (children restart after a delay; claimed jobs stay heartbeated until their outcome is
+//!   written).
+//! * **At-least-once execution, never two live runs.** A job runs under a lease that a
+//!   heartbeat renews; every write a run makes is fenced by its lease token, so a stale run
+//!   (frozen, rescued, re-claimed elsewhere) cannot overwrite a newer one, and it is stopped
+//!   as soon as a heartbeat finds its lease gone.
+//! * **Bad input never takes the pool down.** Invalid options are typed errors at enqueue
+//!   ([`EnqueueError`]); an unknown kind or undecodable args sends the job to the dead set
+//!   with the reason ([`BadInput`]), and the exhausted hook sees it.
+//!
+//! # Outcomes
+//!
+//! | `perform` returns | the job becomes | attempt charged | exhausted hook |
+//! |---|---|---|---|
+//! | `Ok(())` | `completed` | - | - |
+//! | `Err(JobError::Failed)` / `?` / panic / worker timeout | `scheduled` after the worker's backoff, or `dead` on the last attempt | yes | when dead |
+//! | `Err(JobError::Discard)` | `dead` | yes | yes |
+//! | `Err(JobError::Snooze(d))` | `scheduled` in `d` | no | - |
+//! | `Err(JobError::Interrupted)` (from `checkpoint` on shutdown), or aborted after the grace | `available` at once, checkpoint kept | no | - |
+//!
+//! Jobs whose lease expired too often (`PoolConfig::max_rescues`) and bad input also end
+//! `dead`, with the hook called. See [`PoolConfig`] for every default and how to choose the
+//! times against a platform's kill timeout, and `docs/ARCHITECTURE.md` for the state diagram.
 #![warn(
     missing_docs,
     missing_debug_implementations,
