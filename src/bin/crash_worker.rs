@@ -2,7 +2,8 @@
 //! and check the store afterwards. Not meant for users (see `examples/worker_pool.rs`).
 //!
 //! ```text
-//! crash_worker --sqlite PATH --log PATH [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
+//! crash_worker (--sqlite PATH | --postgres URL --schema NAME) --log PATH
+//!              [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
 //! ```
 //!
 //! It runs two job kinds: `import` (rows one by one, checkpointing each, appending
@@ -74,6 +75,7 @@ impl Worker for LoggedWorker {
 
 struct Flags {
     sqlite: Option<PathBuf>,
+    postgres: Option<(String, String)>,
     log: PathBuf,
     lease: Duration,
     row_time: Duration,
@@ -89,6 +91,7 @@ fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
 fn flags() -> Result<Flags, String> {
     let mut flags = Flags {
         sqlite: None,
+        postgres: None,
         log: PathBuf::from("crash_worker.log"),
         lease: Duration::from_secs(30),
         row_time: Duration::from_millis(20),
@@ -99,6 +102,17 @@ fn flags() -> Result<Flags, String> {
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--sqlite" => flags.sqlite = args.next().map(PathBuf::from),
+            "--postgres" => {
+                let url = args.next().ok_or("--postgres needs a URL")?;
+                flags.postgres = Some((url, "jobs".to_owned()));
+            }
+            "--schema" => {
+                let schema = args.next().ok_or("--schema needs a name")?;
+                match &mut flags.postgres {
+                    Some((_, s)) => *s = schema,
+                    None => return Err("--schema goes after --postgres URL".into()),
+                }
+            }
             "--log" => flags.log = args.next().ok_or("--log needs a path")?.into(),
             "--lease-ms" => flags.lease = millis(args.next(), &flag)?,
             "--row-ms" => flags.row_time = millis(args.next(), &flag)?,
@@ -113,10 +127,17 @@ fn flags() -> Result<Flags, String> {
 }
 
 async fn open_store(flags: &Flags) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
-    match &flags.sqlite {
-        Some(path) => Ok(Arc::new(jobs_sqlite::SqliteStore::open(path).await?)),
-        None => Err("give --sqlite PATH".into()),
+    if let Some(path) = &flags.sqlite {
+        return Ok(Arc::new(jobs_sqlite::SqliteStore::open(path).await?));
     }
+    let Some((url, schema)) = &flags.postgres else {
+        return Err("give --sqlite PATH or --postgres URL".into());
+    };
+    let schema = jobs_postgres::SchemaName::new(schema)?;
+    let options = jobs_postgres::PostgresOptions::new(url)?.schema(schema);
+    let pool = options.connect_pool().await?;
+    jobs_postgres::migrate(&pool, options.schema_name()).await?;
+    Ok(Arc::new(jobs_postgres::PostgresStore::open(pool, options.schema_name().clone()).await?))
 }
 
 #[tokio::main]
