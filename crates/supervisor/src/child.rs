@@ -1,5 +1,9 @@
 //! Spawning child tasks and reading their exits (shared by both supervisor kinds).
 
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -66,5 +70,99 @@ pub(crate) fn nested_not_stopped(joined: &Joined) -> Option<(&[String], &[String
             .downcast_ref::<NotStopped>()
             .map(|n| (n.children.as_slice(), n.aborted.as_slice())),
         _ => None,
+    }
+}
+
+/// How a child task that reports its own exit ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Returned(Result<(), ChildError>),
+    Panicked(String),
+    Aborted,
+}
+
+impl Outcome {
+    pub(crate) fn reason(self, stopping: bool) -> ExitReason {
+        match self {
+            Self::Returned(result) => ExitReason::from_result(result, stopping),
+            Self::Panicked(msg) => ExitReason::Panic(msg),
+            Self::Aborted => ExitReason::Killed,
+        }
+    }
+
+    pub(crate) fn nested_not_stopped(&self) -> Option<(&[String], &[String])> {
+        match self {
+            Self::Returned(Err(e)) => e
+                .downcast_ref::<NotStopped>()
+                .map(|n| (n.children.as_slice(), n.aborted.as_slice())),
+            _ => None,
+        }
+    }
+}
+
+/// A child's exit, sent by its own task (dynamic supervisors).
+#[derive(Debug)]
+pub(crate) struct Exit {
+    pub(crate) id: u64,
+    pub(crate) outcome: Outcome,
+}
+
+/// Sends the exit when the child's task ends, including when it is aborted (dropped).
+struct ExitGuard {
+    tx: mpsc::UnboundedSender<Exit>,
+    id: u64,
+    outcome: Option<Outcome>,
+}
+
+impl ExitGuard {
+    /// Records how the child ended; the drop that follows sends it.
+    fn finish(mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+    }
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let outcome = self.outcome.take().unwrap_or(Outcome::Aborted);
+        // a closed channel means the supervisor is gone; nobody is waiting for this exit
+        let _ = self.tx.send(Exit {
+            id: self.id,
+            outcome,
+        });
+    }
+}
+
+/// Spawns a detached child task that catches its own panics and reports its exit (also when
+/// aborted) on `tx`. Used by the dynamic supervisor, whose handles spawn children directly.
+pub(crate) fn spawn_reporting(
+    spec: &ChildSpec,
+    ctx: ChildContext,
+    id: u64,
+    tx: mpsc::UnboundedSender<Exit>,
+) -> Run {
+    let token = ctx.token().clone();
+    let factory = spec.inner().factory.clone();
+    let guard = ExitGuard {
+        tx,
+        id,
+        outcome: None,
+    };
+    let task = tokio::spawn(async move {
+        let run = AssertUnwindSafe(async move {
+            let fut = factory(ctx);
+            drop(factory);
+            fut.await
+        });
+        guard.finish(match run.catch_unwind().await {
+            Ok(result) => Outcome::Returned(result),
+            Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+        });
+    });
+    Run {
+        abort: task.abort_handle(),
+        token,
+        key: id,
+        ready: !spec.inner().wait_ready,
+        started_at: Instant::now(),
     }
 }

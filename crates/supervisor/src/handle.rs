@@ -103,6 +103,11 @@ impl<M> Core<M> {
         }
     }
 
+    /// Sends without waiting for an answer; gives the message back if the supervisor is gone.
+    pub(crate) fn send(&self, msg: M) -> Result<(), M> {
+        self.tx.send(msg).map_err(|e| e.0)
+    }
+
     pub(crate) async fn call<T>(
         &self,
         msg: impl FnOnce(Reply<T>) -> M,

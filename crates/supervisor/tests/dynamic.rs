@@ -236,6 +236,7 @@ async fn a_nested_dynamic_supervisor_is_stopped_with_its_parent() {
     let pool = rx.recv().await.unwrap();
     pool.start_child(p.worker("w")).await.unwrap();
     pool.start_child(p.worker("w")).await.unwrap();
+    settle().await;
     p.take();
     assert!(root.shutdown().await.is_clean());
     assert_eq!(p.take(), strs(&["stop:w", "stop:w", "stop:first"]));
@@ -243,4 +244,55 @@ async fn a_nested_dynamic_supervisor_is_stopped_with_its_parent() {
         pool.start_child(p.worker("w")).await,
         Err(SupervisorError::Gone { .. })
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_dynamic_child_is_restarted_and_its_message_reported() {
+    let p = Probe::new();
+    let h = pool(None).await;
+    let mut events = h.subscribe();
+    h.start_child(p.worker("w")).await.unwrap();
+    settle().await;
+    p.trigger("w", Action::Panic);
+    settle().await;
+    assert_eq!(p.count("start:w"), 2);
+    let panicked = common::drain(&mut events).into_iter().any(|e| {
+        matches!(e, supervisor::Event::Exited { reason: supervisor::ExitReason::Panic(m), .. } if m == "w panicked on purpose")
+    });
+    assert!(panicked);
+    h.shutdown().await;
+}
+
+/// Children spawned by the handle may exit before the supervisor has taken them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_exiting_before_the_supervisor_sees_them_are_accounted_for() {
+    let h = DynamicSupervisor::builder("pool")
+        .max_children(50)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let quick =
+        ChildSpec::new("q", |_ctx: ChildContext| async { Ok(()) }).restart(Restart::Temporary);
+    let drained = async {
+        for _ in 0..20 {
+            for _ in 0..50 {
+                loop {
+                    match h.start_child(quick.clone()).await {
+                        Ok(_) => break,
+                        Err(SupervisorError::MaxChildren { .. }) => tokio::task::yield_now().await,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        }
+        while h.count_children().await.unwrap().specs > 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), drained)
+        .await
+        .expect("every child was accounted for");
+    assert!(h.shutdown().await.is_clean());
 }

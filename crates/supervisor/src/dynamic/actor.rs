@@ -1,16 +1,16 @@
 //! The dynamic supervisor's task: children keyed by instance id, stopped concurrently.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::Id;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::shared::Shared;
 use super::{DynInner, DynMsg, DynamicHandle, DynamicSupervisorSpec};
-use crate::child::{self, exit_reason, joined_id, nested_not_stopped, Joined, Run, Tasks};
+use crate::child::{self, Exit, Outcome, Run};
 use crate::context::ReadyLink;
 use crate::error::NotStopped;
 use crate::events::Emitter;
@@ -20,10 +20,13 @@ use crate::runtime::End;
 use crate::timers::{TimerId, Timers};
 use crate::{
     ChildContext, ChildError, ChildId, ChildKind, ChildSpec, Event, ExitReason, Restart, Shutdown,
-    ShutdownReport, SpecError, StartError, SupervisorError,
+    ShutdownReport, StartError, SupervisorError,
 };
 
 type Answer = Result<(), SupervisorError>;
+
+/// How many queued calls one loop turn serves before it looks at exits and timers again.
+const MSG_BATCH: usize = 64;
 
 pub(super) async fn start_top_level(
     spec: DynamicSupervisorSpec,
@@ -78,6 +81,7 @@ struct Stop {
 enum DynTimer {
     Restart(u64),
     StopDeadline(u64),
+    ShutdownDeadline(Duration),
     AbortGrace(u64),
     StartTimeout(u64, u32),
 }
@@ -86,21 +90,24 @@ pub(super) struct DynActor {
     spec: Arc<DynInner>,
     id: Arc<str>,
     children: HashMap<u64, DynChild>,
-    by_task: HashMap<Id, u64>,
+    early: HashMap<u64, Outcome>,
+    detached: HashSet<u64>,
+    shared: Arc<Shared>,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+    exits_rx: mpsc::UnboundedReceiver<Exit>,
     starting: HashMap<u64, Reply<Result<ChildId, SupervisorError>>>,
-    tasks: Tasks,
     timers: Timers<DynTimer>,
     log: RestartLog,
     rx: mpsc::UnboundedReceiver<DynMsg>,
     ready_tx: mpsc::UnboundedSender<u64>,
     ready_rx: mpsc::UnboundedReceiver<u64>,
     emitter: Emitter,
-    next_id: u64,
     stop: CancellationToken,
     kill: CancellationToken,
     shutting_down: bool,
     killed: bool,
     escalation: Option<SupervisorError>,
+    shutdown_deadlines: Vec<Duration>,
     report: ShutdownReport,
     waiters: Vec<Reply<ShutdownReport>>,
     exit_tx: watch::Sender<ExitSlot>,
@@ -117,29 +124,32 @@ impl DynActor {
         let emitter = Emitter::new(id.clone(), spec.event_capacity);
         let kill = CancellationToken::new();
         let core = Core::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
-        let handle = DynamicHandle {
-            inner: Arc::new(core),
-        };
+        let shared = Arc::new(Shared::default());
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let handle = DynamicHandle::new(core, shared.clone(), exits_tx.clone(), spec.max_children);
         let actor = Self {
             log: RestartLog::new(spec.intensity),
             report: ShutdownReport::new(id.clone()),
             spec,
             id,
             children: HashMap::new(),
-            by_task: HashMap::new(),
+            early: HashMap::new(),
+            detached: HashSet::new(),
+            shared,
+            exits_tx,
+            exits_rx,
             starting: HashMap::new(),
-            tasks: Tasks::new(),
             timers: Timers::new(),
             rx,
             ready_tx,
             ready_rx,
             emitter,
-            next_id: 0,
             stop,
             kill,
             shutting_down: false,
             killed: false,
             escalation: None,
+            shutdown_deadlines: Vec::new(),
             waiters: Vec::new(),
             exit_tx,
             handle: handle.clone(),
@@ -167,9 +177,22 @@ impl DynActor {
             () = self.stop.cancelled(), if !self.shutting_down => self.shutdown(false),
             // readiness before exits: a child that signals ready and then exits was ready
             Some(key) = self.ready_rx.recv() => self.on_ready(key),
-            Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined),
+            Some(exit) = self.exits_rx.recv() => {
+                self.on_exit_msg(exit);
+                while let Ok(exit) = self.exits_rx.try_recv() {
+                    self.on_exit_msg(exit);
+                }
+            }
             timer = self.timers.next() => self.on_timer(timer),
-            Some(msg) = self.rx.recv() => self.on_msg(msg),
+            Some(msg) = self.rx.recv() => {
+                self.on_msg(msg);
+                for _ in 0..MSG_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(msg) => self.on_msg(msg),
+                        Err(_) => break,
+                    }
+                }
+            }
         }
     }
 
@@ -206,6 +229,7 @@ impl DynActor {
     fn on_msg(&mut self, msg: DynMsg) {
         match msg {
             DynMsg::StartChild(spec, reply) => self.start_child(spec, reply),
+            DynMsg::Adopt(id, spec, run) => self.adopt(id, spec, run),
             DynMsg::TerminateChild(id, reply) => self.terminate_child(id.0, reply),
             DynMsg::WhichChildren(reply) => {
                 let _ = reply.send(self.which_children());
@@ -220,33 +244,24 @@ impl DynActor {
         }
     }
 
-    fn check_new(&self, spec: &ChildSpec) -> Answer {
-        let supervisor = self.sup();
-        if self.shutting_down {
-            return Err(SupervisorError::ShuttingDown { supervisor });
-        }
-        if spec.id().is_empty() {
-            return Err(SpecError::EmptyId { supervisor }.into());
-        }
-        if spec.is_significant() {
-            let child = spec.id().to_owned();
-            return Err(SpecError::SignificantDynamicChild { supervisor, child }.into());
-        }
-        match self.spec.max_children {
-            Some(max) if self.children.len() >= max => {
-                Err(SupervisorError::MaxChildren { supervisor, max })
-            }
-            _ => Ok(()),
-        }
-    }
-
     fn start_child(&mut self, spec: ChildSpec, reply: Reply<Result<ChildId, SupervisorError>>) {
-        if let Err(e) = self.check_new(&spec) {
-            let _ = reply.send(Err(e));
+        if let Err(e) = super::check_spec(&self.id, &spec) {
+            let _ = reply.send(Err(e.into()));
             return;
         }
-        self.next_id += 1;
-        let id = self.next_id;
+        let id = match self.shared.reserve(self.spec.max_children) {
+            Ok(id) => id,
+            Err(super::shared::Refused::Full(max)) => {
+                let supervisor = self.sup();
+                let _ = reply.send(Err(SupervisorError::MaxChildren { supervisor, max }));
+                return;
+            }
+            Err(super::shared::Refused::Closed) => {
+                let supervisor = self.sup();
+                let _ = reply.send(Err(SupervisorError::ShuttingDown { supervisor }));
+                return;
+            }
+        };
         let child = DynChild {
             spec,
             state: DynState::Idle,
@@ -258,6 +273,30 @@ impl DynActor {
             let _ = reply.send(Ok(ChildId(id)));
         } else {
             self.starting.insert(id, reply);
+        }
+    }
+
+    /// Takes in a child a handle spawned.
+    fn adopt(&mut self, id: u64, spec: ChildSpec, run: Run) {
+        let child = DynChild {
+            spec,
+            state: DynState::Running(run),
+            restarts: 0,
+            consecutive: 0,
+        };
+        self.children.insert(id, child);
+        self.emit_start(id, false);
+        if let Some(outcome) = self.early.remove(&id) {
+            self.on_exit_msg(Exit { id, outcome });
+        } else if self.shutting_down {
+            self.begin_stop(id, self.killed, None, false);
+        }
+    }
+
+    /// Removes a child for good.
+    fn remove_child(&mut self, id: u64) {
+        if self.children.remove(&id).is_some() {
+            self.shared.release();
         }
     }
 
@@ -283,13 +322,12 @@ impl DynActor {
             token,
             ready,
         );
-        let run = child::spawn(&mut self.tasks, &child.spec, ctx, key);
+        let run = child::spawn_reporting(&child.spec, ctx, key, self.exits_tx.clone());
         let is_ready = run.ready;
         if let Some(t) = inner.start_timeout.filter(|_| !is_ready) {
             let timeout = DynTimer::StartTimeout(id, child.restarts);
             self.timers.insert(Instant::now() + t, timeout);
         }
-        self.by_task.insert(run.abort.id(), id);
         child.state = DynState::Running(run);
         self.emit_start(id, restart);
         is_ready
@@ -329,14 +367,14 @@ impl DynActor {
             DynState::Stopping(_, stop) => stop.replies.push(reply),
             DynState::Running(_) => self.begin_stop(id, false, Some(reply), false),
             DynState::Idle => {
-                self.children.remove(&id);
+                self.remove_child(id);
                 let _ = reply.send(Ok(()));
             }
             DynState::Restarting(timer) => {
                 let timer = *timer;
                 self.timers.remove(timer);
                 self.emit_cancelled(id);
-                self.children.remove(&id);
+                self.remove_child(id);
                 let _ = reply.send(Ok(()));
             }
         }
@@ -405,18 +443,30 @@ impl DynActor {
         }
     }
 
-    fn on_joined(&mut self, joined: Joined) {
-        let Some(id) = self.by_task.remove(&joined_id(&joined)) else {
+    fn on_exit_msg(&mut self, exit: Exit) {
+        let Exit { id, outcome } = exit;
+        if self.detached.remove(&id) {
+            return; // a child given up on earlier finally ended
+        }
+        let Some(child) = self.children.get_mut(&id) else {
+            // spawned by a handle, not yet adopted
+            self.early.insert(id, outcome);
             return;
         };
+        if matches!(&child.state, DynState::Running(r) if !r.ready) {
+            // a readiness signal sent before the exit must count first
+            while let Ok(ready) = self.ready_rx.try_recv() {
+                self.on_ready(ready);
+            }
+        }
         let Some(child) = self.children.get_mut(&id) else {
             return;
         };
         let state = std::mem::replace(&mut child.state, DynState::Idle);
         match state {
-            DynState::Stopping(_, stop) => self.stopped(id, joined, *stop),
+            DynState::Stopping(_, stop) => self.stopped(id, outcome, *stop),
             DynState::Running(run) => {
-                let reason = exit_reason(joined, false);
+                let reason = outcome.reason(false);
                 self.emit_exit(id, &reason);
                 if run.ready {
                     self.on_exit(id, reason);
@@ -451,7 +501,7 @@ impl DynActor {
             Restart::Temporary => false,
         };
         if !restart || self.shutting_down {
-            self.children.remove(&id);
+            self.remove_child(id);
             return;
         }
         self.restart(id, reason);
@@ -521,12 +571,12 @@ impl DynActor {
             reason,
         });
         if let Some(reply) = self.starting.remove(&id) {
-            self.children.remove(&id);
+            self.remove_child(id);
             let _ = reply.send(Err(err.into()));
             return;
         }
         if self.shutting_down {
-            self.children.remove(&id);
+            self.remove_child(id);
             return;
         }
         self.restart(id, ExitReason::Error(Arc::new(err)));
@@ -562,6 +612,15 @@ impl DynActor {
             Shutdown::BrutalKill => {
                 run.abort.abort();
                 Some(self.timers.insert(now + grace, DynTimer::AbortGrace(id)))
+            }
+            Shutdown::Timeout(d) if self.shutting_down => {
+                // one timer per distinct bound for the whole shutdown, not one per child
+                run.token.cancel();
+                if !self.shutdown_deadlines.contains(&d) {
+                    self.shutdown_deadlines.push(d);
+                    self.timers.insert(now + d, DynTimer::ShutdownDeadline(d));
+                }
+                None
             }
             Shutdown::Timeout(d) => {
                 run.token.cancel();
@@ -608,11 +667,11 @@ impl DynActor {
         }
     }
 
-    fn stopped(&mut self, id: u64, joined: Joined, stop: Stop) {
+    fn stopped(&mut self, id: u64, outcome: Outcome, stop: Stop) {
         if let Some(t) = stop.timer {
             self.timers.remove(t);
         }
-        if let Some((children, aborted)) = nested_not_stopped(&joined) {
+        if let Some((children, aborted)) = outcome.nested_not_stopped() {
             let prefix = self.children.get(&id).map(|c| self.path(c.spec.id(), id));
             let prefix = prefix.unwrap_or_default();
             let children: Vec<String> = children.iter().map(|c| format!("{prefix}/{c}")).collect();
@@ -620,7 +679,7 @@ impl DynActor {
             self.report.not_stopped.extend(children);
             self.report.aborted.extend(aborted);
         }
-        let reason = exit_reason(joined, true);
+        let reason = outcome.reason(true);
         self.emit_exit(id, &reason);
         self.finish_stop(id, stop, Ok(()));
     }
@@ -634,7 +693,7 @@ impl DynActor {
                 .unwrap_or_default();
             self.start_failed(id, StartFailure::Timeout(timeout));
         } else {
-            self.children.remove(&id);
+            self.remove_child(id);
             if let Some(reply) = self.starting.remove(&id) {
                 let _ = reply.send(Err(SupervisorError::ShuttingDown {
                     supervisor: self.sup(),
@@ -655,6 +714,17 @@ impl DynActor {
                 }
             }
             DynTimer::StopDeadline(id) => self.abort_stopping(id, true),
+            DynTimer::ShutdownDeadline(d) => {
+                let overran: Vec<u64> = self
+                    .children
+                    .iter()
+                    .filter(|(_, c)| c.spec.shutdown_policy() == Shutdown::Timeout(d))
+                    .map(|(&id, _)| id)
+                    .collect();
+                for id in overran {
+                    self.abort_stopping(id, true);
+                }
+            }
             DynTimer::AbortGrace(id) => self.not_stopped(id),
             DynTimer::StartTimeout(id, restarts) => {
                 let waiting = matches!(
@@ -681,7 +751,8 @@ impl DynActor {
         };
         stop.timer = None;
         let spec_id = child.spec.inner().id.clone();
-        self.by_task.remove(&run.abort.id());
+        drop(run);
+        self.detached.insert(id);
         let path = self.path(&spec_id, id);
         tracing::error!(target: "supervisor", supervisor = %self.id, child = %path, "child did not stop within its shutdown bound; detached");
         self.report.not_stopped.push(path);
@@ -707,7 +778,7 @@ impl DynActor {
             max_restarts: limit.max_restarts(),
             period: limit.period(),
         });
-        self.children.remove(&id);
+        self.remove_child(id);
         self.escalation = Some(SupervisorError::IntensityExceeded {
             supervisor: self.sup(),
             child: format!("{cid}{}", ChildId(id)),
@@ -726,6 +797,7 @@ impl DynActor {
         }
         if !self.shutting_down {
             self.shutting_down = true;
+            self.shared.close();
             self.emitter
                 .emit(|supervisor| Event::ShutdownStarted { supervisor });
         }
@@ -741,10 +813,10 @@ impl DynActor {
                 DynState::Restarting(t) => {
                     let t = *t;
                     self.timers.remove(t);
-                    self.children.remove(&id);
+                    self.remove_child(id);
                 }
                 DynState::Idle => {
-                    self.children.remove(&id);
+                    self.remove_child(id);
                 }
             }
         }

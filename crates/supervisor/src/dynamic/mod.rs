@@ -1,12 +1,17 @@
 //! The dynamic supervisor (OTP `simple_one_for_one`, Elixir `DynamicSupervisor`).
 
 mod actor;
+mod shared;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::child::{self, Exit, Run};
+use shared::{Refused, Shared};
 
 use crate::handle::{ChildCounts, ChildInfo, Core, Reply};
 use crate::{
@@ -203,6 +208,7 @@ impl ChildSpec {
 
 pub(crate) enum DynMsg {
     StartChild(ChildSpec, Reply<Result<ChildId, SupervisorError>>),
+    Adopt(u64, ChildSpec, Run),
     TerminateChild(ChildId, Reply<Result<(), SupervisorError>>),
     WhichChildren(Reply<Vec<ChildInfo>>),
     CountChildren(Reply<ChildCounts>),
@@ -213,24 +219,86 @@ pub(crate) enum DynMsg {
 /// task. Calls on a supervisor that has ended return [`SupervisorError::Gone`].
 #[derive(Clone)]
 pub struct DynamicHandle {
-    inner: Arc<Core<DynMsg>>,
+    inner: Arc<HandleInner>,
+}
+
+pub(crate) struct HandleInner {
+    core: Core<DynMsg>,
+    shared: Arc<Shared>,
+    exits: mpsc::UnboundedSender<Exit>,
+    max_children: Option<usize>,
 }
 
 impl DynamicHandle {
-    /// The supervisor's id.
-    pub fn id(&self) -> &str {
-        &self.inner.id
+    pub(crate) fn new(
+        core: Core<DynMsg>,
+        shared: Arc<Shared>,
+        exits: mpsc::UnboundedSender<Exit>,
+        max_children: Option<usize>,
+    ) -> Self {
+        let inner = HandleInner {
+            core,
+            shared,
+            exits,
+            max_children,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
-    /// Starts a child; resolves with its instance id once it is ready. Its restart type,
-    /// shutdown and readiness come from `spec`; the spec's id need not be unique.
+    /// The supervisor's id.
+    pub fn id(&self) -> &str {
+        &self.inner.core.id
+    }
+
+    /// Starts a child and returns its instance id. Its restart type, shutdown and readiness
+    /// come from `spec`; the spec's id need not be unique.
+    ///
+    /// A child that is ready once spawned (the default) is spawned by this call itself, on
+    /// the caller's task, without waiting for the supervisor's task; one declared with
+    /// [`ChildSpec::wait_for_ready`] is started by the supervisor, and the call resolves
+    /// once it is ready.
     ///
     /// # Errors
     ///
-    /// `MaxChildren`, `Spec` (a significant child), `Start` (it failed to start),
-    /// `ShuttingDown`, `Gone`.
+    /// `MaxChildren`, `Spec` (an empty id or a significant child), `Start` (it failed to
+    /// start), `ShuttingDown`, `Gone`.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<ChildId, SupervisorError> {
-        self.inner.call(|r| DynMsg::StartChild(spec, r)).await?
+        if spec.inner().wait_ready {
+            return self
+                .inner
+                .core
+                .call(|r| DynMsg::StartChild(spec, r))
+                .await?;
+        }
+        self.spawn_child(spec)
+    }
+
+    fn spawn_child(&self, spec: ChildSpec) -> Result<ChildId, SupervisorError> {
+        let inner = &self.inner;
+        check_spec(&inner.core.id, &spec)?;
+        let id = inner
+            .shared
+            .reserve(inner.max_children)
+            .map_err(|r| self.refused(r))?;
+        let token = CancellationToken::new();
+        let ctx = ChildContext::new(spec.inner().id.clone(), Some(ChildId(id)), 0, token, None);
+        let run = child::spawn_reporting(&spec, ctx, id, inner.exits.clone());
+        if let Err(DynMsg::Adopt(_, _, run)) = inner.core.send(DynMsg::Adopt(id, spec, run)) {
+            run.abort.abort();
+            return Err(inner.core.gone());
+        }
+        Ok(ChildId(id))
+    }
+
+    fn refused(&self, refused: Refused) -> SupervisorError {
+        let supervisor = self.inner.core.id.to_string();
+        match refused {
+            Refused::Full(max) => SupervisorError::MaxChildren { supervisor, max },
+            Refused::Closed if self.inner.core.is_finished() => self.inner.core.gone(),
+            Refused::Closed => SupervisorError::ShuttingDown { supervisor },
+        }
     }
 
     /// Stops a child with its shutdown policy (or cancels its pending restart) and removes it.
@@ -240,7 +308,10 @@ impl DynamicHandle {
     ///
     /// `UnknownChild`, `ChildNotStopped`, `Gone`.
     pub async fn terminate_child(&self, id: ChildId) -> Result<(), SupervisorError> {
-        self.inner.call(|r| DynMsg::TerminateChild(id, r)).await?
+        self.inner
+            .core
+            .call(|r| DynMsg::TerminateChild(id, r))
+            .await?
     }
 
     /// Lists the children (in no particular order).
@@ -249,7 +320,7 @@ impl DynamicHandle {
     ///
     /// `Gone`.
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
-        self.inner.call(DynMsg::WhichChildren).await
+        self.inner.core.call(DynMsg::WhichChildren).await
     }
 
     /// Counts the children.
@@ -258,12 +329,12 @@ impl DynamicHandle {
     ///
     /// `Gone`.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
-        self.inner.call(DynMsg::CountChildren).await
+        self.inner.core.call(DynMsg::CountChildren).await
     }
 
     /// Subscribes to the supervisor's events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.subscribe()
+        self.inner.core.subscribe()
     }
 
     /// Stops all children concurrently, each within its shutdown bound, and ends the
@@ -273,17 +344,20 @@ impl DynamicHandle {
     ///
     /// Cancel safe: the shutdown proceeds even if this future is dropped.
     pub async fn shutdown(&self) -> ShutdownReport {
-        self.inner.shutdown(DynMsg::Shutdown, None).await
+        self.inner.core.shutdown(DynMsg::Shutdown, None).await
     }
 
     /// Like [`shutdown`](Self::shutdown), escalating to a kill after `bound`.
     pub async fn shutdown_within(&self, bound: Duration) -> ShutdownReport {
-        self.inner.shutdown(DynMsg::Shutdown, Some(bound)).await
+        self.inner
+            .core
+            .shutdown(DynMsg::Shutdown, Some(bound))
+            .await
     }
 
     /// Hard stop: aborts every child at once and ends the supervisor.
     pub fn kill(&self) {
-        self.inner.kill();
+        self.inner.core.kill();
     }
 
     /// Waits until the supervisor has ended and returns how.
@@ -292,20 +366,33 @@ impl DynamicHandle {
     ///
     /// Cancel safe.
     pub async fn wait(&self) -> Result<(), SupervisorError> {
-        self.inner.final_report().await.exit
+        self.inner.core.final_report().await.exit
     }
 
     /// True once the supervisor has ended.
     pub fn is_finished(&self) -> bool {
-        self.inner.is_finished()
+        self.inner.core.is_finished()
     }
 }
 
 impl fmt::Debug for DynamicHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DynamicHandle")
-            .field("id", &self.inner.id)
+            .field("id", &self.inner.core.id)
             .field("finished", &self.is_finished())
             .finish()
     }
+}
+
+/// Rejects child specs a dynamic supervisor cannot run.
+pub(crate) fn check_spec(supervisor: &str, spec: &ChildSpec) -> Result<(), SpecError> {
+    let supervisor = supervisor.to_owned();
+    if spec.id().is_empty() {
+        return Err(SpecError::EmptyId { supervisor });
+    }
+    if spec.is_significant() {
+        let child = spec.id().to_owned();
+        return Err(SpecError::SignificantDynamicChild { supervisor, child });
+    }
+    Ok(())
 }

@@ -1,0 +1,55 @@
+//! The little state a dynamic supervisor shares with its handles, so that a handle can
+//! start a child without a round trip to the supervisor's task.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    count: usize,
+    closed: bool,
+}
+
+/// Child ids and the live child count, guarded by a mutex held for a few instructions.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+}
+
+/// Why no child may be added.
+pub(crate) enum Refused {
+    Closed,
+    Full(usize),
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // the critical sections cannot panic, so a poisoned lock still holds consistent state
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves an id and a slot for a new child.
+    pub(crate) fn reserve(&self, max: Option<usize>) -> Result<u64, Refused> {
+        let mut s = self.lock();
+        if s.closed {
+            return Err(Refused::Closed);
+        }
+        if let Some(max) = max.filter(|&m| s.count >= m) {
+            return Err(Refused::Full(max));
+        }
+        s.count += 1;
+        s.next_id += 1;
+        Ok(s.next_id)
+    }
+
+    /// A child is gone for good.
+    pub(crate) fn release(&self) {
+        let mut s = self.lock();
+        s.count = s.count.saturating_sub(1);
+    }
+
+    /// No more children: the supervisor is shutting down.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+    }
+}
