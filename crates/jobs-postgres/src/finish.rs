@@ -7,13 +7,14 @@ use sqlx::{PgPool, Row};
 
 use crate::error::store_error;
 use crate::lease::applied_in_order;
+use crate::pg_time::PgTime;
 use crate::sql::Queries;
 
 /// What one finish writes: the arrays' entries for it.
 #[derive(Debug, PartialEq)]
 struct Write {
     state: JobState,
-    run_at: Option<i64>,
+    run_at: Option<PgTime>,
     charge: bool,
     error: Option<String>,
 }
@@ -36,7 +37,7 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
             } else {
                 JobState::Available
             },
-            run_at: Some(run_at.as_micros()),
+            run_at: Some(PgTime(*run_at)),
             charge: true,
             error: Some(error_json(error)?),
         },
@@ -48,7 +49,7 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
         },
         FinishOutcome::Snooze { run_at } => Write {
             state: JobState::Scheduled,
-            run_at: Some(run_at.as_micros()),
+            run_at: Some(PgTime(*run_at)),
             charge: false,
             error: None,
         },
@@ -88,7 +89,7 @@ pub(crate) async fn finish_many(
         .bind(writes.iter().map(|w| w.run_at).collect::<Vec<_>>())
         .bind(writes.iter().map(|w| w.charge).collect::<Vec<_>>())
         .bind(writes.iter().map(|w| w.error.clone()).collect::<Vec<_>>())
-        .bind(params.now.as_micros())
+        .bind(PgTime(params.now))
         .bind(&queries.channel)
         .fetch_one(pool)
         .await
@@ -133,7 +134,7 @@ mod tests {
             write_for(&snooze, now).ok(),
             Some(Write {
                 state: JobState::Scheduled,
-                run_at: Some(100),
+                run_at: Some(PgTime(now)),
                 charge: false,
                 error: None
             })

@@ -3,20 +3,14 @@
 //! transaction as well as on its own.
 
 use jobs::{JobId, JobInsertParams, JobState, NewJob, StoreError, Timestamp};
-use sqlx::PgConnection;
+use sqlx::{Acquire, PgConnection};
 
 use crate::error::store_error;
+use crate::pg_time::{PgTime, MIN_TIMESTAMP};
 use crate::sql::Queries;
 
 /// Batches at least this large go through `COPY` (faster per row, one more round trip).
 pub(crate) const COPY_THRESHOLD: usize = 64;
-
-/// Microseconds from the Unix epoch to PostgreSQL's epoch (2000-01-01), for binary COPY.
-const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
-
-/// PostgreSQL's earliest `timestamptz` (4714-11-24 00:00 BC). Its latest is after
-/// `i64::MAX` µs, so every later [`Timestamp`] fits.
-const MIN_TIMESTAMP: Timestamp = Timestamp::from_micros(-210_866_803_200_000_000);
 
 /// A validated job, ready to write.
 struct Row<'a> {
@@ -106,12 +100,9 @@ async fn insert_unnest(
         .bind(col(|r| r.state.as_str().to_owned()))
         .bind(rows.iter().map(|r| r.job.priority).collect::<Vec<i16>>())
         .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<i32>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.run_at.as_micros())
-                .collect::<Vec<i64>>(),
-        )
-        .bind(now.as_micros())
+        .bind(rows.iter().map(|r| PgTime(r.run_at)).collect::<Vec<_>>())
+        .bind(PgTime(now))
+        .bind(&queries.channel)
         .fetch_all(&mut *conn)
         .await
         .map_err(store_error)?;
@@ -121,16 +112,29 @@ async fn insert_unnest(
     Ok(ids.into_iter().map(JobId).collect())
 }
 
+/// `nextval` × n, `COPY`, and one NOTIFY per queue that got available jobs, in one
+/// transaction (a savepoint inside the caller's).
 async fn copy_in(
     conn: &mut PgConnection,
     queries: &Queries,
     rows: &[Row<'_>],
     now: Timestamp,
 ) -> Result<Vec<JobId>, StoreError> {
+    let data_and_queues = |ids: &[i64]| -> Result<(Vec<u8>, Vec<&str>), StoreError> {
+        let mut queues: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.state == JobState::Available)
+            .map(|r| r.job.queue.as_str())
+            .collect();
+        queues.sort_unstable();
+        queues.dedup();
+        Ok((encode_copy(rows, ids, now)?, queues))
+    };
+    let mut tx = conn.begin().await.map_err(store_error)?;
     let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let ids: Vec<i64> = sqlx::query_scalar(&queries.next_ids)
         .bind(count)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
     if ids.len() != rows.len() {
@@ -140,23 +144,32 @@ async fn copy_in(
             ids.len()
         )));
     }
-    let data = encode_copy(rows, &ids, now);
-    let mut copy = conn
+    let (data, queues) = data_and_queues(&ids)?;
+    let mut copy = tx
         .copy_in_raw(&queries.copy_in)
         .await
         .map_err(store_error)?;
     copy.send(data).await.map_err(store_error)?;
     copy.finish().await.map_err(store_error)?;
+    if !queues.is_empty() {
+        sqlx::query(&queries.notify_queues)
+            .bind(&queries.channel)
+            .bind(queues)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+    }
+    tx.commit().await.map_err(store_error)?;
     Ok(ids.into_iter().map(JobId).collect())
 }
 
 /// The rows in PostgreSQL's binary COPY format (exact for timestamps, no text escaping).
-fn encode_copy(rows: &[Row<'_>], ids: &[i64], now: Timestamp) -> Vec<u8> {
+fn encode_copy(rows: &[Row<'_>], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, StoreError> {
     let mut buf = Vec::with_capacity(19 + rows.len() * 160);
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes()); // flags
     buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
-    let created_at = pg_timestamp(now);
+    let created_at = pg_timestamp(now)?;
     for (row, id) in rows.iter().zip(ids) {
         buf.extend_from_slice(&9i16.to_be_bytes());
         field(&mut buf, &id.to_be_bytes());
@@ -166,11 +179,11 @@ fn encode_copy(rows: &[Row<'_>], ids: &[i64], now: Timestamp) -> Vec<u8> {
         field(&mut buf, row.state.as_str().as_bytes());
         field(&mut buf, &row.job.priority.to_be_bytes());
         field(&mut buf, &row.max_attempts.to_be_bytes());
-        field(&mut buf, &pg_timestamp(row.run_at).to_be_bytes());
+        field(&mut buf, &pg_timestamp(row.run_at)?.to_be_bytes());
         field(&mut buf, &created_at.to_be_bytes());
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
-    buf
+    Ok(buf)
 }
 
 fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
@@ -190,8 +203,10 @@ fn field_len(len: usize) -> i32 {
 }
 
 /// Microseconds since 2000-01-01, PostgreSQL's binary timestamp.
-fn pg_timestamp(t: Timestamp) -> i64 {
-    t.as_micros().saturating_sub(PG_EPOCH_OFFSET_MICROS)
+fn pg_timestamp(t: Timestamp) -> Result<i64, StoreError> {
+    PgTime(t)
+        .to_pg()
+        .map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -255,19 +270,19 @@ mod tests {
 
     #[test]
     fn copy_encoding_has_header_rows_and_trailer() {
-        let now = Timestamp::from_micros(PG_EPOCH_OFFSET_MICROS + 5);
+        let now = Timestamp::from_micros(crate::pg_time::PG_EPOCH_OFFSET_MICROS + 5);
         let jobs = [job("k", "q", 3)];
         let rows: Vec<Row<'_>> = jobs
             .iter()
             .map(|j| validate(j, now).expect("a valid job"))
             .collect();
-        let buf = encode_copy(&rows, &[7], now);
+        let buf = encode_copy(&rows, &[7], now).expect("in range");
         assert!(buf.starts_with(b"PGCOPY\n\xff\r\n\0"));
         assert!(buf.ends_with(&[0xff, 0xff]));
         // header 19 bytes, field count 2, then the id field: length 8 and the value 7.
         assert_eq!(&buf[19..21], &9i16.to_be_bytes());
         assert_eq!(&buf[21..25], &8i32.to_be_bytes());
         assert_eq!(&buf[25..33], &7i64.to_be_bytes());
-        assert_eq!(pg_timestamp(now), 5);
+        assert_eq!(pg_timestamp(now).ok(), Some(5));
     }
 }

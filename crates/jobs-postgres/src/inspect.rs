@@ -2,13 +2,13 @@
 
 use jobs::{
     JobCancelParams, JobId, JobListParams, JobRecord, JobRetryParams, QueueStats, StoreError,
-    Timestamp,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use crate::error::store_error;
 use crate::lease::sql_limit;
+use crate::pg_time::PgTime;
 use crate::row::job_record;
 use crate::sql::Queries;
 
@@ -52,7 +52,7 @@ pub(crate) async fn retry(
 ) -> Result<bool, StoreError> {
     let row = sqlx::query(&queries.retry)
         .bind(params.id.0)
-        .bind(params.now.as_micros())
+        .bind(PgTime(params.now))
         .bind(&queries.channel)
         .fetch_one(pool)
         .await
@@ -69,7 +69,7 @@ pub(crate) async fn cancel(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(&queries.cancel)
         .bind(params.id.0)
-        .bind(params.now.as_micros())
+        .bind(PgTime(params.now))
         .execute(pool)
         .await
         .map_err(store_error)?;
@@ -95,7 +95,7 @@ fn stats_row(row: &PgRow) -> Result<QueueStats, sqlx::Error> {
         let n: i64 = row.try_get(column)?;
         Ok(u64::try_from(n).unwrap_or(0))
     };
-    let oldest: Option<i64> = row.try_get("oldest_available_at")?;
+    let oldest: Option<PgTime> = row.try_get("oldest_available_at")?;
     Ok(QueueStats {
         queue: row.try_get("queue")?,
         scheduled: count("scheduled")?,
@@ -104,6 +104,6 @@ fn stats_row(row: &PgRow) -> Result<QueueStats, sqlx::Error> {
         completed: count("completed")?,
         dead: count("dead")?,
         cancelled: count("cancelled")?,
-        oldest_available_at: oldest.map(Timestamp::from_micros),
+        oldest_available_at: oldest.map(|t| t.0),
     })
 }

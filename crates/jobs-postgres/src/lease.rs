@@ -8,6 +8,7 @@ use jobs::{
 use sqlx::{PgPool, Row};
 
 use crate::error::store_error;
+use crate::pg_time::PgTime;
 use crate::row::job_record;
 use crate::sql::Queries;
 
@@ -35,9 +36,9 @@ pub(crate) async fn claim(
     let rows = sqlx::query(&queries.claim)
         .bind(&params.queue)
         .bind(limit)
-        .bind(params.now.as_micros())
+        .bind(PgTime(params.now))
         .bind(&params.owner)
-        .bind(expires.as_micros())
+        .bind(PgTime(expires))
         .fetch_all(pool)
         .await
         .map_err(store_error)?;
@@ -76,7 +77,7 @@ pub(crate) async fn heartbeat_many(
     let rows = sqlx::query(&queries.heartbeat)
         .bind(ids)
         .bind(tokens)
-        .bind(expires.as_micros())
+        .bind(PgTime(expires))
         .fetch_all(pool)
         .await
         .map_err(store_error)?;
@@ -99,7 +100,7 @@ pub(crate) async fn checkpoint(
         .bind(params.lease.job.0)
         .bind(params.lease.token)
         .bind(&params.checkpoint)
-        .bind(expires.as_micros())
+        .bind(PgTime(expires))
         .execute(pool)
         .await
         .map_err(store_error)?;

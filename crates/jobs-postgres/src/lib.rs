@@ -96,6 +96,7 @@ mod listener;
 mod maintenance;
 mod migrations;
 mod options;
+mod pg_time;
 mod row;
 mod schema_name;
 mod sql;
@@ -108,3 +109,7 @@ pub use options::{
 };
 pub use schema_name::{SchemaName, MAX_SCHEMA_NAME_LEN};
 pub use store::PostgresStore;
+
+/// The sqlx this crate is built on, for [`PostgresStore::insert_in`] and [`PostgresStore::pool`]
+/// users who want the same version.
+pub use sqlx;

@@ -7,6 +7,7 @@ use sqlx::{PgPool, Row};
 
 use crate::error::store_error;
 use crate::lease::sql_limit;
+use crate::pg_time::PgTime;
 use crate::row::job_record;
 use crate::sql::Queries;
 
@@ -20,10 +21,11 @@ pub(crate) async fn rescue_expired(
     let limit = sql_limit(params.limit, "job_rescue_expired")?;
     let max_rescues = i32::try_from(params.max_rescues).unwrap_or(i32::MAX);
     let rows = sqlx::query(&queries.rescue)
-        .bind(params.now.as_micros())
+        .bind(PgTime(params.now))
         .bind(limit)
         .bind(max_rescues)
         .bind(&queries.channel)
+        .bind(params.now.as_micros())
         .fetch_all(pool)
         .await
         .map_err(store_error)?;
@@ -50,7 +52,7 @@ pub(crate) async fn promote_scheduled(
 ) -> Result<u64, StoreError> {
     let limit = sql_limit(params.limit, "job_promote_scheduled")?;
     let row = sqlx::query(&queries.promote)
-        .bind(params.now.as_micros())
+        .bind(PgTime(params.now))
         .bind(limit)
         .bind(&queries.channel)
         .fetch_one(pool)
@@ -78,7 +80,7 @@ pub(crate) async fn prune(
     let states: Vec<&str> = params.states.iter().map(|s| s.as_str()).collect();
     let done = sqlx::query(&queries.prune)
         .bind(states)
-        .bind(params.finalized_before.as_micros())
+        .bind(PgTime(params.finalized_before))
         .bind(limit)
         .execute(pool)
         .await

@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use crate::error::store_error;
+use crate::pg_time::PgTime;
 
 /// One row as a job record; a value that does not fit is reported as [`StoreError::Corrupt`].
 pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
@@ -44,6 +45,6 @@ pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
 }
 
 fn timestamp(row: &PgRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
-    let micros: Option<i64> = row.try_get(column).map_err(store_error)?;
-    Ok(micros.map(Timestamp::from_micros))
+    let time: Option<PgTime> = row.try_get(column).map_err(store_error)?;
+    Ok(time.map(|t| t.0))
 }

@@ -1,55 +1,42 @@
 //! The store's SQL, built once per schema. Every value is a bind parameter; only the validated,
-//! quoted schema name is spliced in.
-//!
-//! Time crosses the boundary as `int8` microseconds since the Unix epoch and is stored as
-//! `timestamptz`; both conversions are exact over PostgreSQL's whole `timestamptz` range
-//! (see [`ts`] and [`micros`]).
+//! quoted schema name is spliced in. Times are bound and read as `timestamptz`
+//! ([`PgTime`](crate::pg_time::PgTime)), exactly.
 
 use crate::schema_name::SchemaName;
 
-/// SQL turning an `int8` microsecond count into a `timestamptz`, exactly: the count is split
-/// into multiples of 2^40 µs and a remainder, so each interval multiplication is exact in
-/// the `float8` arithmetic PostgreSQL uses for `interval * number`.
-pub(crate) fn ts(micros: &str) -> String {
-    format!(
-        "(timestamptz 'epoch' + ({micros} >> 40) * interval '1099511627776 microseconds' \
-         + ({micros} & 1099511627775) * interval '1 microsecond')"
-    )
-}
-
-/// SQL turning a `timestamptz` into `int8` microseconds since the epoch, exactly: the
-/// difference from the epoch is an interval of whole days and microseconds, whose `epoch`
-/// PostgreSQL extracts as an exact `numeric` (extracting from the timestamp itself rounds at
-/// the very top of the range).
-pub(crate) fn micros(column: &str) -> String {
-    format!("(extract(epoch from {column} - timestamptz 'epoch') * 1000000)::int8")
-}
-
-/// The column list every query returning whole jobs uses, in the order `row::job_record`
-/// reads them.
+/// The columns every query returning whole jobs selects, in `row::job_record`'s names.
 fn job_columns(alias: &str) -> String {
-    let a = |c: &str| format!("{alias}.{c}");
     [
-        a("id"),
-        a("kind"),
-        a("queue"),
-        a("args"),
-        a("state"),
-        a("priority"),
-        a("attempts"),
-        a("max_attempts"),
-        a("rescues"),
-        a("claims"),
-        format!("{} AS run_at", micros(&a("run_at"))),
-        format!("{} AS created_at", micros(&a("created_at"))),
-        format!("{} AS attempted_at", micros(&a("attempted_at"))),
-        format!("{} AS finalized_at", micros(&a("finalized_at"))),
-        a("lease_owner"),
-        format!("{} AS lease_expires_at", micros(&a("lease_expires_at"))),
-        a("checkpoint"),
-        a("errors"),
+        "id",
+        "kind",
+        "queue",
+        "args",
+        "state",
+        "priority",
+        "attempts",
+        "max_attempts",
+        "rescues",
+        "claims",
+        "run_at",
+        "created_at",
+        "attempted_at",
+        "finalized_at",
+        "lease_owner",
+        "lease_expires_at",
+        "checkpoint",
+        "errors",
     ]
+    .map(|c| format!("{alias}.{c}"))
     .join(", ")
+}
+
+/// `SELECT pg_notify(channel, queue)` once per distinct queue of the CTE `rows` whose state
+/// is available, as a CTE named `n` (reference it, or it does not run).
+fn notify_cte(rows: &str, channel_param: &str) -> String {
+    format!(
+        "n AS (SELECT pg_notify({channel_param}, d.queue) \
+                 FROM (SELECT DISTINCT queue FROM {rows} WHERE state = 'available') d)"
+    )
 }
 
 /// Every statement the store runs, for one schema.
@@ -59,6 +46,7 @@ pub(crate) struct Queries {
     pub(crate) insert_unnest: String,
     pub(crate) next_ids: String,
     pub(crate) copy_in: String,
+    pub(crate) notify_queues: String,
     pub(crate) claim: String,
     pub(crate) finish: String,
     pub(crate) heartbeat: String,
@@ -87,19 +75,22 @@ impl Queries {
                 "COPY {t} (id, kind, queue, args, state, priority, max_attempts, run_at, created_at) \
                  FROM STDIN (FORMAT binary)"
             ),
+            notify_queues: "SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q".to_owned(),
             claim: claim(&t),
             finish: finish(&t),
             heartbeat: heartbeat(&t),
-            checkpoint: checkpoint(&t),
+            checkpoint: format!(
+                "UPDATE {t} SET checkpoint = $3, lease_expires_at = $4 \
+                  WHERE id = $1 AND claims = $2 AND state = 'running'"
+            ),
             rescue: rescue(&t),
             promote: promote(&t),
             get: format!("SELECT {} FROM {t} j WHERE j.id = $1", job_columns("j")),
             list: list(&t),
             retry: retry(&t),
             cancel: format!(
-                "UPDATE {t} SET state = 'cancelled', finalized_at = {} \
-                 WHERE id = $1 AND state IN ('scheduled', 'available')",
-                ts("$2::int8")
+                "UPDATE {t} SET state = 'cancelled', finalized_at = $2 \
+                  WHERE id = $1 AND state IN ('scheduled', 'available')"
             ),
             prune: prune(&t),
             stats: stats(&t),
@@ -108,21 +99,25 @@ impl Queries {
 }
 
 /// `$1` kinds, `$2` queues, `$3` args (JSON text), `$4` states, `$5` priorities,
-/// `$6` max attempts, `$7` run_at µs, `$8` now µs. Returns ids in insertion order.
+/// `$6` max attempts, `$7` run_at, `$8` now, `$9` channel. Returns the ids (in insertion
+/// order, which is input order) and notifies the queues that got available jobs.
 fn insert_unnest(t: &str) -> String {
     format!(
-        "INSERT INTO {t} (kind, queue, args, state, priority, max_attempts, run_at, created_at) \
-         SELECT u.kind, u.queue, u.args::jsonb, u.state, u.priority, u.max_attempts, {run_at}, {now} \
-           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::int4[], $7::int8[]) \
-                WITH ORDINALITY AS u(kind, queue, args, state, priority, max_attempts, run_at, ord) \
-          ORDER BY u.ord \
-         RETURNING id",
-        run_at = ts("u.run_at"),
-        now = ts("$8::int8"),
+        "WITH i AS ( \
+             INSERT INTO {t} (kind, queue, args, state, priority, max_attempts, run_at, created_at) \
+             SELECT u.kind, u.queue, u.args::jsonb, u.state, u.priority, u.max_attempts, u.run_at, $8 \
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::int4[], \
+                           $7::timestamptz[]) WITH ORDINALITY \
+                        AS u(kind, queue, args, state, priority, max_attempts, run_at, ord) \
+              ORDER BY u.ord \
+             RETURNING id, queue, state), \
+         {notify} \
+         SELECT i.id FROM i WHERE (SELECT count(*) FROM n) >= 0",
+        notify = notify_cte("i", "$9"),
     )
 }
 
-/// `$1` queue, `$2` limit, `$3` now µs, `$4` owner, `$5` lease expiry µs.
+/// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry.
 fn claim(t: &str) -> String {
     format!(
         "WITH c AS ( \
@@ -132,24 +127,24 @@ fn claim(t: &str) -> String {
               LIMIT $2 \
                 FOR UPDATE SKIP LOCKED) \
          UPDATE {t} j \
-            SET state = 'running', claims = j.claims + 1, attempted_at = {now}, \
-                lease_owner = $4, lease_expires_at = {expires} \
+            SET state = 'running', claims = j.claims + 1, attempted_at = $3, \
+                lease_owner = $4, lease_expires_at = $5 \
            FROM c WHERE j.id = c.id \
          RETURNING {cols}",
-        now = ts("$3::int8"),
-        expires = ts("$5::int8"),
         cols = job_columns("j"),
     )
 }
 
-/// `$1` ids, `$2` tokens, `$3` new states, `$4` new run_at µs (NULL: keep), `$5` charge an
-/// attempt, `$6` error JSON text (NULL: none), `$7` now µs, `$8` channel.
-/// Rows are locked in id order first, so concurrent batches (a heartbeat and a finish of the
-/// same jobs) cannot deadlock. Returns the (id, claims) pairs that applied.
+/// `$1` ids, `$2` tokens, `$3` new states, `$4` new run_at (NULL: keep), `$5` charge
+/// an attempt, `$6` error JSON text (NULL: none), `$7` now, `$8` channel.
+///
+/// Rows are locked in id order first, so two batches touching the same jobs (a heartbeat and
+/// a finish) cannot deadlock. Returns the (id, claims) pairs that applied.
 fn finish(t: &str) -> String {
     format!(
         "WITH f AS ( \
-             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::bool[], $6::text[]) \
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::timestamptz[], \
+                                  $5::bool[], $6::text[]) \
                  AS f(id, token, state, run_at, charge, error)), \
          l AS ( \
              SELECT j.id FROM {t} j JOIN f ON j.id = f.id AND j.claims = f.token \
@@ -157,56 +152,45 @@ fn finish(t: &str) -> String {
          u AS ( \
              UPDATE {t} j \
                 SET state = f.state, \
-                    run_at = CASE WHEN f.run_at IS NULL THEN j.run_at ELSE {run_at} END, \
-                    attempts = j.attempts + CASE WHEN f.charge THEN 1 ELSE 0 END, \
-                    errors = CASE WHEN f.error IS NULL THEN j.errors \
-                                  ELSE j.errors || jsonb_build_array(f.error::jsonb) END, \
-                    finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN {now} END, \
+                    run_at = coalesce(f.run_at, j.run_at), \
+                    attempts = j.attempts + f.charge::int, \
+                    errors = CASE WHEN f.error IS NULL THEN j.errors ELSE j.errors || f.error::jsonb END, \
+                    finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN $7::timestamptz END, \
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM f JOIN l ON l.id = f.id \
               WHERE j.id = f.id AND j.claims = f.token AND j.state = 'running' \
              RETURNING j.id, j.claims, j.queue, j.state), \
-         n AS (SELECT pg_notify($8, d.queue) FROM (SELECT DISTINCT queue FROM u WHERE state = 'available') d) \
+         {notify} \
          SELECT coalesce((SELECT array_agg(id) FROM u), '{{}}') AS ids, \
                 coalesce((SELECT array_agg(claims) FROM u), '{{}}') AS tokens, \
                 (SELECT count(*) FROM n) AS notified",
-        run_at = ts("f.run_at"),
-        now = ts("$7::int8"),
+        notify = notify_cte("u", "$8"),
     )
 }
 
-/// `$1` ids, `$2` tokens, `$3` new expiry µs. Locks in id order (see [`finish`]).
+/// `$1` ids, `$2` tokens, `$3` new expiry. Locks in id order (see [`finish`]).
 fn heartbeat(t: &str) -> String {
     format!(
         "WITH h AS (SELECT * FROM UNNEST($1::int8[], $2::int8[]) AS h(id, token)), \
          l AS ( \
              SELECT j.id FROM {t} j JOIN h ON j.id = h.id AND j.claims = h.token \
               WHERE j.state = 'running' ORDER BY j.id FOR UPDATE OF j) \
-         UPDATE {t} j SET lease_expires_at = {expires} \
+         UPDATE {t} j SET lease_expires_at = $3 \
            FROM h JOIN l ON l.id = h.id \
           WHERE j.id = h.id AND j.claims = h.token AND j.state = 'running' \
-         RETURNING j.id, j.claims",
-        expires = ts("$3::int8"),
+         RETURNING j.id, j.claims"
     )
 }
 
-/// `$1` id, `$2` token, `$3` checkpoint JSON, `$4` new expiry µs.
-fn checkpoint(t: &str) -> String {
-    format!(
-        "UPDATE {t} SET checkpoint = $3, lease_expires_at = {expires} \
-          WHERE id = $1 AND claims = $2 AND state = 'running'",
-        expires = ts("$4::int8"),
-    )
-}
-
-/// `$1` now µs, `$2` limit, `$3` max rescues, `$4` channel. Skips rows another rescuer (or a
-/// heartbeat) holds, so two rescuers never return the same job.
+/// `$1` now, `$2` limit, `$3` max rescues, `$4` channel, `$5` now as µs (for the error JSON).
+/// Skips rows another rescuer (or a heartbeat) holds, so two rescuers never return the same
+/// job.
 fn rescue(t: &str) -> String {
     format!(
         "WITH c AS ( \
              SELECT id FROM {t} \
-              WHERE state = 'running' AND lease_expires_at < {now} \
+              WHERE state = 'running' AND lease_expires_at < $1 \
               ORDER BY lease_expires_at, id \
               LIMIT $2 \
                 FOR UPDATE SKIP LOCKED), \
@@ -214,35 +198,37 @@ fn rescue(t: &str) -> String {
              UPDATE {t} j \
                 SET state = CASE WHEN j.rescues >= $3::int4 THEN 'dead' ELSE 'available' END, \
                     rescues = j.rescues + 1, \
-                    finalized_at = CASE WHEN j.rescues >= $3 THEN {now} END, \
-                    errors = CASE WHEN j.rescues >= $3 THEN j.errors || jsonb_build_array(jsonb_build_object( \
-                                 'attempt', 0, 'at', $1::int8, \
-                                 'message', format('lease of worker %s expired after %s rescues: poison pill, moved to the dead set', \
-                                                   coalesce(j.lease_owner, '?'), j.rescues))) \
-                                  ELSE j.errors END, \
+                    finalized_at = CASE WHEN j.rescues >= $3::int4 THEN $1::timestamptz END, \
+                    errors = CASE WHEN j.rescues >= $3::int4 \
+                        THEN j.errors || jsonb_build_object( \
+                                 'attempt', 0, 'at', $5::int8, \
+                                 'message', format('lease of worker %s expired again after %s rescues: \
+                                                    poison pill, moved to the dead set', \
+                                                   coalesce(j.lease_owner, '?'), j.rescues)) \
+                        ELSE j.errors END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM c WHERE j.id = c.id \
              RETURNING {cols}), \
-         n AS (SELECT pg_notify($4, d.queue) FROM (SELECT DISTINCT queue FROM u WHERE state = 'available') d) \
+         {notify} \
          SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u",
-        now = ts("$1::int8"),
         cols = job_columns("j"),
+        notify = notify_cte("u", "$4"),
     )
 }
 
-/// `$1` now µs, `$2` limit, `$3` channel. Returns how many became available.
+/// `$1` now, `$2` limit, `$3` channel. Returns how many became available.
 fn promote(t: &str) -> String {
     format!(
         "WITH c AS ( \
              SELECT id FROM {t} \
-              WHERE state = 'scheduled' AND run_at <= {now} \
+              WHERE state = 'scheduled' AND run_at <= $1 \
               ORDER BY run_at, id \
               LIMIT $2 \
                 FOR UPDATE SKIP LOCKED), \
-         u AS (UPDATE {t} j SET state = 'available' FROM c WHERE j.id = c.id RETURNING j.queue), \
-         n AS (SELECT pg_notify($3, d.queue) FROM (SELECT DISTINCT queue FROM u) d) \
+         u AS (UPDATE {t} j SET state = 'available' FROM c WHERE j.id = c.id RETURNING j.queue, j.state), \
+         {notify} \
          SELECT (SELECT count(*) FROM u) AS promoted, (SELECT count(*) FROM n) AS notified",
-        now = ts("$1::int8"),
+        notify = notify_cte("u", "$3"),
     )
 }
 
@@ -256,39 +242,38 @@ fn list(t: &str) -> String {
     )
 }
 
-/// `$1` id, `$2` now µs, `$3` channel.
+/// `$1` id, `$2` now, `$3` channel.
 fn retry(t: &str) -> String {
     format!(
         "WITH u AS ( \
-             UPDATE {t} SET state = 'available', run_at = {now}, attempts = 0, rescues = 0, \
+             UPDATE {t} SET state = 'available', run_at = $2, attempts = 0, rescues = 0, \
                             finalized_at = NULL, lease_owner = NULL, lease_expires_at = NULL \
               WHERE id = $1 AND state IN ('dead', 'cancelled') \
-             RETURNING queue), \
-         n AS (SELECT pg_notify($3, queue) FROM u) \
+             RETURNING queue, state), \
+         {notify} \
          SELECT (SELECT count(*) FROM u) AS retried, (SELECT count(*) FROM n) AS notified",
-        now = ts("$2::int8"),
+        notify = notify_cte("u", "$3"),
     )
 }
 
-/// `$1` states, `$2` finalized-before µs, `$3` limit.
+/// `$1` states, `$2` finalized-before, `$3` limit.
 fn prune(t: &str) -> String {
     format!(
         "WITH d AS ( \
              SELECT id FROM {t} \
-              WHERE state = ANY($1::text[]) AND finalized_at < {before} \
+              WHERE state = ANY($1::text[]) AND finalized_at < $2 \
               ORDER BY finalized_at \
               LIMIT $3 \
                 FOR UPDATE SKIP LOCKED) \
-         DELETE FROM {t} j USING d WHERE j.id = d.id",
-        before = ts("$2::int8"),
+         DELETE FROM {t} j USING d WHERE j.id = d.id"
     )
 }
 
 fn stats(t: &str) -> String {
-    let count = |state: &str| format!("count(*) FILTER (WHERE state = '{state}')::int8 AS {state}");
+    let count = |state: &str| format!("count(*) FILTER (WHERE state = '{state}') AS {state}");
     format!(
         "SELECT queue, {}, {}, {}, {}, {}, {}, \
-                {} AS oldest_available_at \
+                min(run_at) FILTER (WHERE state = 'available') AS oldest_available_at \
            FROM {t} GROUP BY queue ORDER BY queue",
         count("scheduled"),
         count("available"),
@@ -296,6 +281,5 @@ fn stats(t: &str) -> String {
         count("completed"),
         count("dead"),
         count("cancelled"),
-        micros("min(run_at) FILTER (WHERE state = 'available')"),
     )
 }

@@ -16,6 +16,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::error::{store_error, PostgresError};
 use crate::migrations::check_schema;
 use crate::options::PostgresOptions;
+use crate::pg_time::PgTime;
 use crate::schema_name::SchemaName;
 use crate::sql::Queries;
 use crate::{finish, insert, inspect, lease, listener, maintenance};
@@ -121,6 +122,30 @@ impl PostgresStore {
         params: JobInsertParams,
     ) -> Result<Vec<JobId>, StoreError> {
         insert::insert_jobs(conn, &self.inner.queries, &params).await
+    }
+
+    /// Runs the claim query under `EXPLAIN (ANALYZE, BUFFERS)` in a transaction that is
+    /// rolled back (nothing is claimed) and returns the plan, for diagnosing a slow queue.
+    ///
+    /// # Errors
+    ///
+    /// Database failures, or [`StoreError::Invalid`] for a zero `limit`.
+    pub async fn explain_claim(&self, queue: &str, limit: usize) -> Result<String, StoreError> {
+        let limit = lease::sql_limit(limit, "explain_claim")?;
+        let now = jobs::Timestamp::now();
+        let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
+        let mut tx = self.pool().begin().await.map_err(store_error)?;
+        let lines: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(queue)
+            .bind(limit)
+            .bind(PgTime(now))
+            .bind("explain")
+            .bind(PgTime(now))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.rollback().await.map_err(store_error)?;
+        Ok(lines.join("\n"))
     }
 
     /// Closes both pools; every later call fails with [`StoreError::Closed`].

@@ -16,8 +16,7 @@ struct Migration {
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    description:
-        "jobs table, claim/scheduler/lease/prune indexes, insert NOTIFY trigger, enqueue()",
+    description: "jobs table, claim/scheduler/lease/prune indexes, enqueue()",
     sql: include_str!("v1.sql"),
 }];
 

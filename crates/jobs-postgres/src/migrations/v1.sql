@@ -1,5 +1,6 @@
--- jobs-postgres schema version 1: the job table, its indexes, the insert notification
--- trigger and the enqueue function for other languages.
+-- jobs-postgres schema version 1: the job table, its indexes and the enqueue function for
+-- other languages. (Inserts through the Rust API and enqueue() NOTIFY '{channel}' with the
+-- queue name; rows inserted by hand wake no listener, and the engine's polling finds them.)
 -- {s} is the quoted schema name, {channel} the NOTIFY channel (both validated identifiers).
 
 CREATE TABLE {s}.jobs (
@@ -30,24 +31,13 @@ COMMENT ON TABLE {s}.jobs IS 'Durable jobs of the jobs crate (jobs-postgres). In
 CREATE INDEX jobs_claim_idx ON {s}.jobs (queue, priority DESC, run_at, id) WHERE state = 'available';
 -- The scheduler: scheduled jobs whose run_at has come.
 CREATE INDEX jobs_scheduled_idx ON {s}.jobs (run_at, id) WHERE state = 'scheduled';
--- The rescuer: running jobs whose lease expired.
-CREATE INDEX jobs_lease_idx ON {s}.jobs (lease_expires_at) WHERE state = 'running';
+-- The rescuer: running jobs whose lease expired. (Only running jobs have a lease. The
+-- predicate is deliberately not state = 'running': fenced writes filter on that state, and
+-- with statistics taken while few jobs ran, the planner could pick this index over the
+-- primary key and scan every running job.)
+CREATE INDEX jobs_lease_idx ON {s}.jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
 -- Pruning finalized jobs.
 CREATE INDEX jobs_finalized_idx ON {s}.jobs (finalized_at) WHERE finalized_at IS NOT NULL;
-
--- One notification per inserting statement and queue (not per row), payload = queue name.
-CREATE FUNCTION {s}.jobs_notify_insert() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM pg_notify('{channel}', q.queue)
-       FROM (SELECT DISTINCT queue FROM inserted_jobs WHERE state = 'available') AS q;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER jobs_notify_insert AFTER INSERT ON {s}.jobs
-    REFERENCING NEW TABLE AS inserted_jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobs_notify_insert();
 
 -- Enqueue from SQL (psql, Python, Ruby...). SECURITY DEFINER with a fixed search_path, so a
 -- role granted EXECUTE on it (and USAGE on the schema) can enqueue without any right on the
@@ -88,6 +78,9 @@ BEGIN
             CASE WHEN coalesce(run_at, now()) > now() THEN 'scheduled' ELSE 'available' END,
             priority::smallint, max_attempts, coalesce(run_at, now()), now())
     RETURNING id INTO new_id;
+    IF coalesce(run_at, now()) <= now() THEN
+        PERFORM pg_notify('{channel}', queue);
+    END IF;
     RETURN new_id;
 END
 $$;
