@@ -1,6 +1,7 @@
 //! The dynamic supervisor's task: children keyed by instance id, stopped concurrently.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,30 @@ pub(super) async fn run_nested(
     }
 }
 
+/// Hashes the supervisor's own sequential `u64` ids: one multiply instead of SipHash
+/// (the ids are not attacker-controlled).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<u64, BuildHasherDefault<IdHasher>>;
+
 struct DynChild {
     spec: ChildSpec,
     state: DynState,
@@ -89,13 +114,13 @@ enum DynTimer {
 pub(super) struct DynActor {
     spec: Arc<DynInner>,
     id: Arc<str>,
-    children: HashMap<u64, DynChild>,
-    early: HashMap<u64, Outcome>,
-    detached: HashSet<u64>,
+    children: IdMap<DynChild>,
+    early: IdMap<Outcome>,
+    detached: IdSet,
     shared: Arc<Shared>,
     exits_tx: mpsc::UnboundedSender<Exit>,
     exits_rx: mpsc::UnboundedReceiver<Exit>,
-    starting: HashMap<u64, Reply<Result<ChildId, SupervisorError>>>,
+    starting: IdMap<Reply<Result<ChildId, SupervisorError>>>,
     timers: Timers<DynTimer>,
     log: RestartLog,
     rx: mpsc::UnboundedReceiver<DynMsg>,
@@ -132,13 +157,13 @@ impl DynActor {
             report: ShutdownReport::new(id.clone()),
             spec,
             id,
-            children: HashMap::new(),
-            early: HashMap::new(),
-            detached: HashSet::new(),
+            children: IdMap::default(),
+            early: IdMap::default(),
+            detached: IdSet::default(),
             shared,
             exits_tx,
             exits_rx,
-            starting: HashMap::new(),
+            starting: IdMap::default(),
             timers: Timers::new(),
             rx,
             ready_tx,
@@ -445,7 +470,7 @@ impl DynActor {
 
     fn on_exit_msg(&mut self, exit: Exit) {
         let Exit { id, outcome } = exit;
-        if self.detached.remove(&id) {
+        if !self.detached.is_empty() && self.detached.remove(&id) {
             return; // a child given up on earlier finally ended
         }
         let Some(child) = self.children.get_mut(&id) else {
