@@ -5,7 +5,7 @@
 //! and the claim query's `EXPLAIN (ANALYZE, BUFFERS)` with 1,000,000 available jobs.
 //!
 //! Run: `cargo bench --bench postgres_store` with `JOBS_BENCH_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`); it uses and drops the schema `jobs_bench`.
+//! `postgres://postgres@127.0.0.1:5432/test`); it uses and drops the schema `jobs_store_bench`.
 //! `JOBS_BENCH_WRITE_PLAN=1` also writes the plan to `crates/jobs-postgres/CLAIM_PLAN.txt`.
 
 use std::sync::{Arc, Mutex};
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use jobs::{
-    FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobInsertParams, NewJob, Store,
-    Timestamp,
+    FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobInsertParams, JobPromoteParams,
+    NewJob, Store, Timestamp,
 };
 use jobs_postgres::{migrate, sqlx, PostgresOptions, PostgresStore, SchemaName};
 use tokio::runtime::Runtime;
@@ -40,9 +40,9 @@ fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
-/// A store on a freshly created `jobs_bench` schema.
+/// A store on a freshly created `jobs_store_bench` schema.
 async fn fresh_store() -> PostgresStore {
-    let schema = SchemaName::new("jobs_bench").expect("a valid name");
+    let schema = SchemaName::new("jobs_store_bench").expect("a valid name");
     let options = PostgresOptions::new(&database_url())
         .expect("a valid database URL")
         .schema(schema.clone());
@@ -50,7 +50,7 @@ async fn fresh_store() -> PostgresStore {
         .connect_pool()
         .await
         .expect("PostgreSQL is reachable");
-    sqlx::query("DROP SCHEMA IF EXISTS jobs_bench CASCADE")
+    sqlx::query("DROP SCHEMA IF EXISTS jobs_store_bench CASCADE")
         .execute(&pool)
         .await
         .expect("drop the bench schema");
@@ -89,10 +89,20 @@ async fn insert(store: &PostgresStore, n: usize, offset: usize) {
     }
 }
 
-/// Claims 100 and completes those 100, until `total` jobs are done.
+/// Claims 100 and completes those 100, until `total` jobs are done; like the engine's
+/// scheduler, promotes scheduled jobs once a second (which lets the store vacuum).
 async fn claim_finish(store: &PostgresStore, total: usize) {
     let mut done = 0;
+    let mut promoted_at = Instant::now();
     while done < total {
+        if promoted_at.elapsed() >= Duration::from_secs(1) {
+            let params = JobPromoteParams {
+                now: Timestamp::now(),
+                limit: 1000,
+            };
+            store.job_promote_scheduled(params).await.expect("promote");
+            promoted_at = Instant::now();
+        }
         let now = Timestamp::now();
         let claimed = store
             .job_claim(JobClaimParams {
@@ -143,7 +153,7 @@ fn bench_insert(c: &mut Criterion, rt: &Runtime, store: &PostgresStore, rates: &
             async move {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    sql(&store, "TRUNCATE jobs_bench.jobs").await;
+                    sql(&store, "TRUNCATE jobs_store_bench.jobs").await;
                     let jobs = new_jobs(BULK, 0);
                     let start = Instant::now();
                     store
@@ -173,11 +183,11 @@ fn bench_claim_finish(
 ) {
     let label = format!("claim 100 + complete 100, backlog {backlog}");
     rt.block_on(async {
-        sql(store, "TRUNCATE jobs_bench.jobs").await;
+        sql(store, "TRUNCATE jobs_store_bench.jobs").await;
         if backlog > BULK {
             insert(store, backlog - BULK, 0).await;
         }
-        sql(store, "VACUUM ANALYZE jobs_bench.jobs").await;
+        sql(store, "VACUUM ANALYZE jobs_store_bench.jobs").await;
     });
     let mut group = c.benchmark_group("postgres_claim_finish");
     group
@@ -193,7 +203,7 @@ fn bench_claim_finish(
                     // Small backlog: a fresh table of 20,000 jobs each run. Large: top up
                     // what the last run consumed, so the backlog stays at its size.
                     if backlog == BULK {
-                        sql(&store, "TRUNCATE jobs_bench.jobs").await;
+                        sql(&store, "TRUNCATE jobs_store_bench.jobs").await;
                     }
                     insert(&store, BULK, 0).await;
                     let start = Instant::now();
@@ -211,11 +221,11 @@ fn bench_claim_finish(
 
 fn explain_plan(rt: &Runtime, store: &PostgresStore) -> String {
     rt.block_on(async {
-        sql(store, "TRUNCATE jobs_bench.jobs").await;
+        sql(store, "TRUNCATE jobs_store_bench.jobs").await;
         insert(store, BIG_BACKLOG, 0).await;
-        sql(store, "VACUUM ANALYZE jobs_bench.jobs").await;
+        sql(store, "VACUUM ANALYZE jobs_store_bench.jobs").await;
         let available: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs_bench.jobs WHERE state = 'available'",
+            "SELECT count(*) FROM jobs_store_bench.jobs WHERE state = 'available'",
         )
         .fetch_one(store.pool())
         .await
@@ -275,7 +285,7 @@ fn benches(c: &mut Criterion) {
         std::fs::write(path, &plan).expect("write CLAIM_PLAN.txt");
         println!("plan written to {path}");
     }
-    rt.block_on(sql(&store, "DROP SCHEMA jobs_bench CASCADE"));
+    rt.block_on(sql(&store, "DROP SCHEMA jobs_store_bench CASCADE"));
 }
 
 criterion_group!(postgres_store, benches);

@@ -36,6 +36,9 @@
 //! * **Bulk inserts** use binary `COPY` (small batches one `INSERT … UNNEST`), so a batch is
 //!   one atomic statement.
 //! * **Rescue** is one statement with `SKIP LOCKED`: two rescuers never release the same job.
+//! * **Vacuum**: claims leave dead entries where the next claim starts reading, so the table
+//!   has eager autovacuum settings and the store vacuums it itself under sustained load
+//!   ([`PostgresStore::vacuum`]); throughput does not decay between autovacuum runs.
 //! * **Wake-ups**: inserts (a statement trigger), releases, retries, promotions and rescues
 //!   `NOTIFY` the channel `<schema>.jobs` once per statement and queue, with the queue name
 //!   as payload; [`jobs::Store::listen`] returns a listener on it. Polling remains the
@@ -101,6 +104,7 @@ mod row;
 mod schema_name;
 mod sql;
 mod store;
+mod vacuum;
 
 pub use error::PostgresError;
 pub use migrations::{migrate, MigrateReport, SCHEMA_VERSION};

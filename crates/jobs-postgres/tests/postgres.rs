@@ -301,6 +301,10 @@ async fn insufficient_privileges_are_named() {
     let store = PostgresStore::open(weak_pool.clone(), schema.clone())
         .await
         .expect("granted");
+    assert!(
+        !store.auto_vacuum(),
+        "a role that does not own the table never vacuums"
+    );
     store
         .job_insert_many(insert(vec![job("q")]))
         .await
@@ -770,4 +774,14 @@ async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
     }
     let stats = store.queue_stats().await.expect("stats");
     assert_eq!(stats[0].completed, 400);
+    assert!(store.auto_vacuum(), "the owner vacuums the churned table");
+    store.vacuum().await.expect("an explicit vacuum");
+    let available: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {}.jobs WHERE state = 'available'",
+        store.schema().quoted()
+    ))
+    .fetch_one(store.pool())
+    .await
+    .expect("count");
+    assert_eq!(available, 0);
 }

@@ -24,6 +24,16 @@ CREATE TABLE {s}.jobs (
     errors           jsonb       NOT NULL DEFAULT '[]'
 );
 
+-- A queue table churns: every claim and finish leaves a dead row version. Vacuum and analyze
+-- it far more eagerly than the defaults (the store also vacuums it itself under load).
+ALTER TABLE {s}.jobs SET (
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_threshold = 10000,
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_vacuum_cost_delay = 0
+);
+
 COMMENT ON TABLE {s}.jobs IS 'Durable jobs of the jobs crate (jobs-postgres). Insert through enqueue() or the Rust API.';
 
 -- The claim query: WHERE state = 'available' AND queue = $1 ORDER BY priority DESC, run_at, id.
