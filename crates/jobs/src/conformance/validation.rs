@@ -75,7 +75,12 @@ pub async fn invalid_requests(store: Arc<dyn Store>) {
         "promote limit 0",
     );
     assert_invalid(
-        store.job_list(JobListParams::default()).await,
+        store
+            .job_list(JobListParams {
+                limit: 0,
+                ..JobListParams::default()
+            })
+            .await,
         "list limit 0",
     );
     let prune = |states, limit| JobPruneParams {
