@@ -639,3 +639,121 @@ async fn a_run_whose_lease_was_taken_over_stops_and_writes_nothing() {
     );
     drop(finished);
 }
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_keep_a_long_job_leased_through_its_run_and_the_grace_period() {
+    let store = memory();
+    let clock = Clock::tokio();
+    let pool = pool_on(&store)
+        .clock(clock)
+        .register(Scripted2)
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&LongArgs(100)).await.unwrap();
+    wait_for(|| count(&store, JobState::Running), 1).await;
+    // Another process's rescuer looks every 5 s: the 30 s lease never runs out.
+    let other_rescuer = |store: Arc<dyn jobs::Store>| async move {
+        let params = jobs::JobRescueParams {
+            now: clock.now(),
+            max_rescues: 3,
+            limit: 10,
+        };
+        store
+            .job_rescue_expired(params)
+            .await
+            .unwrap()
+            .requeued
+            .len()
+    };
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(other_rescuer(store.clone()).await, 0);
+    }
+    // Shutdown during the job: it ignores the signal, runs on through the grace period.
+    let shutdown = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.shutdown().await }
+    });
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            other_rescuer(store.clone()).await,
+            0,
+            "still heartbeated during the grace"
+        );
+    }
+    let report = shutdown.await.unwrap();
+    assert_eq!(report.released, vec![id]);
+    assert_eq!(job(&store, id).await.rescues, 0);
+}
+
+/// Sleeps for the given seconds, ignoring shutdown.
+struct Scripted2;
+#[derive(Serialize, Deserialize)]
+struct LongArgs(u64);
+impl JobArgs for LongArgs {
+    const KIND: &'static str = "long";
+}
+impl Worker for Scripted2 {
+    type Args = LongArgs;
+    async fn perform(&self, _ctx: JobContext, LongArgs(secs): LongArgs) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn inspection_shows_latency_running_jobs_and_retries_and_cancels() {
+    let store = memory();
+    let clock = Clock::tokio();
+    let client = Client::new(store.clone()).with_clock(clock);
+    let waiting = client.enqueue(&LongArgs(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let stats = client.queue_stats().await.unwrap();
+    assert_eq!(stats[0].latency(clock.now()), Duration::from_secs(7));
+    assert!(client.cancel_job(waiting).await.unwrap());
+    assert_eq!(job(&store, waiting).await.state, JobState::Cancelled);
+
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .clock(clock)
+        .worker_id("worker-a")
+        .register(Scripted2)
+        .register(Scripted)
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let long = client.enqueue(&LongArgs(60)).await.unwrap();
+    let doomed = client
+        .enqueue_with(&Script::Discard, EnqueueOptions::new())
+        .await
+        .unwrap();
+    wait_for(|| async { dead.lock().unwrap().len() }, 1).await;
+    let running = client
+        .jobs_in_state(JobState::Running, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 1);
+    assert_eq!(
+        (running[0].id, running[0].lease_owner.as_deref()),
+        (long, Some("worker-a"))
+    );
+    assert!(running[0].lease_expires_at.unwrap() > clock.now());
+    let dead_jobs = client
+        .jobs_in_state(JobState::Dead, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead_jobs[0].id, doomed);
+    assert!(client.retry_job(doomed).await.unwrap());
+    assert!(
+        client.retry_job(waiting).await.unwrap(),
+        "a cancelled job can be retried too"
+    );
+    wait_for(|| count(&store, JobState::Dead), 1).await; // the discard happens again
+    wait_for(|| count(&store, JobState::Completed), 2).await;
+    let retried = job(&store, doomed).await;
+    assert_eq!(retried.errors.len(), 2, "errors are kept across a retry");
+    pool.shutdown().await;
+}
