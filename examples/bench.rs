@@ -50,7 +50,13 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut options = Options { store: "sqlite".into(), jobs: 20_000, runs: 3, workers: 10, samples: 50 };
+    let mut options = Options {
+        store: "sqlite".into(),
+        jobs: 20_000,
+        runs: 3,
+        workers: 10,
+        samples: 50,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -58,8 +64,12 @@ fn parse_args() -> Result<Options, String> {
             "--store" => options.store = value()?,
             "--jobs" => options.jobs = value()?.parse().map_err(|e| format!("--jobs: {e}"))?,
             "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
-            "--workers" => options.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
-            "--samples" => options.samples = value()?.parse().map_err(|e| format!("--samples: {e}"))?,
+            "--workers" => {
+                options.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
+            }
+            "--samples" => {
+                options.samples = value()?.parse().map_err(|e| format!("--samples: {e}"))?
+            }
             other => return Err(format!("unknown flag {other}; see the file's docs")),
         }
     }
@@ -82,7 +92,9 @@ async fn fresh_store(kind: &str) -> Result<Arc<dyn Store>, Box<dyn std::error::E
             let schema = jobs_postgres::SchemaName::new("jobs_bench")?;
             let options = jobs_postgres::PostgresOptions::new(&url)?.schema(schema.clone());
             let pool = options.connect_pool().await?;
-            sqlx::query("DROP SCHEMA IF EXISTS jobs_bench CASCADE").execute(&pool).await?;
+            sqlx::query("DROP SCHEMA IF EXISTS jobs_bench CASCADE")
+                .execute(&pool)
+                .await?;
             jobs_postgres::migrate(&pool, &schema).await?;
             Arc::new(jobs_postgres::PostgresStore::open(pool, schema).await?)
         }
@@ -97,7 +109,12 @@ struct RunResult {
 }
 
 async fn completed(store: &Arc<dyn Store>) -> Result<u64, jobs::StoreError> {
-    Ok(store.queue_stats().await?.iter().map(|q| q.count(JobState::Completed)).sum())
+    Ok(store
+        .queue_stats()
+        .await?
+        .iter()
+        .map(|q| q.count(JobState::Completed))
+        .sum())
 }
 
 async fn one_run(options: &Options) -> Result<RunResult, Box<dyn std::error::Error>> {
@@ -105,7 +122,9 @@ async fn one_run(options: &Options) -> Result<RunResult, Box<dyn std::error::Err
     let client = Client::new(store.clone());
 
     let started = Instant::now();
-    let ids = client.enqueue_many((0..options.jobs).map(Noop), EnqueueOptions::new()).await?;
+    let ids = client
+        .enqueue_many((0..options.jobs).map(Noop), EnqueueOptions::new())
+        .await?;
     let enqueue = started.elapsed();
     assert_eq!(ids.len() as u64, options.jobs);
 
@@ -187,8 +206,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         results.push(r);
     }
     println!("{} ({} runs):", options.store, options.runs);
-    summary("enqueue", &mut results.iter().map(|r| r.enqueue_per_s).collect::<Vec<_>>(), "jobs/s");
-    summary("process", &mut results.iter().map(|r| r.process_per_s).collect::<Vec<_>>(), "jobs/s");
-    summary("pickup", &mut results.iter().map(|r| r.pickup_ms).collect::<Vec<_>>(), "ms");
+    summary(
+        "enqueue",
+        &mut results.iter().map(|r| r.enqueue_per_s).collect::<Vec<_>>(),
+        "jobs/s",
+    );
+    summary(
+        "process",
+        &mut results.iter().map(|r| r.process_per_s).collect::<Vec<_>>(),
+        "jobs/s",
+    );
+    summary(
+        "pickup",
+        &mut results.iter().map(|r| r.pickup_ms).collect::<Vec<_>>(),
+        "ms",
+    );
     Ok(())
 }

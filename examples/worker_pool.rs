@@ -43,7 +43,10 @@ impl Worker for Mailer {
     async fn perform(&self, ctx: JobContext, email: SendEmail) -> Result<(), JobError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if email.to.len() % 7 == 0 && ctx.attempt() == 1 {
-            return Err(JobError::failed(format!("SMTP 451 for {}: try again later", email.to)));
+            return Err(JobError::failed(format!(
+                "SMTP 451 for {}: try again later",
+                email.to
+            )));
         }
         Ok(())
     }
@@ -105,7 +108,11 @@ struct Flags {
 }
 
 fn flags() -> Result<Flags, String> {
-    let mut flags = Flags { seconds: None, fresh: false, db: PathBuf::from("worker_pool.db") };
+    let mut flags = Flags {
+        seconds: None,
+        fresh: false,
+        db: PathBuf::from("worker_pool.db"),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -115,16 +122,27 @@ fn flags() -> Result<Flags, String> {
             }
             "--fresh" => flags.fresh = true,
             "--db" => flags.db = args.next().ok_or("--db needs a path")?.into(),
-            other => return Err(format!("unknown flag {other}: use --seconds N, --fresh, --db PATH")),
+            other => {
+                return Err(format!(
+                    "unknown flag {other}: use --seconds N, --fresh, --db PATH"
+                ))
+            }
         }
     }
     Ok(flags)
 }
 
 async fn enqueue_demo_jobs(client: &Client) -> Result<(), jobs::EnqueueError> {
-    let emails = (0..2_000).map(|i| SendEmail { to: format!("user{i}@example.com") });
+    let emails = (0..2_000).map(|i| SendEmail {
+        to: format!("user{i}@example.com"),
+    });
     client.enqueue_many(emails, EnqueueOptions::new()).await?;
-    client.enqueue_many((0..2_000).map(|image| Thumbnail { image }), EnqueueOptions::new()).await?;
+    client
+        .enqueue_many(
+            (0..2_000).map(|image| Thumbnail { image }),
+            EnqueueOptions::new(),
+        )
+        .await?;
     client.enqueue(&ImportCsv { rows: 600 }).await?;
     Ok(())
 }
@@ -166,7 +184,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("resuming the jobs in {}", flags.db.display());
     }
 
-    let config = PoolConfig { grace: Duration::from_secs(10), ..PoolConfig::default() };
+    let config = PoolConfig {
+        grace: Duration::from_secs(10),
+        ..PoolConfig::default()
+    };
     let pool = Pool::builder(store)
         .config(config)
         .queue("default", 10)
@@ -176,7 +197,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(Thumbnailer)
         .register(Importer)
         .on_exhausted(|job| async move {
-            eprintln!("\ndead: job {} ({}) after {} attempts: {:?}", job.id, job.kind, job.attempts, job.errors.last());
+            eprintln!(
+                "\ndead: job {} ({}) after {} attempts: {:?}",
+                job.id,
+                job.kind,
+                job.attempts,
+                job.errors.last()
+            );
         })
         .start()
         .await?;
@@ -192,7 +219,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     first.get_or_insert(done);
                     print!("{line}");
                     let _ = std::io::stdout().flush();
-                    let left: u64 = stats.iter().map(|q| q.count(JobState::Available) + q.count(JobState::Scheduled) + q.count(JobState::Running)).sum();
+                    let left: u64 = stats
+                        .iter()
+                        .map(|q| {
+                            q.count(JobState::Available)
+                                + q.count(JobState::Scheduled)
+                                + q.count(JobState::Running)
+                        })
+                        .sum();
                     if left == 0 {
                         println!("\nall jobs done");
                         return;
@@ -212,7 +246,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nstopped in {:.1?}: {} job(s) released back to their queue{}",
         report.took,
         report.released.len(),
-        if report.clean { "" } else { " (unclean shutdown: see the log)" }
+        if report.clean {
+            ""
+        } else {
+            " (unclean shutdown: see the log)"
+        }
     );
     Ok(())
 }

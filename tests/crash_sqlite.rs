@@ -51,13 +51,22 @@ impl Scenario {
             .arg(self.dir.join("jobs.db"))
             .arg("--log")
             .arg(self.log())
-            .args(["--lease-ms", &lease_ms.to_string(), "--row-ms", "10", "--grace-ms", "10000"])
+            .args([
+                "--lease-ms",
+                &lease_ms.to_string(),
+                "--row-ms",
+                "10",
+                "--grace-ms",
+                "10000",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert!(line.starts_with("ready"), "worker did not start: {line:?}");
         child
     }
@@ -73,7 +82,13 @@ impl Scenario {
     /// Waits (wall clock: real processes) until the log has `n` import rows.
     fn wait_for_rows(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.lines().iter().filter(|l| l.starts_with("import")).count() < n {
+        while self
+            .lines()
+            .iter()
+            .filter(|l| l.starts_with("import"))
+            .count()
+            < n
+        {
             assert!(Instant::now() < deadline, "the worker made no progress");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -91,7 +106,10 @@ impl Scenario {
             if completed == total {
                 return;
             }
-            assert!(Instant::now() < deadline, "only {completed} of {total} completed");
+            assert!(
+                Instant::now() < deadline,
+                "only {completed} of {total} completed"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -107,7 +125,10 @@ impl Scenario {
 }
 
 fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -117,7 +138,10 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "the worker did not exit within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -125,7 +149,10 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 async fn enqueue(scenario: &Scenario, rows: u64, logged: u64) -> (JobId, Vec<JobId>) {
     let client = Client::new(scenario.store.clone());
     let import = client.enqueue(&Import { rows }).await.unwrap();
-    let others = client.enqueue_many((0..logged).map(Logged), EnqueueOptions::new()).await.unwrap();
+    let others = client
+        .enqueue_many((0..logged).map(Logged), EnqueueOptions::new())
+        .await
+        .unwrap();
     (import, others)
 }
 
@@ -139,22 +166,41 @@ async fn sigterm_releases_the_import_at_once_and_the_next_process_resumes_from_i
     signal(&worker, "-TERM");
     let status = wait_exit(&mut worker, Duration::from_secs(5));
     assert!(status.success(), "clean shutdown exits 0: {status:?}");
-    assert!(terminated.elapsed() < Duration::from_secs(3), "released at once, not after the grace");
+    assert!(
+        terminated.elapsed() < Duration::from_secs(3),
+        "released at once, not after the grace"
+    );
 
     let released = scenario.job(import).await;
-    assert_eq!((released.state, released.attempts, released.rescues), (JobState::Available, 0, 0));
+    assert_eq!(
+        (released.state, released.attempts, released.rescues),
+        (JobState::Available, 0, 0)
+    );
     let saved: u64 = serde_json::from_value(released.checkpoint.unwrap()).unwrap();
-    let done_rows = scenario.lines().iter().filter(|l| l.starts_with("import")).count() as u64;
-    assert_eq!(saved, done_rows, "the checkpoint covers every processed row");
+    let done_rows = scenario
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("import"))
+        .count() as u64;
+    assert_eq!(
+        saved, done_rows,
+        "the checkpoint covers every processed row"
+    );
 
     let mut worker = scenario.spawn_worker(30_000);
-    scenario.wait_until_all_completed(1 + others.len() as u64).await;
+    scenario
+        .wait_until_all_completed(1 + others.len() as u64)
+        .await;
     signal(&worker, "-TERM");
     assert!(wait_exit(&mut worker, Duration::from_secs(10)).success());
 
     let seen = scenario.occurrences();
     for row in 0..300 {
-        assert_eq!(seen.get(&format!("import {row}")), Some(&1), "row {row} processed exactly once");
+        assert_eq!(
+            seen.get(&format!("import {row}")),
+            Some(&1),
+            "row {row} processed exactly once"
+        );
     }
     for id in others {
         assert!(seen.get(&format!("job {id}")).is_some(), "job {id} ran");
@@ -170,23 +216,41 @@ async fn sigkill_leaves_a_lease_that_a_new_process_rescues_when_it_expires() {
     signal(&worker, "-KILL");
     wait_exit(&mut worker, Duration::from_secs(5));
     let orphan = scenario.job(import).await;
-    assert_eq!(orphan.state, JobState::Running, "a SIGKILLed worker cannot release");
+    assert_eq!(
+        orphan.state,
+        JobState::Running,
+        "a SIGKILLed worker cannot release"
+    );
 
     let restarted = Instant::now();
     let mut worker = scenario.spawn_worker(2_000);
-    scenario.wait_until_all_completed(1 + others.len() as u64).await;
+    scenario
+        .wait_until_all_completed(1 + others.len() as u64)
+        .await;
     let took = restarted.elapsed();
     signal(&worker, "-TERM");
     assert!(wait_exit(&mut worker, Duration::from_secs(10)).success());
-    assert!(took < Duration::from_secs(20), "rescued within about one lease period: {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "rescued within about one lease period: {took:?}"
+    );
 
     let done = scenario.job(import).await;
     assert_eq!((done.state, done.rescues), (JobState::Completed, 1));
     let seen = scenario.occurrences();
     for row in 0..300 {
-        assert!(seen.contains_key(&format!("import {row}")), "row {row} processed");
+        assert!(
+            seen.contains_key(&format!("import {row}")),
+            "row {row} processed"
+        );
     }
     // At-least-once: rows after the last persisted checkpoint (at most ~1 s of work) may repeat.
-    let repeated = seen.iter().filter(|(line, n)| line.starts_with("import") && **n > 1).count();
-    assert!(repeated <= 110, "{repeated} rows repeated: more than one checkpoint interval");
+    let repeated = seen
+        .iter()
+        .filter(|(line, n)| line.starts_with("import") && **n > 1)
+        .count();
+    assert!(
+        repeated <= 110,
+        "{repeated} rows repeated: more than one checkpoint interval"
+    );
 }

@@ -85,7 +85,10 @@ struct Flags {
 
 fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
     let value = value.ok_or(format!("{flag} needs a value"))?;
-    value.parse().map(Duration::from_millis).map_err(|e| format!("{flag} {value}: {e}"))
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{flag} {value}: {e}"))
 }
 
 fn flags() -> Result<Flags, String> {
@@ -118,7 +121,10 @@ fn flags() -> Result<Flags, String> {
             "--row-ms" => flags.row_time = millis(args.next(), &flag)?,
             "--grace-ms" => flags.grace = millis(args.next(), &flag)?,
             "--concurrency" => {
-                flags.concurrency = args.next().and_then(|n| n.parse().ok()).ok_or("--concurrency needs a number")?;
+                flags.concurrency = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--concurrency needs a number")?;
             }
             other => return Err(format!("unknown flag {other}")),
         }
@@ -137,7 +143,9 @@ async fn open_store(flags: &Flags) -> Result<Arc<dyn Store>, Box<dyn std::error:
     let options = jobs_postgres::PostgresOptions::new(url)?.schema(schema);
     let pool = options.connect_pool().await?;
     jobs_postgres::migrate(&pool, options.schema_name()).await?;
-    Ok(Arc::new(jobs_postgres::PostgresStore::open(pool, options.schema_name().clone()).await?))
+    Ok(Arc::new(
+        jobs_postgres::PostgresStore::open(pool, options.schema_name().clone()).await?,
+    ))
 }
 
 #[tokio::main]
@@ -165,13 +173,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::builder(store)
         .config(config)
         .queue("default", flags.concurrency)
-        .register(Importer { log: log.clone(), row_time: flags.row_time })
+        .register(Importer {
+            log: log.clone(),
+            row_time: flags.row_time,
+        })
         .register(LoggedWorker(log))
         .start()
         .await?;
     println!("ready {}", pool.worker_id());
     std::io::stdout().flush()?;
     let report = pool.run_until_signal().await?;
-    println!("stopped clean={} released={:?}", report.clean, report.released);
+    println!(
+        "stopped clean={} released={:?}",
+        report.clean, report.released
+    );
     std::process::exit(if report.clean { 0 } else { 1 });
 }

@@ -151,10 +151,7 @@ mod tests {
             (t + Duration::from_secs(2)).duration_since(t),
             Duration::from_secs(2)
         );
-        assert_eq!(
-            t.duration_since(t + Duration::from_secs(2)),
-            Duration::ZERO
-        );
+        assert_eq!(t.duration_since(t + Duration::from_secs(2)), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
