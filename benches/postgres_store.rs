@@ -1,8 +1,9 @@
 //! Store-level benchmarks of `jobs-postgres` (stock PostgreSQL, fsync on): bulk insert of
 //! 20,000 jobs (binary COPY), and the claim 100 + complete 100 loop over 20,000 jobs with a
 //! backlog of 20,000 and of 1,000,000 waiting jobs (the loop must not slow down as the
-//! backlog grows). At the end it prints the median and range of each figure over the runs,
-//! and the claim query's `EXPLAIN (ANALYZE, BUFFERS)` with 1,000,000 available jobs.
+//! backlog grows), next to the protocol's bare SQL loop on the same table for scale. At the
+//! end it prints the median and range of each figure over the runs, and the claim query's
+//! `EXPLAIN (ANALYZE, BUFFERS)` with 1,000,000 available jobs.
 //!
 //! Run: `cargo bench --bench postgres_store` with `JOBS_BENCH_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); it uses and drops the schema `jobs_store_bench`.
@@ -133,6 +134,36 @@ async fn claim_finish(store: &PostgresStore, total: usize) {
     }
 }
 
+/// The protocol's "bare loop" on the same table, for scale: minimal claim SQL returning ids,
+/// completion by `id = ANY($1)`, one connection, no fencing or records.
+async fn bare_claim_complete(store: &PostgresStore, total: usize) {
+    let mut conn = store.pool().acquire().await.expect("a connection");
+    let mut done = 0;
+    while done < total {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "WITH c AS (SELECT id FROM jobs_store_bench.jobs \
+                         WHERE state = 'available' AND queue = 'default' \
+                         ORDER BY priority DESC, run_at, id LIMIT 100 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs_store_bench.jobs j SET state = 'running', lease_owner = 'bare', \
+                    lease_expires_at = now() + interval '30 seconds' \
+               FROM c WHERE j.id = c.id RETURNING j.id",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("bare claim");
+        assert!(!ids.is_empty(), "ran out of jobs after {done}");
+        sqlx::query(
+            "UPDATE jobs_store_bench.jobs SET state = 'completed', finalized_at = now(), \
+                    lease_owner = NULL, lease_expires_at = NULL WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await
+        .expect("bare complete");
+        done += ids.len();
+    }
+}
+
 fn record(rates: &Rates, name: &str, jobs: usize, elapsed: Duration) {
     let rate = jobs as f64 / elapsed.as_secs_f64();
     rates
@@ -219,6 +250,38 @@ fn bench_claim_finish(
     group.finish();
 }
 
+fn bench_bare(c: &mut Criterion, rt: &Runtime, store: &PostgresStore, rates: &Rates) {
+    let mut group = c.benchmark_group("postgres_bare_loop");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(BULK as u64));
+    group.bench_function("backlog_20000", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (store, rates) = (store.clone(), rates.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    sql(&store, "TRUNCATE jobs_store_bench.jobs").await;
+                    insert(&store, BULK, 0).await;
+                    let start = Instant::now();
+                    bare_claim_complete(&store, BULK).await;
+                    let elapsed = start.elapsed();
+                    record(
+                        &rates,
+                        "bare SQL loop 100 + 100, backlog 20000",
+                        BULK,
+                        elapsed,
+                    );
+                    total += elapsed;
+                }
+                total
+            }
+        });
+    });
+    group.finish();
+}
+
 fn explain_plan(rt: &Runtime, store: &PostgresStore) -> String {
     rt.block_on(async {
         sql(store, "TRUNCATE jobs_store_bench.jobs").await;
@@ -272,6 +335,7 @@ fn benches(c: &mut Criterion) {
     let store = rt.block_on(fresh_store());
     let rates: Rates = Arc::default();
     bench_insert(c, &rt, &store, &rates);
+    bench_bare(c, &rt, &store, &rates);
     bench_claim_finish(c, &rt, &store, &rates, BULK);
     bench_claim_finish(c, &rt, &store, &rates, BIG_BACKLOG);
     let plan = explain_plan(&rt, &store);

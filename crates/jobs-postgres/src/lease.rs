@@ -1,5 +1,6 @@
 //! Claiming jobs under a lease, and the fenced lease renewals: heartbeats and checkpoints.
 
+use std::cmp::Reverse;
 use std::collections::HashSet;
 
 use jobs::{
@@ -53,13 +54,7 @@ pub(crate) async fn claim(
             Ok(ClaimedJob { lease, record })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    claimed.sort_by(|a, b| {
-        (b.record.priority, a.record.run_at, a.record.id).cmp(&(
-            a.record.priority,
-            b.record.run_at,
-            b.record.id,
-        ))
-    });
+    claimed.sort_by_key(|c| (Reverse(c.record.priority), c.record.run_at, c.record.id));
     Ok(claimed)
 }
 

@@ -186,8 +186,13 @@ impl PostgresStore {
     }
 
     /// Closes both pools; every later call fails with [`StoreError::Closed`].
+    ///
+    /// Waits for borrowed connections to come back, except that open listeners get one
+    /// second to notice (their `next()` fails with [`StoreError::Closed`]) and are then left
+    /// to close when dropped.
     pub async fn close(&self) {
-        self.inner.listener_pool.close().await;
+        let listeners = self.inner.listener_pool.close();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), listeners).await;
         self.inner.pool.close().await;
     }
 

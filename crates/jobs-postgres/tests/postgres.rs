@@ -785,3 +785,27 @@ async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
     .expect("count");
     assert_eq!(available, 0);
 }
+
+#[tokio::test]
+async fn close_ends_listeners_and_later_calls() {
+    let Some(store) = common::fresh_store("close").await else {
+        return;
+    };
+    let mut listener = store
+        .listen()
+        .await
+        .expect("listen")
+        .expect("postgres listens");
+    let waiting = tokio::spawn(async move { listener.next().await });
+    tokio::task::yield_now().await;
+    tokio::time::timeout(Duration::from_secs(10), store.close())
+        .await
+        .expect("close does not hang on an open listener");
+    let ended = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the listener notices")
+        .expect("no panic");
+    assert!(ended.is_err(), "a closed store's listener ends: {ended:?}");
+    let err = store.queue_stats().await.expect_err("closed");
+    assert!(matches!(err, StoreError::Closed), "{err}");
+}
