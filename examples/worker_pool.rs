@@ -42,7 +42,7 @@ impl Worker for Mailer {
     type Args = SendEmail;
     async fn perform(&self, ctx: JobContext, email: SendEmail) -> Result<(), JobError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if email.to.len() % 7 == 0 && ctx.attempt() == 1 {
+        if email.to.len().is_multiple_of(7) && ctx.attempt() == 1 {
             return Err(JobError::failed(format!(
                 "SMTP 451 for {}: try again later",
                 email.to
