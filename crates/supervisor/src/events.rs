@@ -162,7 +162,7 @@ impl fmt::Display for Event {
             Self::RestartScheduled { delay, .. } => write!(
                 f,
                 "{sup}: restart of {child} scheduled in {}",
-                humantime::format_duration(*delay)
+                humantime::format_duration(whole_millis(*delay))
             ),
             Self::Restarted { restarts, .. } => {
                 write!(f, "{sup}: {child} restarted (restart #{restarts})")
@@ -240,8 +240,13 @@ fn trace_event(e: &Event) {
             tracing::error!(target: "supervisor", supervisor = sup, child, "{e}")
         }
         Event::RestartScheduled { delay, .. } => {
-            tracing::info!(target: "supervisor", supervisor = sup, child, delay = %humantime::format_duration(*delay), "restart scheduled")
+            tracing::info!(target: "supervisor", supervisor = sup, child, delay = %humantime::format_duration(whole_millis(*delay)), "restart scheduled")
         }
         _ => tracing::info!(target: "supervisor", supervisor = sup, child, "{e}"),
     }
+}
+
+/// Drops sub-millisecond digits for display.
+fn whole_millis(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -265,6 +265,10 @@ impl SupervisorHandle {
     /// Idempotent: every call, including calls after the supervisor ended for another
     /// reason, returns the same final report.
     ///
+    /// A child must not await the shutdown of its own supervisor (or of an ancestor): the
+    /// supervisor waits for that child to stop while the child waits for the supervisor.
+    /// Spawn the call on another task instead, or return from the child.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: the shutdown proceeds even if this future is dropped.

@@ -1,0 +1,194 @@
+//! Supervisor benchmarks, following the "Supervisor workload" of the benchmark protocol:
+//!
+//! - restart throughput: one_for_one, one permanent child that fails as soon as it starts,
+//!   intensity 1,000,000 per second, 200,000 crash→restart cycles;
+//! - dynamic start: 100,000 children started one at a time under the dynamic supervisor,
+//!   memory per idle child, and the time to shut them all down.
+//!
+//! `cargo bench --bench supervisor` runs the criterion measurements and, first, one
+//! "protocol" pass per runtime flavour that prints the figures recorded in BENCHMARKS.md
+//! (including steadiness over the 200,000 cycles and bytes per idle child, which criterion
+//! cannot report).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use supervisor::{
+    ChildContext, ChildSpec, DynamicSupervisor, Intensity, Restart, Strategy, Supervisor,
+};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+
+/// Counts live heap bytes, to measure memory per idle child.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call forwards to `System` with the caller's arguments unchanged; the
+// counter is a side effect that does not touch the memory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const CYCLES: u64 = 200_000;
+const CHILDREN: usize = 100_000;
+
+/// The number of dynamic children (env `SUPERVISOR_BENCH_CHILDREN`, default 100,000).
+fn children() -> usize {
+    std::env::var("SUPERVISOR_BENCH_CHILDREN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CHILDREN)
+}
+
+fn runtime(multi: bool) -> Runtime {
+    let mut b = if multi {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().expect("a tokio runtime builds")
+}
+
+/// Runs `cycles` crash→restart cycles; returns the instants at which every 10% was reached.
+async fn restart_cycles(cycles: u64) -> Vec<Instant> {
+    let starts = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Notify::new());
+    let marks = Arc::new(std::sync::Mutex::new(Vec::with_capacity(11)));
+    let (s, d, m) = (starts.clone(), done.clone(), marks.clone());
+    let child = ChildSpec::new("crasher", move |ctx: ChildContext| {
+        let n = s.fetch_add(1, Ordering::Relaxed);
+        if n % (cycles / 10) == 0 {
+            m.lock().expect("marks lock").push(Instant::now());
+        }
+        let d = d.clone();
+        async move {
+            if n < cycles {
+                return Err("crash".into());
+            }
+            d.notify_one();
+            ctx.cancelled().await;
+            Ok(())
+        }
+    })
+    .restart(Restart::Permanent);
+    let spec = Supervisor::builder("bench")
+        .strategy(Strategy::OneForOne)
+        .intensity(Intensity::new(1_000_000, Duration::from_secs(1)))
+        .child(child)
+        .build()
+        .expect("valid spec");
+    let h = spec.start().await.expect("starts");
+    done.notified().await;
+    h.shutdown().await;
+    let marks = marks.lock().expect("marks lock").clone();
+    marks
+}
+
+/// Starts `n` idle children one at a time; returns (start time, bytes per child, shutdown time).
+async fn dynamic_start(n: usize) -> (Duration, f64, Duration) {
+    let h = DynamicSupervisor::builder("pool").build().expect("valid").start().await.expect("starts");
+    let idle = ChildSpec::new("idle", |ctx: ChildContext| async move {
+        ctx.cancelled().await;
+        Ok(())
+    })
+    .restart(Restart::Temporary);
+    tokio::task::yield_now().await;
+    let before = LIVE.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        h.start_child(idle.clone()).await.expect("child starts");
+    }
+    let start = t0.elapsed();
+    // let every child reach its idle await point before measuring
+    tokio::task::yield_now().await;
+    assert_eq!(h.count_children().await.expect("alive").active, n);
+    let bytes = (LIVE.load(Ordering::Relaxed) - before) as f64 / n as f64;
+    let t1 = Instant::now();
+    let report = h.shutdown().await;
+    let stop = t1.elapsed();
+    assert!(report.is_clean());
+    (start, bytes, stop)
+}
+
+fn protocol_pass(multi: bool) {
+    let flavour = if multi { "multi_thread(2)" } else { "current_thread" };
+    let rt = runtime(multi);
+    let marks = rt.block_on(restart_cycles(CYCLES));
+    let total = marks.last().expect("marks").duration_since(marks[0]);
+    let rates: Vec<String> = marks
+        .windows(2)
+        .map(|w| format!("{:.0}", (CYCLES / 10) as f64 / w[1].duration_since(w[0]).as_secs_f64()))
+        .collect();
+    eprintln!(
+        "[{flavour}] restart: {CYCLES} cycles in {:.3} s = {:.0} cycles/s; per 10% slice: {}",
+        total.as_secs_f64(),
+        CYCLES as f64 / total.as_secs_f64(),
+        rates.join(", ")
+    );
+    let n = children();
+    let (start, bytes, stop) = rt.block_on(dynamic_start(n));
+    eprintln!(
+        "[{flavour}] dynamic: {n} starts in {:.3} s = {:.0} children/s; {bytes:.0} bytes per idle child; shutdown of all in {:.3} s",
+        start.as_secs_f64(),
+        n as f64 / start.as_secs_f64(),
+        stop.as_secs_f64()
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    if std::env::var_os("SUPERVISOR_BENCH_SKIP_PROTOCOL").is_none() {
+        protocol_pass(true);
+        protocol_pass(false);
+    }
+    let mut g = c.benchmark_group("supervisor");
+    g.sample_size(10);
+    g.sampling_mode(SamplingMode::Flat);
+    g.measurement_time(Duration::from_secs(10));
+    for multi in [true, false] {
+        let name = if multi { "multi_thread" } else { "current_thread" };
+        let rt = runtime(multi);
+        g.throughput(Throughput::Elements(CYCLES));
+        g.bench_function(format!("restart_cycles_200k/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let marks = rt.block_on(restart_cycles(CYCLES));
+                    total += marks.last().expect("marks").duration_since(marks[0]);
+                }
+                total
+            })
+        });
+        g.throughput(Throughput::Elements(CHILDREN as u64));
+        g.bench_function(format!("dynamic_start_100k/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += rt.block_on(dynamic_start(CHILDREN)).0;
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
