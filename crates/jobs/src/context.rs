@@ -1,7 +1,6 @@
 //! `JobContext`: what a running job can ask of the engine.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 
 use crate::args::{EnqueueOptions, JobArgs};
 use crate::client::Client;
@@ -29,11 +28,12 @@ pub struct JobContext {
 pub(crate) struct RunState {
     pub(crate) record: JobRecord,
     pub(crate) lease: Lease,
-    /// Cancelled when the job should stop at its next safe point (shutdown, lease lost).
-    pub(crate) stop: CancellationToken,
-    /// Cancelled when the run must end now (grace over, second signal, lease lost).
-    pub(crate) abort: CancellationToken,
-    lease_lost: AtomicBool,
+    /// The pool's shutdown: the job should stop at its next safe point.
+    shutdown: CancellationToken,
+    /// The pool's hard stop (grace over, second signal): the run must end now.
+    hard_stop: CancellationToken,
+    /// This run's lease was taken over: it must end now and write nothing.
+    lost: CancellationToken,
     checkpoint: Mutex<CheckpointState>,
     client: Client,
     lease_ttl: Duration,
@@ -52,8 +52,8 @@ impl RunState {
     pub(crate) fn new(
         record: JobRecord,
         lease: Lease,
-        stop: CancellationToken,
-        abort: CancellationToken,
+        shutdown: CancellationToken,
+        hard_stop: CancellationToken,
         client: Client,
         lease_ttl: Duration,
         checkpoint_interval: Duration,
@@ -62,9 +62,9 @@ impl RunState {
         RunState {
             record,
             lease,
-            stop,
-            abort,
-            lease_lost: AtomicBool::new(false),
+            shutdown,
+            hard_stop,
+            lost: CancellationToken::new(),
             checkpoint: Mutex::new(CheckpointState {
                 latest,
                 dirty: false,
@@ -95,13 +95,32 @@ impl RunState {
 
     /// Marks the lease as taken over by someone else and stops the run.
     pub(crate) fn lose_lease(&self) {
-        self.lease_lost.store(true, Ordering::Release);
-        self.stop.cancel();
-        self.abort.cancel();
+        self.lost.cancel();
     }
 
     pub(crate) fn lease_lost(&self) -> bool {
-        self.lease_lost.load(Ordering::Acquire)
+        self.lost.is_cancelled()
+    }
+
+    /// Whether the job should stop at its next safe point.
+    pub(crate) fn should_stop(&self) -> bool {
+        self.shutdown.is_cancelled() || self.lost.is_cancelled()
+    }
+
+    /// Resolves when the job should stop at its next safe point.
+    pub(crate) async fn stopping(&self) {
+        tokio::select! {
+            () = self.shutdown.cancelled() => {}
+            () = self.lost.cancelled() => {}
+        }
+    }
+
+    /// Resolves when the run must end now (hard stop or lease lost).
+    pub(crate) async fn aborted(&self) {
+        tokio::select! {
+            () = self.hard_stop.cancelled() => {}
+            () = self.lost.cancelled() => {}
+        }
     }
 }
 
@@ -143,7 +162,7 @@ impl JobContext {
     /// Whether the job should stop now: the pool is shutting down, or this run lost its lease.
     /// Cheap (an atomic load).
     pub fn is_shutting_down(&self) -> bool {
-        self.run.stop.is_cancelled()
+        self.run.should_stop()
     }
 
     /// Resolves when the job should stop (see [`is_shutting_down`](Self::is_shutting_down)).
@@ -151,8 +170,8 @@ impl JobContext {
     /// # Cancel safety
     ///
     /// Cancel safe: use it in `tokio::select!` beside the job's work.
-    pub fn stopping(&self) -> WaitForCancellationFuture<'_> {
-        self.run.stop.cancelled()
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        self.run.stopping()
     }
 
     /// The newest checkpoint: saved by an earlier run, or given in this one.

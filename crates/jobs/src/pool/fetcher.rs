@@ -66,8 +66,8 @@ async fn claim(
         let run = RunState::new(
             job.record,
             job.lease,
-            shared.shutdown.child_token(),
-            shared.hard_stop.child_token(),
+            shared.shutdown.clone(),
+            shared.hard_stop.clone(),
             shared.client.clone(),
             shared.config.lease_ttl,
             shared.config.checkpoint_interval,

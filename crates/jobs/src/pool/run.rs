@@ -58,7 +58,7 @@ pub(crate) async fn execute(shared: Arc<Shared>, run: Arc<RunState>) {
     };
     let permit = tokio::select! {
         biased;
-        () = run.stop.cancelled() => return, // never started: released by the guard
+        () = run.stopping() => return, // never started: released by the guard
         permit = queue.slots.acquire() => permit,
     };
     let started = Instant::now();
@@ -81,10 +81,9 @@ async fn perform(shared: &Shared, run: &Arc<RunState>) -> Option<FinishOutcome> 
         Err(bad) => return Some(bad_input(shared, run, bad)),
     };
     let guarded = AssertUnwindSafe(future).catch_unwind();
-    let abort = run.abort.cancelled();
     let result = tokio::select! {
         biased;
-        () = abort => {
+        () = run.aborted() => {
             return (!run.lease_lost()).then_some(FinishOutcome::Release);
         }
         result = with_timeout(worker.timeout(), guarded) => result,
