@@ -6,7 +6,7 @@ use jobs::{ClaimedJob, JobClaimParams, Lease, StoreError};
 use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};
-use crate::row::{decode, COLUMNS};
+use crate::row::{decode_claimed, Lease as Claim, CLAIMED};
 
 const OP: &str = "job_claim";
 
@@ -21,7 +21,7 @@ fn claim_sql() -> &'static str {
              WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim \
                           WHERE state = 'available' AND queue = ?4 \
                           ORDER BY priority DESC, run_at, id LIMIT ?5) \
-             RETURNING {COLUMNS}"
+             RETURNING {CLAIMED}"
         )
     })
 }
@@ -32,10 +32,16 @@ pub(crate) async fn claim(
     params: &JobClaimParams,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
     validate(params)?;
-    let rows = sqlx::query(claim_sql())
+    let claim = Claim {
+        queue: &params.queue,
+        owner: &params.owner,
+        now: params.now,
+        expires_at: params.now + params.lease_ttl,
+    };
+    let rows: Vec<String> = sqlx::query_scalar(claim_sql())
         .bind(params.now.as_micros())
         .bind(&params.owner)
-        .bind((params.now + params.lease_ttl).as_micros())
+        .bind(claim.expires_at.as_micros())
         .bind(&params.queue)
         .bind(crate::maintenance::limit(params.limit))
         .fetch_all(conn)
@@ -44,7 +50,7 @@ pub(crate) async fn claim(
     let mut claimed = rows
         .iter()
         .map(|row| {
-            decode(row).map(|record| ClaimedJob {
+            decode_claimed(row, &claim).map(|record| ClaimedJob {
                 lease: Lease {
                     job: record.id,
                     token: record.claims,

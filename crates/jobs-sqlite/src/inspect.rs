@@ -7,16 +7,23 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::error::{during, invalid};
 use crate::maintenance::limit;
-use crate::row::{decode, COLUMNS};
+use crate::row::{decode, decode_all, RECORD};
 
-/// Counts and oldest `run_at` per state and queue: a scan of the covering
-/// `jobs_state_queue` index, never of the table.
-const STATS: &str = "SELECT queue, state, count(*), min(run_at) FROM jobs \
-    GROUP BY state, queue";
+/// Counts per state and queue (and the oldest available `run_at`): each part scans the
+/// partial index of its states, which covers it; the table is never read.
+const STATS: &str = "\
+    SELECT queue, 'available', count(*), min(run_at) FROM jobs INDEXED BY jobs_claim \
+        WHERE state = 'available' GROUP BY queue \
+    UNION ALL SELECT queue, 'running', count(*), NULL FROM jobs INDEXED BY jobs_rescue \
+        WHERE state = 'running' GROUP BY queue \
+    UNION ALL SELECT queue, 'scheduled', count(*), NULL FROM jobs INDEXED BY jobs_promote \
+        WHERE state = 'scheduled' GROUP BY queue \
+    UNION ALL SELECT queue, state, count(*), NULL FROM jobs INDEXED BY jobs_finalized \
+        WHERE finalized_at IS NOT NULL GROUP BY state, queue";
 
 fn get_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))
+    SQL.get_or_init(|| format!("SELECT {RECORD} FROM jobs WHERE id = ?1"))
 }
 
 /// One job, if it exists.
@@ -24,12 +31,12 @@ pub(crate) async fn get(
     conn: &mut SqliteConnection,
     id: JobId,
 ) -> Result<Option<JobRecord>, StoreError> {
-    let row = sqlx::query(get_sql())
+    let row: Option<String> = sqlx::query_scalar(get_sql())
         .bind(id.0)
         .fetch_optional(conn)
         .await
         .map_err(during("job_get"))?;
-    row.as_ref().map(decode).transpose()
+    row.as_deref().map(decode).transpose()
 }
 
 /// Jobs matching the filter, by id. The SQL names only the filters in use, so each
@@ -42,23 +49,23 @@ pub(crate) async fn list(
         return Err(invalid("job_list", "limit is 0; list at least one job"));
     }
     let sql = list_sql(params.state.is_some(), params.queue.is_some());
-    let mut query = sqlx::query(&sql).bind(params.after.map_or(i64::MIN, |id| id.0));
+    let mut query = sqlx::query_scalar(&sql).bind(params.after.map_or(i64::MIN, |id| id.0));
     if let Some(state) = params.state {
         query = query.bind(state.as_str());
     }
     if let Some(queue) = &params.queue {
         query = query.bind(queue.as_str());
     }
-    let rows = query
+    let rows: Vec<String> = query
         .bind(limit(params.limit))
         .fetch_all(conn)
         .await
         .map_err(during("job_list"))?;
-    rows.iter().map(decode).collect()
+    decode_all(&rows)
 }
 
 fn list_sql(by_state: bool, by_queue: bool) -> String {
-    let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE id > ?");
+    let mut sql = format!("SELECT {RECORD} FROM jobs WHERE id > ?");
     if by_state {
         sql.push_str(" AND state = ?");
     }
@@ -94,24 +101,27 @@ pub(crate) async fn stats(conn: &mut SqliteConnection) -> Result<Vec<QueueStats>
     Ok(stats)
 }
 
-fn stats_row(row: &sqlx::sqlite::SqliteRow) -> Result<(String, JobState, u64, i64), StoreError> {
+/// A stats row: queue, state, count, oldest `run_at` (available rows only).
+type StatsRow = (String, JobState, u64, Option<i64>);
+
+fn stats_row(row: &sqlx::sqlite::SqliteRow) -> Result<StatsRow, StoreError> {
     let op = during("queue_stats");
     let queue: String = row.try_get(0).map_err(&op)?;
     let state: String = row.try_get(1).map_err(&op)?;
     let count: i64 = row.try_get(2).map_err(&op)?;
-    let oldest: i64 = row.try_get(3).map_err(&op)?;
+    let oldest: Option<i64> = row.try_get(3).map_err(&op)?;
     let state = state
         .parse()
         .map_err(|err| StoreError::Other(format!("sqlite queue_stats: queue {queue}: {err}")))?;
     Ok((queue, state, count.max(0) as u64, oldest))
 }
 
-fn add(stats: &mut QueueStats, state: JobState, count: u64, oldest: i64) {
+fn add(stats: &mut QueueStats, state: JobState, count: u64, oldest: Option<i64>) {
     match state {
         JobState::Scheduled => stats.scheduled += count,
         JobState::Available => {
             stats.available += count;
-            stats.oldest_available_at = Some(Timestamp::from_micros(oldest));
+            stats.oldest_available_at = oldest.map(Timestamp::from_micros);
         }
         JobState::Running => stats.running += count,
         JobState::Completed => stats.completed += count,

@@ -8,6 +8,7 @@ use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};
 
+/// The leases are a JSON array of `[job id, token]` pairs.
 const HEARTBEAT: &str = "WITH h AS ( \
         SELECT value ->> 0 AS job_id, value ->> 1 AS token FROM json_each(?1)) \
     UPDATE jobs NOT INDEXED SET lease_expires_at = ?2 \

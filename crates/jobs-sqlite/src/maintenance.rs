@@ -20,8 +20,9 @@ const CANCEL: &str = "UPDATE jobs SET state = 'cancelled', finalized_at = ?2 \
     WHERE id = ?1 AND state IN ('scheduled', 'available')";
 
 const PRUNE: &str = "DELETE FROM jobs WHERE id IN ( \
-    SELECT id FROM jobs \
-    WHERE state IN (SELECT value FROM json_each(?1)) AND finalized_at < ?2 \
+    SELECT id FROM jobs INDEXED BY jobs_finalized \
+    WHERE finalized_at IS NOT NULL AND finalized_at < ?2 \
+        AND state IN (SELECT value FROM json_each(?1)) \
     LIMIT ?3)";
 
 /// Makes due scheduled jobs available; returns how many, and their queues (distinct).

@@ -7,7 +7,7 @@ use jobs::{JobRescueParams, JobState, RescueOutcome, StoreError};
 use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};
-use crate::row::{decode, COLUMNS};
+use crate::row::{decode_all, RECORD};
 
 const OP: &str = "job_rescue_expired";
 
@@ -30,7 +30,7 @@ fn rescue_sql() -> &'static str {
              WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_rescue \
                           WHERE state = 'running' AND lease_expires_at < ?1 \
                           ORDER BY lease_expires_at LIMIT ?3) \
-             RETURNING {COLUMNS}"
+             RETURNING {RECORD}"
         )
     })
 }
@@ -44,14 +44,14 @@ pub(crate) async fn rescue_expired(
     if params.limit == 0 {
         return Err(invalid(OP, "limit is 0; rescue at least one job per call"));
     }
-    let rows = sqlx::query(rescue_sql())
+    let rows: Vec<String> = sqlx::query_scalar(rescue_sql())
         .bind(params.now.as_micros())
         .bind(i64::from(params.max_rescues))
         .bind(crate::maintenance::limit(params.limit))
         .fetch_all(conn)
         .await
         .map_err(during(OP))?;
-    let mut records = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    let mut records = decode_all(&rows)?;
     records.sort_by_key(|record| record.id);
     let mut outcome = RescueOutcome::default();
     let mut woken: Vec<String> = Vec::new();

@@ -42,6 +42,7 @@ both!(
     insert_assigns_increasing_ids_and_states,
     insert_rejects_invalid_jobs,
     bulk_insert_keeps_input_order,
+    both_insert_paths_store_the_same_records,
     claim_orders_by_priority_run_at_id_and_leases,
     claim_takes_only_available_jobs_of_its_queue,
     claim_rejects_invalid_requests,
@@ -124,6 +125,41 @@ async fn bulk_insert_keeps_input_order(store: &dyn Store) {
     }
     let stats = store.queue_stats().await.unwrap();
     assert_eq!(stats[0].available, 20_000);
+}
+
+/// A batch of few runs (alike jobs) and one of many runs (mixed jobs) take different SQL
+/// paths; both store the same records, with args of every JSON type intact.
+async fn both_insert_paths_store_the_same_records(store: &dyn Store) {
+    let args = [
+        serde_json::json!({ "nested": { "list": [1, 2.5, "x"] }, "empty": {} }),
+        serde_json::json!([null, true, false]),
+        serde_json::json!("quote \" backslash \\ unicode é 🚀 newline \n"),
+        serde_json::json!(-42),
+        serde_json::json!(1.5e300),
+        serde_json::json!(true),
+        serde_json::json!(null),
+        serde_json::json!({}),
+    ];
+    let mixed: Vec<_> = (0..24)
+        .map(|i| {
+            let mut new = job("mixed", i as i64);
+            new.kind = if i % 2 == 0 { "even" } else { "odd" }.into();
+            new.args = args[i % args.len()].clone();
+            new
+        })
+        .collect();
+    let mut alike = mixed.clone();
+    alike.sort_by(|a, b| a.kind.cmp(&b.kind));
+    let mixed_ids = insert(store, mixed.clone(), T0).await;
+    let alike_ids = insert(store, alike.clone(), T0).await;
+    for (ids, jobs) in [(mixed_ids, mixed), (alike_ids, alike)] {
+        for (id, new) in ids.iter().zip(&jobs) {
+            let record = store.job_get(*id).await.unwrap().expect("inserted");
+            assert_eq!((&record.kind, &record.queue), (&new.kind, &new.queue));
+            assert_eq!(record.args, new.args, "job {id}");
+            assert_eq!((record.state, record.run_at), (JobState::Available, T0));
+        }
+    }
 }
 
 async fn claim_orders_by_priority_run_at_id_and_leases(store: &dyn Store) {
