@@ -58,6 +58,19 @@ fn children() -> usize {
         .unwrap_or(CHILDREN)
 }
 
+/// CPU time the calling thread has run (Linux), to report figures that do not depend on
+/// how busy the shared machine is: on a current_thread runtime all the work runs on the
+/// thread that calls `block_on`.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+fn cpu_since(start: Option<Duration>) -> Option<Duration> {
+    Some(thread_cpu()?.saturating_sub(start?))
+}
+
 fn runtime(multi: bool) -> Runtime {
     let mut b = if multi {
         tokio::runtime::Builder::new_multi_thread()
@@ -67,8 +80,10 @@ fn runtime(multi: bool) -> Runtime {
     b.enable_all().build().expect("a tokio runtime builds")
 }
 
-/// Runs `cycles` crash→restart cycles; returns the instants at which every 10% was reached.
-async fn restart_cycles(cycles: u64) -> Vec<Instant> {
+/// Runs `cycles` crash→restart cycles; returns the instants at which every 10% was reached
+/// and the CPU time of the calling thread.
+async fn restart_cycles(cycles: u64) -> (Vec<Instant>, Option<Duration>) {
+    let cpu = thread_cpu();
     let starts = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Notify::new());
     let marks = Arc::new(std::sync::Mutex::new(Vec::with_capacity(11)));
@@ -99,11 +114,20 @@ async fn restart_cycles(cycles: u64) -> Vec<Instant> {
     done.notified().await;
     h.shutdown().await;
     let marks = marks.lock().expect("marks lock").clone();
-    marks
+    (marks, cpu_since(cpu))
 }
 
-/// Starts `n` idle children one at a time; returns (start time, bytes per child, shutdown time).
-async fn dynamic_start(n: usize) -> (Duration, f64, Duration) {
+/// What one dynamic-start run measured.
+struct DynamicRun {
+    start: Duration,
+    start_cpu: Option<Duration>,
+    bytes: f64,
+    stop: Duration,
+    stop_cpu: Option<Duration>,
+}
+
+/// Starts `n` idle children one at a time, measures their memory, shuts them all down.
+async fn dynamic_start(n: usize) -> DynamicRun {
     let h = DynamicSupervisor::builder("pool").build().expect("valid").start().await.expect("starts");
     let idle = ChildSpec::new("idle", |ctx: ChildContext| async move {
         ctx.cancelled().await;
@@ -112,45 +136,73 @@ async fn dynamic_start(n: usize) -> (Duration, f64, Duration) {
     .restart(Restart::Temporary);
     tokio::task::yield_now().await;
     let before = LIVE.load(Ordering::Relaxed);
+    let cpu = thread_cpu();
     let t0 = Instant::now();
     for _ in 0..n {
         h.start_child(idle.clone()).await.expect("child starts");
     }
     let start = t0.elapsed();
+    let start_cpu = cpu_since(cpu);
     // let every child reach its idle await point before measuring
     tokio::task::yield_now().await;
     assert_eq!(h.count_children().await.expect("alive").active, n);
     let bytes = (LIVE.load(Ordering::Relaxed) - before) as f64 / n as f64;
+    let cpu = thread_cpu();
     let t1 = Instant::now();
     let report = h.shutdown().await;
     let stop = t1.elapsed();
+    let stop_cpu = cpu_since(cpu);
     assert!(report.is_clean());
-    (start, bytes, stop)
+    DynamicRun {
+        start,
+        start_cpu,
+        bytes,
+        stop,
+        stop_cpu,
+    }
+}
+
+fn per_sec(n: f64, d: Duration) -> f64 {
+    n / d.as_secs_f64()
 }
 
 fn protocol_pass(multi: bool) {
     let flavour = if multi { "multi_thread(2)" } else { "current_thread" };
     let rt = runtime(multi);
-    let marks = rt.block_on(restart_cycles(CYCLES));
+    let (marks, cpu) = rt.block_on(restart_cycles(CYCLES));
     let total = marks.last().expect("marks").duration_since(marks[0]);
     let rates: Vec<String> = marks
         .windows(2)
-        .map(|w| format!("{:.0}", (CYCLES / 10) as f64 / w[1].duration_since(w[0]).as_secs_f64()))
+        .map(|w| format!("{:.0}", per_sec((CYCLES / 10) as f64, w[1].duration_since(w[0]))))
         .collect();
     eprintln!(
         "[{flavour}] restart: {CYCLES} cycles in {:.3} s = {:.0} cycles/s; per 10% slice: {}",
         total.as_secs_f64(),
-        CYCLES as f64 / total.as_secs_f64(),
+        per_sec(CYCLES as f64, total),
         rates.join(", ")
     );
+    if let (false, Some(cpu)) = (multi, cpu) {
+        eprintln!(
+            "[{flavour}] restart: {:.0} cycles per CPU-second",
+            per_sec(CYCLES as f64, cpu)
+        );
+    }
     let n = children();
-    let (start, bytes, stop) = rt.block_on(dynamic_start(n));
+    let run = rt.block_on(dynamic_start(n));
     eprintln!(
-        "[{flavour}] dynamic: {n} starts in {:.3} s = {:.0} children/s; {bytes:.0} bytes per idle child; shutdown of all in {:.3} s",
-        start.as_secs_f64(),
-        n as f64 / start.as_secs_f64(),
-        stop.as_secs_f64()
+        "[{flavour}] dynamic: {n} starts in {:.3} s = {:.0} children/s; {:.0} bytes per idle child; shutdown of all in {:.3} s",
+        run.start.as_secs_f64(),
+        per_sec(n as f64, run.start),
+        run.bytes,
+        run.stop.as_secs_f64()
     );
+    if let (false, Some(start), Some(stop)) = (multi, run.start_cpu, run.stop_cpu) {
+        eprintln!(
+            "[{flavour}] dynamic: {:.0} children per CPU-second; shutdown of all: {:.3} CPU-seconds",
+            per_sec(n as f64, start),
+            stop.as_secs_f64()
+        );
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -170,7 +222,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let marks = rt.block_on(restart_cycles(CYCLES));
+                    let (marks, _) = rt.block_on(restart_cycles(CYCLES));
                     total += marks.last().expect("marks").duration_since(marks[0]);
                 }
                 total
@@ -181,7 +233,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    total += rt.block_on(dynamic_start(CHILDREN)).0;
+                    total += rt.block_on(dynamic_start(CHILDREN)).start;
                 }
                 total
             })
