@@ -39,7 +39,10 @@ unsafe impl GlobalAlloc for Counting {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -128,7 +131,12 @@ struct DynamicRun {
 
 /// Starts `n` idle children one at a time, measures their memory, shuts them all down.
 async fn dynamic_start(n: usize) -> DynamicRun {
-    let h = DynamicSupervisor::builder("pool").build().expect("valid").start().await.expect("starts");
+    let h = DynamicSupervisor::builder("pool")
+        .build()
+        .expect("valid")
+        .start()
+        .await
+        .expect("starts");
     let idle = ChildSpec::new("idle", |ctx: ChildContext| async move {
         ctx.cancelled().await;
         Ok(())
@@ -167,13 +175,22 @@ fn per_sec(n: f64, d: Duration) -> f64 {
 }
 
 fn protocol_pass(multi: bool) {
-    let flavour = if multi { "multi_thread(2)" } else { "current_thread" };
+    let flavour = if multi {
+        "multi_thread(2)"
+    } else {
+        "current_thread"
+    };
     let rt = runtime(multi);
     let (marks, cpu) = rt.block_on(restart_cycles(CYCLES));
     let total = marks.last().expect("marks").duration_since(marks[0]);
     let rates: Vec<String> = marks
         .windows(2)
-        .map(|w| format!("{:.0}", per_sec((CYCLES / 10) as f64, w[1].duration_since(w[0]))))
+        .map(|w| {
+            format!(
+                "{:.0}",
+                per_sec((CYCLES / 10) as f64, w[1].duration_since(w[0]))
+            )
+        })
         .collect();
     eprintln!(
         "[{flavour}] restart: {CYCLES} cycles in {:.3} s = {:.0} cycles/s; per 10% slice: {}",
@@ -215,7 +232,11 @@ fn bench(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     g.measurement_time(Duration::from_secs(10));
     for multi in [true, false] {
-        let name = if multi { "multi_thread" } else { "current_thread" };
+        let name = if multi {
+            "multi_thread"
+        } else {
+            "current_thread"
+        };
         let rt = runtime(multi);
         g.throughput(Throughput::Elements(CYCLES));
         g.bench_function(format!("restart_cycles_200k/{name}"), |b| {

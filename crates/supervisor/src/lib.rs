@@ -170,7 +170,10 @@
 //!    instead of extra arguments appended to one template; children are named by a
 //!    [`ChildId`] that stays the same across restarts (a restarted OTP child gets a new
 //!    pid); `terminate_child` removes the child and does not block other calls while the
-//!    child lingers; significant children are not supported there.
+//!    child lingers; significant children are not supported there. A child that needs no
+//!    readiness is spawned by `start_child` itself on the caller's task (no round trip to
+//!    the supervisor's task), which is why starts are cheap; `start_child` may return
+//!    before the child's first poll.
 //! 10. **Observability**: typed [`Event`]s on a broadcast channel in addition to logs
 //!     (OTP: SASL / logger reports), and `which_children` reports `Starting`, `Restarting`
 //!     and `Stopping` states.
