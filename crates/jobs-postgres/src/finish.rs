@@ -32,11 +32,7 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
             error: None,
         },
         FinishOutcome::Retry { run_at, error } => Write {
-            state: if *run_at > now {
-                JobState::Scheduled
-            } else {
-                JobState::Available
-            },
+            state: due_state(*run_at, now),
             run_at: Some(PgTime(*run_at)),
             charge: true,
             error: Some(error_json(error)?),
@@ -48,7 +44,7 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
             error: Some(error_json(error)?),
         },
         FinishOutcome::Snooze { run_at } => Write {
-            state: JobState::Scheduled,
+            state: due_state(*run_at, now),
             run_at: Some(PgTime(*run_at)),
             charge: false,
             error: None,
@@ -60,6 +56,15 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
             error: None,
         },
     })
+}
+
+/// `scheduled` for a time after `now`, else `available`.
+fn due_state(run_at: Timestamp, now: Timestamp) -> JobState {
+    if run_at > now {
+        JobState::Scheduled
+    } else {
+        JobState::Available
+    }
 }
 
 /// Applies every finish whose lease holds, in one statement; per finish, in input order.
@@ -129,11 +134,15 @@ mod tests {
         let dead = write_for(&FinishOutcome::Dead { error }, now).expect("serializable");
         assert!(dead.charge);
         assert!(dead.error.is_some_and(|e| e.contains("boom")));
+        let snooze_later = FinishOutcome::Snooze {
+            run_at: Timestamp::from_micros(101),
+        };
+        assert_eq!(state(&snooze_later), Some(JobState::Scheduled));
         let snooze = FinishOutcome::Snooze { run_at: now };
         assert_eq!(
             write_for(&snooze, now).ok(),
             Some(Write {
-                state: JobState::Scheduled,
+                state: JobState::Available,
                 run_at: Some(PgTime(now)),
                 charge: false,
                 error: None

@@ -202,9 +202,9 @@ fn rescue(t: &str) -> String {
                     errors = CASE WHEN j.rescues >= $3::int4 \
                         THEN j.errors || jsonb_build_object( \
                                  'attempt', 0, 'at', $5::int8, \
-                                 'message', format('lease of worker %s expired again after %s rescues: \
+                                 'message', format('rescued too many times (%s): the lease of worker %s expired again; \
                                                     poison pill, moved to the dead set', \
-                                                   coalesce(j.lease_owner, '?'), j.rescues)) \
+                                                   j.rescues, coalesce(j.lease_owner, '?'))) \
                         ELSE j.errors END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM c WHERE j.id = c.id \
