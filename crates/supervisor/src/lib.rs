@@ -216,5 +216,5 @@ pub use error::{ChildError, ExitReason, ShutdownReport, SpecError, StartError, S
 pub use events::{ChildId, Event};
 pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
 pub use intensity::Intensity;
-pub use signals::{run_until, run_until_signal, Signal, SignalOutcome, TreeHandle};
+pub use signals::{os_signals, run_until, run_until_signal, Signal, SignalOutcome, TreeHandle};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};

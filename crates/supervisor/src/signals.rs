@@ -172,8 +172,14 @@ where
     }
 }
 
+/// SIGTERM and SIGINT (Ctrl-C) as one stream, for callers that drive their own shutdown
+/// (the `jobs` pool uses it for its two-phase shutdown).
+///
+/// # Errors
+///
+/// An I/O error if the signal handlers cannot be installed.
 #[cfg(unix)]
-fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
+pub fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate())?;
     let int = signal(SignalKind::interrupt())?;
@@ -186,8 +192,13 @@ fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
     Ok(stream::select(term, int).boxed())
 }
 
+/// Ctrl-C as a stream (SIGTERM does not exist here).
+///
+/// # Errors
+///
+/// An I/O error if the handler cannot be installed.
 #[cfg(not(unix))]
-fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
+pub fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
     let int = stream::unfold((), |()| async move {
         tokio::signal::ctrl_c()
             .await

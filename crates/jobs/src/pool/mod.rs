@@ -24,6 +24,8 @@ mod run;
 mod shared;
 
 use std::future::Future;
+
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -374,42 +376,18 @@ impl Pool {
     ///
     /// If the signal handlers cannot be installed.
     pub async fn run_until_signal(&self) -> std::io::Result<ShutdownReport> {
-        let mut signals = Signals::new()?;
+        let mut signals = supervisor::os_signals()?;
         tokio::select! {
-            signal = signals.recv() => tracing::info!(?signal, "shutting down the pool"),
+            signal = signals.next() => tracing::info!(?signal, "shutting down the pool"),
             _ = self.supervisor.wait() => tracing::error!("the pool's supervision tree ended by itself"),
         }
         let shutdown = self.shutdown();
         tokio::pin!(shutdown);
         tokio::select! {
             report = &mut shutdown => return Ok(report),
-            signal = signals.recv() => tracing::warn!(?signal, "second signal: skipping the grace period"),
+            signal = signals.next() => tracing::warn!(?signal, "second signal: skipping the grace period"),
         }
         self.skip_grace();
         Ok(shutdown.await)
-    }
-}
-
-/// SIGTERM and SIGINT as one stream.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// The next signal's name.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
     }
 }
