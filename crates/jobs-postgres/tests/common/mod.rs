@@ -58,26 +58,38 @@ pub(crate) async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
         .expect("dropping a test schema");
 }
 
-/// Drops test schemas whose process is gone (Linux: no `/proc/<pid>`).
-async fn drop_stale_schemas(pool: &PgPool) {
+/// Whether a test object named `..._<pid>` belongs to a process that is gone (Linux only:
+/// no `/proc/<pid>`).
+fn orphaned(name: &str) -> bool {
+    let pid = name.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(|pid| {
+        pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    })
+}
+
+/// Drops test schemas and roles left by processes that are gone.
+async fn drop_stale_objects(pool: &PgPool) {
     if !std::path::Path::new("/proc/self").exists() {
         return;
     }
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'jt\\_%'")
+    let listed = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, String>(sql)
             .fetch_all(pool)
             .await
-            .unwrap_or_default();
-    for name in names {
-        let pid = name.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
-        let gone = pid.is_some_and(|pid| {
-            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        });
-        if gone {
-            let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
-            // Another test may be dropping it at the same moment; either way it goes.
-            let _ = sqlx::query(&sql).execute(pool).await;
-        }
+            .unwrap_or_default()
+    };
+    let schemas =
+        listed("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'jt\\_%'").await;
+    for name in schemas.iter().filter(|n| orphaned(n)) {
+        // Another test may be dropping it at the same moment; either way it goes.
+        let sql = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
+        let _ = sqlx::query(&sql).execute(pool).await;
+    }
+    let roles = listed("SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'jt\\_%'").await;
+    for name in roles.iter().filter(|n| orphaned(n)) {
+        let _ = sqlx::raw_sql(&format!("DROP OWNED BY \"{name}\"; DROP ROLE \"{name}\""))
+            .execute(pool)
+            .await;
     }
 }
 
@@ -86,7 +98,7 @@ async fn drop_stale_schemas(pool: &PgPool) {
 pub(crate) async fn fresh_store(test_name: &str) -> Option<PostgresStore> {
     let url = database_url()?;
     let pool = test_pool(&url).await;
-    drop_stale_schemas(&pool).await;
+    drop_stale_objects(&pool).await;
     let schema = test_schema(test_name);
     drop_schema(&pool, &schema).await;
     migrate(&pool, &schema)
