@@ -180,6 +180,37 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// The record an insert of `new` at `now` creates: `scheduled` if its `run_at` is after
+    /// `now`, otherwise `available` (with `run_at = now` when none was given).
+    pub fn inserted(id: JobId, new: NewJob, now: Timestamp) -> Self {
+        let run_at = new.run_at.unwrap_or(now);
+        let state = if run_at > now {
+            JobState::Scheduled
+        } else {
+            JobState::Available
+        };
+        JobRecord {
+            id,
+            kind: new.kind,
+            queue: new.queue,
+            args: new.args,
+            state,
+            priority: new.priority,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            rescues: 0,
+            claims: 0,
+            run_at,
+            created_at: now,
+            attempted_at: None,
+            finalized_at: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            checkpoint: None,
+            errors: Vec::new(),
+        }
+    }
+
     /// The number of the attempt the job's next (or current) run is.
     pub fn next_attempt(&self) -> u32 {
         self.attempts + 1

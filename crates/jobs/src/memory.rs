@@ -329,33 +329,10 @@ impl Inner {
     fn insert(&mut self, new: NewJob, now: Timestamp, woken: &mut Woken) -> JobId {
         self.last_id += 1;
         let id = JobId(self.last_id);
-        let run_at = new.run_at.unwrap_or(now);
-        let state = if run_at > now {
-            JobState::Scheduled
-        } else {
-            woken.add(&new.queue);
-            JobState::Available
-        };
-        let job = JobRecord {
-            id,
-            kind: new.kind,
-            queue: new.queue,
-            args: new.args,
-            state,
-            priority: new.priority,
-            attempts: 0,
-            max_attempts: new.max_attempts,
-            rescues: 0,
-            claims: 0,
-            run_at,
-            created_at: now,
-            attempted_at: None,
-            finalized_at: None,
-            lease_owner: None,
-            lease_expires_at: None,
-            checkpoint: None,
-            errors: Vec::new(),
-        };
+        let job = JobRecord::inserted(id, new, now);
+        if job.state == JobState::Available {
+            woken.add(&job.queue);
+        }
         self.index.add(&job);
         self.jobs.insert(id.0, Arc::new(job));
         id
