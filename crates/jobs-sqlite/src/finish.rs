@@ -3,10 +3,14 @@
 //!
 //! Completions, the hot path, are a JSON object `{"<job id>": <token>, …}` read with
 //! `json_each` (one key and one integer per job, nothing to re-parse) by a statement with
-//! no `CASE`; every other outcome goes through the general statement, where each finish is an
+//! no `CASE` and, when every lease holds (the common case), no `RETURNING` either: it
+//! applies only if all do, and otherwise a second statement applies and names those that
+//! do. Every other outcome goes through the general statement, where each finish is an
 //! array `[job id, token, outcome, run_at or null, error or null]`.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 use jobs::{AttemptError, FinishOutcome, JobFinish, JobFinishParams, JobState, Lease, StoreError};
 use sqlx::{Connection, SqliteConnection};
@@ -15,13 +19,38 @@ use crate::error::{during, invalid};
 
 const OP: &str = "job_finish_many";
 
-/// The fence is the `WHERE`: same id, same claim token, still running.
-const COMPLETE: &str = "UPDATE jobs NOT INDEXED SET state = 'completed', finalized_at = ?2, \
-        lease_owner = NULL, lease_expires_at = NULL, checkpoint = NULL \
-    FROM json_each(?1) AS f \
-    WHERE jobs.id = CAST(f.key AS INTEGER) AND jobs.claims = f.value \
-        AND jobs.state = 'running' \
-    RETURNING jobs.id, jobs.claims";
+/// The columns a completion sets.
+const COMPLETED: &str = "state = 'completed', finalized_at = ?2, lease_owner = NULL, \
+    lease_expires_at = NULL, checkpoint = NULL";
+
+/// The fence, for completions `?1`: same id, same claim token, still running.
+const FENCE: &str = "jobs.id = CAST(f.key AS INTEGER) AND jobs.claims = f.value \
+    AND jobs.state = 'running'";
+
+/// Completes the batch only if every lease in it holds (`?3` = how many), reporting nothing:
+/// the common case costs no `RETURNING`. The count is a constant subquery, evaluated before
+/// any row changes.
+fn complete_all_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "UPDATE jobs NOT INDEXED SET {COMPLETED} FROM json_each(?1) AS f \
+             WHERE {FENCE} AND ?3 = (SELECT count(*) FROM json_each(?1) AS f \
+                                     JOIN jobs ON {FENCE})"
+        )
+    })
+}
+
+/// Completes the leases that hold and names them (when some did not).
+fn complete_each_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "UPDATE jobs NOT INDEXED SET {COMPLETED} FROM json_each(?1) AS f WHERE {FENCE} \
+             RETURNING jobs.id, jobs.claims"
+        )
+    })
+}
 
 /// Every outcome, with CASE expressions picking the new state and columns.
 const FINISH: &str = "WITH f AS ( \
@@ -87,7 +116,7 @@ pub(crate) async fn finish_many(
             .filter(|(_, first)| **first)
             .map(|(finish, _)| finish)
     };
-    let completions = completions_json(unique());
+    let completions = completions(unique());
     let others = others_json(unique())?;
     let applied = match (completions, others) {
         (None, None) => Applied::default(),
@@ -125,12 +154,26 @@ pub(crate) async fn finish_many(
 
 async fn complete(
     conn: &mut SqliteConnection,
-    completions: &str,
+    completions: &Completions,
     params: &JobFinishParams,
 ) -> Result<Applied, StoreError> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(COMPLETE)
-        .bind(completions)
-        .bind(params.now.as_micros())
+    let now = params.now.as_micros();
+    let all = sqlx::query(complete_all_sql())
+        .bind(&completions.json)
+        .bind(now)
+        .bind(completions.leases.len() as i64)
+        .execute(&mut *conn)
+        .await
+        .map_err(during(OP))?;
+    if all.rows_affected() == completions.leases.len() as u64 {
+        return Ok(Applied {
+            leases: completions.leases.iter().copied().collect(),
+            woken: Vec::new(),
+        });
+    }
+    let rows: Vec<(i64, i64)> = sqlx::query_as(complete_each_sql())
+        .bind(&completions.json)
+        .bind(now)
         .fetch_all(conn)
         .await
         .map_err(during(OP))?;
@@ -161,20 +204,31 @@ async fn finish_others(
     Ok(applied)
 }
 
-/// The completions as `{"<id>": <token>, …}`, or `None` if there are none.
-fn completions_json<'a>(finishes: impl Iterator<Item = &'a JobFinish>) -> Option<String> {
-    let mut json = String::from("{");
-    for finish in finishes.filter(|f| f.outcome == FinishOutcome::Completed) {
-        if json.len() > 1 {
-            json.push(',');
-        }
-        json.push_str(&format!(
-            "\"{}\":{}",
-            finish.lease.job.0, finish.lease.token
-        ));
+/// The completions of a batch: `{"<id>": <token>, …}` and the leases it names.
+#[derive(Debug)]
+struct Completions {
+    json: String,
+    leases: Vec<(i64, i64)>,
+}
+
+/// The completions of a batch, or `None` if there are none.
+fn completions<'a>(finishes: impl Iterator<Item = &'a JobFinish>) -> Option<Completions> {
+    let leases: Vec<(i64, i64)> = finishes
+        .filter(|f| f.outcome == FinishOutcome::Completed)
+        .map(|f| (f.lease.job.0, f.lease.token))
+        .collect();
+    if leases.is_empty() {
+        return None;
+    }
+    let mut json = String::with_capacity(leases.len() * 24 + 2);
+    json.push('{');
+    for (i, (id, token)) in leases.iter().enumerate() {
+        let comma = if i > 0 { "," } else { "" };
+        // Writing to a String cannot fail.
+        let _ = write!(json, "{comma}\"{id}\":{token}");
     }
     json.push('}');
-    (json.len() > 2).then_some(json)
+    Some(Completions { json, leases })
 }
 
 /// Every other finish as a JSON array of [`Entry`]s, or `None` if there are none.
@@ -236,13 +290,12 @@ mod tests {
             finish(8, 2, FinishOutcome::Release),
             finish(9, 3, FinishOutcome::Completed),
         ];
-        assert_eq!(
-            completions_json(batch.iter()).as_deref(),
-            Some(r#"{"7":1,"9":3}"#)
-        );
+        let completed = completions(batch.iter()).unwrap();
+        assert_eq!(completed.json, r#"{"7":1,"9":3}"#);
+        assert_eq!(completed.leases, vec![(7, 1), (9, 3)]);
         let others = others_json(batch.iter()).unwrap().unwrap();
         assert_eq!(others, r#"[[8,2,"release",null,null]]"#);
-        assert_eq!(completions_json(batch[1..2].iter()), None);
+        assert!(completions(batch[1..2].iter()).is_none());
         assert_eq!(others_json(batch[..1].iter()).unwrap(), None);
     }
 

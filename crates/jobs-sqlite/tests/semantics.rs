@@ -54,6 +54,7 @@ both!(
     release_returns_the_job_at_once_keeping_checkpoint,
     finishes_are_fenced_by_the_claim_token,
     a_job_twice_in_one_batch_finishes_once,
+    a_mixed_batch_applies_what_holds,
     heartbeat_renews_only_held_leases,
     checkpoint_saves_progress_and_renews_the_lease,
     rescue_requeues_expired_leases_and_buries_poison_pills,
@@ -460,6 +461,81 @@ async fn a_job_twice_in_one_batch_finishes_once(store: &dyn Store) {
         store.job_get(lease.job).await.unwrap().unwrap().state,
         JobState::Completed
     );
+}
+
+async fn state_of(store: &dyn Store, id: JobId) -> JobState {
+    store.job_get(id).await.unwrap().expect("job exists").state
+}
+
+/// Completions and other outcomes in one batch, some of them stale: the ones that hold
+/// apply (completions take their fallback statement when not all hold).
+async fn a_mixed_batch_applies_what_holds(store: &dyn Store) {
+    insert(store, (0..5).map(|n| job("q", n)).collect(), T0).await;
+    let leases: Vec<Lease> = claim(store, "q", 5, T0)
+        .await
+        .iter()
+        .map(|j| j.lease)
+        .collect();
+    let stale = Lease {
+        token: 99,
+        ..leases[4]
+    };
+    let err = error(1, T0, "flaky");
+    let finishes = vec![
+        JobFinish {
+            lease: leases[0],
+            outcome: FinishOutcome::Completed,
+        },
+        JobFinish {
+            lease: stale,
+            outcome: FinishOutcome::Completed,
+        },
+        JobFinish {
+            lease: leases[1],
+            outcome: FinishOutcome::Retry {
+                run_at: T0 + secs(9),
+                error: err.clone(),
+            },
+        },
+        JobFinish {
+            lease: leases[2],
+            outcome: FinishOutcome::Completed,
+        },
+        JobFinish {
+            lease: Lease {
+                token: 99,
+                ..leases[3]
+            },
+            outcome: FinishOutcome::Release,
+        },
+    ];
+    let applied = store
+        .job_finish_many(JobFinishParams {
+            finishes,
+            now: T0 + secs(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, false, true, true, false]);
+    assert_eq!(state_of(store, leases[0].job).await, JobState::Completed);
+    assert_eq!(state_of(store, leases[1].job).await, JobState::Scheduled);
+    assert_eq!(state_of(store, leases[2].job).await, JobState::Completed);
+    assert_eq!(state_of(store, leases[3].job).await, JobState::Running);
+    assert_eq!(state_of(store, leases[4].job).await, JobState::Running);
+    // All of them holding: the fast path.
+    let rest = [leases[3], leases[4]].map(|lease| JobFinish {
+        lease,
+        outcome: FinishOutcome::Completed,
+    });
+    let applied = store
+        .job_finish_many(JobFinishParams {
+            finishes: rest.to_vec(),
+            now: T0 + secs(2),
+        })
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, true]);
+    assert_eq!(state_of(store, leases[4].job).await, JobState::Completed);
 }
 
 async fn heartbeat_renews_only_held_leases(store: &dyn Store) {
