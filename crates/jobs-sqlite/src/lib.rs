@@ -43,10 +43,28 @@
 //! The [defaults](SqliteStoreOptions) are the fast durable settings: WAL journal,
 //! `synchronous = NORMAL` (a committed job survives a crash of the process, SIGKILL included;
 //! only a crash of the machine may lose the last commits), one writer connection per store
-//! plus read-only reader connections. Every operation is one SQL statement or one
-//! `BEGIN IMMEDIATE` transaction for its whole batch: a bulk insert of 20,000 jobs and a
-//! finish of 100 are one round trip each, passing the batch as one JSON parameter read with
-//! `json_each`; a claim is one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING …`.
+//! plus read-only reader connections.
+//!
+//! Every operation is one SQL statement, or one `BEGIN IMMEDIATE` transaction, for its whole
+//! batch; a batch travels as one JSON parameter read with `json_each`, never as one
+//! statement per job:
+//!
+//! * a claim is one `UPDATE … WHERE id IN (SELECT … ORDER BY priority DESC, run_at, id
+//!   LIMIT n) RETURNING …`, each row rendered by SQLite as one JSON text;
+//! * completions are one `UPDATE … FROM json_each(?)` that applies only if every lease holds
+//!   (the common case, with no `RETURNING`), else a second statement applies and names those
+//!   that do; other outcomes share one general statement;
+//! * a bulk insert is one `INSERT … SELECT … FROM json_each(?)` per run of alike jobs (one for
+//!   a typical batch), slicing each job's args out of one BLOB parameter.
+//!
+//! Every index is partial (available, running, scheduled, finished rows), so the claim, the
+//! rescuer and the scheduler cost the same however many finished jobs the table holds.
+//!
+//! # Cancel safety
+//!
+//! A cancelled call may or may not have been applied, but never half: each operation is
+//! atomic. A claim cancelled after SQLite ran it leaves its jobs leased to no one until the
+//! rescuer returns them, one lease period later.
 //!
 //! # Several processes
 //!

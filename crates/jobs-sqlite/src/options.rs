@@ -147,7 +147,9 @@ impl SqliteStoreOptions {
             .busy_timeout(self.busy_timeout)
             .synchronous(self.synchronous.to_sqlx())
             .pragma("cache_size", format!("-{}", self.cache_size_kib))
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // A claim or finish of hundreds of jobs streams its rows without stalling.
+            .row_buffer_size(1024);
         match path {
             Some(path) => base
                 .filename(path)

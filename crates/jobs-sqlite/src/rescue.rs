@@ -21,9 +21,10 @@ fn rescue_sql() -> &'static str {
                 finalized_at = CASE WHEN rescues >= ?2 THEN ?1 END, \
                 errors = CASE WHEN rescues >= ?2 THEN json_insert(errors, '$[#]', json_object( \
                     'attempt', 0, 'at', ?1, 'message', \
-                    'poison pill: its lease (held by ' || coalesce(lease_owner, 'an unknown worker') \
-                    || ') expired again after ' || rescues || ' rescue(s) (max_rescues ' || ?2 \
-                    || '); the job keeps killing or freezing its worker')) \
+                    'rescued too many times (poison pill): its lease, held by ' \
+                    || coalesce(lease_owner, 'an unknown worker') || ', expired again after ' \
+                    || rescues || ' rescue(s) (max_rescues ' || ?2 || '); the job keeps \
+                    killing or freezing its worker')) \
                     ELSE errors END, \
                 lease_owner = NULL, \
                 lease_expires_at = NULL \
