@@ -4,11 +4,16 @@
 //! ```text
 //! crash_worker (--sqlite PATH | --postgres URL --schema NAME) --log PATH
 //!              [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
+//!              [--max-connections N] [--log-lease]
 //! ```
 //!
 //! It runs two job kinds: `import` (rows one by one, checkpointing each, appending
-//! `import <row>` to the log after processing a row) and `logged` (appends `job <id>`).
-//! It prints `ready` once its pool runs, and exits 0 after a clean shutdown on SIGTERM/SIGINT.
+//! `import <row>` to the log after processing a row) and `logged` (appends `job <id>`, or
+//! with `--log-lease` `job <id> <token> <worker id>`: the run's lease token and owner, so a
+//! test can tell runs apart; the worker id is then `crash-<pid>`).
+//! `--max-connections` sizes the PostgreSQL pool (default 10).
+//! It prints `ready <worker id>` once its pool runs, and exits 0 after a clean shutdown on
+//! SIGTERM/SIGINT.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -65,11 +70,22 @@ impl Worker for Importer {
     }
 }
 
-struct LoggedWorker(Arc<Log>);
+struct LoggedWorker {
+    log: Arc<Log>,
+    /// With `--log-lease`: the pool's worker id, logged with each run's lease token.
+    owner: Option<String>,
+}
 impl Worker for LoggedWorker {
     type Args = Logged;
     async fn perform(&self, ctx: JobContext, _args: Logged) -> Result<(), JobError> {
-        self.0.line(&format!("job {}", ctx.id()))
+        match &self.owner {
+            // `claims` as claimed is the run's lease token.
+            Some(owner) => {
+                self.log
+                    .line(&format!("job {} {} {owner}", ctx.id(), ctx.record().claims))
+            }
+            None => self.log.line(&format!("job {}", ctx.id())),
+        }
     }
 }
 
@@ -81,6 +97,8 @@ struct Flags {
     row_time: Duration,
     grace: Duration,
     concurrency: usize,
+    max_connections: u32,
+    log_lease: bool,
 }
 
 fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
@@ -100,6 +118,8 @@ fn flags() -> Result<Flags, String> {
         row_time: Duration::from_millis(20),
         grace: Duration::from_secs(10),
         concurrency: 10,
+        max_connections: jobs_postgres::DEFAULT_MAX_CONNECTIONS,
+        log_lease: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -126,6 +146,13 @@ fn flags() -> Result<Flags, String> {
                     .and_then(|n| n.parse().ok())
                     .ok_or("--concurrency needs a number")?;
             }
+            "--max-connections" => {
+                flags.max_connections = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--max-connections needs a number")?;
+            }
+            "--log-lease" => flags.log_lease = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -140,7 +167,9 @@ async fn open_store(flags: &Flags) -> Result<Arc<dyn Store>, Box<dyn std::error:
         return Err("give --sqlite PATH or --postgres URL".into());
     };
     let schema = jobs_postgres::SchemaName::new(schema)?;
-    let options = jobs_postgres::PostgresOptions::new(url)?.schema(schema);
+    let options = jobs_postgres::PostgresOptions::new(url)?
+        .schema(schema)
+        .max_connections(flags.max_connections);
     let pool = options.connect_pool().await?;
     jobs_postgres::migrate(&pool, options.schema_name()).await?;
     Ok(Arc::new(
@@ -170,16 +199,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown_timeout: flags.grace + Duration::from_secs(5),
         ..PoolConfig::default()
     };
-    let pool = Pool::builder(store)
+    let owner = flags
+        .log_lease
+        .then(|| format!("crash-{}", std::process::id()));
+    let mut builder = Pool::builder(store)
         .config(config)
         .queue("default", flags.concurrency)
         .register(Importer {
             log: log.clone(),
             row_time: flags.row_time,
         })
-        .register(LoggedWorker(log))
-        .start()
-        .await?;
+        .register(LoggedWorker {
+            log,
+            owner: owner.clone(),
+        });
+    if let Some(owner) = owner {
+        builder = builder.worker_id(owner);
+    }
+    let pool = builder.start().await?;
     println!("ready {}", pool.worker_id());
     std::io::stdout().flush()?;
     let report = pool.run_until_signal().await?;

@@ -1,0 +1,330 @@
+//! Connection loss mid-run: two pools (two lease owners) in this process work through a
+//! backlog while the test terminates every PostgreSQL backend they hold, several times
+//! (`pg_terminate_backend`, as a database restart or a failover does to each connection).
+//! The pools' supervisors restart the failed fetchers, completer, heartbeat and listener with
+//! backoff; every job completes, none twice by two owners, and afterwards a new job is picked
+//! up through a re-established LISTEN (polling is set too slow to find it in time).
+//!
+//! Needs `JOBS_TEST_DATABASE_URL` (skipped with a notice otherwise, failed under
+//! `JOBS_TEST_REQUIRE_POSTGRES=1`). Works in its own schema `mp_restart_<pid>` and terminates
+//! only backends with its own `application_name`, so concurrent tests are unaffected.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jobs::{
+    Client, EnqueueOptions, JobArgs, JobContext, JobError, Pool, PoolConfig, Store, Worker,
+};
+use jobs_postgres::{migrate, PostgresOptions, PostgresStore, SchemaName};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use supervisor::Event;
+
+/// Jobs in the backlog.
+const JOBS: u64 = 20_000;
+/// Rounds of terminating every backend of the pools.
+const ROUNDS: usize = 6;
+
+#[derive(Serialize, Deserialize)]
+struct Step(u64);
+impl JobArgs for Step {
+    const KIND: &'static str = "step";
+}
+
+/// A run: job id, lease token, pool.
+type Run = (i64, i64, usize);
+
+/// Records each run; takes about a millisecond, so the backlog lasts through the rounds.
+struct Recorder {
+    pool: usize,
+    runs: Arc<Mutex<Vec<Run>>>,
+}
+impl Worker for Recorder {
+    type Args = Step;
+    async fn perform(&self, ctx: JobContext, _args: Step) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let run = (ctx.id().0, ctx.record().claims, self.pool);
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(run);
+        Ok(())
+    }
+}
+
+/// `JOBS_TEST_DATABASE_URL`; `None` (skip, with a notice) when unset, unless
+/// `JOBS_TEST_REQUIRE_POSTGRES=1`.
+fn database_url() -> Option<String> {
+    match std::env::var("JOBS_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("JOBS_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("JOBS_TEST_REQUIRE_POSTGRES=1 but JOBS_TEST_DATABASE_URL is not set")
+        }
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "PostgreSQL suite skipped: set JOBS_TEST_DATABASE_URL \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            None
+        }
+    }
+}
+
+async fn connect(options: PostgresOptions) -> PgPool {
+    match options.connect_pool().await {
+        Ok(pool) => pool,
+        Err(error) => panic!("JOBS_TEST_DATABASE_URL is set but unusable: {error}"),
+    }
+}
+
+async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
+    let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
+    sqlx::query(&sql)
+        .execute(pool)
+        .await
+        .expect("dropping a test schema");
+}
+
+/// Settings for a pool whose connections will be cut: short lease (a claim whose reply was
+/// lost is rescued soon), and polling far slower than the test waits for a pickup.
+fn config() -> PoolConfig {
+    PoolConfig {
+        lease_ttl: Duration::from_secs(5),
+        heartbeat_interval: Duration::from_millis(1_500),
+        rescue_interval: Duration::from_secs(1),
+        poll_interval: Duration::from_secs(60),
+        grace: Duration::from_secs(2),
+        shutdown_timeout: Duration::from_secs(10),
+        ..PoolConfig::default()
+    }
+}
+
+/// Counts `Restarted` events per child of a pool's supervision tree.
+fn count_restarts(pool: &Pool) -> Arc<Mutex<HashMap<String, u32>>> {
+    let counts = Arc::new(Mutex::new(HashMap::new()));
+    let mut events = pool.supervisor().subscribe();
+    let sink = counts.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let Event::Restarted { child, .. } = event {
+                *sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(child.to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    });
+    counts
+}
+
+/// Terminates every backend with `application_name`; returns how many.
+async fn terminate(admin: &PgPool, application_name: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+          WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .bind(application_name)
+    .fetch_one(admin)
+    .await
+    .expect("terminating the pools' backends")
+}
+
+async fn count(admin: &PgPool, sql: &str, application_name: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(application_name)
+        .fetch_one(admin)
+        .await
+        .expect(sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_survive_terminated_backends_and_complete_every_job_once() {
+    let Some(url) = database_url() else { return };
+    let pid = std::process::id();
+    let schema = SchemaName::new(&format!("mp_restart_{pid}")).expect("an identifier");
+    let app = format!("jobs_restart_{pid}");
+    let base = PostgresOptions::new(&url).expect("JOBS_TEST_DATABASE_URL is a valid URL");
+    // The test's own connections have another application_name and are never terminated.
+    let admin = connect(base.clone().schema(schema.clone()).max_connections(2)).await;
+    drop_schema(&admin, &schema).await;
+    migrate(&admin, &schema)
+        .await
+        .expect("migrating a fresh schema");
+    let checker = PostgresStore::open(admin.clone(), schema.clone())
+        .await
+        .expect("opening the store");
+
+    let runs: Arc<Mutex<Vec<Run>>> = Arc::default();
+    let mut pools = Vec::new();
+    for index in 0..2 {
+        let options = base
+            .clone()
+            .schema(schema.clone())
+            .application_name(&app)
+            .max_connections(4);
+        let store = PostgresStore::open(connect(options).await, schema.clone())
+            .await
+            .expect("opening");
+        let pool = Pool::builder(Arc::new(store))
+            .config(config())
+            .worker_id(format!("restart-{pid}-{index}"))
+            .queue("default", 10)
+            .register(Recorder {
+                pool: index,
+                runs: runs.clone(),
+            })
+            .start()
+            .await
+            .expect("starting a pool");
+        pools.push(pool);
+    }
+    let restarts: Vec<_> = pools.iter().map(count_restarts).collect();
+
+    let store: Arc<dyn Store> = Arc::new(checker);
+    let client = Client::new(store.clone());
+    let started = Instant::now();
+    client
+        .enqueue_many((0..JOBS).map(Step), EnqueueOptions::new())
+        .await
+        .expect("enqueue");
+    let completed_sql = format!(
+        "SELECT count(*) FROM {}.jobs WHERE state = 'completed'",
+        schema.quoted()
+    );
+    let completed = || async {
+        sqlx::query_scalar::<_, i64>(&completed_sql)
+            .fetch_one(&admin)
+            .await
+            .expect("count")
+    };
+
+    let mut terminated = Vec::new();
+    for _ in 0..ROUNDS {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        terminated.push(terminate(&admin, &app).await);
+    }
+    let done_by_then = completed().await;
+    assert!(
+        (done_by_then as u64) < JOBS,
+        "the backlog outlasted the rounds (else nothing was tested)"
+    );
+    assert!(
+        terminated[0] >= 2,
+        "the first round cut the pools' connections: {terminated:?}"
+    );
+    assert!(
+        terminated.iter().sum::<i64>() >= ROUNDS as i64,
+        "connections were cut each round: {terminated:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = completed().await;
+        if done as u64 == JOBS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {JOBS} completed after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+
+    // The same pools, no process restart: their listeners are back and wake the fetchers.
+    let listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&admin, listening, &app).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the listeners were not re-established"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = Instant::now();
+    let id = client.enqueue(&Step(JOBS)).await.expect("enqueue one").0;
+    loop {
+        if runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|run| run.0 == id)
+        {
+            break;
+        }
+        // Polling is every 60 s: only a NOTIFY through a re-established listener is this fast.
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "a new job was not picked up by a wake-up"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pickup = sent.elapsed();
+
+    for pool in &pools {
+        let report = pool.shutdown().await;
+        assert!(report.clean, "{report:?}");
+    }
+
+    // Every job completed; a job ran more than once only after its lease was rescued, each
+    // run under its own lease, and exactly one run held the lease the completion was fenced by.
+    let sql = format!(
+        "SELECT id, state, claims, rescues FROM {}.jobs",
+        schema.quoted()
+    );
+    let rows: Vec<(i64, String, i64, i32)> =
+        sqlx::query_as(&sql).fetch_all(&admin).await.expect("rows");
+    assert_eq!(rows.len() as u64, JOBS + 1);
+    let runs = std::mem::take(&mut *runs.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut by_job: HashMap<i64, Vec<Run>> = HashMap::new();
+    for run in runs {
+        by_job.entry(run.0).or_default().push(run);
+    }
+    let mut repeated = 0;
+    for (id, state, claims, rescues) in &rows {
+        assert_eq!(state, "completed", "job {id}");
+        let job_runs = by_job.get(id).map(Vec::as_slice).unwrap_or_default();
+        let tokens: HashSet<i64> = job_runs.iter().map(|run| run.1).collect();
+        assert_eq!(
+            tokens.len(),
+            job_runs.len(),
+            "job {id}: two runs under one lease: {job_runs:?}"
+        );
+        let last = job_runs.iter().filter(|run| run.1 == *claims).count();
+        assert_eq!(
+            last, 1,
+            "job {id}: one run under its final lease {claims}: {job_runs:?}"
+        );
+        if job_runs.len() > 1 {
+            assert!(
+                *rescues >= 1,
+                "job {id} ran twice without a rescue: {job_runs:?}"
+            );
+            repeated += 1;
+        }
+    }
+
+    let restarts: Vec<HashMap<String, u32>> = restarts
+        .iter()
+        .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .collect();
+    for counts in &restarts {
+        // The listener always holds a connection; which child next used a pooled connection
+        // that was cut (fetcher, completer, heartbeat, ...) varies, but one of them did.
+        let listener = counts.get("listener").copied().unwrap_or(0);
+        let others: u32 = counts.values().sum::<u32>() - listener;
+        assert!(
+            listener >= 1 && others >= 1,
+            "the listener and the children using the cut connections were restarted: {counts:?}"
+        );
+    }
+    println!(
+        "{JOBS} jobs in {took:?} through {ROUNDS} rounds ({terminated:?} backends terminated); \
+         restarts {restarts:?}; {repeated} jobs ran twice; pickup afterwards {pickup:?}"
+    );
+    drop_schema(&admin, &schema).await;
+}
