@@ -4,18 +4,34 @@
 //! cargo run --release --example bench -- --store sqlite [--jobs 20000] [--runs 3] [--workers 10]
 //! cargo run --release --example bench -- --store memory
 //! JOBS_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example bench -- --store postgres
+//!     [--backlog 1000000] [--processes 4] [--explain]
 //! ```
 //!
 //! Per run: empty the store; bulk-enqueue N no-op jobs (enqueue jobs/s); start one pool with
 //! concurrency 10 and time until the store itself counts N completed (process jobs/s); then,
 //! with the pool idle, enqueue single jobs and time until their handler starts (pickup latency,
 //! median of 50 samples with 20-120 ms random gaps). Prints each run, then median and range.
+//!
+//! PostgreSQL only:
+//!
+//! * `--backlog B` first enqueues B more jobs (untimed, priority -1, then `ANALYZE`), so the
+//!   N measured jobs are enqueued into, claimed from and completed in a table where B + N jobs
+//!   wait; the measured jobs come first (priority 0), and only they are counted. Pickup is not
+//!   measured (the pool is busy with the backlog, not idle).
+//! * `--processes P` runs the pools in P worker processes (this program, `--worker-process`),
+//!   each with `--workers` concurrency, and times from spawning them until the store counts N
+//!   completed. Pickup is not measured.
+//! * `--explain` prints the claim query's `EXPLAIN (ANALYZE, BUFFERS)` (rolled back) once the
+//!   first run's jobs are enqueued.
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, Store, Worker};
+use jobs_postgres::PostgresStore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -25,7 +41,7 @@ impl JobArgs for Noop {
     const KIND: &'static str = "noop";
 }
 
-/// Counts runs; for pickup samples, reports when the handler started.
+/// Counts runs of measured jobs; for pickup samples, reports when the handler started.
 struct NoopWorker {
     runs: Arc<AtomicU64>,
     started: mpsc::UnboundedSender<(u64, Instant)>,
@@ -33,6 +49,9 @@ struct NoopWorker {
 impl Worker for NoopWorker {
     type Args = Noop;
     async fn perform(&self, _ctx: JobContext, Noop(n): Noop) -> Result<(), JobError> {
+        if n >= BACKLOG_BASE {
+            return Ok(());
+        }
         self.runs.fetch_add(1, Ordering::Relaxed);
         if n >= PICKUP_BASE {
             let _ = self.started.send((n, Instant::now()));
@@ -42,6 +61,10 @@ impl Worker for NoopWorker {
 }
 
 const PICKUP_BASE: u64 = 1 << 40;
+/// Arguments of backlog jobs start here (they are not counted).
+const BACKLOG_BASE: u64 = 1 << 41;
+/// The PostgreSQL schema the benchmark recreates on every run.
+const PG_SCHEMA: &str = "jobs_bench";
 
 struct Options {
     store: String,
@@ -49,6 +72,10 @@ struct Options {
     runs: usize,
     workers: usize,
     samples: usize,
+    backlog: u64,
+    processes: usize,
+    explain: bool,
+    worker_process: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -58,6 +85,10 @@ fn parse_args() -> Result<Options, String> {
         runs: 3,
         workers: 10,
         samples: 50,
+        backlog: 0,
+        processes: 1,
+        explain: false,
+        worker_process: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -72,14 +103,35 @@ fn parse_args() -> Result<Options, String> {
             "--samples" => {
                 options.samples = value()?.parse().map_err(|e| format!("--samples: {e}"))?
             }
+            "--backlog" => {
+                options.backlog = value()?.parse().map_err(|e| format!("--backlog: {e}"))?
+            }
+            "--processes" => {
+                options.processes = value()?.parse().map_err(|e| format!("--processes: {e}"))?
+            }
+            "--explain" => options.explain = true,
+            "--worker-process" => options.worker_process = true,
             other => return Err(format!("unknown flag {other}; see the file's docs")),
         }
+    }
+    let postgres_only = options.backlog > 0 || options.processes != 1 || options.explain;
+    if postgres_only && options.store != "postgres" {
+        return Err("--backlog, --processes and --explain need --store postgres".into());
+    }
+    if options.processes == 0 {
+        return Err("--processes must be at least 1".into());
     }
     Ok(options)
 }
 
-async fn fresh_store(kind: &str) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
-    Ok(match kind {
+/// The store under test; for PostgreSQL also the concrete store (SQL counts, `EXPLAIN`).
+struct Target {
+    store: Arc<dyn Store>,
+    postgres: Option<PostgresStore>,
+}
+
+async fn fresh_store(kind: &str) -> Result<Target, Box<dyn std::error::Error>> {
+    let store: Arc<dyn Store> = match kind {
         "memory" => Arc::new(jobs::MemoryStore::new()),
         "sqlite" => {
             let path = std::env::temp_dir().join(format!("jobs-bench-{}.db", std::process::id()));
@@ -89,25 +141,40 @@ async fn fresh_store(kind: &str) -> Result<Arc<dyn Store>, Box<dyn std::error::E
             Arc::new(jobs_sqlite::SqliteStore::open(&path).await?)
         }
         "postgres" => {
-            let url = std::env::var("JOBS_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let schema = jobs_postgres::SchemaName::new("jobs_bench")?;
-            let options = jobs_postgres::PostgresOptions::new(&url)?.schema(schema.clone());
-            let pool = options.connect_pool().await?;
-            sqlx::query("DROP SCHEMA IF EXISTS jobs_bench CASCADE")
-                .execute(&pool)
-                .await?;
-            jobs_postgres::migrate(&pool, &schema).await?;
-            Arc::new(jobs_postgres::PostgresStore::open(pool, schema).await?)
+            let store = open_postgres(true).await?;
+            return Ok(Target {
+                store: Arc::new(store.clone()),
+                postgres: Some(store),
+            });
         }
         other => return Err(format!("unknown store {other}: memory, sqlite or postgres").into()),
+    };
+    Ok(Target {
+        store,
+        postgres: None,
     })
+}
+
+/// The benchmark's PostgreSQL store with default settings; `fresh` drops the schema first.
+async fn open_postgres(fresh: bool) -> Result<PostgresStore, Box<dyn std::error::Error>> {
+    let url = std::env::var("JOBS_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = jobs_postgres::SchemaName::new(PG_SCHEMA)?;
+    let options = jobs_postgres::PostgresOptions::new(&url)?.schema(schema.clone());
+    let pool = options.connect_pool().await?;
+    if fresh {
+        sqlx::query("DROP SCHEMA IF EXISTS jobs_bench CASCADE")
+            .execute(&pool)
+            .await?;
+        jobs_postgres::migrate(&pool, &schema).await?;
+    }
+    Ok(PostgresStore::open(pool, schema).await?)
 }
 
 struct RunResult {
     enqueue_per_s: f64,
     process_per_s: f64,
-    pickup_ms: f64,
+    pickup_ms: Option<f64>,
 }
 
 async fn completed(store: &Arc<dyn Store>) -> Result<u64, jobs::StoreError> {
@@ -119,9 +186,52 @@ async fn completed(store: &Arc<dyn Store>) -> Result<u64, jobs::StoreError> {
         .sum())
 }
 
-async fn one_run(options: &Options) -> Result<RunResult, Box<dyn std::error::Error>> {
-    let store = fresh_store(&options.store).await?;
+/// Measured jobs (priority 0, not the backlog) the PostgreSQL store counts completed; an
+/// index scan of finished jobs, not a scan of the whole table.
+async fn measured_completed(store: &PostgresStore) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "SELECT count(*) FROM {PG_SCHEMA}.jobs \
+          WHERE finalized_at IS NOT NULL AND state = 'completed' AND priority >= 0"
+    );
+    let n: i64 = sqlx::query_scalar(&sql).fetch_one(store.pool()).await?;
+    Ok(n as u64)
+}
+
+/// Whether any job still waits or runs (two partial-index probes).
+async fn any_left(store: &PostgresStore) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {PG_SCHEMA}.jobs WHERE state = 'available' AND queue = 'default') \
+             OR EXISTS (SELECT 1 FROM {PG_SCHEMA}.jobs WHERE lease_expires_at IS NOT NULL)"
+    );
+    sqlx::query_scalar(&sql).fetch_one(store.pool()).await
+}
+
+/// Enqueues the untimed backlog behind the measured jobs and refreshes the statistics.
+async fn enqueue_backlog(
+    client: &Client,
+    store: &PostgresStore,
+    backlog: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let chunk = 100_000;
+    for start in (0..backlog).step_by(chunk as usize) {
+        let jobs = (start..backlog.min(start + chunk)).map(|i| Noop(BACKLOG_BASE + i));
+        client
+            .enqueue_many(jobs, EnqueueOptions::new().priority(-1))
+            .await?;
+    }
+    sqlx::query(&format!("VACUUM ANALYZE {PG_SCHEMA}.jobs"))
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn std::error::Error>> {
+    let target = fresh_store(&options.store).await?;
+    let store = target.store.clone();
     let client = Client::new(store.clone());
+    if let (Some(pg), true) = (&target.postgres, options.backlog > 0) {
+        enqueue_backlog(&client, pg, options.backlog).await?;
+    }
 
     let started = Instant::now();
     let ids = client
@@ -129,6 +239,26 @@ async fn one_run(options: &Options) -> Result<RunResult, Box<dyn std::error::Err
         .await?;
     let enqueue = started.elapsed();
     assert_eq!(ids.len() as u64, options.jobs);
+    if let (Some(pg), true) = (&target.postgres, options.explain && first) {
+        println!(
+            "claim plan with {} waiting jobs:\n{}",
+            options.jobs + options.backlog,
+            pg.explain_claim("default", 100).await?
+        );
+    }
+
+    if options.processes > 1 {
+        let pg = target
+            .postgres
+            .as_ref()
+            .ok_or("--processes needs postgres")?;
+        let process = in_processes(options, pg).await?;
+        return Ok(RunResult {
+            enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
+            process_per_s: options.jobs as f64 / process.as_secs_f64(),
+            pickup_ms: None,
+        });
+    }
 
     let (tx, mut started_rx) = mpsc::unbounded_channel();
     let runs = Arc::new(AtomicU64::new(0));
@@ -146,15 +276,42 @@ async fn one_run(options: &Options) -> Result<RunResult, Box<dyn std::error::Err
     while runs.load(Ordering::Relaxed) < options.jobs {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    while completed(&store).await? < options.jobs {
+    let count = || async {
+        match (&target.postgres, options.backlog > 0) {
+            (Some(pg), true) => {
+                Ok::<u64, Box<dyn std::error::Error>>(measured_completed(pg).await?)
+            }
+            _ => Ok(completed(&store).await?),
+        }
+    };
+    while count().await? < options.jobs {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let process = started.elapsed();
-    let done = completed(&store).await?;
+    let done = count().await?;
     if done != options.jobs {
         return Err(format!("expected {} completed, the store has {done}", options.jobs).into());
     }
 
+    let pickup_ms = if options.backlog == 0 {
+        Some(pickup(options, &client, &mut started_rx).await?)
+    } else {
+        None
+    };
+    pool.shutdown().await;
+    Ok(RunResult {
+        enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
+        process_per_s: options.jobs as f64 / process.as_secs_f64(),
+        pickup_ms,
+    })
+}
+
+/// Median pickup latency of single jobs enqueued to the idle pool.
+async fn pickup(
+    options: &Options,
+    client: &Client,
+    started_rx: &mut mpsc::UnboundedReceiver<(u64, Instant)>,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let mut latencies = Vec::with_capacity(options.samples);
     let seed = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
     for i in 0..options.samples as u64 {
@@ -166,12 +323,91 @@ async fn one_run(options: &Options) -> Result<RunResult, Box<dyn std::error::Err
         assert_eq!(n, PICKUP_BASE + i);
         latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
     }
-    pool.shutdown().await;
-    Ok(RunResult {
-        enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
-        process_per_s: options.jobs as f64 / process.as_secs_f64(),
-        pickup_ms: median(&mut latencies),
-    })
+    Ok(median(&mut latencies))
+}
+
+/// Spawns `--processes` worker processes, times until the store counts every job completed,
+/// then stops them.
+async fn in_processes(
+    options: &Options,
+    store: &PostgresStore,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for _ in 0..options.processes {
+        let child = Command::new(&exe)
+            .args(["--store", "postgres", "--worker-process"])
+            .args(["--workers", &options.workers.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        children.push(Workers(child));
+    }
+    while any_left(store).await? {
+        for child in &mut children {
+            if let Some(status) = child.0.try_wait()? {
+                return Err(format!("a worker process exited early with {status}").into());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while measured_completed(store).await? < options.jobs {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let process = started.elapsed();
+    for child in &mut children {
+        // Each said `ready` long ago; read it so a process that failed to start is reported.
+        let mut line = String::new();
+        if let Some(out) = child.0.stdout.as_mut() {
+            BufReader::new(out).read_line(&mut line)?;
+        }
+        if !line.starts_with("ready") {
+            return Err(format!("a worker process did not start: {line:?}").into());
+        }
+    }
+    for child in &mut children {
+        Command::new("kill")
+            .args(["-TERM", &child.0.id().to_string()])
+            .status()?;
+    }
+    for child in &mut children {
+        let status = child.0.wait()?;
+        if !status.success() {
+            return Err(format!("a worker process exited with {status}").into());
+        }
+    }
+    Ok(process)
+}
+
+/// A worker process; killed if the benchmark stops early.
+struct Workers(Child);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `--worker-process`: one pool with default settings on the benchmark's schema, until
+/// SIGTERM.
+async fn worker_process(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open_postgres(false).await?;
+    let (tx, _started_rx) = mpsc::unbounded_channel();
+    let pool = Pool::builder(Arc::new(store))
+        .queue("default", options.workers)
+        .register(NoopWorker {
+            runs: Arc::default(),
+            started: tx,
+        })
+        .start()
+        .await?;
+    println!("ready {}", pool.worker_id());
+    std::io::stdout().flush()?;
+    let report = pool.run_until_signal().await?;
+    std::process::exit(if report.clean { 0 } else { 1 });
 }
 
 fn next_random(state: &AtomicU64) -> u64 {
@@ -189,6 +425,10 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn summary(name: &str, values: &mut [f64], unit: &str) {
+    if values.is_empty() {
+        println!("  {name:<10} not measured");
+        return;
+    }
     let med = median(values);
     println!(
         "  {name:<10} median {med:>12.2} {unit}  (range {:.2} .. {:.2})",
@@ -197,19 +437,40 @@ fn summary(name: &str, values: &mut [f64], unit: &str) {
     );
 }
 
+/// The 1-minute load average, printed with each run: the machine is shared.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = parse_args()?;
+    if options.worker_process {
+        return worker_process(&options).await;
+    }
     println!(
-        "store={} jobs={} workers={} runs={} pickup samples={}",
-        options.store, options.jobs, options.workers, options.runs, options.samples
+        "store={} jobs={} workers={} runs={} pickup samples={} backlog={} processes={}",
+        options.store,
+        options.jobs,
+        options.workers,
+        options.runs,
+        options.samples,
+        options.backlog,
+        options.processes
     );
     let mut results = Vec::new();
     for run in 1..=options.runs {
-        let r = one_run(&options).await?;
+        let load = load_average();
+        let r = one_run(&options, run == 1).await?;
+        let pickup = r
+            .pickup_ms
+            .map_or_else(|| "     -".to_owned(), |ms| format!("{ms:>6.2}"));
         println!(
-            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   pickup {:>6.2} ms",
-            r.enqueue_per_s, r.process_per_s, r.pickup_ms
+            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   pickup {pickup} ms   (load {load})",
+            r.enqueue_per_s, r.process_per_s
         );
         results.push(r);
     }
@@ -226,7 +487,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     summary(
         "pickup",
-        &mut results.iter().map(|r| r.pickup_ms).collect::<Vec<_>>(),
+        &mut results
+            .iter()
+            .filter_map(|r| r.pickup_ms)
+            .collect::<Vec<_>>(),
         "ms",
     );
     Ok(())
