@@ -3,32 +3,40 @@
 use std::sync::OnceLock;
 
 use jobs::{ClaimedJob, JobClaimParams, Lease, StoreError};
-use sqlx::SqliteConnection;
 
+use crate::connections::Writer;
 use crate::error::{during, invalid};
 use crate::row::{decode_claimed, Lease as Claim, CLAIMED};
 
 const OP: &str = "job_claim";
 
-/// The claim: a single write statement takes the write lock for its whole run, so two
-/// claimers (connections or processes) are serialised and never both take a job.
+/// The jobs a claim takes, in claim order.
+const TAKE: &str = "SELECT id FROM jobs INDEXED BY jobs_claim \
+    WHERE state = 'available' AND queue = ?4 ORDER BY priority DESC, run_at, id LIMIT ?5";
+
+/// The claim: one script, one `BEGIN IMMEDIATE` transaction, one round trip. It renders the
+/// jobs it is about to take as one JSON array (a single row, rather than a row per job
+/// streamed from `UPDATE … RETURNING`), then takes them. Holding the write lock from the
+/// start, both statements see the same jobs, and two claimers (connections or processes)
+/// are serialised and never both take a job.
 fn claim_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "UPDATE jobs SET state = 'running', claims = claims + 1, attempted_at = ?1, \
+            "BEGIN IMMEDIATE; \
+             SELECT coalesce('[' || group_concat({CLAIMED}, ',') || ']', '[]') \
+                 FROM jobs WHERE id IN ({TAKE}); \
+             UPDATE jobs SET state = 'running', claims = claims + 1, attempted_at = ?1, \
                  lease_owner = ?2, lease_expires_at = ?3 \
-             WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_claim \
-                          WHERE state = 'available' AND queue = ?4 \
-                          ORDER BY priority DESC, run_at, id LIMIT ?5) \
-             RETURNING {CLAIMED}"
+             WHERE id IN ({TAKE}); \
+             COMMIT;"
         )
     })
 }
 
 /// Claims up to `params.limit` jobs, in claim order.
 pub(crate) async fn claim(
-    conn: &mut SqliteConnection,
+    conn: &mut Writer<'_>,
     params: &JobClaimParams,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
     validate(params)?;
@@ -38,27 +46,29 @@ pub(crate) async fn claim(
         now: params.now,
         expires_at: params.now + params.lease_ttl,
     };
+    conn.begin_script();
+    // `fetch_all`, not `fetch_one`: the script must run to its COMMIT, past its one row.
     let rows: Vec<String> = sqlx::query_scalar(claim_sql())
         .bind(params.now.as_micros())
         .bind(&params.owner)
         .bind(claim.expires_at.as_micros())
         .bind(&params.queue)
         .bind(crate::maintenance::limit(params.limit))
-        .fetch_all(conn)
+        .fetch_all(&mut **conn)
         .await
         .map_err(during(OP))?;
-    let mut claimed = rows
-        .iter()
-        .map(|row| {
-            decode_claimed(row, &claim).map(|record| ClaimedJob {
-                lease: Lease {
-                    job: record.id,
-                    token: record.claims,
-                },
-                record,
-            })
+    conn.end_script();
+    let batch = rows.first().map_or("[]", String::as_str);
+    let mut claimed: Vec<ClaimedJob> = decode_claimed(batch, &claim)?
+        .into_iter()
+        .map(|record| ClaimedJob {
+            lease: Lease {
+                job: record.id,
+                token: record.claims,
+            },
+            record,
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     claimed.sort_by_key(|job| {
         let record = &job.record;
         (std::cmp::Reverse(record.priority), record.run_at, record.id)

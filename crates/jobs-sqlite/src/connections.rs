@@ -15,7 +15,39 @@ use crate::error::during;
 use crate::options::SqliteStoreOptions;
 
 /// The writer connection, held exclusively.
-pub(crate) type Writer<'a> = MappedMutexGuard<'a, SqliteConnection>;
+#[derive(Debug)]
+pub(crate) struct Writer<'a> {
+    conn: MappedMutexGuard<'a, SqliteConnection>,
+    in_script: &'a AtomicBool,
+}
+
+impl Writer<'_> {
+    /// Marks the start of a multi-statement script that opens its own transaction: until
+    /// [`end_script`](Self::end_script), the script may have left the transaction open
+    /// (an error, or its caller cancelled it midway), and the next writer rolls it back.
+    pub(crate) fn begin_script(&self) {
+        self.in_script.store(true, Ordering::Release);
+    }
+
+    /// Marks a script as run to its end (committed).
+    pub(crate) fn end_script(&self) {
+        self.in_script.store(false, Ordering::Release);
+    }
+}
+
+impl Deref for Writer<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
 
 /// The writer and readers of one store.
 #[derive(Debug)]
@@ -23,6 +55,8 @@ pub(crate) struct Connections {
     writer: Mutex<Option<SqliteConnection>>,
     readers: Option<SqlitePool>,
     closed: AtomicBool,
+    /// A script on the writer did not run to its end: roll back before the next use.
+    in_script: AtomicBool,
 }
 
 impl Connections {
@@ -39,14 +73,24 @@ impl Connections {
             writer: Mutex::new(Some(writer)),
             readers,
             closed: AtomicBool::new(false),
+            in_script: AtomicBool::new(false),
         })
     }
 
-    /// The writer, once any other write of this process has finished.
+    /// The writer, once any other write of this process has finished, outside any
+    /// transaction (one left open by an unfinished script is rolled back first).
     pub(crate) async fn writer(&self) -> Result<Writer<'_>, StoreError> {
         self.check_open()?;
-        MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
-            .map_err(|_| StoreError::Closed)
+        let mut conn = MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
+            .map_err(|_| StoreError::Closed)?;
+        if self.in_script.load(Ordering::Acquire) {
+            roll_back(&mut conn).await;
+            self.in_script.store(false, Ordering::Release);
+        }
+        Ok(Writer {
+            conn,
+            in_script: &self.in_script,
+        })
     }
 
     /// A connection for reads: a pooled reader for a file, the writer in memory.
@@ -88,6 +132,14 @@ impl Connections {
                 tracing::warn!(error = %err, "closing the sqlite writer connection failed");
             }
         }
+    }
+}
+
+/// Rolls back whatever transaction an unfinished script left open ("no transaction is
+/// active" if it had none, which is fine).
+async fn roll_back(conn: &mut SqliteConnection) {
+    if let Err(err) = sqlx::query("ROLLBACK").execute(conn).await {
+        tracing::debug!(error = %err, "rollback after an unfinished script");
     }
 }
 

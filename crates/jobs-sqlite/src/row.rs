@@ -22,11 +22,12 @@ pub(crate) const RECORD: &str =
     coalesce(finalized_at, 'null'), json_quote(lease_owner), coalesce(lease_expires_at, 'null'), \
     coalesce('[' || checkpoint || ']', 'null'), errors)";
 
-/// The SQL expression rendering a just-claimed row, without what the claimer already knows
-/// (queue, state, lease and attempt time): `[id, kind, args, priority, attempts,
-/// max_attempts, rescues, claims, run_at, created_at, [checkpoint] or null, errors]`.
+/// The SQL expression rendering an available row as the claim about to take it will leave
+/// it (`claims + 1`), without what the claimer already knows (queue, state, lease and attempt
+/// time): `[id, kind, args, priority, attempts, max_attempts, rescues, claims, run_at,
+/// created_at, [checkpoint] or null, errors]`.
 pub(crate) const CLAIMED: &str = "printf('[%d,%s,%s,%d,%d,%d,%d,%d,%d,%d,%s,%s]', \
-    id, json_quote(kind), args, priority, attempts, max_attempts, rescues, claims, run_at, \
+    id, json_quote(kind), args, priority, attempts, max_attempts, rescues, claims + 1, run_at, \
     created_at, coalesce('[' || checkpoint || ']', 'null'), errors)";
 
 type Head = (i64, String, String, Value, JobState, i16, u32, u32, u32);
@@ -54,11 +55,43 @@ pub(crate) struct Lease<'a> {
     pub(crate) expires_at: Timestamp,
 }
 
-/// Decodes a row rendered by [`CLAIMED`] into the running job it now is.
-pub(crate) fn decode_claimed(text: &str, lease: &Lease<'_>) -> Result<JobRecord, StoreError> {
-    let row: Claimed = serde_json::from_str(text)
-        .map_err(|err| corrupt(leading_id(text), format!("undecodable row: {err}")))?;
-    Ok(JobRecord {
+/// Decodes a JSON array of rows rendered by [`CLAIMED`] into the running jobs they now are.
+///
+/// A row that does not decode is [`StoreError::Corrupt`], naming the job if its id can be
+/// read.
+pub(crate) fn decode_claimed(text: &str, lease: &Lease<'_>) -> Result<Vec<JobRecord>, StoreError> {
+    match serde_json::from_str::<Vec<Claimed>>(text) {
+        Ok(rows) => Ok(rows
+            .into_iter()
+            .map(|row| claimed_record(row, lease))
+            .collect()),
+        Err(err) => Err(corrupt_in_array(text, err)),
+    }
+}
+
+/// The error for a batch that does not decode: the first row that fails, by its id.
+fn corrupt_in_array(text: &str, err: serde_json::Error) -> StoreError {
+    let rows: Vec<Value> = match serde_json::from_str(text) {
+        Ok(rows) => rows,
+        Err(_) => {
+            return corrupt(
+                0,
+                format!("undecodable rows (is a stored args text not JSON?): {err}"),
+            )
+        }
+    };
+    rows.into_iter()
+        .find_map(|row| {
+            let id = row.get(0).and_then(Value::as_i64).unwrap_or(0);
+            serde_json::from_value::<Claimed>(row)
+                .err()
+                .map(|err| corrupt(id, format!("undecodable row: {err}")))
+        })
+        .unwrap_or_else(|| corrupt(0, format!("undecodable rows: {err}")))
+}
+
+fn claimed_record(row: Claimed, lease: &Lease<'_>) -> JobRecord {
+    JobRecord {
         id: JobId(row.0),
         kind: row.1,
         queue: lease.queue.to_owned(),
@@ -77,7 +110,7 @@ pub(crate) fn decode_claimed(text: &str, lease: &Lease<'_>) -> Result<JobRecord,
         lease_expires_at: Some(lease.expires_at),
         checkpoint: row.10.map(|(checkpoint,)| checkpoint),
         errors: row.11,
-    })
+    }
 }
 type Tail = (
     i64,

@@ -249,3 +249,39 @@ async fn rescuers_on_two_stores_never_return_a_job_twice() {
     a.close().await;
     b.close().await;
 }
+
+/// A claim cancelled midway (its future dropped after SQLite began the script) leaves no
+/// transaction open: the store's next write rolls it back first, and another store on the
+/// file is not locked out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_claim_leaves_no_transaction_open() {
+    use futures::FutureExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let options = SqliteStoreOptions::new().busy_timeout(Duration::from_millis(200));
+    let a = options.open(&path).await.unwrap();
+    let b = options.open(&path).await.unwrap();
+    insert(&a, (0..10).map(|n| job("q", n)).collect(), T0).await;
+    let params = JobClaimParams {
+        queue: "q".into(),
+        owner: "cancelled".into(),
+        limit: 5,
+        lease_ttl: TTL,
+        now: T0,
+    };
+    // Polled once (the script is sent to SQLite), then dropped.
+    assert!(a.job_claim(params).now_or_never().is_none());
+    insert(&a, vec![job("q", 10)], T0).await;
+    let claimed = claim(&b, "q", 100, T0).await;
+    let stats = a.queue_stats().await.unwrap();
+    assert_eq!(stats[0].available, 0);
+    assert_eq!(
+        stats[0].running as usize,
+        11,
+        "every job is claimed, by the dropped claim or by b ({} by b)",
+        claimed.len()
+    );
+    a.close().await;
+    b.close().await;
+}
