@@ -94,7 +94,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let inserted = {
                 let mut conn = self.conns.writer().await?;
-                crate::insert::insert_many(&mut *conn, &params).await?
+                crate::insert::insert_many(&mut conn, &params).await?
             };
             self.notifier.notify(inserted.woken);
             Ok(inserted.ids)
@@ -118,7 +118,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let finished = {
                 let mut conn = self.conns.writer().await?;
-                crate::finish::finish_many(&mut *conn, &params).await?
+                crate::finish::finish_many(&mut conn, &params).await?
             };
             self.notifier.notify(finished.woken);
             Ok(finished.applied)
@@ -131,7 +131,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conns.writer().await?;
-            crate::lease::heartbeat_many(&mut *conn, &params).await
+            crate::lease::heartbeat_many(&mut conn, &params).await
         })
     }
 
@@ -141,7 +141,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conns.writer().await?;
-            crate::lease::checkpoint(&mut *conn, &params).await
+            crate::lease::checkpoint(&mut conn, &params).await
         })
     }
 
@@ -152,7 +152,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let (outcome, woken) = {
                 let mut conn = self.conns.writer().await?;
-                crate::rescue::rescue_expired(&mut *conn, &params).await?
+                crate::rescue::rescue_expired(&mut conn, &params).await?
             };
             self.notifier.notify(woken);
             Ok(outcome)
@@ -166,7 +166,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let (count, woken) = {
                 let mut conn = self.conns.writer().await?;
-                crate::maintenance::promote_scheduled(&mut *conn, &params).await?
+                crate::maintenance::promote_scheduled(&mut conn, &params).await?
             };
             self.notifier.notify(woken);
             Ok(count)
@@ -176,14 +176,14 @@ impl Store for SqliteStore {
     fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conns.reader().await?;
-            crate::inspect::get(&mut *conn, id).await
+            crate::inspect::get(&mut conn, id).await
         })
     }
 
     fn job_list(&self, params: JobListParams) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conns.reader().await?;
-            crate::inspect::list(&mut *conn, &params).await
+            crate::inspect::list(&mut conn, &params).await
         })
     }
 
@@ -191,7 +191,7 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let queue = {
                 let mut conn = self.conns.writer().await?;
-                crate::maintenance::retry(&mut *conn, &params).await?
+                crate::maintenance::retry(&mut conn, &params).await?
             };
             let retried = queue.is_some();
             self.notifier.notify(queue.into_iter().collect());
@@ -202,21 +202,21 @@ impl Store for SqliteStore {
     fn job_cancel(&self, params: JobCancelParams) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conns.writer().await?;
-            crate::maintenance::cancel(&mut *conn, &params).await
+            crate::maintenance::cancel(&mut conn, &params).await
         })
     }
 
     fn job_prune(&self, params: JobPruneParams) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conns.writer().await?;
-            crate::maintenance::prune(&mut *conn, &params).await
+            crate::maintenance::prune(&mut conn, &params).await
         })
     }
 
     fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conns.reader().await?;
-            crate::inspect::stats(&mut *conn).await
+            crate::inspect::stats(&mut conn).await
         })
     }
 
