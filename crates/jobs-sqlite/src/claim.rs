@@ -1,4 +1,5 @@
-//! `job_claim`: one `UPDATE … WHERE id IN (SELECT … LIMIT ?) RETURNING …` statement.
+//! `job_claim`: one script, `SELECT` the jobs a claim takes as one JSON row, then `UPDATE`
+//! them, in one `BEGIN IMMEDIATE` transaction.
 
 use std::sync::OnceLock;
 
@@ -6,7 +7,7 @@ use jobs::{ClaimedJob, JobClaimParams, Lease, StoreError};
 
 use crate::connections::Writer;
 use crate::error::{during, invalid};
-use crate::row::{decode_claimed, Lease as Claim, CLAIMED};
+use crate::row::{decode_claimed, Claim, CLAIMED};
 
 const OP: &str = "job_claim";
 
@@ -59,7 +60,11 @@ pub(crate) async fn claim(
         .map_err(during(OP))?;
     conn.end_script();
     let batch = rows.first().map_or("[]", String::as_str);
-    let mut claimed: Vec<ClaimedJob> = decode_claimed(batch, &claim)?
+    let records = match decode_claimed(batch, &claim) {
+        Ok(records) => records,
+        Err(err) => return Err(corrupt(conn, &claim, err).await),
+    };
+    let mut claimed: Vec<ClaimedJob> = records
         .into_iter()
         .map(|record| ClaimedJob {
             lease: Lease {
@@ -75,6 +80,33 @@ pub(crate) async fn claim(
     });
     Ok(claimed)
 }
+
+/// Names the job of a claimed batch whose stored row does not decode.
+///
+/// (Only a row written by something else than this crate can be undecodable. Its batch stays
+/// claimed; the rescuer returns it once the lease expires, and buries the job as a poison
+/// pill if it keeps failing.)
+async fn corrupt(conn: &mut Writer<'_>, claim: &Claim<'_>, err: serde_json::Error) -> StoreError {
+    let id: Option<i64> = sqlx::query_scalar(CORRUPT)
+        .bind(claim.owner)
+        .bind(claim.now.as_micros())
+        .fetch_optional(&mut **conn)
+        .await
+        .ok()
+        .flatten();
+    tracing::error!(job_id = ?id, error = %err, "a claimed job's stored row does not decode");
+    crate::error::corrupt(
+        id.unwrap_or(0),
+        format!("its stored row does not decode: {err}"),
+    )
+}
+
+/// A job of this claim whose stored JSON columns are not JSON.
+const CORRUPT: &str = "SELECT id FROM jobs \
+    WHERE state = 'running' AND lease_owner = ?1 AND attempted_at = ?2 \
+        AND NOT (json_valid(args) AND json_valid(errors) \
+                 AND json_valid(coalesce(checkpoint, 'null'))) \
+    ORDER BY id LIMIT 1";
 
 fn validate(params: &JobClaimParams) -> Result<(), StoreError> {
     if params.queue.is_empty() {

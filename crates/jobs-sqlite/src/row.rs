@@ -48,7 +48,7 @@ type Claimed = (
 
 /// What a claim set on every job it took.
 #[derive(Debug)]
-pub(crate) struct Lease<'a> {
+pub(crate) struct Claim<'a> {
     pub(crate) queue: &'a str,
     pub(crate) owner: &'a str,
     pub(crate) now: Timestamp,
@@ -57,44 +57,26 @@ pub(crate) struct Lease<'a> {
 
 /// Decodes a JSON array of rows rendered by [`CLAIMED`] into the running jobs they now are.
 ///
-/// A row that does not decode is [`StoreError::Corrupt`], naming the job if its id can be
-/// read.
-pub(crate) fn decode_claimed(text: &str, lease: &Lease<'_>) -> Result<Vec<JobRecord>, StoreError> {
-    match serde_json::from_str::<Vec<Claimed>>(text) {
-        Ok(rows) => Ok(rows
-            .into_iter()
-            .map(|row| claimed_record(row, lease))
-            .collect()),
-        Err(err) => Err(corrupt_in_array(text, err)),
-    }
+/// # Errors
+///
+/// The serde error if the array does not decode (a stored JSON text is not JSON, or a value
+/// is out of range); the caller names the job.
+pub(crate) fn decode_claimed(
+    text: &str,
+    claim: &Claim<'_>,
+) -> Result<Vec<JobRecord>, serde_json::Error> {
+    let rows: Vec<Claimed> = serde_json::from_str(text)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| claimed_record(row, claim))
+        .collect())
 }
 
-/// The error for a batch that does not decode: the first row that fails, by its id.
-fn corrupt_in_array(text: &str, err: serde_json::Error) -> StoreError {
-    let rows: Vec<Value> = match serde_json::from_str(text) {
-        Ok(rows) => rows,
-        Err(_) => {
-            return corrupt(
-                0,
-                format!("undecodable rows (is a stored args text not JSON?): {err}"),
-            )
-        }
-    };
-    rows.into_iter()
-        .find_map(|row| {
-            let id = row.get(0).and_then(Value::as_i64).unwrap_or(0);
-            serde_json::from_value::<Claimed>(row)
-                .err()
-                .map(|err| corrupt(id, format!("undecodable row: {err}")))
-        })
-        .unwrap_or_else(|| corrupt(0, format!("undecodable rows: {err}")))
-}
-
-fn claimed_record(row: Claimed, lease: &Lease<'_>) -> JobRecord {
+fn claimed_record(row: Claimed, claim: &Claim<'_>) -> JobRecord {
     JobRecord {
         id: JobId(row.0),
         kind: row.1,
-        queue: lease.queue.to_owned(),
+        queue: claim.queue.to_owned(),
         args: row.2,
         state: JobState::Running,
         priority: row.3,
@@ -104,10 +86,10 @@ fn claimed_record(row: Claimed, lease: &Lease<'_>) -> JobRecord {
         claims: row.7,
         run_at: row.8,
         created_at: row.9,
-        attempted_at: Some(lease.now),
+        attempted_at: Some(claim.now),
         finalized_at: None,
-        lease_owner: Some(lease.owner.to_owned()),
-        lease_expires_at: Some(lease.expires_at),
+        lease_owner: Some(claim.owner.to_owned()),
+        lease_expires_at: Some(claim.expires_at),
         checkpoint: row.10.map(|(checkpoint,)| checkpoint),
         errors: row.11,
     }

@@ -285,3 +285,40 @@ async fn a_cancelled_claim_leaves_no_transaction_open() {
     a.close().await;
     b.close().await;
 }
+
+/// A row damaged behind the store's back (its args no longer JSON) is reported as
+/// `Corrupt`, naming the job, by every read of it: a claim of its batch, a get, a list.
+#[tokio::test]
+async fn a_damaged_row_is_corrupt_naming_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ids = insert(&store, (0..3).map(|n| job("q", n)).collect(), T0).await;
+    let mut raw = raw(&path).await;
+    sqlx::query("UPDATE jobs SET args = '{not json' WHERE id = ?1")
+        .bind(ids[1].0)
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    raw.close().await.unwrap();
+    let is_corrupt =
+        |err: StoreError| matches!(err, StoreError::Corrupt { id, .. } if id == ids[1].0);
+    let claimed = store
+        .job_claim(JobClaimParams {
+            queue: "q".into(),
+            owner: "w".into(),
+            limit: 10,
+            lease_ttl: TTL,
+            now: T0,
+        })
+        .await;
+    assert!(is_corrupt(claimed.unwrap_err()));
+    assert!(is_corrupt(store.job_get(ids[1]).await.unwrap_err()));
+    let list = store.job_list(jobs::JobListParams::default()).await;
+    assert!(is_corrupt(list.unwrap_err()));
+    assert!(
+        store.job_get(ids[0]).await.unwrap().is_some(),
+        "other rows still read"
+    );
+    store.close().await;
+}
