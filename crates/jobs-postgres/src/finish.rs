@@ -3,10 +3,11 @@
 use std::collections::HashSet;
 
 use jobs::{FinishOutcome, JobFinish, JobFinishParams, JobState, StoreError, Timestamp};
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, Row};
 
 use crate::error::store_error;
 use crate::lease::applied_in_order;
+use crate::lease_commit::LeaseCommit;
 use crate::pg_time::PgTime;
 use crate::sql::Queries;
 
@@ -69,9 +70,10 @@ fn due_state(run_at: Timestamp, now: Timestamp) -> JobState {
 
 /// Applies every finish whose lease holds, in one statement; per finish, in input order.
 pub(crate) async fn finish_many(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     queries: &Queries,
     params: JobFinishParams,
+    commit: LeaseCommit,
 ) -> Result<Vec<bool>, StoreError> {
     if params.finishes.is_empty() {
         return Ok(Vec::new());
@@ -96,7 +98,8 @@ pub(crate) async fn finish_many(
         .bind(writes.iter().map(|w| w.error.clone()).collect::<Vec<_>>())
         .bind(PgTime(params.now))
         .bind(&queries.channel)
-        .fetch_one(pool)
+        .bind(commit.is_async())
+        .fetch_one(conn)
         .await
         .map_err(store_error)?;
     let ids: Vec<i64> = row.try_get("ids").map_err(store_error)?;

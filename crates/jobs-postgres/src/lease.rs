@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use jobs::{
     ClaimedJob, JobCheckpointParams, JobClaimParams, JobHeartbeatParams, Lease, StoreError,
 };
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, Row};
 
 use crate::error::store_error;
+use crate::lease_commit::LeaseCommit;
 use crate::pg_time::PgTime;
 use crate::row::job_record;
 use crate::sql::Queries;
@@ -25,9 +26,10 @@ pub(crate) fn sql_limit(limit: usize, call: &str) -> Result<i64, StoreError> {
 
 /// One statement: lock up to `limit` available jobs (SKIP LOCKED) and lease them.
 pub(crate) async fn claim(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     queries: &Queries,
     params: JobClaimParams,
+    commit: LeaseCommit,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
     let limit = sql_limit(params.limit, "job_claim")?;
     if params.queue.is_empty() {
@@ -40,7 +42,8 @@ pub(crate) async fn claim(
         .bind(PgTime(params.now))
         .bind(&params.owner)
         .bind(PgTime(expires))
-        .fetch_all(pool)
+        .bind(commit.is_async())
+        .fetch_all(conn)
         .await
         .map_err(store_error)?;
     let mut claimed = rows
@@ -60,9 +63,10 @@ pub(crate) async fn claim(
 
 /// One statement renewing every lease that still holds; per lease, in input order.
 pub(crate) async fn heartbeat_many(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     queries: &Queries,
     params: JobHeartbeatParams,
+    commit: LeaseCommit,
 ) -> Result<Vec<bool>, StoreError> {
     if params.leases.is_empty() {
         return Ok(Vec::new());
@@ -73,7 +77,8 @@ pub(crate) async fn heartbeat_many(
         .bind(ids)
         .bind(tokens)
         .bind(PgTime(expires))
-        .fetch_all(pool)
+        .bind(commit.is_async())
+        .fetch_all(conn)
         .await
         .map_err(store_error)?;
     let held = rows
@@ -86,9 +91,10 @@ pub(crate) async fn heartbeat_many(
 
 /// Saves a checkpoint and renews the lease, if it still holds.
 pub(crate) async fn checkpoint(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     queries: &Queries,
     params: JobCheckpointParams,
+    commit: LeaseCommit,
 ) -> Result<bool, StoreError> {
     let expires = params.now + params.lease_ttl;
     let done = sqlx::query(&queries.checkpoint)
@@ -96,7 +102,8 @@ pub(crate) async fn checkpoint(
         .bind(params.lease.token)
         .bind(&params.checkpoint)
         .bind(PgTime(expires))
-        .execute(pool)
+        .bind(commit.is_async())
+        .execute(conn)
         .await
         .map_err(store_error)?;
     Ok(done.rows_affected() == 1)

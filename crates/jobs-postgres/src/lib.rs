@@ -33,12 +33,20 @@
 //! * **Claims** lock up to `limit` jobs with `FOR UPDATE SKIP LOCKED` and take their lease in
 //!   the same statement. Finishes and heartbeats are one statement per batch (`UNNEST` of
 //!   arrays); every write to a running job is fenced by id, claim token and state.
+//!   Heartbeats and rescues never wait for a row lock, so batches cannot deadlock.
+//! * **Lease writes commit asynchronously** by default (claims, finishes, heartbeats,
+//!   checkpoints, rescues and promotions run with `synchronous_commit = off` for their own
+//!   transaction), inserts synchronously: an acknowledged enqueue is on disk, and a crash of
+//!   the PostgreSQL server can only make recently claimed or finished jobs run again. See
+//!   [`LeaseCommit`] for exactly what a crash can undo, and [`PostgresOptions::lease_commit`]
+//!   to make every commit wait for its WAL flush.
 //! * **Bulk inserts** use binary `COPY` (small batches one `INSERT … UNNEST`), so a batch is
 //!   one atomic statement.
 //! * **Rescue** is one statement with `SKIP LOCKED`: two rescuers never release the same job.
 //! * **Vacuum**: claims leave dead entries where the next claim starts reading, so the table
 //!   has eager autovacuum settings and the store vacuums it itself under sustained load
-//!   ([`PostgresStore::vacuum`]); throughput does not decay between autovacuum runs.
+//!   ([`PostgresStore::vacuum`]); throughput does not decay between autovacuum runs, nor as
+//!   finished jobs accumulate (they are in no index a claim reads).
 //! * **Wake-ups**: inserts (a statement trigger), releases, retries, promotions and rescues
 //!   `NOTIFY` the channel `<schema>.jobs` once per statement and queue, with the queue name
 //!   as payload; [`jobs::Store::listen`] returns a listener on it. Polling remains the
@@ -95,6 +103,7 @@ mod finish;
 mod insert;
 mod inspect;
 mod lease;
+mod lease_commit;
 mod listener;
 mod maintenance;
 mod migrations;
@@ -107,6 +116,7 @@ mod store;
 mod vacuum;
 
 pub use error::PostgresError;
+pub use lease_commit::LeaseCommit;
 pub use migrations::{migrate, MigrateReport, SCHEMA_VERSION};
 pub use options::{
     PostgresOptions, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_APPLICATION_NAME, DEFAULT_MAX_CONNECTIONS,

@@ -3,10 +3,11 @@
 use jobs::{
     JobPromoteParams, JobPruneParams, JobRescueParams, JobState, RescueOutcome, StoreError,
 };
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, PgPool, Row};
 
 use crate::error::store_error;
 use crate::lease::sql_limit;
+use crate::lease_commit::LeaseCommit;
 use crate::pg_time::PgTime;
 use crate::row::job_record;
 use crate::sql::Queries;
@@ -14,9 +15,10 @@ use crate::sql::Queries;
 /// One atomic statement (SKIP LOCKED): expired leases go back to `available`, poison pills to
 /// `dead`.
 pub(crate) async fn rescue_expired(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     queries: &Queries,
     params: JobRescueParams,
+    commit: LeaseCommit,
 ) -> Result<RescueOutcome, StoreError> {
     let limit = sql_limit(params.limit, "job_rescue_expired")?;
     let max_rescues = i32::try_from(params.max_rescues).unwrap_or(i32::MAX);
@@ -26,7 +28,8 @@ pub(crate) async fn rescue_expired(
         .bind(max_rescues)
         .bind(&queries.channel)
         .bind(params.now.as_micros())
-        .fetch_all(pool)
+        .bind(commit.is_async())
+        .fetch_all(conn)
         .await
         .map_err(store_error)?;
     let mut outcome = RescueOutcome::default();
@@ -46,16 +49,18 @@ pub(crate) async fn rescue_expired(
 
 /// Makes due scheduled jobs available (and notifies their queues); returns how many.
 pub(crate) async fn promote_scheduled(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     queries: &Queries,
     params: JobPromoteParams,
+    commit: LeaseCommit,
 ) -> Result<u64, StoreError> {
     let limit = sql_limit(params.limit, "job_promote_scheduled")?;
     let row = sqlx::query(&queries.promote)
         .bind(PgTime(params.now))
         .bind(limit)
         .bind(&queries.channel)
-        .fetch_one(pool)
+        .bind(commit.is_async())
+        .fetch_one(conn)
         .await
         .map_err(store_error)?;
     let promoted: i64 = row.try_get("promoted").map_err(store_error)?;

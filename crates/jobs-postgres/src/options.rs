@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::error::{sqlstate, PostgresError};
+use crate::lease_commit::LeaseCommit;
 use crate::schema_name::SchemaName;
 
 /// Default pool size: enough for overlapping claims, completions, heartbeats and inspection.
@@ -42,6 +43,7 @@ pub struct PostgresOptions {
     min_connections: u32,
     acquire_timeout: Duration,
     listener_connections: u32,
+    lease_commit: LeaseCommit,
 }
 
 impl PostgresOptions {
@@ -84,6 +86,7 @@ impl PostgresOptions {
             min_connections: 0,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             listener_connections: 2,
+            lease_commit: LeaseCommit::default(),
         }
     }
 
@@ -116,6 +119,19 @@ impl PostgresOptions {
     pub fn application_name(mut self, name: &str) -> Self {
         self.connect = self.connect.application_name(name);
         self
+    }
+
+    /// Whether lease writes wait for their WAL flush, for stores made by
+    /// [`PostgresStore::connect`](crate::PostgresStore::connect) (default
+    /// [`LeaseCommit::Asynchronous`]; see [`LeaseCommit`] for what a database crash can undo).
+    pub fn lease_commit(mut self, commit: LeaseCommit) -> Self {
+        self.lease_commit = commit;
+        self
+    }
+
+    /// The configured [`LeaseCommit`].
+    pub fn lease_commit_mode(&self) -> LeaseCommit {
+        self.lease_commit
     }
 
     /// The configured schema.
@@ -186,6 +202,7 @@ impl fmt::Debug for PostgresOptions {
             .field("max_connections", &self.max_connections)
             .field("min_connections", &self.min_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("lease_commit", &self.lease_commit)
             .finish_non_exhaustive()
     }
 }

@@ -2,6 +2,7 @@
 //! quoted schema name is spliced in. Times are bound and read as `timestamptz`
 //! ([`PgTime`](crate::pg_time::PgTime)), exactly.
 
+use crate::lease_commit::gate;
 use crate::schema_name::SchemaName;
 
 /// The columns every query returning whole jobs selects, in `row::job_record`'s names.
@@ -81,7 +82,8 @@ impl Queries {
             heartbeat: heartbeat(&t),
             checkpoint: format!(
                 "UPDATE {t} SET checkpoint = $3, lease_expires_at = $4 \
-                  WHERE id = $1 AND claims = $2 AND state = 'running'"
+                  WHERE id = $1 AND claims = $2 AND state = 'running' AND {gate}",
+                gate = gate("$5"),
             ),
             rescue: rescue(&t),
             promote: promote(&t),
@@ -117,7 +119,7 @@ fn insert_unnest(t: &str) -> String {
     )
 }
 
-/// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry.
+/// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry, `$6` asynchronous commit.
 fn claim(t: &str) -> String {
     format!(
         "WITH c AS ( \
@@ -129,26 +131,29 @@ fn claim(t: &str) -> String {
          UPDATE {t} j \
             SET state = 'running', claims = j.claims + 1, attempted_at = $3, \
                 lease_owner = $4, lease_expires_at = $5 \
-           FROM c WHERE j.id = c.id \
+           FROM c WHERE j.id = c.id AND {gate} \
          RETURNING {cols}",
         cols = job_columns("j"),
+        gate = gate("$6"),
     )
 }
 
 /// `$1` ids, `$2` tokens, `$3` new states, `$4` new run_at (NULL: keep), `$5` charge
-/// an attempt, `$6` error JSON text (NULL: none), `$7` now, `$8` channel.
+/// an attempt, `$6` error JSON text (NULL: none), `$7` now, `$8` channel, `$9` asynchronous
+/// commit.
 ///
-/// Rows are locked in id order first, so two batches touching the same jobs (a heartbeat and
-/// a finish) cannot deadlock. Returns the (id, claims) pairs that applied.
+/// Returns the (id, claims) pairs that applied. Rows are locked as the plan meets them (no
+/// separate locking pass, which cost a fifth of the statement): a finish can only wait for a
+/// heartbeat, a checkpoint or a rescue of the same jobs, and none of those ever waits for a
+/// row lock while holding another (heartbeats and rescues skip locked rows, a checkpoint locks
+/// one row), so no cycle of waits, no deadlock, can form. One pool finishes one batch at a
+/// time, and a stale owner's finish does not match the current version of a rescued job.
 fn finish(t: &str) -> String {
     format!(
         "WITH f AS ( \
              SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[], $4::timestamptz[], \
                                   $5::bool[], $6::text[]) \
                  AS f(id, token, state, run_at, charge, error)), \
-         l AS ( \
-             SELECT j.id FROM {t} j JOIN f ON j.id = f.id AND j.claims = f.token \
-              WHERE j.state = 'running' ORDER BY j.id FOR UPDATE OF j), \
          u AS ( \
              UPDATE {t} j \
                 SET state = f.state, \
@@ -158,32 +163,47 @@ fn finish(t: &str) -> String {
                     finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN $7::timestamptz END, \
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
                     lease_owner = NULL, lease_expires_at = NULL \
-               FROM f JOIN l ON l.id = f.id \
-              WHERE j.id = f.id AND j.claims = f.token AND j.state = 'running' \
+               FROM f \
+              WHERE j.id = f.id AND j.claims = f.token AND j.state = 'running' AND {gate} \
              RETURNING j.id, j.claims, j.queue, j.state), \
          {notify} \
          SELECT coalesce((SELECT array_agg(id) FROM u), '{{}}') AS ids, \
                 coalesce((SELECT array_agg(claims) FROM u), '{{}}') AS tokens, \
                 (SELECT count(*) FROM n) AS notified",
         notify = notify_cte("u", "$8"),
+        gate = gate("$9"),
     )
 }
 
-/// `$1` ids, `$2` tokens, `$3` new expiry. Locks in id order (see [`finish`]).
+/// `$1` ids, `$2` tokens, `$3` new expiry, `$4` asynchronous commit. Returns the (id, claims)
+/// pairs that still hold.
+///
+/// Never waits for a row lock (see [`finish`]): it renews the leases whose rows it can lock
+/// (in id order, skipping locked ones) and reports a skipped lease as held if the
+/// statement's snapshot shows it held. A row is locked by its owner's finish (the run is over)
+/// or checkpoint (which renews the lease itself), or by a rescuer of an expired lease (the
+/// next heartbeat reports it lost).
 fn heartbeat(t: &str) -> String {
     format!(
         "WITH h AS (SELECT * FROM UNNEST($1::int8[], $2::int8[]) AS h(id, token)), \
          l AS ( \
              SELECT j.id FROM {t} j JOIN h ON j.id = h.id AND j.claims = h.token \
-              WHERE j.state = 'running' ORDER BY j.id FOR UPDATE OF j) \
-         UPDATE {t} j SET lease_expires_at = $3 \
-           FROM h JOIN l ON l.id = h.id \
-          WHERE j.id = h.id AND j.claims = h.token AND j.state = 'running' \
-         RETURNING j.id, j.claims"
+              WHERE j.state = 'running' ORDER BY j.id FOR UPDATE OF j SKIP LOCKED), \
+         u AS ( \
+             UPDATE {t} j SET lease_expires_at = $3 \
+               FROM h JOIN l ON l.id = h.id \
+              WHERE j.id = h.id AND j.claims = h.token AND j.state = 'running' AND {gate} \
+             RETURNING j.id, j.claims) \
+         SELECT id, claims FROM u \
+         UNION ALL \
+         SELECT j.id, j.claims FROM {t} j JOIN h ON j.id = h.id AND j.claims = h.token \
+          WHERE j.state = 'running' AND j.id NOT IN (SELECT id FROM l)",
+        gate = gate("$4"),
     )
 }
 
-/// `$1` now, `$2` limit, `$3` max rescues, `$4` channel, `$5` now as µs (for the error JSON).
+/// `$1` now, `$2` limit, `$3` max rescues, `$4` channel, `$5` now as µs (for the error JSON),
+/// `$6` asynchronous commit.
 /// Skips rows another rescuer (or a heartbeat) holds, so two rescuers never return the same
 /// job.
 fn rescue(t: &str) -> String {
@@ -207,16 +227,18 @@ fn rescue(t: &str) -> String {
                                                    j.rescues, coalesce(j.lease_owner, '?'))) \
                         ELSE j.errors END, \
                     lease_owner = NULL, lease_expires_at = NULL \
-               FROM c WHERE j.id = c.id \
+               FROM c WHERE j.id = c.id AND {gate} \
              RETURNING {cols}), \
          {notify} \
          SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u",
         cols = job_columns("j"),
         notify = notify_cte("u", "$4"),
+        gate = gate("$6"),
     )
 }
 
-/// `$1` now, `$2` limit, `$3` channel. Returns how many became available.
+/// `$1` now, `$2` limit, `$3` channel, `$4` asynchronous commit. Returns how many became
+/// available.
 fn promote(t: &str) -> String {
     format!(
         "WITH c AS ( \
@@ -225,10 +247,12 @@ fn promote(t: &str) -> String {
               ORDER BY run_at, id \
               LIMIT $2 \
                 FOR UPDATE SKIP LOCKED), \
-         u AS (UPDATE {t} j SET state = 'available' FROM c WHERE j.id = c.id RETURNING j.queue, j.state), \
+         u AS (UPDATE {t} j SET state = 'available' FROM c WHERE j.id = c.id AND {gate} \
+               RETURNING j.queue, j.state), \
          {notify} \
          SELECT (SELECT count(*) FROM u) AS promoted, (SELECT count(*) FROM n) AS notified",
         notify = notify_cte("u", "$3"),
+        gate = gate("$4"),
     )
 }
 

@@ -1,6 +1,7 @@
 //! [`PostgresStore`]: construction, transactional enqueue, and the [`Store`] implementation.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -14,6 +15,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::{store_error, PostgresError};
+use crate::lease_commit::LeaseCommit;
 use crate::migrations::check_schema;
 use crate::options::PostgresOptions;
 use crate::pg_time::PgTime;
@@ -40,6 +42,8 @@ struct Inner {
     schema: SchemaName,
     queries: Queries,
     vacuum: Arc<Vacuum>,
+    /// Whether lease writes commit synchronously ([`LeaseCommit::Synchronous`]).
+    synchronous_leases: AtomicBool,
 }
 
 impl PostgresStore {
@@ -52,10 +56,13 @@ impl PostgresStore {
     pub async fn connect(options: &PostgresOptions) -> Result<Self, PostgresError> {
         let pool = options.connect_pool().await?;
         let listener_pool = listener_pool(&pool, options.listener_connections());
-        Self::open_with(pool, listener_pool, options.schema_name().clone()).await
+        let store = Self::open_with(pool, listener_pool, options.schema_name().clone()).await?;
+        store.set_lease_commit(options.lease_commit_mode());
+        Ok(store)
     }
 
-    /// Opens the store on an existing pool (for example the application's own).
+    /// Opens the store on an existing pool (for example the application's own), with
+    /// [`LeaseCommit::Asynchronous`] lease writes (see [`PostgresStore::set_lease_commit`]).
     ///
     /// # Errors
     ///
@@ -83,6 +90,7 @@ impl PostgresStore {
                 schema,
                 queries,
                 vacuum,
+                synchronous_leases: AtomicBool::new(false),
             }),
         })
     }
@@ -138,6 +146,7 @@ impl PostgresStore {
         let limit = lease::sql_limit(limit, "explain_claim")?;
         let now = jobs::Timestamp::now();
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
+        let commit = self.lease_commit().is_async();
         let mut tx = self.pool().begin().await.map_err(store_error)?;
         let lines: Vec<String> = sqlx::query_scalar(&sql)
             .bind(queue)
@@ -145,11 +154,32 @@ impl PostgresStore {
             .bind(PgTime(now))
             .bind("explain")
             .bind(PgTime(now))
+            .bind(commit)
             .fetch_all(&mut *tx)
             .await
             .map_err(store_error)?;
         tx.rollback().await.map_err(store_error)?;
         Ok(lines.join("\n"))
+    }
+
+    /// Whether lease writes (claims, finishes, heartbeats, checkpoints, rescues, promotions)
+    /// wait for their WAL flush; see [`LeaseCommit`].
+    pub fn lease_commit(&self) -> LeaseCommit {
+        if self.inner.synchronous_leases.load(Ordering::Relaxed) {
+            LeaseCommit::Synchronous
+        } else {
+            LeaseCommit::Asynchronous
+        }
+    }
+
+    /// Chooses whether lease writes wait for their WAL flush (default
+    /// [`LeaseCommit::Asynchronous`]; see [`LeaseCommit`] for what a database crash can undo).
+    /// Takes effect for the next statement; every clone of the store shares the setting.
+    pub fn set_lease_commit(&self, commit: LeaseCommit) {
+        let synchronous = commit == LeaseCommit::Synchronous;
+        self.inner
+            .synchronous_leases
+            .store(synchronous, Ordering::Relaxed);
     }
 
     /// Whether the store vacuums the job table by itself when claims have left enough dead
@@ -163,22 +193,22 @@ impl PostgresStore {
         self.inner.vacuum.set_enabled(on);
     }
 
-    /// Runs `VACUUM (SKIP_LOCKED)` on the job table now.
+    /// Runs `VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON, TRUNCATE OFF)` on the job table now.
     ///
     /// Claims leave dead entries at the head of the claim index, where every later claim
     /// starts reading, until a vacuum removes them; under sustained load that costs claims
     /// more than anything else. Autovacuum gets to a table at most once a minute by default,
-    /// so the store also vacuums by itself (checked every 2 s from the scheduler's
-    /// promote and rescue calls) once at least 20,000 + 2 % of the live rows are dead, if
-    /// the role owns the table. Call this for the same effect on your own schedule.
+    /// so the store also vacuums by itself, if the role owns the table: claims and the
+    /// scheduler's calls check the dead-row count in the background (at most every 250 ms)
+    /// and a vacuum starts once at least 10,000 + 2 % of the live rows are dead. Call this
+    /// for the same effect on your own schedule.
     ///
     /// # Errors
     ///
     /// Database failures. A role that does not own the table gets a server warning and
     /// nothing is vacuumed.
     pub async fn vacuum(&self) -> Result<(), StoreError> {
-        let sql = format!("VACUUM (SKIP_LOCKED) {}.jobs", self.inner.schema.quoted());
-        sqlx::query(&sql)
+        sqlx::query(&self.inner.vacuum.statement())
             .execute(self.pool())
             .await
             .map_err(store_error)?;
@@ -218,6 +248,7 @@ impl fmt::Debug for PostgresStore {
             .field("pool_size", &self.inner.pool.size())
             .field("pool_idle", &self.inner.pool.num_idle())
             .field("closed", &self.inner.pool.is_closed())
+            .field("lease_commit", &self.lease_commit())
             .finish_non_exhaustive()
     }
 }
@@ -241,28 +272,48 @@ impl Store for PostgresStore {
         &self,
         params: JobClaimParams,
     ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
-        Box::pin(lease::claim(self.pool(), self.queries(), params))
+        Box::pin(async move {
+            let claimed =
+                lease::claim(self.pool(), self.queries(), params, self.lease_commit()).await;
+            self.inner.vacuum.poke(self.pool());
+            claimed
+        })
     }
 
     fn job_finish_many(
         &self,
         params: JobFinishParams,
     ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
-        Box::pin(finish::finish_many(self.pool(), self.queries(), params))
+        Box::pin(finish::finish_many(
+            self.pool(),
+            self.queries(),
+            params,
+            self.lease_commit(),
+        ))
     }
 
     fn job_heartbeat_many(
         &self,
         params: JobHeartbeatParams,
     ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
-        Box::pin(lease::heartbeat_many(self.pool(), self.queries(), params))
+        Box::pin(lease::heartbeat_many(
+            self.pool(),
+            self.queries(),
+            params,
+            self.lease_commit(),
+        ))
     }
 
     fn job_checkpoint(
         &self,
         params: JobCheckpointParams,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(lease::checkpoint(self.pool(), self.queries(), params))
+        Box::pin(lease::checkpoint(
+            self.pool(),
+            self.queries(),
+            params,
+            self.lease_commit(),
+        ))
     }
 
     fn job_rescue_expired(
@@ -270,8 +321,10 @@ impl Store for PostgresStore {
         params: JobRescueParams,
     ) -> BoxFuture<'_, Result<RescueOutcome, StoreError>> {
         Box::pin(async move {
-            let outcome = maintenance::rescue_expired(self.pool(), self.queries(), params).await;
-            self.inner.vacuum.maybe_start(self.pool()).await;
+            let commit = self.lease_commit();
+            let outcome =
+                maintenance::rescue_expired(self.pool(), self.queries(), params, commit).await;
+            self.inner.vacuum.poke(self.pool());
             outcome
         })
     }
@@ -281,9 +334,10 @@ impl Store for PostgresStore {
         params: JobPromoteParams,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
+            let commit = self.lease_commit();
             let promoted =
-                maintenance::promote_scheduled(self.pool(), self.queries(), params).await;
-            self.inner.vacuum.maybe_start(self.pool()).await;
+                maintenance::promote_scheduled(self.pool(), self.queries(), params, commit).await;
+            self.inner.vacuum.poke(self.pool());
             promoted
         })
     }

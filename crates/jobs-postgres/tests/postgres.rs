@@ -786,6 +786,50 @@ async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
     assert_eq!(available, 0);
 }
 
+/// A heartbeat never waits for a row lock (that is what keeps finishes, which lock rows as
+/// they meet them, deadlock-free): a lease whose row someone else holds is reported as the
+/// snapshot shows it, and the others are renewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_skip_locked_rows() {
+    let Some(store) = common::fresh_store("heartbeat_skips").await else {
+        return;
+    };
+    store
+        .job_insert_many(insert(vec![job("q"), job("q")]))
+        .await
+        .expect("insert");
+    let claimed = store.job_claim(claim("q", 2)).await.expect("claim");
+    let leases: Vec<_> = claimed.iter().map(|c| c.lease).collect();
+    let (locked, free) = (leases[0], leases[1]);
+    let mut holder = store.pool().begin().await.expect("begin");
+    sqlx::query(&format!(
+        "SELECT 1 FROM {}.jobs WHERE id = $1 FOR UPDATE",
+        store.schema().quoted()
+    ))
+    .bind(locked.job.0)
+    .execute(&mut *holder)
+    .await
+    .expect("lock one row");
+    let heartbeat = JobHeartbeatParams {
+        leases: leases.clone(),
+        lease_ttl: Duration::from_secs(600),
+        now: Timestamp::now(),
+    };
+    let held = tokio::time::timeout(Duration::from_secs(10), store.job_heartbeat_many(heartbeat))
+        .await
+        .expect("the heartbeat does not wait for the locked row")
+        .expect("heartbeat");
+    assert_eq!(held, vec![true, true]);
+    holder.rollback().await.expect("rollback");
+    let store = &store;
+    let expiry = |id| async move {
+        let job = store.job_get(id).await.expect("get").expect("exists");
+        job.lease_expires_at.expect("leased")
+    };
+    let (locked_expiry, free_expiry) = (expiry(locked.job).await, expiry(free.job).await);
+    assert!(free_expiry > locked_expiry, "only the free row was renewed");
+}
+
 #[tokio::test]
 async fn close_ends_listeners_and_later_calls() {
     let Some(store) = common::fresh_store("close").await else {
