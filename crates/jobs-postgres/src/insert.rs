@@ -113,30 +113,22 @@ async fn insert_unnest(
 }
 
 /// `nextval` × n, `COPY`, and one NOTIFY per queue that got available jobs, in one
-/// transaction (a savepoint inside the caller's).
+/// transaction (a savepoint inside the caller's). The rows are encoded while the ids are on
+/// their way, and the ids written into the encoded rows when they arrive.
 async fn copy_in(
     conn: &mut PgConnection,
     queries: &Queries,
     rows: &[Row<'_>],
     now: Timestamp,
 ) -> Result<Vec<JobId>, StoreError> {
-    let data_and_queues = |ids: &[i64]| -> Result<(Vec<u8>, Vec<&str>), StoreError> {
-        let mut queues: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.state == JobState::Available)
-            .map(|r| r.job.queue.as_str())
-            .collect();
-        queues.sort_unstable();
-        queues.dedup();
-        Ok((encode_copy(rows, ids, now)?, queues))
-    };
     let mut tx = conn.begin().await.map_err(store_error)?;
     let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    let ids: Vec<i64> = sqlx::query_scalar(&queries.next_ids)
+    let next_ids = sqlx::query_scalar::<_, Vec<i64>>(&queries.next_ids)
         .bind(count)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(store_error)?;
+        .fetch_one(&mut *tx);
+    // The query is sent when first polled; the encoding then runs while the server works.
+    let (ids, encoded) = futures::join!(next_ids, async { encode_copy(rows, now) });
+    let (mut ids, mut copy_data) = (ids.map_err(store_error)?, encoded?);
     if ids.len() != rows.len() {
         return Err(StoreError::Other(format!(
             "asked the id sequence for {} ids, got {}",
@@ -144,13 +136,16 @@ async fn copy_in(
             ids.len()
         )));
     }
-    let (data, queues) = data_and_queues(&ids)?;
+    // One statement's nextval calls are increasing; sorting makes the input order certain.
+    ids.sort_unstable();
+    copy_data.set_ids(&ids);
     let mut copy = tx
         .copy_in_raw(&queries.copy_in)
         .await
         .map_err(store_error)?;
-    copy.send(data).await.map_err(store_error)?;
+    copy.send(copy_data.buf).await.map_err(store_error)?;
     copy.finish().await.map_err(store_error)?;
+    let queues = available_queues(rows);
     if !queues.is_empty() {
         sqlx::query(&queries.notify_queues)
             .bind(&queries.channel)
@@ -163,16 +158,47 @@ async fn copy_in(
     Ok(ids.into_iter().map(JobId).collect())
 }
 
-/// The rows in PostgreSQL's binary COPY format (exact for timestamps, no text escaping).
-fn encode_copy(rows: &[Row<'_>], ids: &[i64], now: Timestamp) -> Result<Vec<u8>, StoreError> {
-    let mut buf = Vec::with_capacity(19 + rows.len() * 160);
+/// The distinct queues that get available jobs (to notify).
+fn available_queues<'a>(rows: &[Row<'a>]) -> Vec<&'a str> {
+    let mut queues: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.state == JobState::Available)
+        .map(|r| r.job.queue.as_str())
+        .collect();
+    queues.sort_unstable();
+    queues.dedup();
+    queues
+}
+
+/// Rows in PostgreSQL's binary COPY format, with room for each row's id.
+struct CopyData {
+    buf: Vec<u8>,
+    /// Where each row's 8-byte id goes.
+    id_offsets: Vec<usize>,
+}
+
+impl CopyData {
+    /// Writes the ids, one per row in order (the caller checked the count).
+    fn set_ids(&mut self, ids: &[i64]) {
+        for (&at, id) in self.id_offsets.iter().zip(ids) {
+            self.buf[at..at + 8].copy_from_slice(&id.to_be_bytes());
+        }
+    }
+}
+
+/// The rows in PostgreSQL's binary COPY format (exact for timestamps, no text escaping), ids
+/// zero until [`CopyData::set_ids`].
+fn encode_copy(rows: &[Row<'_>], now: Timestamp) -> Result<CopyData, StoreError> {
+    let mut buf = Vec::with_capacity(21 + rows.len() * 160);
+    let mut id_offsets = Vec::with_capacity(rows.len());
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes()); // flags
     buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
     let created_at = pg_timestamp(now)?;
-    for (row, id) in rows.iter().zip(ids) {
+    for row in rows {
         buf.extend_from_slice(&9i16.to_be_bytes());
-        field(&mut buf, &id.to_be_bytes());
+        id_offsets.push(buf.len() + 4);
+        field(&mut buf, &0i64.to_be_bytes());
         field(&mut buf, row.job.kind.as_bytes());
         field(&mut buf, row.job.queue.as_bytes());
         jsonb_field(&mut buf, row.args.as_bytes());
@@ -183,7 +209,7 @@ fn encode_copy(rows: &[Row<'_>], ids: &[i64], now: Timestamp) -> Result<Vec<u8>,
         field(&mut buf, &created_at.to_be_bytes());
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
-    Ok(buf)
+    Ok(CopyData { buf, id_offsets })
 }
 
 fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
@@ -276,7 +302,9 @@ mod tests {
             .iter()
             .map(|j| validate(j, now).expect("a valid job"))
             .collect();
-        let buf = encode_copy(&rows, &[7], now).expect("in range");
+        let mut data = encode_copy(&rows, now).expect("in range");
+        data.set_ids(&[7]);
+        let buf = data.buf;
         assert!(buf.starts_with(b"PGCOPY\n\xff\r\n\0"));
         assert!(buf.ends_with(&[0xff, 0xff]));
         // header 19 bytes, field count 2, then the id field: length 8 and the value 7.

@@ -69,7 +69,7 @@ impl Queries {
             channel: schema.channel(),
             insert_unnest: insert_unnest(&t),
             next_ids: format!(
-                "SELECT nextval('{}.jobs_id_seq') FROM generate_series(1, $1::int8)",
+                "SELECT ARRAY(SELECT nextval('{}.jobs_id_seq') FROM generate_series(1, $1::int8))",
                 schema.quoted()
             ),
             copy_in: format!(
@@ -120,10 +120,13 @@ fn insert_unnest(t: &str) -> String {
 }
 
 /// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry, `$6` asynchronous commit.
+///
+/// The update finds the locked rows by `ctid` (a direct fetch, no primary-key lookup): a row
+/// locked by this statement cannot move before this statement updates it.
 fn claim(t: &str) -> String {
     format!(
         "WITH c AS ( \
-             SELECT id FROM {t} \
+             SELECT ctid FROM {t} \
               WHERE state = 'available' AND queue = $1 \
               ORDER BY priority DESC, run_at, id \
               LIMIT $2 \
@@ -131,7 +134,7 @@ fn claim(t: &str) -> String {
          UPDATE {t} j \
             SET state = 'running', claims = j.claims + 1, attempted_at = $3, \
                 lease_owner = $4, lease_expires_at = $5 \
-           FROM c WHERE j.id = c.id AND {gate} \
+           FROM c WHERE j.ctid = c.ctid AND {gate} \
          RETURNING {cols}",
         cols = job_columns("j"),
         gate = gate("$6"),
