@@ -426,6 +426,17 @@ async fn drain_stops_fetching_and_resolves_when_idle() {
     assert!(pool.shutdown().await.released.is_empty());
 }
 
+/// Another worker's claim of one job from `default`.
+fn claim_one(owner: &str, lease_ttl: Duration, clock: Clock) -> JobClaimParams {
+    JobClaimParams {
+        queue: "default".into(),
+        owner: owner.into(),
+        limit: 1,
+        lease_ttl,
+        now: clock.now(),
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn jobs_of_a_dead_worker_are_rescued_after_their_lease_expires() {
     let store = memory();
@@ -434,13 +445,7 @@ async fn jobs_of_a_dead_worker_are_rescued_after_their_lease_expires() {
     let id = client.enqueue(&Noop(1)).await.unwrap();
     // A worker that claims the job and then dies (never heartbeats).
     let claimed = store
-        .job_claim(JobClaimParams {
-            queue: "default".into(),
-            owner: "dead-worker".into(),
-            limit: 1,
-            lease_ttl: Duration::from_secs(30),
-            now: clock.now(),
-        })
+        .job_claim(claim_one("dead-worker", Duration::from_secs(30), clock))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -480,13 +485,7 @@ async fn a_job_that_keeps_killing_its_worker_becomes_a_dead_poison_pill() {
     for _ in 0..3 {
         wait_for(|| count(&store, JobState::Available), 1).await;
         store
-            .job_claim(JobClaimParams {
-                queue: "default".into(),
-                owner: "doomed".into(),
-                limit: 1,
-                lease_ttl: Duration::from_secs(30),
-                now: clock.now(),
-            })
+            .job_claim(claim_one("doomed", Duration::from_secs(30), clock))
             .await
             .unwrap();
         let rescuer = pool_on(&store)
@@ -615,13 +614,7 @@ async fn a_run_whose_lease_was_taken_over_stops_and_writes_nothing() {
         .await
         .unwrap();
     let other = store
-        .job_claim(JobClaimParams {
-            queue: "default".into(),
-            owner: "other".into(),
-            limit: 1,
-            lease_ttl: Duration::from_secs(7200),
-            now: clock.now(),
-        })
+        .job_claim(claim_one("other", Duration::from_secs(7200), clock))
         .await
         .unwrap();
     assert_eq!(other.len(), 1);
