@@ -11,7 +11,7 @@ use sqlx::{PgExecutor, Row};
 use crate::error::store_error;
 use crate::lease_commit::LeaseCommit;
 use crate::pg_time::PgTime;
-use crate::row::job_record;
+use crate::row::{claimed_record, Leased};
 use crate::sql::Queries;
 
 /// A `limit` as SQL wants it; zero is refused.
@@ -46,10 +46,16 @@ pub(crate) async fn claim(
         .fetch_all(conn)
         .await
         .map_err(store_error)?;
+    let leased = Leased {
+        queue: &params.queue,
+        owner: &params.owner,
+        attempted_at: params.now,
+        expires_at: expires,
+    };
     let mut claimed = rows
         .iter()
         .map(|row| {
-            let record = job_record(row)?;
+            let record = claimed_record(row, &leased)?;
             let lease = Lease {
                 job: record.id,
                 token: record.claims,

@@ -145,10 +145,15 @@ mod tests {
                     .await
                     .expect("checkpoint")
             }
-            "finish" => {
+            "complete" | "release" => {
+                let outcome = if step.kind == "complete" {
+                    FinishOutcome::Completed
+                } else {
+                    FinishOutcome::Release
+                };
                 let finishes = vec![JobFinish {
                     lease: step.lease,
-                    outcome: FinishOutcome::Completed,
+                    outcome,
                 }];
                 let params = JobFinishParams { finishes, now };
                 let applied = finish::finish_many(&mut *tx, queries, params, commit).await;
@@ -238,7 +243,8 @@ mod tests {
             "claim",
             "heartbeat",
             "checkpoint",
-            "finish",
+            "complete",
+            "release",
             "rescue",
             "promote",
         ] {

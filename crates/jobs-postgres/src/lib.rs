@@ -34,23 +34,42 @@
 //!   the same statement. Finishes and heartbeats are one statement per batch (`UNNEST` of
 //!   arrays); every write to a running job is fenced by id, claim token and state.
 //!   Heartbeats and rescues never wait for a row lock, so batches cannot deadlock.
-//! * **Lease writes commit asynchronously** by default (claims, finishes, heartbeats,
-//!   checkpoints, rescues and promotions run with `synchronous_commit = off` for their own
-//!   transaction), inserts synchronously: an acknowledged enqueue is on disk, and a crash of
-//!   the PostgreSQL server can only make recently claimed or finished jobs run again. See
-//!   [`LeaseCommit`] for exactly what a crash can undo, and [`PostgresOptions::lease_commit`]
-//!   to make every commit wait for its WAL flush.
-//! * **Bulk inserts** use binary `COPY` (small batches one `INSERT … UNNEST`), so a batch is
-//!   one atomic statement.
+//! * **Lease writes commit asynchronously** by default, inserts synchronously; see
+//!   [Durability](#durability).
+//! * **Bulk inserts** use binary `COPY` (small batches one `INSERT … UNNEST`), in one
+//!   transaction (a savepoint inside the caller's), so a batch lands whole or not at all.
 //! * **Rescue** is one statement with `SKIP LOCKED`: two rescuers never release the same job.
 //! * **Vacuum**: claims leave dead entries where the next claim starts reading, so the table
 //!   has eager autovacuum settings and the store vacuums it itself under sustained load
 //!   ([`PostgresStore::vacuum`]); throughput does not decay between autovacuum runs, nor as
 //!   finished jobs accumulate (they are in no index a claim reads).
-//! * **Wake-ups**: inserts (a statement trigger), releases, retries, promotions and rescues
-//!   `NOTIFY` the channel `<schema>.jobs` once per statement and queue, with the queue name
-//!   as payload; [`jobs::Store::listen`] returns a listener on it. Polling remains the
-//!   fallback.
+//! * **Wake-ups**: inserts (the Rust API and `enqueue()`), releases, retries, promotions and
+//!   rescues `NOTIFY` the channel `<schema>.jobs` once per statement and queue, with the
+//!   queue name as payload; [`jobs::Store::listen`] returns a listener on it. Polling remains
+//!   the fallback.
+//!
+//! # Durability
+//!
+//! A commit that waits for its WAL flush costs milliseconds on ordinary disks, and every
+//! claim and finish batch would pay it. So by default ([`LeaseCommit::Asynchronous`]) the
+//! lease writes (claims, finishes, heartbeats, checkpoints, rescues, promotions) set
+//! `synchronous_commit = off` for their own transaction, while inserts (`job_insert_many`,
+//! [`PostgresStore::insert_in`], `enqueue()`) and administrative calls (retry, cancel, prune)
+//! keep the session's setting, normally `on`:
+//!
+//! * an acknowledged enqueue is on disk: **no job is ever lost**;
+//! * a clean shutdown or restart of PostgreSQL, lost connections and terminated backends
+//!   lose nothing at all;
+//! * a **crash** of the PostgreSQL server (power loss, OS crash, `kill -9`, `pg_ctl stop -m
+//!   immediate`) can roll back the lease writes of roughly the last `3 × wal_writer_delay`
+//!   (600 ms by default), in commit order. A rolled-back claim makes the job available again
+//!   while the worker that claimed it may still be running it (it then runs twice, and the
+//!   first finish recorded wins); a rolled-back finish leaves the job running under a lease
+//!   that expires, so it is rescued and runs again. Delivery stays at-least-once.
+//!
+//! [`LeaseCommit`] details every case. [`PostgresOptions::lease_commit`] or
+//! [`PostgresStore::set_lease_commit`] with [`LeaseCommit::Synchronous`] makes every commit
+//! wait for its flush instead.
 //!
 //! # Transactional enqueue
 //!

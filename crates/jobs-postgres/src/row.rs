@@ -10,22 +10,58 @@ use crate::pg_time::PgTime;
 
 /// One row as a job record; a value that does not fit is reported as [`StoreError::Corrupt`].
 pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
+    decode(row, None)
+}
+
+/// What a claim wrote into every row it leased, so it need not read it back.
+#[derive(Debug)]
+pub(crate) struct Leased<'a> {
+    pub(crate) queue: &'a str,
+    pub(crate) owner: &'a str,
+    pub(crate) attempted_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
+}
+
+/// A row returned by the claim (`sql::claimed_columns`) as the leased job's record.
+pub(crate) fn claimed_record(row: &PgRow, leased: &Leased<'_>) -> Result<JobRecord, StoreError> {
+    decode(row, Some(leased))
+}
+
+fn decode(row: &PgRow, leased: Option<&Leased<'_>>) -> Result<JobRecord, StoreError> {
     let id: i64 = row.try_get("id").map_err(store_error)?;
     let corrupt = |reason: String| StoreError::Corrupt { id, reason };
     let get_u32 = |column: &str| -> Result<u32, StoreError> {
         let v: i32 = row.try_get(column).map_err(store_error)?;
         u32::try_from(v).map_err(|_| corrupt(format!("{column} is negative ({v})")))
     };
-    let state: String = row.try_get("state").map_err(store_error)?;
     let errors: Value = row.try_get("errors").map_err(store_error)?;
+    let (queue, state, attempted_at, lease_owner, lease_expires_at) = match leased {
+        Some(l) => (
+            l.queue.to_owned(),
+            JobState::Running,
+            Some(l.attempted_at),
+            Some(l.owner.to_owned()),
+            Some(l.expires_at),
+        ),
+        None => {
+            let state: String = row.try_get("state").map_err(store_error)?;
+            (
+                row.try_get("queue").map_err(store_error)?,
+                state
+                    .parse::<JobState>()
+                    .map_err(|e| corrupt(e.to_string()))?,
+                timestamp(row, "attempted_at")?,
+                row.try_get("lease_owner").map_err(store_error)?,
+                timestamp(row, "lease_expires_at")?,
+            )
+        }
+    };
     Ok(JobRecord {
         id: JobId(id),
         kind: row.try_get("kind").map_err(store_error)?,
-        queue: row.try_get("queue").map_err(store_error)?,
+        queue,
         args: row.try_get("args").map_err(store_error)?,
-        state: state
-            .parse::<JobState>()
-            .map_err(|e| corrupt(e.to_string()))?,
+        state,
         priority: row.try_get("priority").map_err(store_error)?,
         attempts: get_u32("attempts")?,
         max_attempts: get_u32("max_attempts")?,
@@ -34,10 +70,10 @@ pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
         run_at: timestamp(row, "run_at")?.ok_or_else(|| corrupt("run_at is NULL".into()))?,
         created_at: timestamp(row, "created_at")?
             .ok_or_else(|| corrupt("created_at is NULL".into()))?,
-        attempted_at: timestamp(row, "attempted_at")?,
+        attempted_at,
         finalized_at: timestamp(row, "finalized_at")?,
-        lease_owner: row.try_get("lease_owner").map_err(store_error)?,
-        lease_expires_at: timestamp(row, "lease_expires_at")?,
+        lease_owner,
+        lease_expires_at,
         checkpoint: row.try_get("checkpoint").map_err(store_error)?,
         errors: serde_json::from_value::<Vec<AttemptError>>(errors)
             .map_err(|e| corrupt(format!("errors column: {e}")))?,

@@ -7,6 +7,26 @@ use crate::schema_name::SchemaName;
 
 /// The columns every query returning whole jobs selects, in `row::job_record`'s names.
 fn job_columns(alias: &str) -> String {
+    columns(alias, &LEASE_COLUMNS)
+}
+
+/// The columns a claim sets to values it knows (queue, state and lease), which
+/// `row::claimed_record` fills in instead of reading them back.
+const LEASE_COLUMNS: [&str; 5] = [
+    "queue",
+    "state",
+    "attempted_at",
+    "lease_owner",
+    "lease_expires_at",
+];
+
+/// The columns the claim returns: all but [`LEASE_COLUMNS`].
+fn claimed_columns(alias: &str) -> String {
+    columns(alias, &[])
+}
+
+/// Every job column, with `LEASE_COLUMNS` only if `with_lease` lists them.
+fn columns(alias: &str, with_lease: &[&str]) -> String {
     [
         "id",
         "kind",
@@ -27,7 +47,10 @@ fn job_columns(alias: &str) -> String {
         "checkpoint",
         "errors",
     ]
+    .iter()
+    .filter(|c| !LEASE_COLUMNS.contains(c) || with_lease.contains(c))
     .map(|c| format!("{alias}.{c}"))
+    .collect::<Vec<_>>()
     .join(", ")
 }
 
@@ -50,6 +73,7 @@ pub(crate) struct Queries {
     pub(crate) notify_queues: String,
     pub(crate) claim: String,
     pub(crate) finish: String,
+    pub(crate) complete: String,
     pub(crate) heartbeat: String,
     pub(crate) checkpoint: String,
     pub(crate) rescue: String,
@@ -79,6 +103,7 @@ impl Queries {
             notify_queues: "SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q".to_owned(),
             claim: claim(&t),
             finish: finish(&t),
+            complete: complete(&t),
             heartbeat: heartbeat(&t),
             checkpoint: format!(
                 "UPDATE {t} SET checkpoint = $3, lease_expires_at = $4 \
@@ -136,7 +161,7 @@ fn claim(t: &str) -> String {
                 lease_owner = $4, lease_expires_at = $5 \
            FROM c WHERE j.ctid = c.ctid AND {gate} \
          RETURNING {cols}",
-        cols = job_columns("j"),
+        cols = claimed_columns("j"),
         gate = gate("$6"),
     )
 }
@@ -175,6 +200,21 @@ fn finish(t: &str) -> String {
                 (SELECT count(*) FROM n) AS notified",
         notify = notify_cte("u", "$8"),
         gate = gate("$9"),
+    )
+}
+
+/// [`finish`] for a batch that only completes jobs (the common case): `$1` ids, `$2` tokens,
+/// `$3` now, `$4` asynchronous commit. Returns the (id, claims) pairs that applied. Nothing
+/// to notify, no per-job outcome arrays.
+fn complete(t: &str) -> String {
+    format!(
+        "UPDATE {t} j \
+            SET state = 'completed', finalized_at = $3, checkpoint = NULL, \
+                lease_owner = NULL, lease_expires_at = NULL \
+           FROM UNNEST($1::int8[], $2::int8[]) AS f(id, token) \
+          WHERE j.id = f.id AND j.claims = f.token AND j.state = 'running' AND {gate} \
+         RETURNING j.id, j.claims",
+        gate = gate("$4"),
     )
 }
 
