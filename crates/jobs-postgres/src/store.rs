@@ -199,8 +199,8 @@ impl PostgresStore {
     /// starts reading, until a vacuum removes them; under sustained load that costs claims
     /// more than anything else. Autovacuum gets to a table at most once a minute by default,
     /// so the store also vacuums by itself, in the background, if the role owns the table:
-    /// after every 5,000 + 1 % of the table's jobs this process claims, and when the
-    /// statistics (read at most once a second) show 10,000 + 2 % dead rows. Call this for the
+    /// after every 5,000 + 25 × √(table rows) jobs this process claims, and when the
+    /// statistics (read at most once a second) show twice that many dead rows. Call this for the
     /// same effect on your own schedule.
     ///
     /// # Errors
