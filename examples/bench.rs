@@ -4,7 +4,7 @@
 //! cargo run --release --example bench -- --store sqlite [--jobs 20000] [--runs 3] [--workers 10]
 //! cargo run --release --example bench -- --store memory
 //! JOBS_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example bench -- --store postgres
-//!     [--backlog 1000000] [--processes 4] [--explain]
+//!     [--backlog 1000000] [--processes 4] [--explain] [--sync-leases]
 //! ```
 //!
 //! Per run: empty the store; bulk-enqueue N no-op jobs (enqueue jobs/s); start one pool with
@@ -21,6 +21,9 @@
 //! * `--processes P` runs the pools in P worker processes (this program, `--worker-process`),
 //!   each with `--workers` concurrency, and times from spawning them until the store counts N
 //!   completed. Pickup is not measured.
+//! * `--sync-leases` makes lease writes (claims, finishes, heartbeats) wait for their WAL
+//!   flush ([`jobs_postgres::LeaseCommit::Synchronous`]) instead of the default asynchronous
+//!   commit.
 //! * `--explain` prints the claim query's `EXPLAIN (ANALYZE, BUFFERS)` (rolled back) once the
 //!   first run's jobs are enqueued.
 
@@ -75,6 +78,7 @@ struct Options {
     backlog: u64,
     processes: usize,
     explain: bool,
+    sync_leases: bool,
     worker_process: bool,
 }
 
@@ -88,6 +92,7 @@ fn parse_args() -> Result<Options, String> {
         backlog: 0,
         processes: 1,
         explain: false,
+        sync_leases: false,
         worker_process: false,
     };
     let mut args = std::env::args().skip(1);
@@ -110,13 +115,17 @@ fn parse_args() -> Result<Options, String> {
                 options.processes = value()?.parse().map_err(|e| format!("--processes: {e}"))?
             }
             "--explain" => options.explain = true,
+            "--sync-leases" => options.sync_leases = true,
             "--worker-process" => options.worker_process = true,
             other => return Err(format!("unknown flag {other}; see the file's docs")),
         }
     }
-    let postgres_only = options.backlog > 0 || options.processes != 1 || options.explain;
+    let postgres_only =
+        options.backlog > 0 || options.processes != 1 || options.explain || options.sync_leases;
     if postgres_only && options.store != "postgres" {
-        return Err("--backlog, --processes and --explain need --store postgres".into());
+        return Err(
+            "--backlog, --processes, --explain and --sync-leases need --store postgres".into(),
+        );
     }
     if options.processes == 0 {
         return Err("--processes must be at least 1".into());
@@ -130,8 +139,8 @@ struct Target {
     postgres: Option<PostgresStore>,
 }
 
-async fn fresh_store(kind: &str) -> Result<Target, Box<dyn std::error::Error>> {
-    let store: Arc<dyn Store> = match kind {
+async fn fresh_store(options: &Options) -> Result<Target, Box<dyn std::error::Error>> {
+    let store: Arc<dyn Store> = match options.store.as_str() {
         "memory" => Arc::new(jobs::MemoryStore::new()),
         "sqlite" => {
             let path = std::env::temp_dir().join(format!("jobs-bench-{}.db", std::process::id()));
@@ -141,7 +150,7 @@ async fn fresh_store(kind: &str) -> Result<Target, Box<dyn std::error::Error>> {
             Arc::new(jobs_sqlite::SqliteStore::open(&path).await?)
         }
         "postgres" => {
-            let store = open_postgres(true).await?;
+            let store = open_postgres(options, true).await?;
             return Ok(Target {
                 store: Arc::new(store.clone()),
                 postgres: Some(store),
@@ -155,8 +164,12 @@ async fn fresh_store(kind: &str) -> Result<Target, Box<dyn std::error::Error>> {
     })
 }
 
-/// The benchmark's PostgreSQL store with default settings; `fresh` drops the schema first.
-async fn open_postgres(fresh: bool) -> Result<PostgresStore, Box<dyn std::error::Error>> {
+/// The benchmark's PostgreSQL store with default settings (but `--sync-leases`); `fresh`
+/// drops the schema first.
+async fn open_postgres(
+    bench: &Options,
+    fresh: bool,
+) -> Result<PostgresStore, Box<dyn std::error::Error>> {
     let url = std::env::var("JOBS_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = jobs_postgres::SchemaName::new(PG_SCHEMA)?;
@@ -168,7 +181,11 @@ async fn open_postgres(fresh: bool) -> Result<PostgresStore, Box<dyn std::error:
             .await?;
         jobs_postgres::migrate(&pool, &schema).await?;
     }
-    Ok(PostgresStore::open(pool, schema).await?)
+    let store = PostgresStore::open(pool, schema).await?;
+    if bench.sync_leases {
+        store.set_lease_commit(jobs_postgres::LeaseCommit::Synchronous);
+    }
+    Ok(store)
 }
 
 struct RunResult {
@@ -226,7 +243,7 @@ async fn enqueue_backlog(
 }
 
 async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn std::error::Error>> {
-    let target = fresh_store(&options.store).await?;
+    let target = fresh_store(options).await?;
     let store = target.store.clone();
     let client = Client::new(store.clone());
     if let (Some(pg), true) = (&target.postgres, options.backlog > 0) {
@@ -339,6 +356,7 @@ async fn in_processes(
         let child = Command::new(&exe)
             .args(["--store", "postgres", "--worker-process"])
             .args(["--workers", &options.workers.to_string()])
+            .args(options.sync_leases.then_some("--sync-leases"))
             .stdout(Stdio::piped())
             .spawn()?;
         children.push(Workers(child));
@@ -394,7 +412,7 @@ impl Drop for Workers {
 /// `--worker-process`: one pool with default settings on the benchmark's schema, until
 /// SIGTERM.
 async fn worker_process(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
-    let store = open_postgres(false).await?;
+    let store = open_postgres(options, false).await?;
     let (tx, _started_rx) = mpsc::unbounded_channel();
     let pool = Pool::builder(Arc::new(store))
         .queue("default", options.workers)

@@ -12,16 +12,26 @@
 //!
 //! Flags: `--seconds N` shuts down by itself after N seconds; `--fresh` deletes the database
 //! first; `--db PATH` uses another file.
+//!
+//! The same on PostgreSQL (the example applies the migrations itself, to the schema
+//! `worker_pool`, which `--fresh` drops first); start it in several terminals to watch
+//! processes share the work:
+//!
+//! ```text
+//! cargo run --release --example worker_pool -- --postgres postgres://postgres@127.0.0.1:5432/test
+//! ```
 
+use std::error::Error;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobs::{
     Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, PoolConfig, QueueStats,
-    Worker,
+    Store, Worker,
 };
+use jobs_postgres::{migrate, PostgresOptions, PostgresStore, SchemaName};
 use jobs_sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 
@@ -107,13 +117,18 @@ struct Flags {
     seconds: Option<u64>,
     fresh: bool,
     db: PathBuf,
+    postgres: Option<String>,
 }
+
+/// The PostgreSQL schema of the demo (`--postgres`).
+const PG_SCHEMA: &str = "worker_pool";
 
 fn flags() -> Result<Flags, String> {
     let mut flags = Flags {
         seconds: None,
         fresh: false,
         db: PathBuf::from("worker_pool.db"),
+        postgres: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -124,9 +139,10 @@ fn flags() -> Result<Flags, String> {
             }
             "--fresh" => flags.fresh = true,
             "--db" => flags.db = args.next().ok_or("--db needs a path")?.into(),
+            "--postgres" => flags.postgres = Some(args.next().ok_or("--postgres needs a URL")?),
             other => {
                 return Err(format!(
-                    "unknown flag {other}: use --seconds N, --fresh, --db PATH"
+                    "unknown flag {other}: use --seconds N, --fresh, --db PATH, --postgres URL"
                 ))
             }
         }
@@ -179,18 +195,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let flags = flags()?;
-    if flags.fresh {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", flags.db.display()));
-        }
-    }
-    let store = Arc::new(SqliteStore::open(&flags.db).await?);
+    let (store, place) = match &flags.postgres {
+        Some(url) => (open_postgres(url, flags.fresh).await?, PG_SCHEMA.to_owned()),
+        None => (
+            open_sqlite(&flags.db, flags.fresh).await?,
+            flags.db.display().to_string(),
+        ),
+    };
     let client = Client::new(store.clone());
     if client.queue_stats().await?.is_empty() {
         enqueue_demo_jobs(&client).await?;
-        println!("enqueued 4,001 demo jobs into {}", flags.db.display());
+        println!("enqueued 4,001 demo jobs into {place}");
     } else {
-        println!("resuming the jobs in {}", flags.db.display());
+        println!("resuming the jobs in {place}");
     }
 
     let config = PoolConfig {
@@ -257,6 +274,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     Ok(())
+}
+
+/// The SQLite file, deleted first with `--fresh`.
+async fn open_sqlite(db: &Path, fresh: bool) -> Result<Arc<dyn Store>, Box<dyn Error>> {
+    if fresh {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+    }
+    Ok(Arc::new(SqliteStore::open(db).await?))
+}
+
+/// The demo's schema on PostgreSQL, dropped first with `--fresh`, migrated to this version.
+async fn open_postgres(url: &str, fresh: bool) -> Result<Arc<dyn Store>, Box<dyn Error>> {
+    let schema = SchemaName::new(PG_SCHEMA)?;
+    let pool = PostgresOptions::new(url)?
+        .schema(schema.clone())
+        .connect_pool()
+        .await?;
+    if fresh {
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
+        jobs_postgres::sqlx::query(&drop).execute(&pool).await?;
+    }
+    migrate(&pool, &schema).await?;
+    Ok(Arc::new(PostgresStore::open(pool, schema).await?))
 }
 
 async fn sleep_or_forever(seconds: Option<u64>) {

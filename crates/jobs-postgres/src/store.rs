@@ -114,11 +114,16 @@ impl PostgresStore {
     /// jobs exist if and only if that transaction commits (and their NOTIFY is sent only then).
     ///
     /// ```no_run
-    /// # async fn demo(store: &jobs_postgres::PostgresStore, job: jobs::NewJob) -> Result<(), Box<dyn std::error::Error>> {
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user: i64 }
+    /// # impl jobs::JobArgs for Welcome { const KIND: &'static str = "welcome"; }
+    /// # async fn demo(store: &jobs_postgres::PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// use jobs::{EnqueueOptions, JobInsertParams, NewJob, Timestamp};
+    ///
     /// let mut tx = store.pool().begin().await?;
     /// sqlx::query("UPDATE accounts SET welcomed = true WHERE id = $1").bind(42_i64).execute(&mut *tx).await?;
+    /// let job = NewJob::from_args(&Welcome { user: 42 }, EnqueueOptions::new())?;
     /// let ids = store
-    ///     .insert_in(&mut tx, jobs::JobInsertParams { jobs: vec![job], now: jobs::Timestamp::now() })
+    ///     .insert_in(&mut tx, JobInsertParams { jobs: vec![job], now: Timestamp::now() })
     ///     .await?;
     /// tx.commit().await?; // the job and the update land together, or neither does
     /// # let _ = ids; Ok(()) }

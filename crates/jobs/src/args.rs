@@ -162,6 +162,31 @@ impl EnqueueOptions {
     }
 }
 
+impl NewJob {
+    /// The job to insert for `args` of kind `A` with `options` (over `A`'s defaults),
+    /// validated as [`Client::enqueue`](crate::Client::enqueue) validates it; a relative
+    /// `run_in` counts from now. For stores that insert on a caller's own transaction, such
+    /// as `jobs_postgres::PostgresStore::insert_in`.
+    ///
+    /// ```
+    /// use jobs::{EnqueueOptions, JobArgs, NewJob};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Welcome { user: u64 }
+    /// impl JobArgs for Welcome { const KIND: &'static str = "welcome"; }
+    ///
+    /// let job = NewJob::from_args(&Welcome { user: 42 }, EnqueueOptions::new().queue("mail"))?;
+    /// assert_eq!((job.kind.as_str(), job.queue.as_str()), ("welcome", "mail"));
+    /// # Ok::<(), jobs::EnqueueError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`] but `Store`.
+    pub fn from_args<A: JobArgs>(args: &A, options: EnqueueOptions) -> Result<Self, EnqueueError> {
+        options.new_job(args, Timestamp::now())
+    }
+}
+
 /// Checks a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] characters of `[A-Za-z0-9_.:-]`.
 ///
 /// # Errors
