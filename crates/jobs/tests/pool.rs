@@ -633,6 +633,68 @@ async fn a_run_whose_lease_was_taken_over_stops_and_writes_nothing() {
     drop(finished);
 }
 
+/// Runs 20 s under its first lease, 120 s under any later one; counts its runs.
+struct Reissued(Arc<AtomicUsize>);
+#[derive(Serialize, Deserialize)]
+struct ReissuedArgs;
+impl JobArgs for ReissuedArgs {
+    const KIND: &'static str = "reissued";
+}
+impl Worker for Reissued {
+    type Args = ReissuedArgs;
+    async fn perform(&self, ctx: JobContext, _args: ReissuedArgs) -> Result<(), JobError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let secs = if ctx.record().claims == 1 { 20 } else { 120 };
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_claimed_again_by_the_same_pool_stops_the_stale_run_and_keeps_the_new_one_leased() {
+    // The pool's lease ran out (say its heartbeats failed through a database outage), the job
+    // was rescued and this same pool claimed it again while its first run was still going.
+    let store = memory();
+    let clock = Clock::tokio();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let pool = pool_on(&store)
+        .clock(clock)
+        .register(Reissued(runs.clone()))
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&ReissuedArgs).await.unwrap();
+    wait_for(|| count(&store, JobState::Running), 1).await;
+    let rescued = store
+        .job_rescue_expired(jobs::JobRescueParams {
+            now: clock.now() + Duration::from_secs(3600),
+            max_rescues: 10,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rescued.requeued.len(), 1);
+    wait_for(|| async { runs.load(Ordering::SeqCst) }, 2).await;
+    assert_eq!(
+        job(&store, id).await.claims,
+        2,
+        "this pool claimed it again"
+    );
+    assert_eq!(pool.busy(), 1, "the stale run was stopped at once");
+
+    // The new run outlives several leases: it must stay heartbeated, not be rescued again
+    // when the stale run ends.
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    let job = job(&store, id).await;
+    assert_eq!(
+        (job.state, job.rescues, job.claims),
+        (JobState::Completed, 1, 2),
+        "completed by the second run, rescued only the once: {job:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert!(pool.shutdown().await.clean);
+}
+
 #[tokio::test(start_paused = true)]
 async fn heartbeats_keep_a_long_job_leased_through_its_run_and_the_grace_period() {
     let store = memory();

@@ -174,9 +174,19 @@ impl Shared {
     }
 
     /// Takes a freshly claimed run into the books and hands it to the executor.
+    ///
+    /// If this pool still has an earlier run of the same job, the store has handed the job
+    /// out again (its lease ran out while this process could not renew it, and it was
+    /// rescued): that run holds a stale lease, so it is stopped now and writes nothing, and
+    /// the books follow the new run.
     pub(crate) fn admit(&self, queue: &QueueState, run: Arc<RunState>) {
         queue.inflight.fetch_add(1, Ordering::AcqRel);
-        lock(&self.running).insert(run.record.id, Arc::clone(&run));
+        let stale = lock(&self.running).insert(run.record.id, Arc::clone(&run));
+        if let Some(stale) = stale {
+            tracing::warn!(job_id = %run.record.id, stale_token = stale.lease.token,
+                token = run.lease.token, "job claimed again while an earlier run of it was still going; stopping that run");
+            stale.lose_lease();
+        }
         if let Err(unsent) = self.runs_tx.send(run) {
             // The receiver lives in `self`, so the channel cannot be closed while we exist.
             self.retire(&unsent.0);
@@ -184,8 +194,18 @@ impl Shared {
     }
 
     /// Takes a run out of the books once its outcome is written (or its lease was lost).
+    /// A newer run of the same job that replaced it in the books (see [`Shared::admit`])
+    /// stays there.
     pub(crate) fn retire(&self, run: &RunState) {
-        lock(&self.running).remove(&run.record.id);
+        {
+            let mut running = lock(&self.running);
+            if running
+                .get(&run.record.id)
+                .is_some_and(|booked| std::ptr::eq(Arc::as_ptr(booked), run))
+            {
+                running.remove(&run.record.id);
+            }
+        }
         if let Some(queue) = self.queue(&run.record.queue) {
             queue.inflight.fetch_sub(1, Ordering::AcqRel);
             queue.room.notify_one();
