@@ -153,6 +153,30 @@ async fn exhausted_jobs_go_to_the_dead_set_and_the_hook_gets_the_whole_job() {
     pool.shutdown().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_dead_finish_whose_reply_was_lost_still_reaches_the_hook_once() {
+    // The write moving the job to the dead set commits, but its reply is lost; the completer
+    // writes the batch again, which the store now rejects (the job is no longer running).
+    let flaky = Arc::new(FlakyStore::new(memory()));
+    let store: Arc<dyn jobs::Store> = flaky.clone();
+    let (hook, dead) = dead_hook();
+    flaky.lose_next_finish_reply();
+    let pool = pool_on(&store)
+        .register(Scripted)
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&Script::Discard).await.unwrap();
+    wait_for(|| async { dead.lock().unwrap().len() }, 1).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let hooked = dead.lock().unwrap().clone();
+    assert_eq!(hooked.len(), 1, "the hook ran once: {hooked:?}");
+    assert_eq!(hooked[0].id, id);
+    assert_eq!(job(&store, id).await.state, JobState::Dead);
+    assert!(pool.shutdown().await.clean);
+}
+
 /// Does what its args say.
 struct Scripted;
 #[derive(Serialize, Deserialize)]

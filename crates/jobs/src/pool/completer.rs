@@ -20,7 +20,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), Ch
     let mut completions = shared.completions_rx.lock().await;
     let left_over = std::mem::take(&mut *lock(&shared.unflushed));
     if !left_over.is_empty() {
-        flush(&shared, left_over).await?;
+        flush(&shared, left_over, Write::Again).await?;
     }
     loop {
         let first = tokio::select! {
@@ -29,7 +29,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), Ch
             () = ctx.cancelled() => break,
         };
         let batch = batch_after(first, &mut completions, shared.config.finish_batch);
-        flush(&shared, batch).await?;
+        flush(&shared, batch, Write::First).await?;
     }
     final_flush(&shared, &mut completions).await;
     Ok(())
@@ -58,7 +58,12 @@ async fn final_flush(shared: &Shared, completions: &mut UnboundedReceiver<Comple
         for attempt in 1..=FINAL_FLUSH_TRIES {
             match write(shared, &batch).await {
                 Ok(applied) => {
-                    settle(shared, std::mem::take(&mut batch), applied);
+                    let again = if attempt == 1 {
+                        Write::First
+                    } else {
+                        Write::Again
+                    };
+                    settle(shared, std::mem::take(&mut batch), applied, again).await;
                     break;
                 }
                 Err(error) => {
@@ -71,11 +76,24 @@ async fn final_flush(shared: &Shared, completions: &mut UnboundedReceiver<Comple
     }
 }
 
+/// Whether a batch is written for the first time, or again after a write that failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Write {
+    First,
+    /// The failed write may have committed with only its reply lost, so a finish the store
+    /// rejects now may be one it already applied.
+    Again,
+}
+
 /// Writes one batch; on error keeps it for the next completer.
-async fn flush(shared: &Shared, batch: Vec<Completion>) -> Result<(), StoreError> {
+async fn flush(
+    shared: &Shared,
+    batch: Vec<Completion>,
+    write_kind: Write,
+) -> Result<(), StoreError> {
     match write(shared, &batch).await {
         Ok(applied) => {
-            settle(shared, batch, applied);
+            settle(shared, batch, applied, write_kind).await;
             Ok(())
         }
         Err(error) => {
@@ -117,9 +135,11 @@ async fn write(shared: &Shared, batch: &[Completion]) -> Result<Vec<bool>, Store
 }
 
 /// Retires written runs and reports what they came to.
-fn settle(shared: &Shared, batch: Vec<Completion>, applied: Vec<bool>) {
+async fn settle(shared: &Shared, batch: Vec<Completion>, applied: Vec<bool>, write_kind: Write) {
     for (completion, applied) in batch.into_iter().zip(applied) {
         let record = &completion.run.record;
+        let applied =
+            applied || (write_kind == Write::Again && dead_already(shared, &completion).await);
         if !applied {
             tracing::warn!(job_id = %record.id, "lease was lost before the result was written; another run owns the job");
         } else {
@@ -141,6 +161,28 @@ fn settle(shared: &Shared, batch: Vec<Completion>, applied: Vec<bool>) {
             }
         }
         shared.retire(&completion.run);
+    }
+}
+
+/// Whether a `Dead` finish the store rejected was in fact applied by an earlier write whose
+/// reply was lost: the job is dead under this run's lease, with this run's error last. (So
+/// the exhausted hook still runs, once.)
+async fn dead_already(shared: &Shared, completion: &Completion) -> bool {
+    let FinishOutcome::Dead { error } = &completion.outcome else {
+        return false;
+    };
+    match shared.store().job_get(completion.run.record.id).await {
+        Ok(Some(job)) => {
+            job.state == JobState::Dead
+                && job.claims == completion.run.lease.token
+                && job.errors.last() == Some(error)
+        }
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(job_id = %completion.run.record.id, %error,
+                "could not check whether a rejected dead-set write had been applied");
+            false
+        }
     }
 }
 

@@ -87,11 +87,14 @@ pub fn dead_hook() -> (
     (move |job| hook(job), dead)
 }
 
-/// A store that fails every call while switched on (a lost database), counting calls.
+/// A store that fails every call while switched on (a lost database), counting calls; and
+/// that can lose the reply of one finish write after applying it (a connection cut between
+/// the commit and its acknowledgement).
 #[derive(Debug)]
 pub struct FlakyStore {
     inner: Arc<dyn Store>,
     failing: AtomicBool,
+    lose_finish_reply: AtomicBool,
     calls: AtomicUsize,
 }
 
@@ -100,12 +103,18 @@ impl FlakyStore {
         FlakyStore {
             inner,
             failing: AtomicBool::new(false),
+            lose_finish_reply: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
         }
     }
 
     pub fn fail(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// The next `job_finish_many` is applied, then reported failed.
+    pub fn lose_next_finish_reply(&self) {
+        self.lose_finish_reply.store(true, Ordering::SeqCst);
     }
 
     pub fn calls(&self) -> usize {
@@ -139,7 +148,21 @@ impl Store for FlakyStore {
     }
     forward!(job_insert_many, JobInsertParams, Vec<JobId>);
     forward!(job_claim, JobClaimParams, Vec<ClaimedJob>);
-    forward!(job_finish_many, JobFinishParams, Vec<bool>);
+    fn job_finish_many(
+        &self,
+        params: JobFinishParams,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            self.gate()?;
+            let applied = self.inner.job_finish_many(params).await?;
+            if self.lose_finish_reply.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::Unavailable(
+                    "connection lost after the commit (test)".into(),
+                ));
+            }
+            Ok(applied)
+        })
+    }
     forward!(job_heartbeat_many, JobHeartbeatParams, Vec<bool>);
     forward!(job_checkpoint, JobCheckpointParams, bool);
     forward!(job_rescue_expired, JobRescueParams, RescueOutcome);
