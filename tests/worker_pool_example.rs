@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobs::{Client, JobState, Store};
@@ -31,44 +31,86 @@ fn example_binary() -> PathBuf {
     profile_dir.join("examples").join("worker_pool")
 }
 
-fn spawn(exe: &Path, db: &Path) -> Child {
-    Command::new(exe)
+/// The example running, with its output collected as it comes.
+struct Running {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+fn spawn(exe: &Path, db: &Path) -> Running {
+    let mut child = Command::new(exe)
         .arg("--db")
         .arg(db)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("starting the example")
+        .expect("starting the example");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let output = Arc::new(Mutex::new(String::new()));
+    let sink = output.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buffer = [0_u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            let text = String::from_utf8_lossy(&buffer[..n]);
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_str(&text);
+        }
+    });
+    Running {
+        child,
+        output,
+        reader,
+    }
 }
 
-/// Sends SIGINT (Ctrl-C), waits for the exit, and returns the whole output.
-fn interrupt(mut child: Child) -> String {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("running kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("polling the example") {
-            break exit;
+impl Running {
+    fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until the pool is running: its status line has been printed.
+    async fn wait_until_working(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.output().contains(" done ") {
+            assert!(
+                Instant::now() < deadline,
+                "the example did not start: {}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the example did not stop on Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut output = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout is piped")
-        .read_to_string(&mut output)
-        .expect("reading the example's output");
-    assert!(exit.success(), "exit {exit:?}; output:\n{output}");
-    output
+    }
+
+    /// Sends SIGINT (Ctrl-C), waits for a clean exit, and returns the whole output.
+    async fn interrupt(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().expect("polling the example") {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the example did not stop on Ctrl-C"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let Running { output, reader, .. } = self;
+        let _ = reader.join(); // the pipe closed with the exit: everything is read
+        let output = output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(exit.success(), "exit {exit:?}; output:\n{output}");
+        output
+    }
 }
 
 /// All jobs in the file, and those running.
@@ -93,8 +135,9 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     let db = dir.join("worker_pool.db");
 
     let first = spawn(&exe, &db);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let output = interrupt(first);
+    first.wait_until_working().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let output = first.interrupt().await;
     assert!(
         output.contains("enqueued 4,001 demo jobs"),
         "first run: {output}"
@@ -105,8 +148,9 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     assert_eq!(running, 0, "nothing is left running after a clean stop");
 
     let second = spawn(&exe, &db);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let output = interrupt(second);
+    second.wait_until_working().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let output = second.interrupt().await;
     assert!(
         output.contains("resuming the jobs in"),
         "second run: {output}"
