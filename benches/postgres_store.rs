@@ -125,6 +125,7 @@ async fn claim_finish(store: &PostgresStore, total: usize) {
             .collect();
         let applied = store
             .job_finish_many(JobFinishParams {
+                owner: "bench".into(),
                 finishes,
                 now: Timestamp::now(),
             })

@@ -91,7 +91,11 @@ async fn claim_and_finish(store: &SqliteStore) -> usize {
         })
         .collect();
     let applied = store
-        .job_finish_many(JobFinishParams { finishes, now })
+        .job_finish_many(JobFinishParams {
+            owner: "bench".into(),
+            finishes,
+            now,
+        })
         .await
         .expect("finish");
     applied.into_iter().filter(|ok| *ok).count()

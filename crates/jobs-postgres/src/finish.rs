@@ -106,6 +106,7 @@ pub(crate) async fn finish_many(
         .bind(PgTime(params.now))
         .bind(&queries.channel)
         .bind(commit.is_async())
+        .bind(&params.owner)
         .fetch_one(conn)
         .await
         .map_err(store_error)?;
@@ -129,6 +130,7 @@ async fn complete_many(
         .bind(tokens)
         .bind(PgTime(params.now))
         .bind(commit.is_async())
+        .bind(&params.owner)
         .fetch_all(conn)
         .await
         .map_err(store_error)?;

@@ -84,6 +84,7 @@ pub(crate) async fn heartbeat_many(
         .bind(tokens)
         .bind(PgTime(expires))
         .bind(commit.is_async())
+        .bind(&params.owner)
         .fetch_all(conn)
         .await
         .map_err(store_error)?;
@@ -109,6 +110,7 @@ pub(crate) async fn checkpoint(
         .bind(&params.checkpoint)
         .bind(PgTime(expires))
         .bind(commit.is_async())
+        .bind(&params.owner)
         .execute(conn)
         .await
         .map_err(store_error)?;

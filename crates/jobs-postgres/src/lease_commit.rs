@@ -19,9 +19,11 @@
 /// window, and then only those, in commit order (no later write survives an earlier lost one):
 ///
 /// * a **claim** rolled back: the job is `available` again and is claimed again, possibly
-///   while the worker that got it first is still running it, so it runs twice. Both runs then
-///   hold the same fencing token (`claims` went back by one and up again), so whichever
-///   finishes first is recorded and the other is told its lease was lost;
+///   while the worker that got it first is still running it, so it runs twice. The new claim
+///   issues the same token again (`claims` went back by one and up again), but every fenced
+///   write names its owner too, so the first worker's heartbeats and finishes no longer
+///   match: it is told its lease was lost and stops. (If the same pool claims it again, the
+///   pool stops its earlier run itself.)
 /// * a **finish** rolled back: the job is `running` again under its old lease, which expires;
 ///   the rescuer makes it `available` and it runs again;
 /// * a **heartbeat** or **checkpoint** rolled back: the lease may expire earlier than the
@@ -128,6 +130,7 @@ mod tests {
             }
             "heartbeat" => {
                 let params = JobHeartbeatParams {
+                    owner: "w".into(),
                     leases: vec![step.lease],
                     lease_ttl: ttl,
                     now,
@@ -137,6 +140,7 @@ mod tests {
             }
             "checkpoint" => {
                 let params = JobCheckpointParams {
+                    owner: "w".into(),
                     lease: step.lease,
                     checkpoint: serde_json::json!({"step": 2}),
                     lease_ttl: ttl,
@@ -156,7 +160,11 @@ mod tests {
                     lease: step.lease,
                     outcome,
                 }];
-                let params = JobFinishParams { finishes, now };
+                let params = JobFinishParams {
+                    owner: "w".into(),
+                    finishes,
+                    now,
+                };
                 let applied = finish::finish_many(&mut *tx, queries, params, commit).await;
                 applied.expect("finish") == vec![true]
             }

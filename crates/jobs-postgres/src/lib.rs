@@ -63,9 +63,11 @@
 //! * a **crash** of the PostgreSQL server (power loss, OS crash, `kill -9`, `pg_ctl stop -m
 //!   immediate`) can roll back the lease writes of roughly the last `3 × wal_writer_delay`
 //!   (600 ms by default), in commit order. A rolled-back claim makes the job available again
-//!   while the worker that claimed it may still be running it (it then runs twice, and the
-//!   first finish recorded wins); a rolled-back finish leaves the job running under a lease
-//!   that expires, so it is rescued and runs again. Delivery stays at-least-once.
+//!   while the worker that claimed it may still be running it (it then runs twice; the new
+//!   claim may repeat the token, but fenced writes name their owner too, so the first
+//!   worker's writes are rejected and it stops); a rolled-back finish leaves the job running
+//!   under a lease that expires, so it is rescued and runs again. Delivery stays
+//!   at-least-once.
 //!
 //! [`LeaseCommit`] details every case. [`PostgresOptions::lease_commit`] or
 //! [`PostgresStore::set_lease_commit`] with [`LeaseCommit::Synchronous`] makes every commit

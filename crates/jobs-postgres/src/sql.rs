@@ -114,7 +114,8 @@ impl Queries {
             heartbeat: heartbeat(&t),
             checkpoint: format!(
                 "UPDATE {t} SET checkpoint = $3, lease_expires_at = $4 \
-                  WHERE id = $1 AND claims = $2 AND state = 'running' AND {gate}",
+                  WHERE id = $1 AND claims = $2 AND lease_owner = $6 AND state = 'running' \
+                    AND {gate}",
                 gate = gate("$5"),
             ),
             rescue: rescue(&t),
@@ -176,7 +177,7 @@ fn claim(t: &str) -> String {
 
 /// `$1` ids, `$2` tokens, `$3` new states, `$4` new run_at (NULL: keep), `$5` charge
 /// an attempt, `$6` error JSON text (NULL: none), `$7` now, `$8` channel, `$9` asynchronous
-/// commit.
+/// commit, `$10` the owner of the leases.
 ///
 /// Returns the (id, claims) pairs that applied. Rows are locked as the plan meets them (no
 /// separate locking pass, which cost a fifth of the statement): a finish can only wait for a
@@ -201,7 +202,8 @@ fn finish(t: &str) -> String {
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM f \
-              WHERE j.id = f.id AND j.claims = f.token AND j.state = 'running' AND {gate} \
+              WHERE j.id = f.id AND j.claims = f.token AND j.lease_owner = $10 \
+                AND j.state = 'running' AND {gate} \
              RETURNING j.id, j.claims, j.queue, j.state), \
          {notify} \
          SELECT coalesce((SELECT array_agg(id) FROM u), '{{}}') AS ids, \
@@ -213,7 +215,7 @@ fn finish(t: &str) -> String {
 }
 
 /// [`finish`] for a batch that only completes jobs (the common case): `$1` ids, `$2` tokens,
-/// `$3` now, `$4` asynchronous commit. Returns the (id, claims) pairs that applied. Nothing
+/// `$3` now, `$4` asynchronous commit, `$5` the owner of the leases. Returns the (id, claims) pairs that applied. Nothing
 /// to notify, no per-job outcome arrays.
 fn complete(t: &str) -> String {
     format!(
@@ -221,14 +223,15 @@ fn complete(t: &str) -> String {
             SET state = 'completed', finalized_at = $3, checkpoint = NULL, \
                 lease_owner = NULL, lease_expires_at = NULL \
            FROM UNNEST((SELECT $1::int8[]), (SELECT $2::int8[])) AS f(id, token) \
-          WHERE j.id = f.id AND j.claims = f.token AND j.state = 'running' AND {gate} \
+          WHERE j.id = f.id AND j.claims = f.token AND j.lease_owner = $5 \
+            AND j.state = 'running' AND {gate} \
          RETURNING j.id, j.claims",
         gate = gate("$4"),
     )
 }
 
-/// `$1` ids, `$2` tokens, `$3` new expiry, `$4` asynchronous commit. Returns the (id, claims)
-/// pairs that still hold.
+/// `$1` ids, `$2` tokens, `$3` new expiry, `$4` asynchronous commit, `$5` the owner of the
+/// leases. Returns the (id, claims) pairs that still hold.
 ///
 /// Never waits for a row lock (see [`finish`]): it renews the leases whose rows it can lock
 /// (in id order, skipping locked ones) and reports a skipped lease as held if the
@@ -240,16 +243,18 @@ fn heartbeat(t: &str) -> String {
         "WITH h AS (SELECT * FROM UNNEST((SELECT $1::int8[]), (SELECT $2::int8[])) AS h(id, token)), \
          l AS ( \
              SELECT j.id FROM {t} j JOIN h ON j.id = h.id AND j.claims = h.token \
-              WHERE j.state = 'running' ORDER BY j.id FOR UPDATE OF j SKIP LOCKED), \
+              WHERE j.state = 'running' AND j.lease_owner = $5 \
+              ORDER BY j.id FOR UPDATE OF j SKIP LOCKED), \
          u AS ( \
              UPDATE {t} j SET lease_expires_at = $3 \
                FROM h JOIN l ON l.id = h.id \
-              WHERE j.id = h.id AND j.claims = h.token AND j.state = 'running' AND {gate} \
+              WHERE j.id = h.id AND j.claims = h.token AND j.lease_owner = $5 \
+                AND j.state = 'running' AND {gate} \
              RETURNING j.id, j.claims) \
          SELECT id, claims FROM u \
          UNION ALL \
          SELECT j.id, j.claims FROM {t} j JOIN h ON j.id = h.id AND j.claims = h.token \
-          WHERE j.state = 'running' AND j.id NOT IN (SELECT id FROM l)",
+          WHERE j.state = 'running' AND j.lease_owner = $5 AND j.id NOT IN (SELECT id FROM l)",
         gate = gate("$4"),
     )
 }

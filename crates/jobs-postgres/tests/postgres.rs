@@ -32,6 +32,7 @@ fn insert(jobs: Vec<NewJob>) -> JobInsertParams {
     }
 }
 
+/// Claims as the worker `w`, the owner the tests' fenced writes name.
 fn claim(queue: &str, limit: usize) -> JobClaimParams {
     JobClaimParams {
         queue: queue.into(),
@@ -519,6 +520,7 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
 
     let claimed = store.job_claim(claim("from_sql", 1)).await.expect("claim");
     let finish = JobFinishParams {
+        owner: "w".into(),
         finishes: vec![JobFinish {
             lease: claimed[0].lease,
             outcome: FinishOutcome::Release,
@@ -750,12 +752,14 @@ async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
         let claimed = store.job_claim(claim("q", 100)).await.expect("claim");
         let mut leases: Vec<_> = claimed.iter().map(|c| c.lease).collect();
         let heartbeat = JobHeartbeatParams {
+            owner: "w".into(),
             leases: leases.clone(),
             lease_ttl: Duration::from_secs(30),
             now: Timestamp::now(),
         };
         leases.reverse();
         let finish = JobFinishParams {
+            owner: "w".into(),
             finishes: leases
                 .iter()
                 .map(|&lease| JobFinish {
@@ -811,6 +815,7 @@ async fn heartbeats_skip_locked_rows() {
     .await
     .expect("lock one row");
     let heartbeat = JobHeartbeatParams {
+        owner: "w".into(),
         leases: leases.clone(),
         lease_ttl: Duration::from_secs(600),
         now: Timestamp::now(),

@@ -90,7 +90,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let t = Instant::now();
         let applied = store
-            .job_finish_many(JobFinishParams { finishes, now })
+            .job_finish_many(JobFinishParams {
+                owner: "profile".into(),
+                finishes,
+                now,
+            })
             .await?;
         finish_wall += t.elapsed();
         done += applied.len();

@@ -23,11 +23,12 @@ const OP: &str = "job_finish_many";
 const COMPLETED: &str = "state = 'completed', finalized_at = ?2, lease_owner = NULL, \
     lease_expires_at = NULL, checkpoint = NULL";
 
-/// The fence, for completions `?1`: same id, same claim token, still running.
+/// The fence, for completions `?1` of owner `?3`: same id, same claim token, same owner,
+/// still running.
 const FENCE: &str = "jobs.id = CAST(f.key AS INTEGER) AND jobs.claims = f.value \
-    AND jobs.state = 'running'";
+    AND jobs.lease_owner = ?3 AND jobs.state = 'running'";
 
-/// Completes the batch only if every lease in it holds (`?3` = how many), reporting nothing:
+/// Completes the batch only if every lease in it holds (`?4` = how many), reporting nothing:
 /// the common case costs no `RETURNING`. The count is a constant subquery, evaluated before
 /// any row changes.
 fn complete_all_sql() -> &'static str {
@@ -35,7 +36,7 @@ fn complete_all_sql() -> &'static str {
     SQL.get_or_init(|| {
         format!(
             "UPDATE jobs NOT INDEXED SET {COMPLETED} FROM json_each(?1) AS f \
-             WHERE {FENCE} AND ?3 = (SELECT count(*) FROM json_each(?1) AS f \
+             WHERE {FENCE} AND ?4 = (SELECT count(*) FROM json_each(?1) AS f \
                                      JOIN jobs ON {FENCE})"
         )
     })
@@ -72,7 +73,8 @@ const FINISH: &str = "WITH f AS ( \
         errors = CASE WHEN f.outcome IN ('retry', 'dead') \
             THEN json_insert(errors, '$[#]', json(f.error)) ELSE errors END \
     FROM f \
-    WHERE jobs.id = f.job_id AND jobs.claims = f.token AND jobs.state = 'running' \
+    WHERE jobs.id = f.job_id AND jobs.claims = f.token AND jobs.lease_owner = ?3 \
+      AND jobs.state = 'running' \
     RETURNING jobs.id, jobs.claims, jobs.state, jobs.queue";
 
 /// One finish as the JSON array [`FINISH`] reads.
@@ -161,6 +163,7 @@ async fn complete(
     let all = sqlx::query(complete_all_sql())
         .bind(&completions.json)
         .bind(now)
+        .bind(&params.owner)
         .bind(completions.leases.len() as i64)
         .execute(&mut *conn)
         .await
@@ -174,6 +177,7 @@ async fn complete(
     let rows: Vec<(i64, i64)> = sqlx::query_as(complete_each_sql())
         .bind(&completions.json)
         .bind(now)
+        .bind(&params.owner)
         .fetch_all(conn)
         .await
         .map_err(during(OP))?;
@@ -191,6 +195,7 @@ async fn finish_others(
     let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(FINISH)
         .bind(others)
         .bind(params.now.as_micros())
+        .bind(&params.owner)
         .fetch_all(conn)
         .await
         .map_err(during(OP))?;

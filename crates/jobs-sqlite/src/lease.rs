@@ -8,16 +8,17 @@ use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};
 
-/// The leases are a JSON array of `[job id, token]` pairs.
+/// The leases are a JSON array of `[job id, token]` pairs, all of owner `?3`.
 const HEARTBEAT: &str = "WITH h AS ( \
         SELECT value ->> 0 AS job_id, value ->> 1 AS token FROM json_each(?1)) \
     UPDATE jobs NOT INDEXED SET lease_expires_at = ?2 \
     FROM h \
-    WHERE jobs.id = h.job_id AND jobs.claims = h.token AND jobs.state = 'running' \
+    WHERE jobs.id = h.job_id AND jobs.claims = h.token AND jobs.lease_owner = ?3 \
+      AND jobs.state = 'running' \
     RETURNING jobs.id, jobs.claims";
 
 const CHECKPOINT: &str = "UPDATE jobs SET checkpoint = ?1, lease_expires_at = ?2 \
-    WHERE id = ?3 AND claims = ?4 AND state = 'running'";
+    WHERE id = ?3 AND claims = ?4 AND lease_owner = ?5 AND state = 'running'";
 
 /// Renews every lease still held; returns, in input order, which are.
 pub(crate) async fn heartbeat_many(
@@ -41,6 +42,7 @@ pub(crate) async fn heartbeat_many(
     let held: HashSet<(i64, i64)> = sqlx::query_as(HEARTBEAT)
         .bind(batch)
         .bind((params.now + params.lease_ttl).as_micros())
+        .bind(&params.owner)
         .fetch_all(conn)
         .await
         .map_err(during("job_heartbeat_many"))?
@@ -69,6 +71,7 @@ pub(crate) async fn checkpoint(
         .bind((params.now + params.lease_ttl).as_micros())
         .bind(params.lease.job.0)
         .bind(params.lease.token)
+        .bind(&params.owner)
         .execute(conn)
         .await
         .map_err(during("job_checkpoint"))?;

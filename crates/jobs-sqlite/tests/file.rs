@@ -28,6 +28,7 @@ async fn reopening_a_file_keeps_jobs_leases_and_checkpoints() {
     let ids = insert(&store, vec![job("q", 1), job("q", 2)], T0).await;
     let lease = claim(&store, "q", 1, T0).await[0].lease;
     let checkpoint = jobs::JobCheckpointParams {
+        owner: OWNER.into(),
         lease,
         checkpoint: serde_json::json!({ "row": 42 }),
         lease_ttl: TTL,

@@ -273,6 +273,7 @@ async fn claim_one(store: &dyn Store) -> Lease {
 async fn save_checkpoint(store: &dyn Store, lease: Lease, value: serde_json::Value) -> bool {
     store
         .job_checkpoint(JobCheckpointParams {
+            owner: OWNER.into(),
             lease,
             checkpoint: value,
             lease_ttl: TTL,
@@ -403,6 +404,7 @@ async fn finishes_are_fenced_by_the_claim_token(store: &dyn Store) {
     };
     let applied = store
         .job_finish_many(JobFinishParams {
+            owner: OWNER.into(),
             finishes: vec![
                 JobFinish {
                     lease: stale,
@@ -428,6 +430,7 @@ async fn finishes_are_fenced_by_the_claim_token(store: &dyn Store) {
     );
     let empty = store
         .job_finish_many(JobFinishParams {
+            owner: OWNER.into(),
             finishes: vec![],
             now: T0,
         })
@@ -442,6 +445,7 @@ async fn a_job_twice_in_one_batch_finishes_once(store: &dyn Store) {
     };
     let applied = store
         .job_finish_many(JobFinishParams {
+            owner: OWNER.into(),
             finishes: vec![
                 JobFinish {
                     lease,
@@ -511,6 +515,7 @@ async fn a_mixed_batch_applies_what_holds(store: &dyn Store) {
     ];
     let applied = store
         .job_finish_many(JobFinishParams {
+            owner: OWNER.into(),
             finishes,
             now: T0 + secs(1),
         })
@@ -529,6 +534,7 @@ async fn a_mixed_batch_applies_what_holds(store: &dyn Store) {
     });
     let applied = store
         .job_finish_many(JobFinishParams {
+            owner: OWNER.into(),
             finishes: rest.to_vec(),
             now: T0 + secs(2),
         })
@@ -546,6 +552,7 @@ async fn heartbeat_renews_only_held_leases(store: &dyn Store) {
     let stale = Lease { token: 9, ..b };
     let held = store
         .job_heartbeat_many(JobHeartbeatParams {
+            owner: OWNER.into(),
             leases: vec![a, stale, c, b],
             lease_ttl: secs(60),
             now: T0 + secs(10),
@@ -557,6 +564,7 @@ async fn heartbeat_renews_only_held_leases(store: &dyn Store) {
     assert_eq!(record.lease_expires_at, Some(T0 + secs(70)));
     let none = store
         .job_heartbeat_many(JobHeartbeatParams {
+            owner: OWNER.into(),
             leases: vec![],
             lease_ttl: TTL,
             now: T0,
@@ -658,6 +666,7 @@ async fn a_rescued_job_fences_out_its_old_worker(store: &dyn Store) {
     assert!(!save_checkpoint(store, old, serde_json::json!("stale")).await);
     let held = store
         .job_heartbeat_many(JobHeartbeatParams {
+            owner: "w2".into(),
             leases: vec![old, new],
             lease_ttl: TTL,
             now: T0 + secs(40),
@@ -666,7 +675,11 @@ async fn a_rescued_job_fences_out_its_old_worker(store: &dyn Store) {
         .unwrap();
     assert_eq!(held, vec![false, true]);
     assert!(!finish(store, old, FinishOutcome::Completed, T0 + secs(41)).await);
-    assert!(finish(store, new, FinishOutcome::Completed, T0 + secs(41)).await);
+    assert!(
+        !finish(store, new, FinishOutcome::Completed, T0 + secs(41)).await,
+        "w1 may not finish w2's lease"
+    );
+    assert!(finish_as(store, "w2", new, FinishOutcome::Completed, T0 + secs(41)).await);
     let record = store.job_get(old.job).await.unwrap().unwrap();
     assert!(record.checkpoint.is_none());
     assert_eq!(record.state, JobState::Completed);
@@ -959,6 +972,7 @@ async fn a_closed_store_answers_closed_everywhere() {
                 .err(),
             store
                 .job_finish_many(JobFinishParams {
+                    owner: OWNER.into(),
                     finishes: vec![JobFinish {
                         lease,
                         outcome: FinishOutcome::Completed,
@@ -969,6 +983,7 @@ async fn a_closed_store_answers_closed_everywhere() {
                 .err(),
             store
                 .job_heartbeat_many(JobHeartbeatParams {
+                    owner: OWNER.into(),
                     leases: vec![lease],
                     lease_ttl: TTL,
                     now: T0,
@@ -977,6 +992,7 @@ async fn a_closed_store_answers_closed_everywhere() {
                 .err(),
             store
                 .job_checkpoint(JobCheckpointParams {
+                    owner: OWNER.into(),
                     lease,
                     checkpoint: serde_json::json!(1),
                     lease_ttl: TTL,

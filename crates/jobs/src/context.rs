@@ -98,6 +98,12 @@ impl RunState {
         self.lost.cancel();
     }
 
+    /// The worker that holds this run's lease (the claim recorded it; empty, and so never
+    /// holding, if a store left it out).
+    pub(crate) fn owner(&self) -> &str {
+        self.record.lease_owner.as_deref().unwrap_or_default()
+    }
+
     pub(crate) fn lease_lost(&self) -> bool {
         self.lost.is_cancelled()
     }
@@ -226,6 +232,7 @@ impl JobContext {
 
     async fn write_checkpoint(&self, checkpoint: Value) {
         let params = JobCheckpointParams {
+            owner: self.run.owner().to_owned(),
             lease: self.run.lease,
             checkpoint: checkpoint.clone(),
             lease_ttl: self.run.lease_ttl,

@@ -50,9 +50,9 @@
 //!   (children restart after a delay; claimed jobs stay heartbeated until their outcome is
 //!   written).
 //! * **At-least-once execution, never two live runs.** A job runs under a lease that a
-//!   heartbeat renews; every write a run makes is fenced by its lease token, so a stale run
-//!   (frozen, rescued, re-claimed elsewhere) cannot overwrite a newer one, and it is stopped
-//!   as soon as a heartbeat finds its lease gone.
+//!   heartbeat renews; every write a run makes is fenced by its lease (token and owner), so a
+//!   stale run (frozen, rescued, re-claimed elsewhere) cannot overwrite a newer one, and it
+//!   is stopped as soon as a heartbeat finds its lease gone.
 //! * **Bad input never takes the pool down.** Invalid options are typed errors at enqueue
 //!   ([`EnqueueError`]); an unknown kind or undecodable args sends the job to the dead set
 //!   with the reason ([`BadInput`]), and the exhausted hook sees it.

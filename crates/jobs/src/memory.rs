@@ -319,11 +319,14 @@ impl Inner {
         Some(result)
     }
 
-    /// The job `lease` names, if that lease still holds (running, same claim token).
-    fn leased(&self, lease: Lease) -> bool {
-        self.jobs
-            .get(&lease.job.0)
-            .is_some_and(|job| job.state == JobState::Running && job.claims == lease.token)
+    /// The job `lease` names, if that lease still holds (running, same claim token, same
+    /// owner).
+    fn leased(&self, lease: Lease, owner: &str) -> bool {
+        self.jobs.get(&lease.job.0).is_some_and(|job| {
+            job.state == JobState::Running
+                && job.claims == lease.token
+                && job.lease_owner.as_deref() == Some(owner)
+        })
     }
 
     fn insert(&mut self, new: NewJob, now: Timestamp, woken: &mut Woken) -> JobId {
@@ -361,8 +364,14 @@ impl Inner {
         claimed
     }
 
-    fn finish(&mut self, finish: JobFinish, now: Timestamp, woken: &mut Woken) -> bool {
-        if !self.leased(finish.lease) {
+    fn finish(
+        &mut self,
+        finish: JobFinish,
+        owner: &str,
+        now: Timestamp,
+        woken: &mut Woken,
+    ) -> bool {
+        if !self.leased(finish.lease, owner) {
             return false;
         }
         self.update(finish.lease.job.0, |job| {
@@ -374,8 +383,8 @@ impl Inner {
         .is_some()
     }
 
-    fn renew(&mut self, lease: Lease, expires: Timestamp) -> bool {
-        if !self.leased(lease) {
+    fn renew(&mut self, lease: Lease, owner: &str, expires: Timestamp) -> bool {
+        if !self.leased(lease, owner) {
             return false;
         }
         self.update(lease.job.0, |job| job.lease_expires_at = Some(expires))
@@ -685,7 +694,7 @@ impl Store for MemoryStore {
                 Ok(params
                     .finishes
                     .into_iter()
-                    .map(|finish| inner.finish(finish, params.now, woken))
+                    .map(|finish| inner.finish(finish, &params.owner, params.now, woken))
                     .collect())
             })
         })
@@ -701,7 +710,7 @@ impl Store for MemoryStore {
             Ok(params
                 .leases
                 .iter()
-                .map(|&lease| inner.renew(lease, expires))
+                .map(|&lease| inner.renew(lease, &params.owner, expires))
                 .collect())
         })
     }
@@ -712,7 +721,7 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut inner = self.lock()?;
-            if !inner.leased(params.lease) {
+            if !inner.leased(params.lease, &params.owner) {
                 return Ok(false);
             }
             let expires = params.now + params.lease_ttl;
@@ -881,7 +890,12 @@ mod tests {
 
     async fn finish(store: &MemoryStore, lease: Lease, outcome: FinishOutcome, now: Timestamp) {
         let finishes = vec![JobFinish { lease, outcome }];
-        let params = JobFinishParams { finishes, now };
+        let owner = "w".to_owned();
+        let params = JobFinishParams {
+            owner,
+            finishes,
+            now,
+        };
         let applied = store.job_finish_many(params).await.expect("finish");
         assert_eq!(applied, vec![true]);
     }
@@ -1087,6 +1101,7 @@ mod tests {
                         _ => FinishOutcome::Release,
                     };
                     let params = JobFinishParams {
+                        owner: "w".to_owned(),
                         finishes: vec![JobFinish { lease, outcome }],
                         now,
                     };
@@ -1094,6 +1109,7 @@ mod tests {
                 }
                 5 => {
                     let params = JobHeartbeatParams {
+                        owner: "w".to_owned(),
                         leases: leases.clone(),
                         lease_ttl: Duration::from_secs(next(15)),
                         now,

@@ -3,8 +3,9 @@
 //! Every operation is a Noun+Verb method taking one params struct, and every time-dependent
 //! operation takes `now` from the engine's [`Clock`](crate::Clock), so tests control time
 //! inside the store as well. Operations on running jobs are *fenced*: they name a [`Lease`]
-//! (job id + claim token) and apply only while that exact claim still holds, so a stale
-//! worker (rescued while frozen, or partitioned away) can never overwrite a newer run.
+//! (job id + claim token) and the owner that claimed it, and apply only while that exact
+//! claim still holds, so a stale worker (rescued while frozen, or partitioned away) can never
+//! overwrite a newer run.
 //!
 //! # Obligations of an implementation
 //!
@@ -13,8 +14,10 @@
 //! * `job_claim` never hands the same job to two claimers while a lease holds (SKIP
 //!   LOCKED-style), orders by priority (high first), then `run_at`, then id.
 //! * Fenced operations (`job_finish_many`, `job_heartbeat_many`, `job_checkpoint`) match on
-//!   `id`, `claims == lease.token` and `state == running`, and report per job whether they
-//!   applied; a mismatch is not an error.
+//!   `id`, `claims == lease.token`, `lease_owner == owner` and `state == running`, and report
+//!   per job whether they applied; a mismatch is not an error. (The owner matters where a
+//!   store can lose an acknowledged claim, as PostgreSQL's asynchronous commits can in a
+//!   server crash: the token could then be issued again, to another worker.)
 //! * `job_rescue_expired` is atomic: two rescuers racing never both return the same job.
 //! * Errors are [`StoreError`]s; transient ones (connection lost, database busy) say so
 //!   with [`StoreError::is_transient`], and no failed call leaves a job half-written.
@@ -72,8 +75,8 @@ impl StoreError {
 
 /// The proof of one claim on one running job: its id and the claim token.
 ///
-/// The token is the job's `claims` counter after the claim; it changes on every claim, so it
-/// identifies the lease holder as well as the run.
+/// The token is the job's `claims` counter after the claim; it changes on every claim, so
+/// with the owner's name it identifies the lease holder and the run.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Lease {
     /// The job.
@@ -158,6 +161,8 @@ pub struct JobFinish {
 /// Params for [`Store::job_finish_many`].
 #[derive(Clone, Debug)]
 pub struct JobFinishParams {
+    /// The worker whose leases these are (its claims' `owner`).
+    pub owner: String,
     /// Finishes to apply, all in one transaction.
     pub finishes: Vec<JobFinish>,
     /// Now (`finalized_at`, error times are taken from the outcome).
@@ -167,6 +172,8 @@ pub struct JobFinishParams {
 /// Params for [`Store::job_heartbeat_many`].
 #[derive(Clone, Debug)]
 pub struct JobHeartbeatParams {
+    /// The worker whose leases these are (its claims' `owner`).
+    pub owner: String,
     /// Leases to renew.
     pub leases: Vec<Lease>,
     /// New lease length from now.
@@ -178,6 +185,8 @@ pub struct JobHeartbeatParams {
 /// Params for [`Store::job_checkpoint`].
 #[derive(Clone, Debug)]
 pub struct JobCheckpointParams {
+    /// The worker whose lease it is (its claim's `owner`).
+    pub owner: String,
     /// The lease the run holds.
     pub lease: Lease,
     /// Progress to keep for this and later runs.

@@ -11,6 +11,9 @@ use jobs::{
 /// A fixed "now" so tests control time.
 pub const T0: Timestamp = Timestamp::from_micros(1_700_000_000_000_000);
 
+/// The worker the helpers claim and write as.
+pub const OWNER: &str = "w1";
+
 pub const TTL: Duration = Duration::from_secs(30);
 
 pub fn secs(n: u64) -> Duration {
@@ -51,7 +54,7 @@ pub async fn claim(
     limit: usize,
     now: Timestamp,
 ) -> Vec<ClaimedJob> {
-    claim_as(store, queue, "w1", limit, now).await
+    claim_as(store, queue, OWNER, limit, now).await
 }
 
 pub async fn claim_as(
@@ -79,8 +82,19 @@ pub async fn finish(
     outcome: FinishOutcome,
     now: Timestamp,
 ) -> bool {
+    finish_as(store, OWNER, lease, outcome, now).await
+}
+
+pub async fn finish_as(
+    store: &dyn Store,
+    owner: &str,
+    lease: Lease,
+    outcome: FinishOutcome,
+    now: Timestamp,
+) -> bool {
     let applied = store
         .job_finish_many(JobFinishParams {
+            owner: owner.into(),
             finishes: vec![JobFinish { lease, outcome }],
             now,
         })

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::support::{at, attempt_error, job_at, new_job, secs, Harness};
+use super::support::{at, attempt_error, job_at, new_job, secs, Harness, WORKER};
 use crate::job::{JobId, JobState, NewJob};
 use crate::store::{FinishOutcome, JobListParams, QueueStats, Store};
 use crate::time::Timestamp;
@@ -111,7 +111,10 @@ pub async fn cancel_waiting_only(store: Arc<dyn Store>) {
         "missing job"
     );
     assert_eq!(h.promote(at(1000), 10).await, 0);
-    assert!(h.claim("q", "w", 10, secs(30), at(1000)).await.is_empty());
+    assert!(h
+        .claim("q", WORKER, 10, secs(30), at(1000))
+        .await
+        .is_empty());
     let stats = h.queue("q").await;
     assert_eq!((stats.cancelled, stats.running, stats.completed), (2, 1, 1));
 }
@@ -202,7 +205,7 @@ pub async fn queue_stats_counts(store: Arc<dyn Store>) {
         )
         .await;
     assert!(h.cancel(ids[3], at(0)).await);
-    let claimed = h.claim("alpha", "w", 3, secs(30), at(0)).await;
+    let claimed = h.claim("alpha", WORKER, 3, secs(30), at(0)).await;
     let lease_of = |id| claimed.iter().find(|c| c.lease.job == id).map(|c| c.lease);
     let completed = lease_of(ids[1]).expect("priority 8 is claimed second");
     let dead = lease_of(ids[2]).expect("priority 7 is claimed third");

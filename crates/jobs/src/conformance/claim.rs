@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::support::{at, claimed_ids, job_at, new_job, secs, sorted, Harness};
+use super::support::{at, claimed_ids, job_at, new_job, secs, sorted, Harness, WORKER};
 use crate::job::JobState;
 use crate::store::{FinishOutcome, Store};
 
@@ -28,25 +28,25 @@ pub async fn claim_order_and_limit(store: Arc<dyn Store>) {
         )
         .await;
     let [a, b, c, d, e, f] = [ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]];
-    let first = h.claim("q", "w", 2, secs(30), now).await;
+    let first = h.claim("q", WORKER, 2, secs(30), now).await;
     assert_eq!(
         claimed_ids(&first),
         sorted(vec![c, f]),
         "priority 5, oldest run_at, ids"
     );
-    let second = h.claim("q", "w", 3, secs(30), now).await;
+    let second = h.claim("q", WORKER, 3, secs(30), now).await;
     assert_eq!(
         claimed_ids(&second),
         sorted(vec![b, a, e]),
         "then b, then priority 0"
     );
-    let third = h.claim("q", "w", 10, secs(30), now).await;
+    let third = h.claim("q", WORKER, 10, secs(30), now).await;
     assert_eq!(
         claimed_ids(&third),
         vec![d],
         "negative priority last, limit not reached"
     );
-    assert!(h.claim("q", "w", 10, secs(30), now).await.is_empty());
+    assert!(h.claim("q", WORKER, 10, secs(30), now).await.is_empty());
 }
 
 /// A claim takes jobs of the named queue only; a queue without jobs yields nothing.
@@ -55,20 +55,20 @@ pub async fn claim_only_from_named_queue(store: Arc<dyn Store>) {
     let now = at(0);
     let in_a = h.insert(vec![new_job("a"), new_job("a")], now).await;
     let in_b = h.insert(vec![job_at("b", 100, at(-1000))], now).await;
-    let claimed = h.claim("a", "w", 10, secs(30), now).await;
+    let claimed = h.claim("a", WORKER, 10, secs(30), now).await;
     assert_eq!(claimed_ids(&claimed), in_a, "both of queue a, none of b");
     assert!(claimed.iter().all(|c| c.record.queue == "a"));
     assert!(
-        h.claim("c", "w", 10, secs(30), now).await.is_empty(),
+        h.claim("c", WORKER, 10, secs(30), now).await.is_empty(),
         "queue c is empty"
     );
     assert!(
-        h.claim("a", "w", 10, secs(30), now).await.is_empty(),
+        h.claim("a", WORKER, 10, secs(30), now).await.is_empty(),
         "queue a is drained"
     );
     assert_eq!(h.get(in_b[0]).await.state, JobState::Available);
     assert_eq!(
-        claimed_ids(&h.claim("b", "w", 10, secs(30), now).await),
+        claimed_ids(&h.claim("b", WORKER, 10, secs(30), now).await),
         in_b
     );
 }
@@ -99,7 +99,10 @@ pub async fn claim_sets_lease(store: Arc<dyn Store>) {
         "the returned record is the stored one"
     );
 
-    assert!(h.finish(job.lease, FinishOutcome::Release, at(2)).await);
+    assert!(
+        h.finish_as("worker-7", job.lease, FinishOutcome::Release, at(2))
+            .await
+    );
     let again = h.claim("q", "worker-8", 5, secs(10), at(3)).await;
     assert_eq!(claimed_ids(&again), vec![id]);
     assert_eq!(again[0].lease.token, 2, "every claim changes the token");

@@ -56,7 +56,7 @@ async fn claim_loop(h: Harness, owner: String, limit: usize) -> Vec<JobId> {
                 outcome: FinishOutcome::Completed,
             })
             .collect();
-        let applied = h.finish_many(finishes, at(2)).await;
+        let applied = h.finish_many_as(&owner, finishes, at(2)).await;
         assert!(applied.iter().all(|&ok| ok), "{owner}: its own leases hold");
         mine.extend(claimed.iter().map(|job| job.lease.job));
         tokio::task::yield_now().await;

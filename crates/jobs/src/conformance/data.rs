@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::support::{at, attempt_error, new_job, secs, Harness};
+use super::support::{at, attempt_error, new_job, secs, Harness, WORKER};
 use crate::job::{JobState, NewJob};
 use crate::store::{FinishOutcome, Store};
 
@@ -84,7 +84,7 @@ pub async fn json_round_trip(store: Arc<dyn Store>) {
     assert_eq!(h.get(ids[1]).await.args, json!([1, "two", { "three": 3 }]));
     assert_eq!(h.get(ids[2]).await.args, json!("just a string ✓"));
 
-    let claimed = h.claim("q", "w", 3, secs(30), at(1)).await;
+    let claimed = h.claim("q", WORKER, 3, secs(30), at(1)).await;
     assert_eq!(claimed.len(), 3);
     let lease_of = |i: usize| {
         let found = claimed.iter().find(|c| c.lease.job == ids[i]);
@@ -118,7 +118,7 @@ pub async fn json_round_trip(store: Arc<dyn Store>) {
         h.get(ids[2]).await.checkpoint,
         Some(json!(12345678901234_i64))
     );
-    let reclaimed = h.claim("q", "w", 1, secs(30), at(4)).await;
+    let reclaimed = h.claim("q", WORKER, 1, secs(30), at(4)).await;
     assert_eq!(reclaimed.len(), 1);
     assert_eq!(
         reclaimed[0].record.checkpoint,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::support::{at, attempt_error, claimed_ids, job_at, new_job, secs, Harness};
+use super::support::{at, attempt_error, claimed_ids, job_at, new_job, secs, Harness, WORKER};
 use crate::job::JobState;
 use crate::store::{FinishOutcome, Store};
 
@@ -62,7 +62,7 @@ pub async fn finish_retry(store: Arc<dyn Store>) {
         Some(json!({ "page": 2 })),
         "a retry keeps progress"
     );
-    assert!(h.claim("q", "w", 10, secs(30), at(30)).await.is_empty());
+    assert!(h.claim("q", WORKER, 10, secs(30), at(30)).await.is_empty());
     assert_eq!(h.promote(at(60), 10).await, 1);
     let lease = h.claim_one("q", id, at(60)).await;
     assert_eq!(lease.token, 2);
@@ -81,7 +81,7 @@ pub async fn finish_retry(store: Arc<dyn Store>) {
     assert_eq!(job.run_at, at(61));
     assert_eq!(job.attempts, 2);
     assert_eq!(
-        claimed_ids(&h.claim("q", "w", 1, secs(30), at(61)).await),
+        claimed_ids(&h.claim("q", WORKER, 1, secs(30), at(61)).await),
         vec![id]
     );
 }
@@ -105,7 +105,7 @@ pub async fn finish_dead(store: Arc<dyn Store>) {
     assert_eq!(job.errors, vec![error]);
     assert_eq!((job.lease_owner, job.lease_expires_at), (None, None));
     assert_eq!(job.checkpoint, Some(json!([1, 2, 3])));
-    assert!(h.claim("q", "w", 10, secs(30), at(5)).await.is_empty());
+    assert!(h.claim("q", WORKER, 10, secs(30), at(5)).await.is_empty());
     assert_eq!(h.promote(at(10_000), 10).await, 0);
 }
 
@@ -131,7 +131,7 @@ pub async fn finish_snooze(store: Arc<dyn Store>) {
     assert_eq!((job.lease_owner, job.lease_expires_at), (None, None));
     assert_eq!(job.checkpoint, Some(json!({ "cursor": "abc" })));
     assert_eq!(job.finalized_at, None);
-    assert!(h.claim("q", "w", 10, secs(30), at(10)).await.is_empty());
+    assert!(h.claim("q", WORKER, 10, secs(30), at(10)).await.is_empty());
     assert_eq!(h.promote(at(30), 10).await, 1);
     assert_eq!(h.claim_one("q", id, at(30)).await.token, 2);
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::support::{at, claimed_ids, fresh_record, job_at, new_job, secs, Harness};
+use super::support::{at, claimed_ids, fresh_record, job_at, new_job, secs, Harness, WORKER};
 use crate::job::{JobState, NewJob};
 use crate::store::{JobListParams, Store};
 
@@ -113,7 +113,7 @@ pub async fn scheduled_jobs_wait_for_promotion(store: Arc<dyn Store>) {
     assert_eq!(first.state, JobState::Scheduled);
     assert_eq!(first.run_at, at(60));
     assert_eq!(h.get(ids[1]).await.state, JobState::Scheduled);
-    let claimed = h.claim("q", "w", 10, secs(30), now).await;
+    let claimed = h.claim("q", WORKER, 10, secs(30), now).await;
     assert_eq!(
         claimed_ids(&claimed),
         vec![ids[2]],
@@ -125,7 +125,7 @@ pub async fn scheduled_jobs_wait_for_promotion(store: Arc<dyn Store>) {
         0,
         "nothing is due a second early"
     );
-    assert!(h.claim("q", "w", 10, secs(30), at(59)).await.is_empty());
+    assert!(h.claim("q", WORKER, 10, secs(30), at(59)).await.is_empty());
     assert_eq!(
         h.promote(at(60), 100).await,
         1,
@@ -135,7 +135,7 @@ pub async fn scheduled_jobs_wait_for_promotion(store: Arc<dyn Store>) {
     assert_eq!(promoted.state, JobState::Available);
     assert_eq!(promoted.run_at, at(60), "promotion keeps run_at");
     assert_eq!(h.get(ids[1]).await.state, JobState::Scheduled);
-    let claimed = h.claim("q", "w", 10, secs(30), at(60)).await;
+    let claimed = h.claim("q", WORKER, 10, secs(30), at(60)).await;
     assert_eq!(claimed_ids(&claimed), vec![ids[0]]);
 
     let five: Vec<NewJob> = (0..5).map(|_| job_at("q", 0, at(600))).collect();

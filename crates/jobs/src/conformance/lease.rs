@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::support::{at, claimed_ids, new_job, secs, sorted, Harness};
+use super::support::{at, claimed_ids, new_job, secs, sorted, Harness, WORKER};
 use crate::job::{JobId, JobState};
 use crate::store::{FinishOutcome, JobFinish, Lease, Store};
 
 /// After a rescue and a reclaim by another worker, the first worker's (stale) lease fails
 /// every fenced write — finish, heartbeat, checkpoint — with `false` and changes nothing;
-/// an unknown token or job fails too. A batch reports per finish, in input order, and its
+/// so does the current token written in another owner's name, and an unknown token or job. A batch reports per finish, in input order, and its
 /// stale entries do not keep the others from applying.
 ///
 /// (A batch naming the same job twice is outside the contract: the suite never sends one.)
@@ -26,19 +26,43 @@ pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
     let fresh = fresh[0].lease;
     assert_ne!(stale.token, fresh.token);
     assert!(
-        h.checkpoint(fresh, json!({ "by": "new" }), secs(30), at(13))
-            .await
+        h.checkpoint_as(
+            "new-worker",
+            fresh,
+            json!({ "by": "new" }),
+            secs(30),
+            at(13)
+        )
+        .await
     );
     let before = h.get(ids[0]).await;
 
     let done = FinishOutcome::Completed;
-    assert!(!h.finish(stale, done.clone(), at(14)).await, "stale finish");
+    let old = "old-worker";
+    assert!(
+        !h.finish_as(old, stale, done.clone(), at(14)).await,
+        "stale finish"
+    );
     assert_eq!(
-        h.heartbeat(vec![stale], secs(300), at(14)).await,
+        h.heartbeat_as(old, vec![stale], secs(300), at(14)).await,
         vec![false]
     );
     assert!(
-        !h.checkpoint(stale, json!({ "by": "old" }), secs(300), at(14))
+        !h.checkpoint_as(old, stale, json!({ "by": "old" }), secs(300), at(14))
+            .await
+    );
+    // The current token under another owner's name: writes check the owner too (a token
+    // alone could repeat if a store lost a claim, say in a database crash).
+    assert!(
+        !h.finish_as(old, fresh, done.clone(), at(14)).await,
+        "the current token, another owner"
+    );
+    assert_eq!(
+        h.heartbeat_as(old, vec![fresh], secs(300), at(14)).await,
+        vec![false]
+    );
+    assert!(
+        !h.checkpoint_as(old, fresh, json!({ "by": "old" }), secs(300), at(14))
             .await
     );
     let wrong = Lease {
@@ -46,7 +70,7 @@ pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
         token: fresh.token + 100,
     };
     assert!(
-        !h.finish(wrong, done.clone(), at(14)).await,
+        !h.finish_as("new-worker", wrong, done.clone(), at(14)).await,
         "a token never issued"
     );
     assert_eq!(h.get(ids[0]).await, before, "stale writes changed nothing");
@@ -73,7 +97,7 @@ pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
     );
     assert_eq!(h.get(ids[1]).await.state, JobState::Completed);
     assert!(
-        h.finish(fresh, done, at(17)).await,
+        h.finish_as("new-worker", fresh, done, at(17)).await,
         "the current lease still holds"
     );
     let job = h.get(ids[0]).await;
@@ -83,14 +107,14 @@ pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
 
 /// A heartbeat sets `lease_expires_at` = now + ttl for leases that hold, so the rescuer leaves
 /// the job alone until the new expiry; it reports per lease, in input order, `false` for a
-/// job that is no longer running. Fencing is by token and state only: a lease past its
+/// job that is no longer running. Fencing is by token, owner and state only: a lease past its
 /// expiry that nobody rescued yet can still be renewed.
 pub async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
     let h = Harness::new(store);
     let ids = h
         .insert(vec![new_job("q"), new_job("q"), new_job("q")], at(0))
         .await;
-    let claimed = h.claim("q", "w", 3, secs(30), at(0)).await;
+    let claimed = h.claim("q", WORKER, 3, secs(30), at(0)).await;
     assert_eq!(claimed_ids(&claimed), ids);
     let lease_of = |id: JobId| claimed.iter().find(|c| c.lease.job == id).map(|c| c.lease);
     let [a, b, c] = [ids[0], ids[1], ids[2]].map(|id| lease_of(id).expect("claimed above"));
@@ -105,7 +129,7 @@ pub async fn heartbeat_extends_lease(store: Arc<dyn Store>) {
     assert_eq!(job.state, JobState::Running);
     assert_eq!(
         job.lease_owner.as_deref(),
-        Some("w"),
+        Some(WORKER),
         "the owner is unchanged"
     );
     assert_eq!(job.claims, 1, "a heartbeat is not a claim");
@@ -161,9 +185,9 @@ pub async fn rescue_expired_only(store: Arc<dyn Store>) {
     let ids = h
         .insert((0..5).map(|_| new_job("q")).collect(), at(0))
         .await;
-    let short = h.claim("q", "w", 2, secs(10), at(0)).await;
-    let long = h.claim("q", "w", 1, secs(100), at(0)).await;
-    let later = h.claim("q", "w", 2, secs(10), at(5)).await;
+    let short = h.claim("q", WORKER, 2, secs(10), at(0)).await;
+    let long = h.claim("q", WORKER, 1, secs(100), at(0)).await;
+    let later = h.claim("q", WORKER, 2, secs(10), at(5)).await;
     assert_eq!(claimed_ids(&short), ids[..2].to_vec());
     assert_eq!(claimed_ids(&long), vec![ids[2]]);
     assert_eq!(claimed_ids(&later), ids[3..].to_vec());

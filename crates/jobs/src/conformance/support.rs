@@ -16,6 +16,9 @@ use crate::store::{
 use crate::time::Timestamp;
 
 /// The suite's origin of time: 2023-11-14T22:13:20Z.
+/// The worker the helpers claim and write as, unless told otherwise.
+pub(super) const WORKER: &str = "worker-1";
+
 pub(super) const T0: Timestamp = Timestamp::from_micros(1_700_000_000_000_000);
 
 /// `T0` moved by `secs` seconds (negative: earlier).
@@ -152,9 +155,10 @@ impl Harness {
         self.ok(result, "job_claim")
     }
 
-    /// Claims exactly one job of `queue` with a 30 s lease, and checks it is `expected`.
+    /// Claims exactly one job of `queue` for [`WORKER`] with a 30 s lease, and checks it is
+    /// `expected`.
     pub(super) async fn claim_one(&self, queue: &str, expected: JobId, now: Timestamp) -> Lease {
-        let claimed = self.claim(queue, "worker-1", 1, secs(30), now).await;
+        let claimed = self.claim(queue, WORKER, 1, secs(30), now).await;
         assert_eq!(
             claimed_ids(&claimed),
             vec![expected],
@@ -164,22 +168,45 @@ impl Harness {
         claimed[0].lease
     }
 
+    /// Finishes leases [`WORKER`] holds.
     pub(super) async fn finish_many(&self, finishes: Vec<JobFinish>, now: Timestamp) -> Vec<bool> {
-        let result = self
-            .store
-            .job_finish_many(JobFinishParams { finishes, now })
-            .await;
+        self.finish_many_as(WORKER, finishes, now).await
+    }
+
+    pub(super) async fn finish_many_as(
+        &self,
+        owner: &str,
+        finishes: Vec<JobFinish>,
+        now: Timestamp,
+    ) -> Vec<bool> {
+        let params = JobFinishParams {
+            owner: owner.to_owned(),
+            finishes,
+            now,
+        };
+        let result = self.store.job_finish_many(params).await;
         self.ok(result, "job_finish_many")
     }
 
+    /// Finishes one lease [`WORKER`] holds.
     pub(super) async fn finish(
         &self,
         lease: Lease,
         outcome: FinishOutcome,
         now: Timestamp,
     ) -> bool {
+        self.finish_as(WORKER, lease, outcome, now).await
+    }
+
+    pub(super) async fn finish_as(
+        &self,
+        owner: &str,
+        lease: Lease,
+        outcome: FinishOutcome,
+        now: Timestamp,
+    ) -> bool {
         let applied = self
-            .finish_many(vec![JobFinish { lease, outcome }], now)
+            .finish_many_as(owner, vec![JobFinish { lease, outcome }], now)
             .await;
         assert_eq!(
             applied.len(),
@@ -190,13 +217,25 @@ impl Harness {
         applied[0]
     }
 
+    /// Renews leases [`WORKER`] holds.
     pub(super) async fn heartbeat(
         &self,
         leases: Vec<Lease>,
         ttl: Duration,
         now: Timestamp,
     ) -> Vec<bool> {
+        self.heartbeat_as(WORKER, leases, ttl, now).await
+    }
+
+    pub(super) async fn heartbeat_as(
+        &self,
+        owner: &str,
+        leases: Vec<Lease>,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Vec<bool> {
         let params = JobHeartbeatParams {
+            owner: owner.to_owned(),
             leases,
             lease_ttl: ttl,
             now,
@@ -205,6 +244,7 @@ impl Harness {
         self.ok(result, "job_heartbeat_many")
     }
 
+    /// Saves a checkpoint under a lease [`WORKER`] holds.
     pub(super) async fn checkpoint(
         &self,
         lease: Lease,
@@ -212,7 +252,20 @@ impl Harness {
         ttl: Duration,
         now: Timestamp,
     ) -> bool {
+        self.checkpoint_as(WORKER, lease, checkpoint, ttl, now)
+            .await
+    }
+
+    pub(super) async fn checkpoint_as(
+        &self,
+        owner: &str,
+        lease: Lease,
+        checkpoint: Value,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> bool {
         let params = JobCheckpointParams {
+            owner: owner.to_owned(),
             lease,
             checkpoint,
             lease_ttl: ttl,

@@ -113,6 +113,7 @@ async fn write(shared: &Shared, batch: &[Completion]) -> Result<Vec<bool>, Store
         }
         if let Some(checkpoint) = completion.run.take_unsaved_checkpoint() {
             let params = JobCheckpointParams {
+                owner: shared.worker_id.clone(),
                 lease: completion.run.lease,
                 checkpoint,
                 lease_ttl: shared.config.lease_ttl,
@@ -130,7 +131,11 @@ async fn write(shared: &Shared, batch: &[Completion]) -> Result<Vec<bool>, Store
         .collect();
     shared
         .store()
-        .job_finish_many(JobFinishParams { finishes, now })
+        .job_finish_many(JobFinishParams {
+            owner: shared.worker_id.clone(),
+            finishes,
+            now,
+        })
         .await
 }
 

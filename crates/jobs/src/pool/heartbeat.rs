@@ -27,6 +27,7 @@ async fn beat(shared: &Shared) -> Result<(), ChildError> {
     let runs = shared.running_runs();
     for chunk in runs.chunks(HEARTBEAT_BATCH) {
         let params = JobHeartbeatParams {
+            owner: shared.worker_id.clone(),
             leases: chunk.iter().map(|run| run.lease).collect(),
             lease_ttl: shared.config.lease_ttl,
             now: shared.client.clock().now(),
