@@ -614,6 +614,22 @@ impl Worker for Gauge {
     }
 }
 
+/// Rescues as a rescuer an hour from now would (every lease has expired by then); returns
+/// how many jobs went back to their queue.
+async fn rescue_an_hour_later(store: &Arc<dyn jobs::Store>, clock: Clock) -> usize {
+    let params = jobs::JobRescueParams {
+        now: clock.now() + Duration::from_secs(3600),
+        max_rescues: 10,
+        limit: 10,
+    };
+    store
+        .job_rescue_expired(params)
+        .await
+        .unwrap()
+        .requeued
+        .len()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_run_whose_lease_was_taken_over_stops_and_writes_nothing() {
     let store = memory();
@@ -628,15 +644,7 @@ async fn a_run_whose_lease_was_taken_over_stops_and_writes_nothing() {
     let id = pool.client().enqueue(&StubbornArgs).await.unwrap();
     wait_for(|| count(&store, JobState::Running), 1).await;
     // Another process rescues and re-claims the job (as if this one had been frozen).
-    let later = clock.now() + Duration::from_secs(3600);
-    store
-        .job_rescue_expired(jobs::JobRescueParams {
-            now: later,
-            max_rescues: 10,
-            limit: 10,
-        })
-        .await
-        .unwrap();
+    assert_eq!(rescue_an_hour_later(&store, clock).await, 1);
     let other = store
         .job_claim(claim_one("other", Duration::from_secs(7200), clock))
         .await
@@ -689,15 +697,7 @@ async fn a_job_claimed_again_by_the_same_pool_stops_the_stale_run_and_keeps_the_
         .unwrap();
     let id = pool.client().enqueue(&ReissuedArgs).await.unwrap();
     wait_for(|| count(&store, JobState::Running), 1).await;
-    let rescued = store
-        .job_rescue_expired(jobs::JobRescueParams {
-            now: clock.now() + Duration::from_secs(3600),
-            max_rescues: 10,
-            limit: 10,
-        })
-        .await
-        .unwrap();
-    assert_eq!(rescued.requeued.len(), 1);
+    assert_eq!(rescue_an_hour_later(&store, clock).await, 1);
     wait_for(|| async { runs.load(Ordering::SeqCst) }, 2).await;
     assert_eq!(
         job(&store, id).await.claims,
