@@ -10,8 +10,9 @@ use crate::store::{FinishOutcome, JobFinish, Lease, Store};
 
 /// After a rescue and a reclaim by another worker, the first worker's (stale) lease fails
 /// every fenced write — finish, heartbeat, checkpoint — with `false` and changes nothing;
-/// so does the current token written in another owner's name, and an unknown token or job. A batch reports per finish, in input order, and its
-/// stale entries do not keep the others from applying.
+/// so does the current token written in another owner's name, and an unknown token or job.
+/// A batch reports per finish, in input order, and its stale entries do not keep the others
+/// from applying.
 ///
 /// (A batch naming the same job twice is outside the contract: the suite never sends one.)
 pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
