@@ -10,16 +10,19 @@
 //! `JOBS_TEST_REQUIRE_POSTGRES=1`). Each test works in its own schema `mp_<test>_<pid>`.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobs::{Client, EnqueueOptions, JobArgs, Store};
-use jobs_postgres::{migrate, PostgresOptions, PostgresStore, SchemaName};
+use jobs_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+
+mod support;
+use support::{connect, database_url, drop_schema, fresh_schema, test_schema};
 
 /// Jobs per test.
 const JOBS: u64 = 50_000;
@@ -33,25 +36,6 @@ const DEFAULT_LEASE_MS: u64 = 30_000;
 struct Logged(u64);
 impl JobArgs for Logged {
     const KIND: &'static str = "logged";
-}
-
-/// `JOBS_TEST_DATABASE_URL`; `None` (skip, with a notice) when unset, unless
-/// `JOBS_TEST_REQUIRE_POSTGRES=1`.
-fn database_url() -> Option<String> {
-    match std::env::var("JOBS_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("JOBS_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("JOBS_TEST_REQUIRE_POSTGRES=1 but JOBS_TEST_DATABASE_URL is not set")
-        }
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "PostgreSQL suite skipped: set JOBS_TEST_DATABASE_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
 }
 
 /// One test's database schema, log file and worker processes.
@@ -82,21 +66,13 @@ impl Drop for Worker {
 impl Scenario {
     async fn new(test: &str) -> Option<Scenario> {
         let url = database_url()?;
-        let schema = SchemaName::new(&format!("mp_{test}_{}", std::process::id()))
-            .expect("test names are identifiers");
+        let schema = test_schema(test);
         let options = PostgresOptions::new(&url)
             .expect("JOBS_TEST_DATABASE_URL is a valid URL")
             .schema(schema.clone())
             .max_connections(4);
-        let pool = match options.connect_pool().await {
-            Ok(pool) => pool,
-            Err(error) => panic!("JOBS_TEST_DATABASE_URL is set but unusable: {error}"),
-        };
-        drop_stale_schemas(&pool).await;
-        drop_schema(&pool, &schema).await;
-        migrate(&pool, &schema)
-            .await
-            .expect("migrating a fresh schema");
+        let pool = connect(options).await;
+        fresh_schema(&pool, &schema).await;
         let store = PostgresStore::open(pool.clone(), schema.clone())
             .await
             .expect("opening a freshly migrated store");
@@ -339,35 +315,6 @@ struct Row {
     state: String,
     claims: i64,
     rescues: i32,
-}
-
-async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
-    let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
-    sqlx::query(&sql)
-        .execute(pool)
-        .await
-        .expect("dropping a test schema");
-}
-
-/// Drops `mp_*` schemas left by test processes that are gone (Linux: no `/proc/<pid>`).
-async fn drop_stale_schemas(pool: &PgPool) {
-    if !std::path::Path::new("/proc/self").exists() {
-        return;
-    }
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mp\\_%'")
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
-    for name in names {
-        let pid = name.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
-            // Another test may be dropping it at the same moment; either way it goes.
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                .execute(pool)
-                .await;
-        }
-    }
 }
 
 /// Every job is in the store, completed; returns the rows.

@@ -13,21 +13,23 @@
 //! `cargo test --test postgres_restart -- --ignored`.
 //!
 //! Needs `JOBS_TEST_DATABASE_URL` (skipped with a notice otherwise, failed under
-//! `JOBS_TEST_REQUIRE_POSTGRES=1`). Works in its own schema `mp_restart_<pid>` and terminates
+//! `JOBS_TEST_REQUIRE_POSTGRES=1`). Works in its own schema `mp_<test>_<pid>` and terminates
 //! only backends with its own `application_name`, so concurrent tests are unaffected.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobs::{
     Client, EnqueueOptions, JobArgs, JobContext, JobError, Pool, PoolConfig, Store, Worker,
 };
-use jobs_postgres::{migrate, PostgresOptions, PostgresStore, SchemaName};
+use jobs_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use supervisor::Event;
+
+mod support;
+use support::{connect, database_url, drop_schema, fresh_schema, test_schema};
 
 /// Jobs in the backlog.
 const JOBS: u64 = 20_000;
@@ -60,40 +62,6 @@ impl Worker for Recorder {
             .push(run);
         Ok(())
     }
-}
-
-/// `JOBS_TEST_DATABASE_URL`; `None` (skip, with a notice) when unset, unless
-/// `JOBS_TEST_REQUIRE_POSTGRES=1`.
-fn database_url() -> Option<String> {
-    match std::env::var("JOBS_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("JOBS_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
-            panic!("JOBS_TEST_REQUIRE_POSTGRES=1 but JOBS_TEST_DATABASE_URL is not set")
-        }
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "PostgreSQL suite skipped: set JOBS_TEST_DATABASE_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
-}
-
-async fn connect(options: PostgresOptions) -> PgPool {
-    match options.connect_pool().await {
-        Ok(pool) => pool,
-        Err(error) => panic!("JOBS_TEST_DATABASE_URL is set but unusable: {error}"),
-    }
-}
-
-async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
-    let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
-    sqlx::query(&sql)
-        .execute(pool)
-        .await
-        .expect("dropping a test schema");
 }
 
 /// Settings for a pool whose connections will be cut: short lease (a claim whose reply was
@@ -166,15 +134,12 @@ impl Scenario {
     /// Jobs take `job_time` each.
     async fn start(url: &str, name: &str, job_time: Duration) -> Scenario {
         let pid = std::process::id();
-        let schema = SchemaName::new(&format!("{name}_{pid}")).expect("an identifier");
+        let schema = test_schema(name);
         let app = format!("jobs_{name}_{pid}");
         let base = PostgresOptions::new(url).expect("JOBS_TEST_DATABASE_URL is a valid URL");
         // The test's own connections have another application_name and are never terminated.
         let admin = connect(base.clone().schema(schema.clone()).max_connections(2)).await;
-        drop_schema(&admin, &schema).await;
-        migrate(&admin, &schema)
-            .await
-            .expect("migrating a fresh schema");
+        fresh_schema(&admin, &schema).await;
         let checker = PostgresStore::open(admin.clone(), schema.clone())
             .await
             .expect("opening the store");
@@ -328,7 +293,7 @@ impl Scenario {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_survive_terminated_backends_and_complete_every_job_once() {
     let Some(url) = database_url() else { return };
-    let scenario = Scenario::start(&url, "mp_restart", Duration::from_millis(1)).await;
+    let scenario = Scenario::start(&url, "restart", Duration::from_millis(1)).await;
     let started = Instant::now();
     scenario.enqueue_backlog().await;
 
