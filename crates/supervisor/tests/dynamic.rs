@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{settle, strs, Action, Probe};
@@ -295,4 +297,57 @@ async fn children_exiting_before_the_supervisor_sees_them_are_accounted_for() {
         .await
         .expect("every child was accounted for");
     assert!(h.shutdown().await.is_clean());
+}
+
+/// Counts itself in `live` while it exists (a child stopped or aborted drops it).
+struct Live(Arc<AtomicUsize>);
+impl Live {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Live(live.clone())
+    }
+}
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_started_while_the_supervisor_shuts_down_is_stopped_not_orphaned() {
+    // A handle reserves a slot and spawns the child on its own task, then hands it to the
+    // supervisor; a shutdown landing in between must still stop that child.
+    let live = Arc::new(AtomicUsize::new(0));
+    for _ in 0..200 {
+        let h = DynamicSupervisor::builder("pool")
+            .build()
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        let live_in = live.clone();
+        let spec = ChildSpec::new("c", move |ctx: ChildContext| {
+            let live = Live::new(&live_in);
+            async move {
+                ctx.cancelled().await;
+                drop(live);
+                Ok(())
+            }
+        });
+        let starter = tokio::spawn({
+            let h = h.clone();
+            async move { while h.start_child(spec.clone()).await.is_ok() {} }
+        });
+        tokio::task::yield_now().await;
+        h.shutdown().await;
+        starter.await.unwrap();
+    }
+    // Every child was stopped (give the last ones a moment to end).
+    for _ in 0..100 {
+        if live.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 0, "children left running");
 }

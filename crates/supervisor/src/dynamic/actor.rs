@@ -189,10 +189,21 @@ impl DynActor {
         if let Some(ctx) = ctx {
             ctx.ready();
         }
-        while !(self.shutting_down && self.children.is_empty()) {
-            self.step().await;
+        loop {
+            while !(self.shutting_down && self.children.is_empty()) {
+                self.step().await;
+            }
+            // A handle that reserved a slot before the shutdown may have queued its child
+            // since: refuse anything new (later sends fail, and the handle stops its child
+            // itself), take in what is queued, and stop it like the others.
+            self.rx.close();
+            while let Ok(msg) = self.rx.try_recv() {
+                self.on_msg(msg);
+            }
+            if self.children.is_empty() {
+                return self.finish();
+            }
         }
-        self.finish()
     }
 
     async fn step(&mut self) {
