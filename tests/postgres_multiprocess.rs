@@ -131,9 +131,9 @@ impl Scenario {
 
     /// SIGKILLs `worker` at a moment it holds leases, and returns how many. A process that
     /// runs no-op jobs holds none while its completions are flushed and its next claim is in
-    /// flight, so it is frozen first (SIGSTOP), given time for statements it already sent
-    /// to settle, and killed only if the store shows it holding leases; otherwise it goes on
-    /// (SIGCONT) and is tried again.
+    /// flight, so it is frozen first (SIGSTOP), its lease count is read until two readings
+    /// 50 ms apart agree (statements it had already sent have settled), and it is killed
+    /// only if it holds leases; otherwise it goes on (SIGCONT) and is tried again.
     async fn kill_holding_leases(&mut self, worker: usize) -> i64 {
         let deadline = Instant::now() + Duration::from_secs(30);
         let sql = format!(
@@ -142,12 +142,22 @@ impl Scenario {
         );
         loop {
             self.signal(worker, "-STOP");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let held: i64 = sqlx::query_scalar(&sql)
-                .bind(&self.workers[worker].id)
-                .fetch_one(&self.pool)
-                .await
-                .expect("counting leases");
+            let count = || async {
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .bind(&self.workers[worker].id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .expect("counting leases")
+            };
+            let mut held = count().await;
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let again = count().await;
+                if again == held {
+                    break;
+                }
+                held = again;
+            }
             if held > 0 {
                 self.signal(worker, "-KILL");
                 self.wait_exit(worker, Duration::from_secs(5));

@@ -74,10 +74,21 @@ impl Running {
             .clone()
     }
 
-    /// Waits until the pool is running: its status line has been printed.
+    /// Whether the latest status line shows jobs running.
+    fn jobs_running(&self) -> bool {
+        let output = self.output();
+        let latest = output.rsplit('\r').find(|line| line.contains(" running"));
+        let running = latest
+            .and_then(|line| line.split(" running").next())
+            .and_then(|before| before.split_whitespace().last())
+            .and_then(|n| n.parse::<u64>().ok());
+        running.is_some_and(|n| n > 0)
+    }
+
+    /// Waits until the pool is working: its status line shows jobs running.
     async fn wait_until_working(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.output().contains(" done ") {
+        while !self.jobs_running() {
             assert!(
                 Instant::now() < deadline,
                 "the example did not start: {}",
@@ -136,7 +147,6 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
 
     let first = spawn(&exe, &db);
     first.wait_until_working().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let output = first.interrupt().await;
     assert!(
         output.contains("enqueued 4,001 demo jobs"),
@@ -149,7 +159,6 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
 
     let second = spawn(&exe, &db);
     second.wait_until_working().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let output = second.interrupt().await;
     assert!(
         output.contains("resuming the jobs in"),

@@ -23,7 +23,8 @@ async fn events_follow_a_crash_a_delayed_restart_and_a_shutdown() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     h.shutdown().await;
     settle().await;
-    let got: Vec<String> = drain(&mut rx)
+    let events = drain(&mut rx);
+    let got: Vec<String> = events
         .iter()
         .map(|e| match e {
             Event::Exited {
@@ -59,5 +60,13 @@ async fn events_follow_a_crash_a_delayed_restart_and_a_shutdown() {
         ]
     );
     // every event names its supervisor and, where it applies, its child
-    assert!(drain(&mut rx).is_empty());
+    assert!(
+        events.iter().all(|e| e.supervisor() == "root"),
+        "{events:?}"
+    );
+    let children: Vec<_> = events.iter().map(|e| e.child()).collect();
+    assert_eq!(
+        children,
+        [Some("a"), Some("a"), Some("a"), None, Some("a"), None]
+    );
 }
