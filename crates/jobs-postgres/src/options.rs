@@ -321,5 +321,14 @@ mod tests {
         assert_eq!(options.display_url(), "postgres://localhost/db");
         let from = PostgresOptions::from_connect_options(options.connect_options().clone());
         assert!(from.display_url().starts_with("postgres://"));
+        assert_eq!(options.lease_commit_mode(), LeaseCommit::Asynchronous);
+        let synchronous = options.lease_commit(LeaseCommit::Synchronous);
+        assert_eq!(synchronous.lease_commit_mode(), LeaseCommit::Synchronous);
+    }
+
+    #[test]
+    fn both_url_schemes_are_accepted() {
+        assert!(PostgresOptions::new("postgresql://app@db.internal:5432/app").is_ok());
+        assert!(PostgresOptions::new("postgres://app@db.internal/app").is_ok());
     }
 }

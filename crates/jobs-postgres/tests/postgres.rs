@@ -10,7 +10,9 @@ use jobs::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobPromoteParams, JobState, NewJob, Store, StoreError, Timestamp,
 };
-use jobs_postgres::{migrate, PostgresError, PostgresOptions, PostgresStore, SchemaName};
+use jobs_postgres::{
+    migrate, LeaseCommit, PostgresError, PostgresOptions, PostgresStore, SchemaName,
+};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -376,16 +378,9 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         ("'k', NULL", "args must be"),
     ] {
         let sql = format!("SELECT {q}.enqueue({call})");
-        let err = sqlx::query(&sql)
-            .execute(&mut *conn)
-            .await
-            .expect_err("invalid input is refused");
-        assert_sqlstate::<()>(Err(err), "22023", call);
-        let err = sqlx::query(&sql)
-            .execute(&mut *conn)
-            .await
-            .expect_err("again");
-        assert!(err.to_string().contains(message), "{call}: {err}");
+        let refused = sqlx::query(&sql).execute(&mut *conn).await;
+        let err = assert_sqlstate(refused, "22023", call);
+        assert!(err.contains(message), "{call}: {err}");
     }
     exec_on(&mut conn, "RESET ROLE").await;
     drop(conn);
@@ -438,10 +433,16 @@ async fn exec_on(conn: &mut sqlx::PgConnection, sql: &str) {
     }
 }
 
-fn assert_sqlstate<T: std::fmt::Debug>(result: Result<T, sqlx::Error>, code: &str, what: &str) {
+/// Checks the call failed with SQLSTATE `code`; returns the error's message.
+fn assert_sqlstate<T: std::fmt::Debug>(
+    result: Result<T, sqlx::Error>,
+    code: &str,
+    what: &str,
+) -> String {
     match result {
         Err(sqlx::Error::Database(db)) => {
-            assert_eq!(db.code().as_deref(), Some(code), "{what}: {db}")
+            assert_eq!(db.code().as_deref(), Some(code), "{what}: {db}");
+            db.to_string()
         }
         other => panic!("{what}: expected SQLSTATE {code}, got {other:?}"),
     }
@@ -452,11 +453,7 @@ async fn transactional_enqueue_follows_the_transaction() {
     let Some(store) = common::fresh_store("transactional").await else {
         return;
     };
-    let mut listener = store
-        .listen()
-        .await
-        .expect("listen")
-        .expect("postgres listens");
+    let mut listener = listen(&store).await;
 
     let mut tx = store.pool().begin().await.expect("begin");
     let rolled_back = store
@@ -505,11 +502,7 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
     let Some(store) = common::fresh_store("notify_paths").await else {
         return;
     };
-    let mut listener = store
-        .listen()
-        .await
-        .expect("listen")
-        .expect("postgres listens");
+    let mut listener = listen(&store).await;
     let q = store.schema().quoted();
     exec(
         store.pool(),
@@ -580,6 +573,15 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
     );
 }
 
+/// The store's listener (PostgreSQL always has one).
+async fn listen(store: &PostgresStore) -> Box<dyn jobs::JobListener> {
+    store
+        .listen()
+        .await
+        .expect("listen")
+        .expect("postgres listens")
+}
+
 async fn next_queue(listener: &mut Box<dyn jobs::JobListener>) -> String {
     tokio::time::timeout(Duration::from_secs(5), listener.next())
         .await
@@ -592,11 +594,7 @@ async fn listener_reports_a_lost_connection() {
     let Some(store) = common::fresh_store("listener_lost").await else {
         return;
     };
-    let mut listener = store
-        .listen()
-        .await
-        .expect("listen")
-        .expect("postgres listens");
+    let mut listener = listen(&store).await;
     let channel = store.channel().to_owned();
     let terminated: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -613,17 +611,12 @@ async fn listener_reports_a_lost_connection() {
     let err = result.expect_err("a lost connection is an error");
     assert!(err.is_transient(), "{err}");
 
-    let mut reopened = store
-        .listen()
-        .await
-        .expect("reopen")
-        .expect("postgres listens");
+    let mut reopened = listen(&store).await;
     store
         .job_insert_many(insert(vec![job("again")]))
         .await
         .expect("insert");
-    let woken = tokio::time::timeout(Duration::from_secs(5), reopened.next()).await;
-    assert_eq!(woken.expect("woken").expect("works"), "again");
+    assert_eq!(next_queue(&mut reopened).await, "again");
 }
 
 #[tokio::test]
@@ -779,15 +772,48 @@ async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
     let stats = store.queue_stats().await.expect("stats");
     assert_eq!(stats[0].completed, 400);
     assert!(store.auto_vacuum(), "the owner vacuums the churned table");
-    store.vacuum().await.expect("an explicit vacuum");
-    let available: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM {}.jobs WHERE state = 'available'",
+    // Each call reads fresh statistics, not the transaction's cached snapshot.
+    let vacuums_sql = format!(
+        "SELECT pg_stat_clear_snapshot() IS NULL, coalesce(vacuum_count, 0) \
+           FROM pg_stat_user_tables WHERE relid = '{}.jobs'::regclass",
         store.schema().quoted()
-    ))
-    .fetch_one(store.pool())
-    .await
-    .expect("count");
-    assert_eq!(available, 0);
+    );
+    let vacuums = || async {
+        let (_, n): (bool, i64) = sqlx::query_as(&vacuums_sql)
+            .fetch_one(store.pool())
+            .await
+            .expect("vacuum count");
+        n
+    };
+    let before = vacuums().await;
+    store.vacuum().await.expect("an explicit vacuum");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while vacuums().await <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the explicit vacuum ran (vacuum_count went up)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn lease_commit_mode_round_trips_and_explain_refuses_a_zero_limit() {
+    let Some(store) = common::fresh_store("lease_mode").await else {
+        return;
+    };
+    assert_eq!(
+        store.lease_commit(),
+        LeaseCommit::Asynchronous,
+        "the default"
+    );
+    store.set_lease_commit(LeaseCommit::Synchronous);
+    assert_eq!(store.lease_commit(), LeaseCommit::Synchronous);
+    store.set_lease_commit(LeaseCommit::Asynchronous);
+    assert_eq!(store.lease_commit(), LeaseCommit::Asynchronous);
+    let err = store.explain_claim("q", 0).await.expect_err("limit 0");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(store.explain_claim("q", 10).await.is_ok());
 }
 
 /// A heartbeat never waits for a row lock (that is what keeps finishes, which lock rows as
@@ -840,11 +866,7 @@ async fn close_ends_listeners_and_later_calls() {
     let Some(store) = common::fresh_store("close").await else {
         return;
     };
-    let mut listener = store
-        .listen()
-        .await
-        .expect("listen")
-        .expect("postgres listens");
+    let mut listener = listen(&store).await;
     let waiting = tokio::spawn(async move { listener.next().await });
     tokio::task::yield_now().await;
     tokio::time::timeout(Duration::from_secs(10), store.close())
