@@ -7,7 +7,7 @@
 //! shows rescued; every run of a job had its own lease token.
 //!
 //! Needs `JOBS_TEST_DATABASE_URL` (skipped with a notice otherwise, failed under
-//! `JOBS_TEST_REQUIRE_POSTGRES=1`). Each test works in its own schema `mp_<test>_<pid>`.
+//! `JOBS_TEST_REQUIRE_POSTGRES=1`). Each test works in its own schema `jt_<test>_<pid>`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -21,8 +21,10 @@ use jobs_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-mod support;
-use support::{connect, database_url, drop_schema, fresh_schema, test_schema};
+#[allow(dead_code)] // the crate's tests use the rest
+#[path = "../crates/jobs-postgres/tests/common/mod.rs"]
+mod common;
+use common::{connect, database_url, drop_schema, fresh_schema, test_schema};
 
 /// Jobs per test.
 const JOBS: u64 = 50_000;

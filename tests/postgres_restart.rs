@@ -13,7 +13,7 @@
 //! `cargo test --test postgres_restart -- --ignored`.
 //!
 //! Needs `JOBS_TEST_DATABASE_URL` (skipped with a notice otherwise, failed under
-//! `JOBS_TEST_REQUIRE_POSTGRES=1`). Works in its own schema `mp_<test>_<pid>` and terminates
+//! `JOBS_TEST_REQUIRE_POSTGRES=1`). Works in its own schema `jt_<test>_<pid>` and terminates
 //! only backends with its own `application_name`, so concurrent tests are unaffected.
 
 use std::collections::{HashMap, HashSet};
@@ -28,8 +28,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use supervisor::Event;
 
-mod support;
-use support::{connect, database_url, drop_schema, fresh_schema, test_schema};
+#[allow(dead_code)] // the crate's tests use the rest
+#[path = "../crates/jobs-postgres/tests/common/mod.rs"]
+mod common;
+use common::{connect, database_url, drop_schema, fresh_schema, test_schema};
 
 /// Jobs in the backlog.
 const JOBS: u64 = 20_000;

@@ -1,6 +1,7 @@
 //! Test support: the database URL from the environment and a fresh store per test, each in
 //! its own schema `jt_<test>_<pid>` (recreated at the start of the test; schemas left by
-//! processes that are gone are dropped by the next run).
+//! processes that are gone are dropped by the next run). The workspace's end-to-end tests
+//! (`tests/postgres_*.rs`) include this file too.
 
 use std::io::Write;
 
@@ -43,6 +44,11 @@ pub(crate) async fn test_pool(url: &str) -> PgPool {
     let options = PostgresOptions::new(url)
         .expect("JOBS_TEST_DATABASE_URL is a valid URL")
         .max_connections(4);
+    connect(options).await
+}
+
+/// A pool from `options`; a database that is configured but unreachable fails the test.
+pub(crate) async fn connect(options: PostgresOptions) -> PgPool {
     match options.connect_pool().await {
         Ok(pool) => pool,
         Err(error) => panic!("JOBS_TEST_DATABASE_URL is set but unusable: {error}"),
@@ -93,17 +99,22 @@ async fn drop_stale_objects(pool: &PgPool) {
     }
 }
 
+/// Recreates `schema`, migrated, after dropping what test processes that are gone left.
+pub(crate) async fn fresh_schema(pool: &PgPool, schema: &SchemaName) {
+    drop_stale_objects(pool).await;
+    drop_schema(pool, schema).await;
+    migrate(pool, schema)
+        .await
+        .expect("migrating a fresh schema");
+}
+
 /// A fresh, migrated store in the test's own schema, or `None` when PostgreSQL tests are
 /// not configured.
 pub(crate) async fn fresh_store(test_name: &str) -> Option<PostgresStore> {
     let url = database_url()?;
     let pool = test_pool(&url).await;
-    drop_stale_objects(&pool).await;
     let schema = test_schema(test_name);
-    drop_schema(&pool, &schema).await;
-    migrate(&pool, &schema)
-        .await
-        .expect("migrating a fresh schema");
+    fresh_schema(&pool, &schema).await;
     let store = PostgresStore::open(pool, schema)
         .await
         .expect("opening a freshly migrated store");
