@@ -33,7 +33,7 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
             error: None,
         },
         FinishOutcome::Retry { run_at, error } => Write {
-            state: due_state(*run_at, now),
+            state: JobState::waiting_for(*run_at, now),
             run_at: Some(PgTime(*run_at)),
             charge: true,
             error: Some(error_json(error)?),
@@ -45,7 +45,7 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
             error: Some(error_json(error)?),
         },
         FinishOutcome::Snooze { run_at } => Write {
-            state: due_state(*run_at, now),
+            state: JobState::waiting_for(*run_at, now),
             run_at: Some(PgTime(*run_at)),
             charge: false,
             error: None,
@@ -57,15 +57,6 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
             error: None,
         },
     })
-}
-
-/// `scheduled` for a time after `now`, else `available`.
-fn due_state(run_at: Timestamp, now: Timestamp) -> JobState {
-    if run_at > now {
-        JobState::Scheduled
-    } else {
-        JobState::Available
-    }
 }
 
 /// Applies every finish whose lease holds, in one statement; per finish, in input order.

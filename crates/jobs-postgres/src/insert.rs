@@ -70,11 +70,7 @@ fn validate(job: &NewJob, now: Timestamp) -> Result<Row<'_>, StoreError> {
             run_at.as_micros().min(now.as_micros())
         )));
     }
-    let state = if run_at > now {
-        JobState::Scheduled
-    } else {
-        JobState::Available
-    };
+    let state = JobState::waiting_for(run_at, now);
     let args = serde_json::to_string(&job.args)
         .map_err(|e| StoreError::Invalid(format!("args of a {:?} job: {e}", job.kind)))?;
     Ok(Row {

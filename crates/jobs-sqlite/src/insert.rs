@@ -208,15 +208,10 @@ fn rows(jobs: &[NewJob], now: Timestamp) -> Result<Vec<Row<'_>>, StoreError> {
         .map(|(index, job)| {
             validate(index, job)?;
             let run_at = job.run_at.unwrap_or(now);
-            let state = if run_at > now {
-                JobState::Scheduled
-            } else {
-                JobState::Available
-            };
             Ok(Row {
                 job,
                 run_at: run_at.as_micros(),
-                state,
+                state: JobState::waiting_for(run_at, now),
             })
         })
         .collect()

@@ -57,6 +57,16 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The state of a job waiting to run at `run_at`: `scheduled` while that is after `now`,
+    /// `available` once it has come.
+    pub fn waiting_for(run_at: Timestamp, now: Timestamp) -> JobState {
+        if run_at > now {
+            JobState::Scheduled
+        } else {
+            JobState::Available
+        }
+    }
+
     /// Every state, in lifecycle order.
     pub const ALL: [JobState; 6] = [
         JobState::Scheduled,
@@ -184,11 +194,7 @@ impl JobRecord {
     /// `now`, otherwise `available` (with `run_at = now` when none was given).
     pub fn inserted(id: JobId, new: NewJob, now: Timestamp) -> Self {
         let run_at = new.run_at.unwrap_or(now);
-        let state = if run_at > now {
-            JobState::Scheduled
-        } else {
-            JobState::Available
-        };
+        let state = JobState::waiting_for(run_at, now);
         JobRecord {
             id,
             kind: new.kind,

@@ -567,11 +567,7 @@ fn charge(job: &mut JobRecord, error: AttemptError) {
 /// `scheduled` at `run_at`, or `available` at once if that time has come.
 fn wait_until(job: &mut JobRecord, run_at: Timestamp, now: Timestamp) {
     job.run_at = run_at;
-    job.state = if run_at > now {
-        JobState::Scheduled
-    } else {
-        JobState::Available
-    };
+    job.state = JobState::waiting_for(run_at, now);
 }
 
 /// What a rescue did to one job.
