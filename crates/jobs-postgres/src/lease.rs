@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use jobs::{
     ClaimedJob, JobCheckpointParams, JobClaimParams, JobHeartbeatParams, Lease, StoreError,
 };
-use sqlx::{PgExecutor, Row};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgExecutor, Postgres, Row};
 
 use crate::error::store_error;
 use crate::lease_commit::LeaseCommit;
@@ -24,6 +26,22 @@ pub(crate) fn sql_limit(limit: usize, call: &str) -> Result<i64, StoreError> {
     Ok(i64::try_from(limit).unwrap_or(i64::MAX))
 }
 
+/// The claim statement `sql` (or an `EXPLAIN` of it) with `params` bound.
+pub(crate) fn claim_query<'q>(
+    sql: &'q str,
+    params: &'q JobClaimParams,
+    limit: i64,
+    commit: LeaseCommit,
+) -> Query<'q, Postgres, PgArguments> {
+    sqlx::query(sql)
+        .bind(&params.queue)
+        .bind(limit)
+        .bind(PgTime(params.now))
+        .bind(&params.owner)
+        .bind(PgTime(params.now + params.lease_ttl))
+        .bind(commit.is_async())
+}
+
 /// One statement: lock up to `limit` available jobs (SKIP LOCKED) and lease them.
 pub(crate) async fn claim(
     conn: impl PgExecutor<'_>,
@@ -36,13 +54,7 @@ pub(crate) async fn claim(
         return Err(StoreError::Invalid("job_claim: queue name is empty".into()));
     }
     let expires = params.now + params.lease_ttl;
-    let rows = sqlx::query(&queries.claim)
-        .bind(&params.queue)
-        .bind(limit)
-        .bind(PgTime(params.now))
-        .bind(&params.owner)
-        .bind(PgTime(expires))
-        .bind(commit.is_async())
+    let rows = claim_query(&queries.claim, &params, limit, commit)
         .fetch_all(conn)
         .await
         .map_err(store_error)?;

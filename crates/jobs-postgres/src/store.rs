@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jobs::{
@@ -12,13 +13,12 @@ use jobs::{
     StoreError,
 };
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::{store_error, PostgresError};
 use crate::lease_commit::LeaseCommit;
 use crate::migrations::check_schema;
 use crate::options::PostgresOptions;
-use crate::pg_time::PgTime;
 use crate::schema_name::SchemaName;
 use crate::sql::Queries;
 use crate::vacuum::{may_vacuum, Vacuum};
@@ -148,22 +148,26 @@ impl PostgresStore {
     ///
     /// Database failures, or [`StoreError::Invalid`] for a zero `limit`.
     pub async fn explain_claim(&self, queue: &str, limit: usize) -> Result<String, StoreError> {
-        let limit = lease::sql_limit(limit, "explain_claim")?;
-        let now = jobs::Timestamp::now();
+        let sql_limit = lease::sql_limit(limit, "explain_claim")?;
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
-        let commit = self.lease_commit().is_async();
+        let params = JobClaimParams {
+            queue: queue.to_owned(),
+            owner: "explain".to_owned(),
+            limit,
+            lease_ttl: Duration::ZERO,
+            now: jobs::Timestamp::now(),
+        };
         let mut tx = self.pool().begin().await.map_err(store_error)?;
-        let lines: Vec<String> = sqlx::query_scalar(&sql)
-            .bind(queue)
-            .bind(limit)
-            .bind(PgTime(now))
-            .bind("explain")
-            .bind(PgTime(now))
-            .bind(commit)
+        let rows = lease::claim_query(&sql, &params, sql_limit, self.lease_commit())
             .fetch_all(&mut *tx)
             .await
             .map_err(store_error)?;
         tx.rollback().await.map_err(store_error)?;
+        let lines = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(store_error)?;
         Ok(lines.join("\n"))
     }
 
