@@ -7,7 +7,7 @@ use crate::schema_name::SchemaName;
 
 /// The columns every query returning whole jobs selects, in `row::job_record`'s names.
 fn job_columns(alias: &str) -> String {
-    columns(alias, &LEASE_COLUMNS)
+    columns(alias, true)
 }
 
 /// The columns a claim sets to values it knows (queue, state and lease), which
@@ -22,11 +22,11 @@ const LEASE_COLUMNS: [&str; 5] = [
 
 /// The columns the claim returns: all but [`LEASE_COLUMNS`].
 fn claimed_columns(alias: &str) -> String {
-    columns(alias, &[])
+    columns(alias, false)
 }
 
-/// Every job column, with `LEASE_COLUMNS` only if `with_lease` lists them.
-fn columns(alias: &str, with_lease: &[&str]) -> String {
+/// Every job column, [`LEASE_COLUMNS`] included only `with_lease`.
+fn columns(alias: &str, with_lease: bool) -> String {
     [
         "id",
         "kind",
@@ -48,7 +48,7 @@ fn columns(alias: &str, with_lease: &[&str]) -> String {
         "errors",
     ]
     .iter()
-    .filter(|c| !LEASE_COLUMNS.contains(c) || with_lease.contains(c))
+    .filter(|c| with_lease || !LEASE_COLUMNS.contains(c))
     .map(|c| format!("{alias}.{c}"))
     .collect::<Vec<_>>()
     .join(", ")

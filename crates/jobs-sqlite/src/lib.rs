@@ -49,8 +49,9 @@
 //! batch; a batch travels as one JSON parameter read with `json_each`, never as one
 //! statement per job:
 //!
-//! * a claim is one `UPDATE … WHERE id IN (SELECT … ORDER BY priority DESC, run_at, id
-//!   LIMIT n) RETURNING …`, each row rendered by SQLite as one JSON text;
+//! * a claim is one script in one `BEGIN IMMEDIATE` transaction: a `SELECT` renders the jobs
+//!   it takes (`ORDER BY priority DESC, run_at, id LIMIT n`) as a single JSON row, then an
+//!   `UPDATE` leases them;
 //! * completions are one `UPDATE … FROM json_each(?)` that applies only if every lease holds
 //!   (the common case, with no `RETURNING`), else a second statement applies and names those
 //!   that do; other outcomes share one general statement;

@@ -614,11 +614,11 @@ impl Worker for Gauge {
     }
 }
 
-/// Rescues as a rescuer an hour from now would (every lease has expired by then); returns
-/// how many jobs went back to their queue.
-async fn rescue_an_hour_later(store: &Arc<dyn jobs::Store>, clock: Clock) -> usize {
+/// Rescues as another process's rescuer would at `now`; returns how many jobs went back to
+/// their queue.
+async fn rescue_at(store: &Arc<dyn jobs::Store>, now: jobs::Timestamp) -> usize {
     let params = jobs::JobRescueParams {
-        now: clock.now() + Duration::from_secs(3600),
+        now,
         max_rescues: 10,
         limit: 10,
     };
@@ -628,6 +628,11 @@ async fn rescue_an_hour_later(store: &Arc<dyn jobs::Store>, clock: Clock) -> usi
         .unwrap()
         .requeued
         .len()
+}
+
+/// Rescues as a rescuer an hour from now would (every lease has expired by then).
+async fn rescue_an_hour_later(store: &Arc<dyn jobs::Store>, clock: Clock) -> usize {
+    rescue_at(store, clock.now() + Duration::from_secs(3600)).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -732,22 +737,9 @@ async fn heartbeats_keep_a_long_job_leased_through_its_run_and_the_grace_period(
     let id = pool.client().enqueue(&LongArgs(100)).await.unwrap();
     wait_for(|| count(&store, JobState::Running), 1).await;
     // Another process's rescuer looks every 5 s: the 30 s lease never runs out.
-    let other_rescuer = |store: Arc<dyn jobs::Store>| async move {
-        let params = jobs::JobRescueParams {
-            now: clock.now(),
-            max_rescues: 3,
-            limit: 10,
-        };
-        store
-            .job_rescue_expired(params)
-            .await
-            .unwrap()
-            .requeued
-            .len()
-    };
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_eq!(other_rescuer(store.clone()).await, 0);
+        assert_eq!(rescue_at(&store, clock.now()).await, 0);
     }
     // Shutdown during the job: it ignores the signal, runs on through the grace period.
     let shutdown = tokio::spawn({
@@ -757,7 +749,7 @@ async fn heartbeats_keep_a_long_job_leased_through_its_run_and_the_grace_period(
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(
-            other_rescuer(store.clone()).await,
+            rescue_at(&store, clock.now()).await,
             0,
             "still heartbeated during the grace"
         );

@@ -15,10 +15,10 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 
-/// The suite's origin of time: 2023-11-14T22:13:20Z.
 /// The worker the helpers claim and write as, unless told otherwise.
 pub(super) const WORKER: &str = "worker-1";
 
+/// The suite's origin of time: 2023-11-14T22:13:20Z.
 pub(super) const T0: Timestamp = Timestamp::from_micros(1_700_000_000_000_000);
 
 /// `T0` moved by `secs` seconds (negative: earlier).
