@@ -177,6 +177,62 @@ async fn a_dead_finish_whose_reply_was_lost_still_reaches_the_hook_once() {
     assert!(pool.shutdown().await.clean);
 }
 
+/// Sleeps 10 s, then discards itself (its outcome: the dead set).
+struct DiscardLater;
+#[derive(Serialize, Deserialize)]
+struct DiscardLaterArgs;
+impl JobArgs for DiscardLaterArgs {
+    const KIND: &'static str = "discard_later";
+}
+impl Worker for DiscardLater {
+    type Args = DiscardLaterArgs;
+    async fn perform(&self, _ctx: JobContext, _args: DiscardLaterArgs) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        Err(JobError::Discard("no longer wanted".into()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_finish_rejected_because_the_lease_was_lost_does_not_reach_the_hook() {
+    // The write moving the job to the dead set fails (the database is away), and meanwhile
+    // another process rescues and claims the job: the retried write is rejected, and this
+    // time the job really is someone else's, so no hook runs here.
+    let inner = memory();
+    let flaky = Arc::new(FlakyStore::new(inner.clone()));
+    let store: Arc<dyn jobs::Store> = flaky.clone();
+    let clock = Clock::tokio();
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .clock(clock)
+        .register(DiscardLater)
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&DiscardLaterArgs).await.unwrap();
+    wait_for(|| count(&store, JobState::Running), 1).await;
+    flaky.fail(true);
+    tokio::time::sleep(Duration::from_secs(15)).await; // the run ended; its write failed
+    assert_eq!(rescue_an_hour_later(&inner, clock).await, 1);
+    let other = inner
+        .job_claim(claim_one("other", Duration::from_secs(7200), clock))
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    flaky.fail(false);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        dead.lock().unwrap().is_empty(),
+        "no hook for a job another owner holds"
+    );
+    let job = job(&store, id).await;
+    assert_eq!(
+        (job.state, job.lease_owner.as_deref()),
+        (JobState::Running, Some("other"))
+    );
+    pool.shutdown().await;
+}
+
 /// Does what its args say.
 struct Scripted;
 #[derive(Serialize, Deserialize)]
