@@ -4,16 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{drain, settle, strs, Action, Probe};
+use common::{drain, secs, settle, strs, Action, Probe};
 use supervisor::{
     Backoff, ChildContext, ChildSpec, ChildState, Event, Intensity, RestartPolicy, Strategy,
     Supervisor, SupervisorError,
 };
 use tokio::time::Instant;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 #[tokio::test(start_paused = true)]
 async fn backoff_delays_grow_are_capped_and_reset_after_a_stable_run() {

@@ -6,16 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{settle, strs, Action, Probe};
+use common::{secs, settle, strs, Action, Probe};
 use supervisor::{
     ChildContext, ChildSpec, ChildState, DynamicHandle, DynamicSupervisor, Intensity, Restart,
     RestartPolicy, Shutdown, SpecError, Supervisor, SupervisorError,
 };
 use tokio::time::Instant;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 async fn pool(max: Option<usize>) -> DynamicHandle {
     let mut b = DynamicSupervisor::builder("pool").intensity(Intensity::new(5, secs(10)));

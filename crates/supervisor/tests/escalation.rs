@@ -2,16 +2,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{drain, settle, strs, Action, Probe};
+use common::{drain, secs, settle, strs, Action, Probe};
 use supervisor::{
     ChildSpec, Event, ExitReason, Intensity, Supervisor, SupervisorError, SupervisorSpec,
 };
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 fn flat(p: &Probe, max: u32, period: u64) -> SupervisorSpec {
     Supervisor::builder("root")

@@ -6,15 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{settle, strs, Probe};
-use supervisor::{
-    ChildContext, ChildSpec, Shutdown, Supervisor, SupervisorError, SupervisorHandle,
-};
+use common::{secs, settle, start_one, strs, Probe};
+use supervisor::{ChildContext, ChildSpec, Shutdown, Supervisor, SupervisorError};
 use tokio::time::Instant;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// A child that ignores its token entirely.
 fn stubborn(id: &str) -> ChildSpec {
@@ -35,16 +29,6 @@ fn lingering(id: &str, linger: Duration, done: Arc<AtomicBool>) -> ChildSpec {
             Ok(())
         }
     })
-}
-
-async fn start_one(child: ChildSpec) -> SupervisorHandle {
-    Supervisor::builder("root")
-        .child(child)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]

@@ -2,18 +2,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Action, Probe};
+use common::{secs, start_one, Action, Probe};
 use futures::channel::mpsc;
-use supervisor::{
-    run_until, ChildContext, ChildSpec, Intensity, Shutdown, Signal, Supervisor, SupervisorHandle,
-};
+use supervisor::{run_until, ChildContext, ChildSpec, Intensity, Shutdown, Signal, Supervisor};
 use tokio::time::Instant;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// A child that lingers an hour after it is asked to stop.
 fn slow_to_stop() -> ChildSpec {
@@ -25,20 +17,10 @@ fn slow_to_stop() -> ChildSpec {
     .shutdown(Shutdown::Infinity)
 }
 
-async fn tree(child: ChildSpec) -> SupervisorHandle {
-    Supervisor::builder("root")
-        .child(child)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_signal_shuts_the_tree_down_in_order() {
     let p = Probe::new();
-    let h = tree(p.worker("a")).await;
+    let h = start_one(p.worker("a")).await;
     let (tx, rx) = mpsc::unbounded();
     tx.unbounded_send(Signal::Terminate).unwrap();
     let outcome = run_until(h, secs(10), rx).await;
@@ -50,7 +32,7 @@ async fn a_signal_shuts_the_tree_down_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn a_second_signal_forces_a_brutal_kill() {
-    let h = tree(slow_to_stop()).await;
+    let h = start_one(slow_to_stop()).await;
     let (tx, rx) = mpsc::unbounded();
     let t0 = Instant::now();
     let run = tokio::spawn(run_until(h, secs(600), rx));
@@ -66,7 +48,7 @@ async fn a_second_signal_forces_a_brutal_kill() {
 
 #[tokio::test(start_paused = true)]
 async fn the_bound_forces_a_brutal_kill() {
-    let h = tree(slow_to_stop()).await;
+    let h = start_one(slow_to_stop()).await;
     let (tx, rx) = mpsc::unbounded();
     tx.unbounded_send(Signal::Terminate).unwrap();
     let t0 = Instant::now();
@@ -100,7 +82,7 @@ async fn a_tree_that_ends_by_itself_returns_without_a_signal() {
 #[tokio::test]
 async fn a_real_sigterm_stops_the_tree() {
     let p = Probe::new();
-    let h = tree(p.worker("a")).await;
+    let h = start_one(p.worker("a")).await;
     // Install the handlers before the signal is sent (tokio keeps a signal's handler once
     // registered, so `run_until_signal` finds them in place).
     let _installed = supervisor::os_signals().unwrap();

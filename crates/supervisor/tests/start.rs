@@ -4,16 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{settle, strs, Action, Probe};
+use common::{secs, settle, strs, Action, Probe};
 use supervisor::{
     AutoShutdown, ChildContext, ChildSpec, ChildState, DynamicSupervisor, Intensity, Restart,
     SpecError, StartError, Supervisor, SupervisorError,
 };
 use tokio::time::Instant;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// A child that signals readiness `after` its start, then runs until stopped.
 fn slow_ready(p: &Probe, id: &str, after: Duration) -> ChildSpec {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use supervisor::{ChildContext, ChildSpec, Event};
+use supervisor::{ChildContext, ChildSpec, Event, Supervisor, SupervisorHandle};
 use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 
@@ -140,4 +140,20 @@ pub fn drain(rx: &mut broadcast::Receiver<Event>) -> Vec<Event> {
 
 pub fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `n` seconds.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A started supervisor `root` with the one child `child` (default settings).
+pub async fn start_one(child: ChildSpec) -> SupervisorHandle {
+    Supervisor::builder("root")
+        .child(child)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
 }
