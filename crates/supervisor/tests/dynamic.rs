@@ -199,18 +199,63 @@ async fn dynamic_start_child_waits_for_readiness_and_reports_failures() {
     let err = h.start_child(never).await.unwrap_err();
     assert!(err.to_string().contains("start timeout"), "{err}");
     assert_eq!(h.count_children().await.unwrap().specs, 1);
-    let sig = ChildSpec::new("sig", |_ctx| async { Ok(()) })
-        .restart(Restart::Transient)
-        .significant(true);
-    let err = h.start_child(sig).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SupervisorError::Spec(SpecError::SignificantDynamicChild { .. })
-        ),
-        "{err}"
-    );
+    // Invalid specs are refused on both paths: started by the handle, and by the
+    // supervisor when the call waits for readiness.
+    for wait in [false, true] {
+        let ready = |spec: ChildSpec| if wait { spec.wait_for_ready() } else { spec };
+        let sig = ChildSpec::new("sig", |_ctx| async { Ok(()) })
+            .restart(Restart::Transient)
+            .significant(true);
+        let err = h.start_child(ready(sig)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SupervisorError::Spec(SpecError::SignificantDynamicChild { .. })
+            ),
+            "wait {wait}: {err}"
+        );
+        let unnamed = ChildSpec::new("", |_ctx| async { Ok(()) });
+        let err = h.start_child(ready(unnamed)).await.unwrap_err();
+        assert!(
+            matches!(err, SupervisorError::Spec(SpecError::EmptyId { .. })),
+            "wait {wait}: {err}"
+        );
+    }
+    assert_eq!(h.count_children().await.unwrap().specs, 1);
     h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn starting_a_child_during_shutdown_is_refused() {
+    let h = pool(None).await;
+    // A child that lingers 5 s on shutdown keeps the supervisor shutting down meanwhile.
+    let lingering = ChildSpec::new("linger", |ctx: ChildContext| async move {
+        ctx.cancelled().await;
+        tokio::time::sleep(secs(5)).await;
+        Ok(())
+    })
+    .shutdown(Shutdown::Timeout(secs(10)));
+    h.start_child(lingering).await.unwrap();
+    let shutdown = tokio::spawn({
+        let h = h.clone();
+        async move { h.shutdown().await }
+    });
+    tokio::time::sleep(secs(1)).await;
+    for wait in [false, true] {
+        let spec = ChildSpec::new("late", |_ctx| async { Ok(()) });
+        let spec = if wait { spec.wait_for_ready() } else { spec };
+        let err = h.start_child(spec).await.unwrap_err();
+        assert!(
+            matches!(err, SupervisorError::ShuttingDown { .. }),
+            "wait {wait}: {err}"
+        );
+    }
+    assert!(shutdown.await.unwrap().is_clean());
+    let spec = ChildSpec::new("after", |_ctx| async { Ok(()) });
+    assert!(matches!(
+        h.start_child(spec).await,
+        Err(SupervisorError::Gone { .. })
+    ));
 }
 
 #[tokio::test(start_paused = true)]
