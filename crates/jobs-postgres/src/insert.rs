@@ -108,7 +108,7 @@ async fn insert_unnest(
     Ok(ids.into_iter().map(JobId).collect())
 }
 
-/// `nextval` × n, `COPY`, and one NOTIFY per queue that got available jobs, in one
+/// `nextval` × n with one NOTIFY per queue that gets available jobs, then `COPY`, in one
 /// transaction (a savepoint inside the caller's). The rows are encoded while the ids are on
 /// their way, and the ids written into the encoded rows when they arrive.
 async fn copy_in(
@@ -121,6 +121,8 @@ async fn copy_in(
     let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     let next_ids = sqlx::query_scalar::<_, Vec<i64>>(&queries.next_ids)
         .bind(count)
+        .bind(&queries.channel)
+        .bind(available_queues(rows))
         .fetch_one(&mut *tx);
     // The query is sent when first polled; the encoding then runs while the server works.
     let (ids, encoded) = futures::join!(next_ids, async { encode_copy(rows, now) });
@@ -141,15 +143,6 @@ async fn copy_in(
         .map_err(store_error)?;
     copy.send(copy_data.buf).await.map_err(store_error)?;
     copy.finish().await.map_err(store_error)?;
-    let queues = available_queues(rows);
-    if !queues.is_empty() {
-        sqlx::query(&queries.notify_queues)
-            .bind(&queries.channel)
-            .bind(queues)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-    }
     tx.commit().await.map_err(store_error)?;
     Ok(ids.into_iter().map(JobId).collect())
 }

@@ -77,7 +77,6 @@ pub(crate) struct Queries {
     pub(crate) insert_unnest: String,
     pub(crate) next_ids: String,
     pub(crate) copy_in: String,
-    pub(crate) notify_queues: String,
     pub(crate) claim: String,
     pub(crate) finish: String,
     pub(crate) complete: String,
@@ -99,15 +98,17 @@ impl Queries {
         Queries {
             channel: schema.channel(),
             insert_unnest: insert_unnest(&t),
+            // `$1` ids wanted; also notifies `$2` for each queue in `$3` (delivered at commit,
+            // with the rows the same transaction copies in).
             next_ids: format!(
-                "SELECT ARRAY(SELECT nextval('{}.jobs_id_seq') FROM generate_series(1, $1::int8))",
+                "SELECT ARRAY(SELECT nextval('{}.jobs_id_seq') FROM generate_series(1, $1::int8)) \
+                  WHERE (SELECT count(pg_notify($2, q)) FROM unnest($3::text[]) AS q) >= 0",
                 schema.quoted()
             ),
             copy_in: format!(
                 "COPY {t} (id, kind, queue, args, state, priority, max_attempts, run_at, created_at) \
                  FROM STDIN (FORMAT binary)"
             ),
-            notify_queues: "SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q".to_owned(),
             claim: claim(&t),
             finish: finish(&t),
             complete: complete(&t),
