@@ -149,9 +149,9 @@ impl DynActor {
         let emitter = Emitter::new(id.clone(), spec.event_capacity);
         let kill = CancellationToken::new();
         let core = Core::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::new(spec.max_children));
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-        let handle = DynamicHandle::new(core, shared.clone(), exits_tx.clone(), spec.max_children);
+        let handle = DynamicHandle::new(core, shared.clone(), exits_tx.clone());
         let actor = Self {
             log: RestartLog::new(spec.intensity),
             report: ShutdownReport::new(id.clone()),
@@ -285,16 +285,10 @@ impl DynActor {
             let _ = reply.send(Err(e.into()));
             return;
         }
-        let id = match self.shared.reserve(self.spec.max_children) {
+        let id = match self.shared.reserve() {
             Ok(id) => id,
-            Err(super::shared::Refused::Full(max)) => {
-                let supervisor = self.sup();
-                let _ = reply.send(Err(SupervisorError::MaxChildren { supervisor, max }));
-                return;
-            }
-            Err(super::shared::Refused::Closed) => {
-                let supervisor = self.sup();
-                let _ = reply.send(Err(SupervisorError::ShuttingDown { supervisor }));
+            Err(refused) => {
+                let _ = reply.send(Err(refused.into_error(self.sup())));
                 return;
             }
         };

@@ -226,7 +226,6 @@ pub(crate) struct HandleInner {
     core: Core<DynMsg>,
     shared: Arc<Shared>,
     exits: mpsc::UnboundedSender<Exit>,
-    max_children: Option<usize>,
 }
 
 impl DynamicHandle {
@@ -234,13 +233,11 @@ impl DynamicHandle {
         core: Core<DynMsg>,
         shared: Arc<Shared>,
         exits: mpsc::UnboundedSender<Exit>,
-        max_children: Option<usize>,
     ) -> Self {
         let inner = HandleInner {
             core,
             shared,
             exits,
-            max_children,
         };
         Self {
             inner: Arc::new(inner),
@@ -278,10 +275,7 @@ impl DynamicHandle {
     fn spawn_child(&self, spec: ChildSpec) -> Result<ChildId, SupervisorError> {
         let inner = &self.inner;
         check_spec(&inner.core.id, &spec)?;
-        let id = inner
-            .shared
-            .reserve(inner.max_children)
-            .map_err(|r| self.refused(r))?;
+        let id = inner.shared.reserve().map_err(|r| self.refused(r))?;
         let token = CancellationToken::new();
         let ctx = ChildContext::new(spec.inner().id.clone(), Some(ChildId(id)), 0, token, None);
         let run = child::spawn_reporting(&spec, ctx, id, inner.exits.clone());
@@ -293,11 +287,9 @@ impl DynamicHandle {
     }
 
     fn refused(&self, refused: Refused) -> SupervisorError {
-        let supervisor = self.inner.core.id.to_string();
         match refused {
-            Refused::Full(max) => SupervisorError::MaxChildren { supervisor, max },
             Refused::Closed if self.inner.core.is_finished() => self.inner.core.gone(),
-            Refused::Closed => SupervisorError::ShuttingDown { supervisor },
+            refused => refused.into_error(self.inner.core.id.to_string()),
         }
     }
 

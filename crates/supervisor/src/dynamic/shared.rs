@@ -3,6 +3,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::error::SupervisorError;
+
 #[derive(Debug, Default)]
 struct State {
     next_id: u64,
@@ -11,9 +13,10 @@ struct State {
 }
 
 /// Child ids and the live child count, guarded by a mutex held for a few instructions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    max_children: Option<usize>,
 }
 
 /// Why no child may be added.
@@ -22,19 +25,37 @@ pub(crate) enum Refused {
     Full(usize),
 }
 
+impl Refused {
+    /// The error a start refused this way gets from a running supervisor.
+    pub(crate) fn into_error(self, supervisor: String) -> SupervisorError {
+        match self {
+            Refused::Full(max) => SupervisorError::MaxChildren { supervisor, max },
+            Refused::Closed => SupervisorError::ShuttingDown { supervisor },
+        }
+    }
+}
+
 impl Shared {
+    /// For a supervisor of at most `max_children` children (`None`: no limit).
+    pub(crate) fn new(max_children: Option<usize>) -> Self {
+        Shared {
+            state: Mutex::default(),
+            max_children,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // the critical sections cannot panic, so a poisoned lock still holds consistent state
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reserves an id and a slot for a new child.
-    pub(crate) fn reserve(&self, max: Option<usize>) -> Result<u64, Refused> {
+    pub(crate) fn reserve(&self) -> Result<u64, Refused> {
         let mut s = self.lock();
         if s.closed {
             return Err(Refused::Closed);
         }
-        if let Some(max) = max.filter(|&m| s.count >= m) {
+        if let Some(max) = self.max_children.filter(|&m| s.count >= m) {
             return Err(Refused::Full(max));
         }
         s.count += 1;
