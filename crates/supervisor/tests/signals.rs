@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{secs, start_one, Action, Probe};
 use futures::channel::mpsc;
 use supervisor::{run_until, ChildContext, ChildSpec, Intensity, Shutdown, Signal, Supervisor};
@@ -83,16 +85,25 @@ async fn a_tree_that_ends_by_itself_returns_without_a_signal() {
 async fn a_real_sigterm_stops_the_tree() {
     let p = Probe::new();
     let h = start_one(p.worker("a")).await;
-    // Install the handlers before the signal is sent (tokio keeps a signal's handler once
-    // registered, so `run_until_signal` finds them in place).
+    // Install the handlers first, so a signal can never take the test process down (tokio
+    // keeps a signal's handler once registered). `run_until_signal` listens from its first
+    // poll on; a signal sent before that is not seen by it, so send until the run ends.
     let _installed = supervisor::os_signals().unwrap();
-    let run = tokio::spawn(supervisor::run_until_signal(h, secs(10)));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let outcome = run.await.unwrap().unwrap();
+    let mut run = tokio::spawn(supervisor::run_until_signal(h, secs(10)));
+    let mut sent = 0;
+    let ended = loop {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        sent += 1;
+        if let Ok(ended) = tokio::time::timeout(Duration::from_millis(200), &mut run).await {
+            break ended;
+        }
+        assert!(sent < 50, "SIGTERM never stopped the tree");
+    };
+    let outcome = ended.unwrap().unwrap();
     assert_eq!(outcome.signal, Some(Signal::Terminate));
     assert!(outcome.is_clean());
 }
