@@ -1,5 +1,6 @@
 //! Spawning child tasks and reading their exits (shared by both supervisor kinds).
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
@@ -28,22 +29,41 @@ pub(crate) struct Run {
     pub(crate) started_at: Instant,
 }
 
-/// Spawns the child's task; its factory runs inside the task so a panic there is caught too.
-pub(crate) fn spawn(tasks: &mut Tasks, spec: &ChildSpec, ctx: ChildContext, key: u64) -> Run {
+impl Run {
+    fn new(abort: AbortHandle, token: CancellationToken, key: u64, spec: &ChildSpec) -> Self {
+        Run {
+            abort,
+            token,
+            key,
+            ready: !spec.inner().wait_ready,
+            started_at: Instant::now(),
+        }
+    }
+}
+
+/// The child's body: its factory runs inside the future, so a panic there is caught with the
+/// rest. Also returns the child's cancellation token.
+fn body(
+    spec: &ChildSpec,
+    ctx: ChildContext,
+) -> (
+    CancellationToken,
+    impl Future<Output = Result<(), ChildError>> + Send + 'static,
+) {
     let token = ctx.token().clone();
     let factory = spec.inner().factory.clone();
-    let abort = tasks.spawn(async move {
+    let body = async move {
         let fut = factory(ctx);
         drop(factory);
         fut.await
-    });
-    Run {
-        abort,
-        token,
-        key,
-        ready: !spec.inner().wait_ready,
-        started_at: Instant::now(),
-    }
+    };
+    (token, body)
+}
+
+/// Spawns the child's task into `tasks`.
+pub(crate) fn spawn(tasks: &mut Tasks, spec: &ChildSpec, ctx: ChildContext, key: u64) -> Run {
+    let (token, body) = body(spec, ctx);
+    Run::new(tasks.spawn(body), token, key, spec)
 }
 
 /// The tokio task id of a finished child.
@@ -54,26 +74,8 @@ pub(crate) fn joined_id(joined: &Joined) -> Id {
     }
 }
 
-/// The exit reason of a finished child; `stopping` when its supervisor had asked it to stop.
-pub(crate) fn exit_reason(joined: Joined, stopping: bool) -> ExitReason {
-    match joined {
-        Ok((_, result)) => ExitReason::from_result(result, stopping),
-        Err(e) if e.is_panic() => ExitReason::Panic(panic_message(&*e.into_panic())),
-        Err(_) => ExitReason::Killed,
-    }
-}
-
-/// If a stopped child was a supervisor that left children running, their paths.
-pub(crate) fn nested_not_stopped(joined: &Joined) -> Option<(&[String], &[String])> {
-    match joined {
-        Ok((_, Err(e))) => e
-            .downcast_ref::<NotStopped>()
-            .map(|n| (n.children.as_slice(), n.aborted.as_slice())),
-        _ => None,
-    }
-}
-
-/// How a child task that reports its own exit ended.
+/// How a child task ended: from a [`JoinSet`] ([`Joined`]), or reported by the task itself
+/// ([`Exit`]).
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Returned(Result<(), ChildError>),
@@ -81,7 +83,18 @@ pub(crate) enum Outcome {
     Aborted,
 }
 
+impl From<Joined> for Outcome {
+    fn from(joined: Joined) -> Self {
+        match joined {
+            Ok((_, result)) => Outcome::Returned(result),
+            Err(e) if e.is_panic() => Outcome::Panicked(panic_message(&*e.into_panic())),
+            Err(_) => Outcome::Aborted,
+        }
+    }
+}
+
 impl Outcome {
+    /// The exit reason; `stopping` when the supervisor had asked the child to stop.
     pub(crate) fn reason(self, stopping: bool) -> ExitReason {
         match self {
             Self::Returned(result) => ExitReason::from_result(result, stopping),
@@ -90,6 +103,7 @@ impl Outcome {
         }
     }
 
+    /// If the child was a supervisor that left children running, their paths.
     pub(crate) fn nested_not_stopped(&self) -> Option<(&[String], &[String])> {
         match self {
             Self::Returned(Err(e)) => e
@@ -140,29 +154,17 @@ pub(crate) fn spawn_reporting(
     id: u64,
     tx: mpsc::UnboundedSender<Exit>,
 ) -> Run {
-    let token = ctx.token().clone();
-    let factory = spec.inner().factory.clone();
+    let (token, body) = body(spec, ctx);
     let guard = ExitGuard {
         tx,
         id,
         outcome: None,
     };
     let task = tokio::spawn(async move {
-        let run = AssertUnwindSafe(async move {
-            let fut = factory(ctx);
-            drop(factory);
-            fut.await
-        });
-        guard.finish(match run.catch_unwind().await {
+        guard.finish(match AssertUnwindSafe(body).catch_unwind().await {
             Ok(result) => Outcome::Returned(result),
             Err(payload) => Outcome::Panicked(panic_message(&*payload)),
         });
     });
-    Run {
-        abort: task.abort_handle(),
-        token,
-        key: id,
-        ready: !spec.inner().wait_ready,
-        started_at: Instant::now(),
-    }
+    Run::new(task.abort_handle(), token, id, spec)
 }

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::start::Failure;
 use super::{Actor, End, Group, SeqKind, State, Timer};
-use crate::child::{exit_reason, joined_id, Joined};
+use crate::child::{joined_id, Joined, Outcome};
 use crate::{AutoShutdown, Event, ExitReason, Restart, StartError, Strategy, SupervisorError};
 
 impl Actor {
@@ -28,7 +28,7 @@ impl Actor {
         else {
             return;
         };
-        let reason = exit_reason(joined, false);
+        let reason = Outcome::from(joined).reason(false);
         self.emit_exit(i, &reason);
         if !run.ready {
             let serial = self.children[i].serial;

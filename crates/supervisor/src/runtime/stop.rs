@@ -4,7 +4,7 @@ use tokio::task::Id;
 use tokio::time::{sleep_until, Instant};
 
 use super::{Actor, End, SeqKind, State};
-use crate::child::{exit_reason, joined_id, nested_not_stopped, Joined};
+use crate::child::{joined_id, Joined, Outcome};
 use crate::{Event, ExitReason, Shutdown, StartError, SupervisorError};
 
 /// How a stop ended.
@@ -58,13 +58,14 @@ impl Actor {
     }
 
     fn stopped(&mut self, i: usize, joined: Joined, stopping: bool) -> Stopped {
-        if let Some((children, aborted)) = nested_not_stopped(&joined) {
+        let outcome = Outcome::from(joined);
+        if let Some((children, aborted)) = outcome.nested_not_stopped() {
             let children: Vec<String> = children.iter().map(|c| self.path(c)).collect();
             let aborted: Vec<String> = aborted.iter().map(|c| self.path(c)).collect();
             self.report.not_stopped.extend(children);
             self.report.aborted.extend(aborted);
         }
-        let reason = exit_reason(joined, stopping);
+        let reason = outcome.reason(stopping);
         self.emit_exit(i, &reason);
         Stopped::Exited
     }
