@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{drain, secs, settle, strs, Action, Probe};
+use common::{drain, secs, settle, states, strs, Action, Probe};
 use supervisor::{
     Backoff, ChildContext, ChildSpec, ChildState, Event, Intensity, RestartPolicy, Strategy,
     Supervisor, SupervisorError,
@@ -139,13 +139,7 @@ async fn the_delay_applies_to_a_group_restart_as_a_whole() {
     p.trigger("b", Action::Crash);
     settle().await;
     assert_eq!(p.take(), strs(&["crash:b", "stop:c", "stop:a"]));
-    let states: Vec<_> = h
-        .which_children()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.state)
-        .collect();
+    let states = states(&h).await;
     assert_eq!(states, [ChildState::Restarting; 3]);
     tokio::time::sleep(secs(5)).await;
     assert_eq!(p.take(), strs(&["start:a", "start:b", "start:c"]));

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{secs, settle, strs, Action, Probe};
+use common::{ids, secs, settle, states, strs, Action, Probe};
 use supervisor::{
     AutoShutdown, ChildContext, ChildSpec, ChildState, DynamicSupervisor, Intensity, Restart,
     SpecError, StartError, Supervisor, SupervisorError,
@@ -61,13 +61,7 @@ async fn the_next_child_starts_only_once_the_previous_one_is_ready() {
     let early = rx.recv().await.unwrap();
     tokio::time::sleep(secs(5)).await;
     // while a is not ready: the handle answers and x's crash is handled
-    let states: Vec<_> = early
-        .which_children()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.state)
-        .collect();
+    let states = states(&early).await;
     assert_eq!(
         states,
         [
@@ -166,13 +160,7 @@ async fn start_child_waits_for_readiness_and_a_failed_child_is_not_kept() {
         h.start_child(p.worker("s")).await,
         Err(SupervisorError::DuplicateChild { .. })
     ));
-    let ids: Vec<_> = h
-        .which_children()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect();
+    let ids = ids(&h).await;
     assert_eq!(ids, ["s"]);
     h.shutdown().await;
 }

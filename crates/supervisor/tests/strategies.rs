@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{settle, strs, Action, Probe};
+use common::{ids, settle, strs, Action, Probe};
 use supervisor::{ChildState, Intensity, Restart, Strategy, Supervisor, SupervisorHandle};
 
 async fn tree(p: &Probe, strategy: Strategy) -> SupervisorHandle {
@@ -93,13 +93,7 @@ async fn group_restart_drops_temporary_siblings() {
     p.trigger("a", Action::Crash);
     settle().await;
     assert_eq!(p.take(), strs(&["crash:a", "stop:t", "start:a"]));
-    let ids: Vec<_> = h
-        .which_children()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect();
+    let ids = ids(&h).await;
     assert_eq!(ids, ["a"]);
     h.shutdown().await;
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use supervisor::{ChildContext, ChildSpec, Event, Supervisor, SupervisorHandle};
+use supervisor::{ChildContext, ChildSpec, ChildState, Event, Supervisor, SupervisorHandle};
 use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 
@@ -156,4 +156,24 @@ pub async fn start_one(child: ChildSpec) -> SupervisorHandle {
         .start()
         .await
         .unwrap()
+}
+
+/// The states of `h`'s children, in order.
+pub async fn states(h: &SupervisorHandle) -> Vec<ChildState> {
+    h.which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect()
+}
+
+/// The ids of `h`'s children, in order.
+pub async fn ids(h: &SupervisorHandle) -> Vec<String> {
+    h.which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect()
 }
