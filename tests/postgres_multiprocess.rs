@@ -16,7 +16,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs::{Client, EnqueueOptions, JobArgs, Store};
+use jobs::store::Store;
+use jobs::{Client, EnqueueOptions, JobArgs};
 use jobs_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;

@@ -20,9 +20,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobs::{
-    Client, EnqueueOptions, JobArgs, JobContext, JobError, Pool, PoolConfig, Store, Worker,
-};
+use jobs::store::Store;
+use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, Pool, PoolConfig, Worker};
 use jobs_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;

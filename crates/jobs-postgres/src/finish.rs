@@ -2,7 +2,8 @@
 
 use std::collections::HashSet;
 
-use jobs::{FinishOutcome, JobFinish, JobFinishParams, JobState, StoreError, Timestamp};
+use jobs::store::{FinishOutcome, JobFinish, JobFinishParams};
+use jobs::{JobState, StoreError, Timestamp};
 use sqlx::{PgExecutor, Row};
 
 use crate::error::store_error;

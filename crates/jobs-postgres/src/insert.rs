@@ -2,7 +2,8 @@
 //! large ones. Either way a batch is one atomic statement, so it works inside a caller's
 //! transaction as well as on its own.
 
-use jobs::{JobId, JobInsertParams, JobState, NewJob, StoreError, Timestamp};
+use jobs::store::{JobInsertParams, NewJob};
+use jobs::{JobId, JobState, StoreError, Timestamp};
 use sqlx::{Acquire, PgConnection};
 
 use crate::error::store_error;

@@ -1,8 +1,7 @@
 //! Inspection and control: get, list, retry, cancel, queue stats.
 
-use jobs::{
-    JobCancelParams, JobId, JobListParams, JobRecord, JobRetryParams, QueueStats, StoreError,
-};
+use jobs::store::{JobCancelParams, JobListParams, JobRetryParams};
+use jobs::{JobId, JobRecord, QueueStats, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 

@@ -3,9 +3,8 @@
 use std::cmp::Reverse;
 use std::collections::HashSet;
 
-use jobs::{
-    ClaimedJob, JobCheckpointParams, JobClaimParams, JobHeartbeatParams, Lease, StoreError,
-};
+use jobs::store::{ClaimedJob, JobCheckpointParams, JobClaimParams, JobHeartbeatParams, Lease};
+use jobs::StoreError;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgExecutor, Postgres, Row};

@@ -1,8 +1,7 @@
 //! The maintenance statements: rescue expired leases, promote due scheduled jobs, prune.
 
-use jobs::{
-    JobPromoteParams, JobPruneParams, JobRescueParams, JobState, RescueOutcome, StoreError,
-};
+use jobs::store::{JobPromoteParams, JobPruneParams, JobRescueParams, RescueOutcome};
+use jobs::{JobState, StoreError};
 use sqlx::{PgExecutor, PgPool, Row};
 
 use crate::error::store_error;

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use jobs::{
+use jobs::store::{
     ClaimedJob, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinishParams,
-    JobHeartbeatParams, JobId, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
-    JobPruneParams, JobRecord, JobRescueParams, JobRetryParams, QueueStats, RescueOutcome, Store,
-    StoreError,
+    JobHeartbeatParams, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
+    JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
+use jobs::{JobId, JobRecord, QueueStats, StoreError};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -117,7 +117,8 @@ impl PostgresStore {
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user: i64 }
     /// # impl jobs::JobArgs for Welcome { const KIND: &'static str = "welcome"; }
     /// # async fn demo(store: &jobs_postgres::PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
-    /// use jobs::{EnqueueOptions, JobInsertParams, NewJob, Timestamp};
+    /// use jobs::{EnqueueOptions, Timestamp};
+    /// use jobs::store::{JobInsertParams, NewJob};
     ///
     /// let mut tx = store.pool().begin().await?;
     /// sqlx::query("UPDATE accounts SET welcomed = true WHERE id = $1").bind(42_i64).execute(&mut *tx).await?;

@@ -5,5 +5,5 @@ mod common;
 
 jobs::store_conformance_tests!(|test_name: &'static str| async move {
     let store = common::fresh_store(test_name).await?;
-    Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+    Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
 });

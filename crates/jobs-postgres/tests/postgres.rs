@@ -6,10 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use jobs::{
+use jobs::store::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
-    JobPromoteParams, JobState, NewJob, Store, StoreError, Timestamp,
+    JobPromoteParams, NewJob, Store,
 };
+use jobs::{JobState, StoreError, Timestamp};
 use jobs_postgres::{
     migrate, LeaseCommit, PostgresError, PostgresOptions, PostgresStore, SchemaName,
 };
@@ -574,7 +575,7 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
 }
 
 /// The store's listener (PostgreSQL always has one).
-async fn listen(store: &PostgresStore) -> Box<dyn jobs::JobListener> {
+async fn listen(store: &PostgresStore) -> Box<dyn jobs::store::JobListener> {
     store
         .listen()
         .await
@@ -582,7 +583,7 @@ async fn listen(store: &PostgresStore) -> Box<dyn jobs::JobListener> {
         .expect("postgres listens")
 }
 
-async fn next_queue(listener: &mut Box<dyn jobs::JobListener>) -> String {
+async fn next_queue(listener: &mut Box<dyn jobs::store::JobListener>) -> String {
     tokio::time::timeout(Duration::from_secs(5), listener.next())
         .await
         .expect("a wake-up within 5 s")

@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use jobs::{ClaimedJob, JobClaimParams, Lease, StoreError};
+use jobs::store::{ClaimedJob, JobClaimParams, Lease};
+use jobs::StoreError;
 
 use crate::connections::Writer;
 use crate::error::{during, invalid};

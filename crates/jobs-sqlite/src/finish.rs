@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use jobs::{AttemptError, FinishOutcome, JobFinish, JobFinishParams, JobState, Lease, StoreError};
+use jobs::store::{FinishOutcome, JobFinish, JobFinishParams, Lease};
+use jobs::{AttemptError, JobState, StoreError};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::error::{during, invalid};

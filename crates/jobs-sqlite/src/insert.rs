@@ -10,7 +10,8 @@
 //! runs (heterogeneous jobs) instead goes through one general statement, where each job is a
 //! JSON array of all its fields.
 
-use jobs::{JobId, JobInsertParams, JobState, NewJob, StoreError, Timestamp};
+use jobs::store::{JobInsertParams, NewJob};
+use jobs::{JobId, JobState, StoreError, Timestamp};
 use serde_json::Value;
 use sqlx::{Connection, SqliteConnection};
 

@@ -2,7 +2,8 @@
 
 use std::sync::OnceLock;
 
-use jobs::{JobId, JobListParams, JobRecord, JobState, QueueStats, StoreError, Timestamp};
+use jobs::store::JobListParams;
+use jobs::{JobId, JobRecord, JobState, QueueStats, StoreError, Timestamp};
 use sqlx::{Row, SqliteConnection};
 
 use crate::error::{during, invalid};

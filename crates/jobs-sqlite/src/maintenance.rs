@@ -1,6 +1,7 @@
 //! Scheduler and operator writes: promote due jobs, retry, cancel, prune.
 
-use jobs::{JobCancelParams, JobPromoteParams, JobPruneParams, JobRetryParams, StoreError};
+use jobs::store::{JobCancelParams, JobPromoteParams, JobPruneParams, JobRetryParams};
+use jobs::StoreError;
 use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};

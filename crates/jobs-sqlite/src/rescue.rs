@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use jobs::{JobRescueParams, JobState, RescueOutcome, StoreError};
+use jobs::store::{JobRescueParams, RescueOutcome};
+use jobs::{JobState, StoreError};
 use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};

@@ -6,7 +6,7 @@ mod memory {
         let store = jobs_sqlite::SqliteStore::open_in_memory()
             .await
             .expect("open an in-memory store");
-        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
     });
 }
 
@@ -31,6 +31,6 @@ mod file {
         let store = jobs_sqlite::SqliteStore::open(fresh_path(test_name))
             .await
             .expect("open a file store");
-        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
     });
 }

@@ -3,11 +3,12 @@
 mod common;
 
 use common::*;
-use jobs::{
+use jobs::store::{
     FinishOutcome, JobCancelParams, JobCheckpointParams, JobFinish, JobFinishParams,
-    JobHeartbeatParams, JobId, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
-    JobRescueParams, JobRetryParams, JobState, Lease, Store, StoreError,
+    JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
+    JobRescueParams, JobRetryParams, Lease, Store,
 };
+use jobs::{JobId, JobState, StoreError};
 use jobs_sqlite::SqliteStore;
 
 /// Runs `$case(&dyn Store)` against a fresh in-memory store and a fresh temp-file store.
@@ -220,7 +221,7 @@ async fn claim_rejects_invalid_requests(store: &dyn Store) {
     insert(store, vec![job("q", 1)], T0).await;
     for (queue, limit) in [("", 1), ("q", 0)] {
         let err = store
-            .job_claim(jobs::JobClaimParams {
+            .job_claim(jobs::store::JobClaimParams {
                 queue: queue.into(),
                 owner: "w".into(),
                 limit,
@@ -597,7 +598,7 @@ async fn rescue(
     store: &dyn Store,
     now: jobs::Timestamp,
     max_rescues: u32,
-) -> Result<jobs::RescueOutcome, StoreError> {
+) -> Result<jobs::store::RescueOutcome, StoreError> {
     store
         .job_rescue_expired(JobRescueParams {
             now,
@@ -961,7 +962,7 @@ async fn a_closed_store_answers_closed_everywhere() {
                 .await
                 .err(),
             store
-                .job_claim(jobs::JobClaimParams {
+                .job_claim(jobs::store::JobClaimParams {
                     queue: "q".into(),
                     owner: "w".into(),
                     limit: 1,

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::EnqueueError;
-use crate::job::NewJob;
+use crate::store::NewJob;
 use crate::time::Timestamp;
 
 /// The queue a job goes to when no option says otherwise.
@@ -169,7 +169,8 @@ impl NewJob {
     /// as `jobs_postgres::PostgresStore::insert_in`.
     ///
     /// ```
-    /// use jobs::{EnqueueOptions, JobArgs, NewJob};
+    /// use jobs::{EnqueueOptions, JobArgs};
+    /// use jobs::store::NewJob;
     /// #[derive(serde::Serialize, serde::Deserialize)]
     /// struct Welcome { user: u64 }
     /// impl JobArgs for Welcome { const KIND: &'static str = "welcome"; }

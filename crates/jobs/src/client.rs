@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use crate::args::{EnqueueOptions, JobArgs};
 use crate::error::EnqueueError;
-use crate::job::{JobId, JobRecord, JobState, NewJob};
+use crate::job::{JobId, JobRecord, JobState};
 use crate::store::{
-    JobCancelParams, JobInsertParams, JobListParams, JobRetryParams, QueueStats, Store, StoreError,
+    JobCancelParams, JobInsertParams, JobListParams, JobRetryParams, NewJob, QueueStats, Store,
+    StoreError,
 };
 use crate::time::{Clock, Timestamp};
 

@@ -12,7 +12,7 @@
 //! // and tokio as dev-dependencies):
 //! jobs::store_conformance_tests!(|test_name: &'static str| async move {
 //!     let store = MyStore::open_fresh(test_name).await.ok()?;
-//!     Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+//!     Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
 //! });
 //! ```
 //!
@@ -94,14 +94,14 @@ where
 /// calling the factory for a fresh store.
 ///
 /// The factory is a closure `|test_name: &'static str| async move { ... }` returning
-/// `Option<Arc<dyn jobs::Store>>`: a fresh empty store for that test, or `None` to skip it
+/// `Option<Arc<dyn jobs::store::Store>>`: a fresh empty store for that test, or `None` to skip it
 /// (a notice is printed). The calling crate needs `tokio` (with `macros` and
 /// `rt-multi-thread`) as a dev-dependency.
 ///
 /// ```
 /// // tests/conformance.rs
 /// jobs::store_conformance_tests!(|_test_name: &'static str| async move {
-///     Some(std::sync::Arc::new(jobs::MemoryStore::new()) as std::sync::Arc<dyn jobs::Store>)
+///     Some(std::sync::Arc::new(jobs::MemoryStore::new()) as std::sync::Arc<dyn jobs::store::Store>)
 /// });
 /// # fn main() {}
 /// ```

@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
-use crate::job::{AttemptError, JobId, JobRecord, JobState, NewJob};
+use crate::job::{AttemptError, JobId, JobRecord, JobState};
 use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
-    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats,
+    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, QueueStats,
     RescueOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
@@ -43,7 +43,8 @@ const WAKE_CAPACITY: usize = 1024;
 /// # Examples
 ///
 /// ```
-/// use jobs::{JobInsertParams, MemoryStore, NewJob, Store, Timestamp};
+/// use jobs::{MemoryStore, Timestamp};
+/// use jobs::store::{JobInsertParams, NewJob, Store};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), jobs::StoreError> {
@@ -332,7 +333,7 @@ impl Inner {
     fn insert(&mut self, new: NewJob, now: Timestamp, woken: &mut Woken) -> JobId {
         self.last_id += 1;
         let id = JobId(self.last_id);
-        let job = JobRecord::inserted(id, new, now);
+        let job = new.into_record(id, now);
         if job.state == JobState::Available {
             woken.add(&job.queue);
         }

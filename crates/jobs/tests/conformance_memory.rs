@@ -4,5 +4,5 @@
 use std::sync::Arc;
 
 jobs::store_conformance_tests!(|_test_name: &'static str| async move {
-    Some(Arc::new(jobs::MemoryStore::new()) as Arc<dyn jobs::Store>)
+    Some(Arc::new(jobs::MemoryStore::new()) as Arc<dyn jobs::store::Store>)
 });

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use jobs::{
-    AttemptError, ClaimedJob, FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobId,
-    JobInsertParams, Lease, NewJob, Store, Timestamp,
+use jobs::store::{
+    ClaimedJob, FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobInsertParams, Lease,
+    NewJob, Store,
 };
+use jobs::{AttemptError, JobId, Timestamp};
 
 /// A fixed "now" so tests control time.
 pub const T0: Timestamp = Timestamp::from_micros(1_700_000_000_000_000);

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::support::{at, attempt_error, job_at, new_job, secs, Harness, WORKER};
-use crate::job::{JobId, JobState, NewJob};
+use crate::job::{JobId, JobState};
+use crate::store::NewJob;
 use crate::store::{FinishOutcome, JobListParams, QueueStats, Store};
 use crate::time::Timestamp;
 

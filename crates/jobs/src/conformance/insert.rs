@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::support::{at, claimed_ids, fresh_record, job_at, new_job, secs, Harness, WORKER};
-use crate::job::{JobState, NewJob};
+use crate::job::JobState;
+use crate::store::NewJob;
 use crate::store::{JobListParams, Store};
 
 /// `job_insert_many` returns ids in input order, increasing within and across calls, and

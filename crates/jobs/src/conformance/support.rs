@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::job::{AttemptError, JobId, JobRecord, JobState, NewJob};
+use crate::job::{AttemptError, JobId, JobRecord, JobState};
+use crate::store::NewJob;
 use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,

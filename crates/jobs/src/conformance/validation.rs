@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::support::{at, new_job, secs, Harness};
-use crate::job::{JobState, NewJob};
+use crate::job::JobState;
+use crate::store::NewJob;
 use crate::store::{
     JobClaimParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
     JobRescueParams, Store, StoreError,
