@@ -31,7 +31,7 @@ pub(crate) async fn list(
     queries: &Queries,
     params: JobListParams,
 ) -> Result<Vec<JobRecord>, StoreError> {
-    let limit = sql_limit(params.limit, "job_list")?;
+    let limit = sql_limit(params.limit);
     let rows = sqlx::query(&queries.list)
         .bind(params.state.map(|s| s.as_str()))
         .bind(params.queue)

@@ -132,13 +132,14 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Invalid`] for a job with an empty kind or queue or `max_attempts == 0`;
+    /// [`StoreError::Invalid`] for a batch the rules of [`JobInsertParams::validate`] refuse;
     /// database failures otherwise (the caller's transaction is then aborted).
     pub async fn insert_in(
         &self,
         conn: &mut PgConnection,
         params: JobInsertParams,
     ) -> Result<Vec<JobId>, StoreError> {
+        params.validate()?;
         insert::insert_jobs(conn, &self.inner.queries, &params).await
     }
 
@@ -147,9 +148,9 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// Database failures, or [`StoreError::Invalid`] for a zero `limit`.
+    /// Database failures, or [`StoreError::Invalid`] for a zero `limit` or an invalid queue
+    /// name (the rules of [`JobClaimParams::validate`]).
     pub async fn explain_claim(&self, queue: &str, limit: usize) -> Result<String, StoreError> {
-        let sql_limit = lease::sql_limit(limit, "explain_claim")?;
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
         let params = JobClaimParams {
             queue: queue.to_owned(),
@@ -158,6 +159,8 @@ impl PostgresStore {
             lease_ttl: Duration::ZERO,
             now: jobs::Timestamp::now(),
         };
+        params.validate()?;
+        let sql_limit = lease::sql_limit(limit);
         let mut tx = self.pool().begin().await.map_err(store_error)?;
         let rows = lease::claim_query(&sql, &params, sql_limit, self.lease_commit())
             .fetch_all(&mut *tx)

@@ -41,12 +41,10 @@ macro_rules! both {
 
 both!(
     insert_assigns_increasing_ids_and_states,
-    insert_rejects_invalid_jobs,
     bulk_insert_keeps_input_order,
     both_insert_paths_store_the_same_records,
     claim_orders_by_priority_run_at_id_and_leases,
     claim_takes_only_available_jobs_of_its_queue,
-    claim_rejects_invalid_requests,
     promote_makes_due_jobs_available,
     completed_clears_lease_and_checkpoint,
     retry_charges_an_attempt_and_records_the_error,
@@ -92,29 +90,6 @@ async fn insert_assigns_increasing_ids_and_states(store: &dyn Store) {
     assert!(insert(store, vec![], T0).await.is_empty());
     let more = insert(store, vec![job("q", 4)], T0).await;
     assert!(more[0] > ids[2]);
-}
-
-async fn insert_rejects_invalid_jobs(store: &dyn Store) {
-    let no_queue = job("", 1);
-    let mut no_kind = job("q", 2);
-    no_kind.kind.clear();
-    let mut no_attempts = job("q", 3);
-    no_attempts.max_attempts = 0;
-    for bad in [no_queue, no_kind, no_attempts] {
-        let err = store
-            .job_insert_many(JobInsertParams {
-                jobs: vec![job("q", 0), bad],
-                now: T0,
-            })
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
-    }
-    let stats = store.queue_stats().await.unwrap();
-    assert!(
-        stats.is_empty(),
-        "a rejected batch inserts nothing: {stats:?}"
-    );
 }
 
 async fn bulk_insert_keeps_input_order(store: &dyn Store) {
@@ -217,23 +192,6 @@ async fn claim_takes_only_available_jobs_of_its_queue(store: &dyn Store) {
     assert!(claim(store, "c", 10, T0).await.is_empty());
 }
 
-async fn claim_rejects_invalid_requests(store: &dyn Store) {
-    insert(store, vec![job("q", 1)], T0).await;
-    for (queue, limit) in [("", 1), ("q", 0)] {
-        let err = store
-            .job_claim(jobs::store::JobClaimParams {
-                queue: queue.into(),
-                owner: "w".into(),
-                limit,
-                lease_ttl: TTL,
-                now: T0,
-            })
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
-    }
-}
-
 async fn promote_makes_due_jobs_available(store: &dyn Store) {
     let ids = insert(
         store,
@@ -263,7 +221,6 @@ async fn promote_makes_due_jobs_available(store: &dyn Store) {
     assert_eq!(promote(T0 + secs(10), 10).await.unwrap(), 1);
     let claimed = claim(store, "q", 10, T0 + secs(10)).await;
     assert_eq!(common::ids(&claimed), vec![ids[0], ids[1]]);
-    assert!(matches!(promote(T0, 0).await, Err(StoreError::Invalid(_))));
 }
 
 async fn claim_one(store: &dyn Store) -> Lease {
@@ -649,14 +606,6 @@ async fn rescue_requeues_expired_leases_and_buries_poison_pills(store: &dyn Stor
         .unwrap()
         .requeued
         .is_empty());
-    let limited = store
-        .job_rescue_expired(JobRescueParams {
-            now: T0,
-            max_rescues: 1,
-            limit: 0,
-        })
-        .await;
-    assert!(matches!(limited, Err(StoreError::Invalid(_))));
 }
 
 async fn a_rescued_job_fences_out_its_old_worker(store: &dyn Store) {
@@ -739,10 +688,6 @@ async fn get_and_list_filter_and_page(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(scheduled.len(), 1);
-    assert!(matches!(
-        list(None, None, None, 0).await,
-        Err(StoreError::Invalid(_))
-    ));
 }
 
 async fn retry_and_cancel_move_jobs_between_waiting_and_terminal(store: &dyn Store) {
@@ -847,10 +792,6 @@ async fn prune_deletes_old_terminal_jobs_and_ids_are_never_reused(store: &dyn St
         store.job_get(ids[2]).await.unwrap().is_some(),
         "dead not asked for"
     );
-    assert!(matches!(
-        prune(vec![JobState::Running], T0, 10).await,
-        Err(StoreError::Invalid(_))
-    ));
     assert_eq!(prune(vec![], T0 + secs(500), 10).await.unwrap(), 0);
     assert_eq!(
         prune(

@@ -194,16 +194,20 @@ impl NewJob {
 ///
 /// [`EnqueueError::InvalidQueue`] naming the rule broken.
 pub fn validate_queue_name(queue: &str) -> Result<(), EnqueueError> {
-    let valid = !queue.is_empty()
-        && queue.len() <= MAX_QUEUE_NAME_LEN
-        && queue
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-    if valid {
+    if is_valid_queue_name(queue) {
         Ok(())
     } else {
         Err(EnqueueError::InvalidQueue(queue.to_owned()))
     }
+}
+
+/// Whether `queue` is 1 to [`MAX_QUEUE_NAME_LEN`] characters of `[A-Za-z0-9_.:-]`.
+pub(crate) fn is_valid_queue_name(queue: &str) -> bool {
+    !queue.is_empty()
+        && queue.len() <= MAX_QUEUE_NAME_LEN
+        && queue
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 #[cfg(test)]

@@ -34,9 +34,9 @@
 //!   `dead` instead, with `rescues` incremented too, `finalized_at = now` and one error of
 //!   attempt 0 at `now` whose message mentions the rescue.
 //! * **Retry of a dead/cancelled job** keeps `claims` (tokens never repeat) and errors.
-//! * **Invalid requests** ([`StoreError::Invalid`](crate::StoreError::Invalid), nothing
-//!   written): empty kind or queue, `max_attempts` 0, any zero `limit` (claim, rescue,
-//!   promote, list, prune), an empty claim queue, pruning a non-terminal state.
+//! * **Invalid requests** never reach a store: the cases call it through the
+//!   [`StoreFacade`](crate::store::StoreFacade), as the engine does, and the facade refuses
+//!   them (its own tests cover that, once).
 //! * **Left open**: claiming a scheduled job whose `run_at` has come before it is promoted;
 //!   the state after a `Snooze` whose `run_at` is not after now; `run_at` after a rescue.
 
@@ -54,7 +54,6 @@ mod insert;
 mod lease;
 mod listen;
 mod support;
-mod validation;
 
 pub use admin::{
     cancel_waiting_only, list_filters_and_paging, prune_old_finalized, queue_stats_counts,
@@ -72,7 +71,6 @@ pub use lease::{
     poison_pill_goes_dead, rescue_expired_only,
 };
 pub use listen::listener_wakes_on_insert;
-pub use validation::invalid_requests;
 
 /// Runs one case on a store from `factory`, or prints a notice and returns if the factory
 /// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
@@ -135,7 +133,6 @@ macro_rules! store_conformance_tests {
             prune_old_finalized,
             errors_accumulate,
             json_round_trip,
-            invalid_requests,
             listener_wakes_on_insert,
         );
     };

@@ -244,8 +244,8 @@ impl JobContext {
                 tracing::warn!(job_id = %self.id(), "lease lost while checkpointing; stopping the run");
                 self.run.lose_lease();
             }
-            Err(error) => {
-                tracing::warn!(job_id = %self.id(), %error, "checkpoint write failed; will retry");
+            Err(_) => {
+                tracing::debug!(job_id = %self.id(), "checkpoint write failed; will retry");
                 let mut saved = self.run.checkpoint_state();
                 if !saved.dirty {
                     saved.dirty = true;

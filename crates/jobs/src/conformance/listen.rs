@@ -11,7 +11,7 @@ use crate::store::Store;
 /// polls it.)
 pub async fn listener_wakes_on_insert(store: Arc<dyn Store>) {
     let h = Harness::new(store.clone());
-    let listener = h.ok(store.listen().await, "listen");
+    let listener = h.ok(h.store.listen().await, "listen");
     let Some(mut listener) = listener else {
         eprintln!(
             "{} store has no listener; listener_wakes_on_insert is vacuous",

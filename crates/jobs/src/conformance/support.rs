@@ -12,7 +12,7 @@ use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats, RescueOutcome, Store,
-    StoreError,
+    StoreError, StoreFacade,
 };
 use crate::time::Timestamp;
 
@@ -105,15 +105,18 @@ pub(super) fn sorted(mut ids: Vec<JobId>) -> Vec<JobId> {
     ids
 }
 
-/// A store under test; every call panics with context if the store returns an error.
+/// A store under test, called through the [`StoreFacade`] as the engine calls it; every
+/// call panics with context if the store returns an error.
 #[derive(Clone, Debug)]
 pub(super) struct Harness {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: StoreFacade,
 }
 
 impl Harness {
     pub(super) fn new(store: Arc<dyn Store>) -> Self {
-        Harness { store }
+        Harness {
+            store: StoreFacade::new(store),
+        }
     }
 
     pub(super) fn ok<T>(&self, result: Result<T, StoreError>, call: &str) -> T {

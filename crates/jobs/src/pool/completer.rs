@@ -14,8 +14,9 @@ use crate::store::{FinishOutcome, JobCheckpointParams, JobFinish, JobFinishParam
 /// Tries of the final flush at shutdown (the supervisor no longer restarts us then).
 const FINAL_FLUSH_TRIES: u32 = 3;
 
-/// Writes completions until stopped, then writes what is left. A store error ends the child
-/// (the batch is kept for the next incarnation; the runs stay leased and heartbeated).
+/// Writes completions until stopped, then writes what is left. A store error (logged by the
+/// store facade) ends the child (the batch is kept for the next incarnation; the runs stay
+/// leased and heartbeated).
 pub(crate) async fn run(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
     let mut completions = shared.completions_rx.lock().await;
     let left_over = std::mem::take(&mut *lock(&shared.unflushed));
@@ -66,8 +67,9 @@ async fn final_flush(shared: &Shared, completions: &mut UnboundedReceiver<Comple
                     settle(shared, std::mem::take(&mut batch), applied, again).await;
                     break;
                 }
-                Err(error) => {
-                    tracing::error!(%error, attempt, jobs = batch.len(),
+                Err(_) => {
+                    // The facade logged the error; this says what it means here.
+                    tracing::error!(attempt, jobs = batch.len(),
                         "final write failed; if it keeps failing these jobs are rescued when their leases expire");
                     tokio::time::sleep(Duration::from_millis(100) * attempt).await;
                 }
@@ -97,7 +99,6 @@ async fn flush(
             Ok(())
         }
         Err(error) => {
-            tracing::warn!(%error, jobs = batch.len(), "writing finished jobs failed; retrying after a delay");
             lock(&shared.unflushed).extend(batch);
             Err(error)
         }
@@ -183,8 +184,8 @@ async fn dead_already(shared: &Shared, completion: &Completion) -> bool {
                 && job.errors.last() == Some(error)
         }
         Ok(None) => false,
-        Err(error) => {
-            tracing::warn!(job_id = %completion.run.record.id, %error,
+        Err(_) => {
+            tracing::warn!(job_id = %completion.run.record.id,
                 "could not check whether a rejected dead-set write had been applied");
             false
         }

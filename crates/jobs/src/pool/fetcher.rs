@@ -8,8 +8,8 @@ use crate::context::RunState;
 use crate::pool::shared::{QueueState, Shared};
 use crate::store::JobClaimParams;
 
-/// Claims jobs for `queue` until shutdown or drain. A store error ends the child with that
-/// error: its supervisor restarts it after a delay. A claim in flight is never cancelled
+/// Claims jobs for `queue` until shutdown or drain. A store error (logged by the store facade)
+/// ends the child with that error: its supervisor restarts it after a delay. A claim in flight is never cancelled
 /// midway (that could orphan claimed jobs until their lease expires).
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -56,10 +56,7 @@ async fn claim(
         lease_ttl: shared.config.lease_ttl,
         now: shared.client.clock().now(),
     };
-    let claimed = shared.store().job_claim(params).await.map_err(|error| {
-        tracing::warn!(queue = %queue.name, %error, "claim failed; the fetcher restarts after a delay");
-        error
-    })?;
+    let claimed = shared.store().job_claim(params).await?;
     let count = claimed.len();
     for job in claimed {
         tracing::debug!(job_id = %job.record.id, queue = %queue.name, "claimed");

@@ -32,14 +32,7 @@ async fn beat(shared: &Shared) -> Result<(), ChildError> {
             lease_ttl: shared.config.lease_ttl,
             now: shared.client.clock().now(),
         };
-        let held = shared
-            .store()
-            .job_heartbeat_many(params)
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "heartbeat failed; retrying after a delay");
-                error
-            })?;
+        let held = shared.store().job_heartbeat_many(params).await?;
         for (run, held) in chunk.iter().zip(held) {
             if !held && !run.lease_lost() {
                 tracing::warn!(job_id = %run.record.id, "lease lost; stopping the run");

@@ -1,6 +1,6 @@
 //! The pool's background duties: rescuing expired leases, promoting scheduled jobs, pruning
 //! old finished jobs, and listening for wake-ups. Each is a supervised child; a store error
-//! ends it and its supervisor restarts it after a delay.
+//! (logged by the store facade) ends it and its supervisor restarts it after a delay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +24,6 @@ async fn tick(ctx: &ChildContext, period: Duration) -> bool {
     }
 }
 
-fn logged(duty: &'static str) -> impl Fn(StoreError) -> StoreError {
-    move |error| {
-        tracing::warn!(duty, %error, "store call failed; restarting after a delay");
-        error
-    }
-}
-
 /// Returns jobs whose lease expired (their worker died or froze) to their queue, and moves
 /// poison pills to the dead set.
 pub(crate) async fn rescuer(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
@@ -41,11 +34,7 @@ pub(crate) async fn rescuer(shared: Arc<Shared>, ctx: ChildContext) -> Result<()
                 max_rescues: shared.config.max_rescues,
                 limit: MAINTENANCE_BATCH,
             };
-            let rescued = shared
-                .store()
-                .job_rescue_expired(params)
-                .await
-                .map_err(logged("rescue"))?;
+            let rescued = shared.store().job_rescue_expired(params).await?;
             let found = rescued.requeued.len() + rescued.dead.len();
             if !rescued.requeued.is_empty() {
                 tracing::warn!(jobs = ?rescued.requeued, "rescued jobs whose lease expired");
@@ -85,11 +74,7 @@ async fn promote(shared: &Shared) -> Result<(), StoreError> {
             now: shared.client.clock().now(),
             limit: MAINTENANCE_BATCH,
         };
-        let promoted = shared
-            .store()
-            .job_promote_scheduled(params)
-            .await
-            .map_err(logged("promote"))?;
+        let promoted = shared.store().job_promote_scheduled(params).await?;
         if promoted > 0 {
             tracing::debug!(promoted, "scheduled jobs are now available");
             shared.wake_all();
@@ -106,11 +91,7 @@ async fn prune(shared: &Shared) -> Result<(), StoreError> {
         finalized_before: shared.client.clock().now() - shared.config.retention,
         limit: MAINTENANCE_BATCH * 10,
     };
-    let pruned = shared
-        .store()
-        .job_prune(params)
-        .await
-        .map_err(logged("prune"))?;
+    let pruned = shared.store().job_prune(params).await?;
     if pruned > 0 {
         tracing::debug!(pruned, "pruned finished jobs");
     }
@@ -120,7 +101,7 @@ async fn prune(shared: &Shared) -> Result<(), StoreError> {
 /// Wakes fetchers when the store reports new jobs (PostgreSQL NOTIFY, in-process channel).
 /// Stores without wake-ups leave this child idle; fetchers poll.
 pub(crate) async fn listener(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
-    let Some(mut listener) = shared.store().listen().await.map_err(logged("listen"))? else {
+    let Some(mut listener) = shared.store().listen().await? else {
         ctx.cancelled().await;
         return Ok(());
     };
@@ -128,7 +109,7 @@ pub(crate) async fn listener(shared: Arc<Shared>, ctx: ChildContext) -> Result<(
     shared.wake_all();
     loop {
         let queue = tokio::select! {
-            queue = listener.next() => queue.map_err(logged("listen"))?,
+            queue = listener.next() => queue?,
             () = ctx.cancelled() => return Ok(()),
         };
         if let Some(state) = shared.queue(&queue) {

@@ -15,7 +15,7 @@ use crate::client::Client;
 use crate::context::RunState;
 use crate::job::{JobId, JobRecord};
 use crate::pool::config::PoolConfig;
-use crate::store::{FinishOutcome, Store};
+use crate::store::{FinishOutcome, StoreFacade};
 use crate::worker::Registry;
 
 /// The application's hook for jobs that reached the dead set.
@@ -165,7 +165,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &StoreFacade {
         self.client.store()
     }
 

@@ -9,8 +9,19 @@
 //! claim still holds, so a stale worker (rescued while frozen, or partitioned away) can never
 //! overwrite a newer run.
 //!
+//! # The facade
+//!
+//! The engine never calls a [`Store`] directly: the [`Client`](crate::Client) and the pool go
+//! through one [`StoreFacade`], which validates each request (the `validate` method of its
+//! params type, written once here), times it, traces it and records a failure once. A store's
+//! own entry points that bypass the engine (a transactional enqueue on the caller's
+//! connection) call the same `validate` methods.
+//!
 //! # Obligations of an implementation
 //!
+//! * A store receives only requests that pass their params type's `validate` (non-empty kinds,
+//!   valid queue names, `max_attempts` in range, positive limits, terminal prune states, and
+//!   no empty insert batch): it need not check them again.
 //! * Every batch operation is atomic per job and costs one round trip / one transaction for
 //!   the whole batch, not one per job.
 //! * `job_claim` never hands the same job to two claimers while a lease holds (SKIP
@@ -33,17 +44,21 @@ use futures::future::BoxFuture;
 
 use crate::job::{JobId, JobRecord};
 
+mod facade;
 mod params;
+mod validate;
 
 #[doc(no_inline)]
 pub use crate::error::StoreError;
 #[doc(no_inline)]
 pub use crate::stats::QueueStats;
+pub use facade::{FacadeListener, StoreFacade, STORE_CALL_FAILURES, STORE_CALL_SECONDS};
 pub use params::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, RescueOutcome,
 };
+pub use validate::MAX_ATTEMPTS_LIMIT;
 
 /// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, or an
 /// in-process channel), so idle fetchers wake at once instead of polling tightly.
