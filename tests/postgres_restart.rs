@@ -28,9 +28,8 @@ use sqlx::PgPool;
 use supervisor::Event;
 
 #[allow(dead_code)] // the crate's tests use the rest
-#[path = "../crates/jobs-postgres/tests/common/mod.rs"]
-mod common;
-use common::{connect, database_url, drop_schema, fresh_schema, test_schema};
+use jobs_postgres_testkit as testkit;
+use testkit::{connect, database_url, drop_schema, fresh_schema, test_schema};
 
 /// Jobs in the backlog.
 const JOBS: u64 = 20_000;

@@ -1,8 +1,8 @@
 //! PostgreSQL store for the `jobs` crate: many worker processes on many machines share one
 //! database.
 //!
-//! [`PostgresStore`] implements [`jobs::store::Store`] and passes the same conformance suite as the
-//! memory and SQLite stores.
+//! [`PostgresStore`] implements [`jobs::store::Store`] and passes the same conformance suite
+//! (crate `jobs-conformance`) as the memory and SQLite stores.
 //!
 //! # Setup
 //!

@@ -1,8 +1,8 @@
-//! The shared store conformance suite (`jobs::conformance`), against a fresh in-memory store
+//! The shared store conformance suite (crate `jobs-conformance`), against a fresh in-memory store
 //! and a fresh database file per case.
 
 mod memory {
-    jobs::store_conformance_tests!(|_test_name: &'static str| async move {
+    jobs_conformance::store_conformance_tests!(|_test_name: &'static str| async move {
         let store = jobs_sqlite::SqliteStore::open_in_memory()
             .await
             .expect("open an in-memory store");
@@ -27,7 +27,7 @@ mod file {
         path
     }
 
-    jobs::store_conformance_tests!(|test_name: &'static str| async move {
+    jobs_conformance::store_conformance_tests!(|test_name: &'static str| async move {
         let store = jobs_sqlite::SqliteStore::open(fresh_path(test_name))
             .await
             .expect("open a file store");

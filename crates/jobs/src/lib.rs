@@ -83,8 +83,6 @@
 
 mod args;
 mod client;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 mod context;
 mod error;
 mod job;

@@ -28,15 +28,17 @@
 //!   LOCKED-style), orders by priority (high first), then `run_at`, then id.
 //! * Fenced operations (`job_finish_many`, `job_heartbeat_many`, `job_checkpoint`) match on
 //!   `id`, `claims == lease.token`, `lease_owner == owner` and `state == running`, and report
-//!   per job whether they applied; a mismatch is not an error. (The owner matters where a
+//!   per job whether they applied; a mismatch is not an error. A finish batch naming one
+//!   lease twice applies its first entry only
+//!   ([`JobFinishParams::first_of_each_lease`]). (The owner matters where a
 //!   store can lose an acknowledged claim, as PostgreSQL's asynchronous commits can in a
 //!   server crash: the token could then be issued again, to another worker.)
 //! * `job_rescue_expired` is atomic: two rescuers racing never both return the same job.
 //! * Errors are [`StoreError`]s; transient ones (connection lost, database busy) say so
 //!   with [`StoreError::is_transient`], and no failed call leaves a job half-written.
 //!
-//! The conformance suite (`jobs::conformance`, feature `conformance`) checks all of this, and
-//! every store runs it.
+//! The conformance suite (crate `jobs-conformance`) checks all of this, and every store runs
+//! it; a new operation comes with its cases there and a method on the [`StoreFacade`].
 
 use std::fmt;
 

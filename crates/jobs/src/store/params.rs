@@ -1,5 +1,6 @@
 //! The params and results of the [`Store`](super::Store) operations.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -148,6 +149,19 @@ pub struct JobFinishParams {
     pub now: Timestamp,
 }
 
+impl JobFinishParams {
+    /// For each finish, whether it is the first of the batch to name its lease. A store
+    /// applies only those; a later finish of the same lease reports `false` (the first one
+    /// ended the lease it names).
+    pub fn first_of_each_lease(&self) -> Vec<bool> {
+        let mut seen: HashSet<Lease> = HashSet::with_capacity(self.finishes.len());
+        self.finishes
+            .iter()
+            .map(|finish| seen.insert(finish.lease))
+            .collect()
+    }
+}
+
 /// Params for [`Store::job_heartbeat_many`](super::Store::job_heartbeat_many).
 #[derive(Clone, Debug)]
 pub struct JobHeartbeatParams {
@@ -264,4 +278,30 @@ pub struct JobPruneParams {
     pub finalized_before: Timestamp,
     /// At most this many per call.
     pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_finish_of_a_repeated_lease_counts() {
+        let finish = |job, token, outcome| JobFinish {
+            lease: Lease {
+                job: JobId(job),
+                token,
+            },
+            outcome,
+        };
+        let params = JobFinishParams {
+            owner: "w".to_owned(),
+            finishes: vec![
+                finish(7, 1, FinishOutcome::Completed),
+                finish(7, 2, FinishOutcome::Completed),
+                finish(7, 1, FinishOutcome::Release),
+            ],
+            now: Timestamp::EPOCH,
+        };
+        assert_eq!(params.first_of_each_lease(), vec![true, true, false]);
+    }
 }

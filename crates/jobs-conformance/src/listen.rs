@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::support::{at, new_job, Harness};
-use crate::store::Store;
+use jobs::store::Store;
 
 /// If the store offers a listener, inserting an available job into a queue wakes it with
 /// that queue's name within five seconds. (A store without a listener passes: the engine

@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::job::{AttemptError, JobId, JobRecord, JobState};
-use crate::store::NewJob;
-use crate::store::{
+use jobs::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
-    JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats, RescueOutcome, Store,
-    StoreError, StoreFacade,
+    JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, QueueStats, RescueOutcome,
+    Store, StoreError, StoreFacade,
 };
-use crate::time::Timestamp;
+use jobs::Timestamp;
+use jobs::{AttemptError, JobId, JobRecord, JobState};
 
 /// The worker the helpers claim and write as, unless told otherwise.
 pub(super) const WORKER: &str = "worker-1";
