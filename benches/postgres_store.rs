@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use jobs::{
+use jobs::store::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobInsertParams, JobPromoteParams,
-    NewJob, Store, Timestamp,
+    NewJob, Store,
 };
+use jobs::Timestamp;
 use jobs_postgres::{migrate, sqlx, PostgresOptions, PostgresStore, SchemaName};
 use tokio::runtime::Runtime;
 

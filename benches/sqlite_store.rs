@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use jobs::{
+use jobs::store::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobInsertParams, NewJob, Store,
-    Timestamp,
 };
+use jobs::Timestamp;
 use jobs_sqlite::SqliteStore;
 use tokio::runtime::Runtime;
 

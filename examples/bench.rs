@@ -33,7 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, Store, Worker};
+use jobs::store::Store;
+use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, Worker};
 use jobs_postgres::PostgresStore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;

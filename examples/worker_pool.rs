@@ -27,9 +27,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jobs::store::Store;
 use jobs::{
     Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, PoolConfig, QueueStats,
-    Store, Worker,
+    Worker,
 };
 use jobs_postgres::{migrate, PostgresOptions, PostgresStore, SchemaName};
 use jobs_sqlite::SqliteStore;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, Store, Worker};
+use jobs::store::Store;
+use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, Worker};
 use jobs_sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs::{Client, EnqueueOptions, JobArgs, JobId, JobRecord, JobState, Store};
+use jobs::store::Store;
+use jobs::{Client, EnqueueOptions, JobArgs, JobId, JobRecord, JobState};
 use jobs_sqlite::SqliteStore;
 use serde::{Deserialize, Serialize};
 

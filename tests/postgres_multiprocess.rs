@@ -16,15 +16,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs::{Client, EnqueueOptions, JobArgs, Store};
+use jobs::store::Store;
+use jobs::{Client, EnqueueOptions, JobArgs};
 use jobs_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 #[allow(dead_code)] // the crate's tests use the rest
-#[path = "../crates/jobs-postgres/tests/common/mod.rs"]
-mod common;
-use common::{connect, database_url, drop_schema, fresh_schema, test_schema};
+use jobs_postgres_testkit as testkit;
+use testkit::{connect, database_url, drop_schema, fresh_schema, test_schema};
 
 /// Jobs per test.
 const JOBS: u64 = 50_000;

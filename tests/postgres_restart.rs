@@ -20,18 +20,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobs::{
-    Client, EnqueueOptions, JobArgs, JobContext, JobError, Pool, PoolConfig, Store, Worker,
-};
+use jobs::store::Store;
+use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, Pool, PoolConfig, Worker};
 use jobs_postgres::{PostgresOptions, PostgresStore, SchemaName};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use supervisor::Event;
 
 #[allow(dead_code)] // the crate's tests use the rest
-#[path = "../crates/jobs-postgres/tests/common/mod.rs"]
-mod common;
-use common::{connect, database_url, drop_schema, fresh_schema, test_schema};
+use jobs_postgres_testkit as testkit;
+use testkit::{connect, database_url, drop_schema, fresh_schema, test_schema};
 
 /// Jobs in the backlog.
 const JOBS: u64 = 20_000;

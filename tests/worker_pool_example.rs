@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobs::{Client, JobState, Store};
+use jobs::store::Store;
+use jobs::{Client, JobState};
 use jobs_sqlite::SqliteStore;
 
 /// The example's binary, built (a no-op when `cargo test` already did) next to this test's

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs::{JobArgs, JobContext, JobError, Pool, PoolConfig, Store, Worker};
+use jobs::store::Store;
+use jobs::{JobArgs, JobContext, JobError, Pool, PoolConfig, Worker};
 use serde::{Deserialize, Serialize};
 
 /// A long import of `rows` rows.

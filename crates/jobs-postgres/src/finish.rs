@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 
-use jobs::{FinishOutcome, JobFinish, JobFinishParams, JobState, StoreError, Timestamp};
+use jobs::store::{FinishOutcome, JobFinish, JobFinishParams};
+use jobs::{JobState, StoreError, Timestamp};
 use sqlx::{PgExecutor, Row};
 
 use crate::error::store_error;
-use crate::lease::applied_in_order;
 use crate::lease_commit::LeaseCommit;
 use crate::pg_time::PgTime;
 use crate::sql::Queries;
@@ -59,7 +59,8 @@ fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreErro
     })
 }
 
-/// Applies every finish whose lease holds, in one statement; per finish, in input order.
+/// Applies every finish whose lease holds, in one statement; per finish, in input order. A
+/// lease named twice is finished by its first entry only.
 pub(crate) async fn finish_many(
     conn: impl PgExecutor<'_>,
     queries: &Queries,
@@ -69,23 +70,42 @@ pub(crate) async fn finish_many(
     if params.finishes.is_empty() {
         return Ok(Vec::new());
     }
-    let all_completed = params
+    let firsts = params.first_of_each_lease();
+    let unique: Vec<&JobFinish> = params
         .finishes
         .iter()
+        .zip(&firsts)
+        .filter_map(|(finish, first)| first.then_some(finish))
+        .collect();
+    let all_completed = unique
+        .iter()
         .all(|f| matches!(f.outcome, FinishOutcome::Completed));
-    if all_completed {
-        return complete_many(conn, queries, params, commit).await;
-    }
-    let writes = params
+    let applied = if all_completed {
+        complete_many(conn, queries, &unique, &params, commit).await?
+    } else {
+        finish_each(conn, queries, &unique, &params, commit).await?
+    };
+    Ok(params
         .finishes
+        .iter()
+        .zip(firsts)
+        .map(|(f, first)| first && applied.contains(&(f.lease.job.0, f.lease.token)))
+        .collect())
+}
+
+/// The general statement: every outcome; returns the (id, token) pairs that applied.
+async fn finish_each(
+    conn: impl PgExecutor<'_>,
+    queries: &Queries,
+    finishes: &[&JobFinish],
+    params: &JobFinishParams,
+    commit: LeaseCommit,
+) -> Result<HashSet<(i64, i64)>, StoreError> {
+    let writes = finishes
         .iter()
         .map(|f| write_for(&f.outcome, params.now))
         .collect::<Result<Vec<_>, _>>()?;
-    let leases: Vec<_> = params
-        .finishes
-        .iter()
-        .map(|f: &JobFinish| f.lease)
-        .collect();
+    let leases: Vec<_> = finishes.iter().map(|f| f.lease).collect();
     let (ids, tokens) = crate::lease::lease_columns(&leases);
     let row = sqlx::query(&queries.finish)
         .bind(ids)
@@ -103,18 +123,18 @@ pub(crate) async fn finish_many(
         .map_err(store_error)?;
     let ids: Vec<i64> = row.try_get("ids").map_err(store_error)?;
     let tokens: Vec<i64> = row.try_get("tokens").map_err(store_error)?;
-    let applied: HashSet<(i64, i64)> = ids.into_iter().zip(tokens).collect();
-    Ok(applied_in_order(&leases, &applied))
+    Ok(ids.into_iter().zip(tokens).collect())
 }
 
-/// [`finish_many`] for a batch of completions only: a lighter statement.
+/// [`finish_each`] for a batch of completions only: a lighter statement.
 async fn complete_many(
     conn: impl PgExecutor<'_>,
     queries: &Queries,
-    params: JobFinishParams,
+    finishes: &[&JobFinish],
+    params: &JobFinishParams,
     commit: LeaseCommit,
-) -> Result<Vec<bool>, StoreError> {
-    let leases: Vec<_> = params.finishes.iter().map(|f| f.lease).collect();
+) -> Result<HashSet<(i64, i64)>, StoreError> {
+    let leases: Vec<_> = finishes.iter().map(|f| f.lease).collect();
     let (ids, tokens) = crate::lease::lease_columns(&leases);
     let rows = sqlx::query(&queries.complete)
         .bind(ids)
@@ -125,12 +145,10 @@ async fn complete_many(
         .fetch_all(conn)
         .await
         .map_err(store_error)?;
-    let applied = rows
-        .iter()
+    rows.iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect::<Result<HashSet<(i64, i64)>, sqlx::Error>>()
-        .map_err(store_error)?;
-    Ok(applied_in_order(&leases, &applied))
+        .map_err(store_error)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! large ones. Either way a batch is one atomic statement, so it works inside a caller's
 //! transaction as well as on its own.
 
-use jobs::{JobId, JobInsertParams, JobState, NewJob, StoreError, Timestamp};
+use jobs::store::{JobInsertParams, NewJob};
+use jobs::{JobId, JobState, StoreError, Timestamp};
 use sqlx::{Acquire, PgConnection};
 
 use crate::error::store_error;
@@ -12,7 +13,7 @@ use crate::sql::Queries;
 /// Batches at least this large go through `COPY` (faster per row, one more round trip).
 pub(crate) const COPY_THRESHOLD: usize = 64;
 
-/// A validated job, ready to write.
+/// A job, ready to write.
 struct Row<'a> {
     job: &'a NewJob,
     args: String,
@@ -30,7 +31,7 @@ pub(crate) async fn insert_jobs(
     let rows = params
         .jobs
         .iter()
-        .map(|job| validate(job, params.now))
+        .map(|job| row(job, params.now))
         .collect::<Result<Vec<_>, _>>()?;
     if rows.is_empty() {
         Ok(Vec::new())
@@ -41,27 +42,10 @@ pub(crate) async fn insert_jobs(
     }
 }
 
-fn validate(job: &NewJob, now: Timestamp) -> Result<Row<'_>, StoreError> {
-    if job.kind.is_empty() {
-        return Err(StoreError::Invalid("job kind is empty".into()));
-    }
-    if job.queue.is_empty() {
-        return Err(StoreError::Invalid(format!(
-            "queue name of a {:?} job is empty",
-            job.kind
-        )));
-    }
-    let max_attempts = i32::try_from(job.max_attempts)
-        .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "max_attempts of a {:?} job is {}; it must be between 1 and {}",
-                job.kind,
-                job.max_attempts,
-                i32::MAX
-            ))
-        })?;
+/// The row of a job of a validated batch ([`JobInsertParams::validate`]).
+fn row(job: &NewJob, now: Timestamp) -> Result<Row<'_>, StoreError> {
+    // Validated: 1 ..= MAX_ATTEMPTS_LIMIT (i32::MAX), so the conversion cannot saturate.
+    let max_attempts = i32::try_from(job.max_attempts).unwrap_or(i32::MAX);
     let run_at = job.run_at.unwrap_or(now);
     if run_at < MIN_TIMESTAMP || now < MIN_TIMESTAMP {
         return Err(StoreError::Invalid(format!(
@@ -241,32 +225,13 @@ mod tests {
     }
 
     #[test]
-    fn validation_rejects_bad_jobs() {
+    fn timestamps_before_postgresql_s_range_are_refused() {
         let now = Timestamp::from_micros(1_000);
-        assert!(matches!(
-            validate(&job("", "q", 1), now),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            validate(&job("k", "", 1), now),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            validate(&job("k", "q", 0), now),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            validate(&job("k", "q", u32::MAX), now),
-            Err(StoreError::Invalid(_))
-        ));
         let mut ancient = job("k", "q", 1);
         ancient.run_at = Some(Timestamp::from_micros(i64::MIN));
-        assert!(matches!(
-            validate(&ancient, now),
-            Err(StoreError::Invalid(_))
-        ));
+        assert!(matches!(row(&ancient, now), Err(StoreError::Invalid(_))));
         ancient.run_at = Some(MIN_TIMESTAMP);
-        assert!(validate(&ancient, now).is_ok());
+        assert!(row(&ancient, now).is_ok());
     }
 
     #[test]
@@ -275,11 +240,11 @@ mod tests {
         let mut later = job("k", "q", 1);
         later.run_at = Some(Timestamp::from_micros(1_001));
         assert_eq!(
-            validate(&later, now).map(|r| r.state).ok(),
+            row(&later, now).map(|r| r.state).ok(),
             Some(JobState::Scheduled)
         );
         let plain = job("k", "q", 1);
-        let row = validate(&plain, now).expect("a valid job");
+        let row = row(&plain, now).expect("a valid job");
         assert_eq!((row.state, row.run_at), (JobState::Available, now));
     }
 
@@ -289,7 +254,7 @@ mod tests {
         let jobs = [job("k", "q", 3)];
         let rows: Vec<Row<'_>> = jobs
             .iter()
-            .map(|j| validate(j, now).expect("a valid job"))
+            .map(|j| row(j, now).expect("a valid job"))
             .collect();
         let mut data = encode_copy(&rows, now).expect("in range");
         data.set_ids(&[7]);

@@ -1,8 +1,7 @@
 //! Inspection and control: get, list, retry, cancel, queue stats.
 
-use jobs::{
-    JobCancelParams, JobId, JobListParams, JobRecord, JobRetryParams, QueueStats, StoreError,
-};
+use jobs::store::{JobCancelParams, JobListParams, JobRetryParams};
+use jobs::{JobId, JobRecord, QueueStats, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
@@ -32,7 +31,7 @@ pub(crate) async fn list(
     queries: &Queries,
     params: JobListParams,
 ) -> Result<Vec<JobRecord>, StoreError> {
-    let limit = sql_limit(params.limit, "job_list")?;
+    let limit = sql_limit(params.limit);
     let rows = sqlx::query(&queries.list)
         .bind(params.state.map(|s| s.as_str()))
         .bind(params.queue)

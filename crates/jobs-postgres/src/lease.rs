@@ -3,9 +3,8 @@
 use std::cmp::Reverse;
 use std::collections::HashSet;
 
-use jobs::{
-    ClaimedJob, JobCheckpointParams, JobClaimParams, JobHeartbeatParams, Lease, StoreError,
-};
+use jobs::store::{ClaimedJob, JobCheckpointParams, JobClaimParams, JobHeartbeatParams, Lease};
+use jobs::StoreError;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgExecutor, Postgres, Row};
@@ -16,14 +15,9 @@ use crate::pg_time::PgTime;
 use crate::row::{claimed_record, Leased};
 use crate::sql::Queries;
 
-/// A `limit` as SQL wants it; zero is refused.
-pub(crate) fn sql_limit(limit: usize, call: &str) -> Result<i64, StoreError> {
-    if limit == 0 {
-        return Err(StoreError::Invalid(format!(
-            "{call}: limit must be at least 1"
-        )));
-    }
-    Ok(i64::try_from(limit).unwrap_or(i64::MAX))
+/// A `limit` as SQL wants it (saturating).
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// The claim statement `sql` (or an `EXPLAIN` of it) with `params` bound.
@@ -49,10 +43,7 @@ pub(crate) async fn claim(
     params: JobClaimParams,
     commit: LeaseCommit,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
-    let limit = sql_limit(params.limit, "job_claim")?;
-    if params.queue.is_empty() {
-        return Err(StoreError::Invalid("job_claim: queue name is empty".into()));
-    }
+    let limit = sql_limit(params.limit);
     let expires = params.now + params.lease_ttl;
     let rows = claim_query(&queries.claim, &params, limit, commit)
         .fetch_all(conn)
@@ -148,9 +139,9 @@ mod tests {
     use jobs::JobId;
 
     #[test]
-    fn zero_limit_is_invalid() {
-        assert!(matches!(sql_limit(0, "x"), Err(StoreError::Invalid(_))));
-        assert_eq!(sql_limit(5, "x").ok(), Some(5));
+    fn huge_limits_saturate() {
+        assert_eq!(sql_limit(usize::MAX), i64::MAX);
+        assert_eq!(sql_limit(5), 5);
     }
 
     #[test]

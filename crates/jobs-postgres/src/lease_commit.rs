@@ -76,11 +76,11 @@ pub(crate) fn gate(param: &str) -> String {
 mod tests {
     use std::time::Duration;
 
-    use jobs::{
+    use jobs::store::{
         FinishOutcome, JobCheckpointParams, JobClaimParams, JobFinish, JobFinishParams,
         JobHeartbeatParams, JobInsertParams, JobPromoteParams, JobRescueParams, Lease, NewJob,
-        Timestamp,
     };
+    use jobs::Timestamp;
     use sqlx::{Connection, PgConnection};
 
     use super::*;

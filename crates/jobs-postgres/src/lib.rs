@@ -1,8 +1,8 @@
 //! PostgreSQL store for the `jobs` crate: many worker processes on many machines share one
 //! database.
 //!
-//! [`PostgresStore`] implements [`jobs::Store`] and passes the same conformance suite as the
-//! memory and SQLite stores.
+//! [`PostgresStore`] implements [`jobs::store::Store`] and passes the same conformance suite
+//! (crate `jobs-conformance`) as the memory and SQLite stores.
 //!
 //! # Setup
 //!
@@ -45,7 +45,7 @@
 //!   finished jobs accumulate (they are in no index a claim reads).
 //! * **Wake-ups**: inserts (the Rust API and `enqueue()`), releases, retries, promotions and
 //!   rescues `NOTIFY` the channel `<schema>.jobs` once per statement and queue, with the
-//!   queue name as payload; [`jobs::Store::listen`] returns a listener on it. Polling remains
+//!   queue name as payload; [`jobs::store::Store::listen`] returns a listener on it. Polling remains
 //!   the fallback.
 //!
 //! # Durability

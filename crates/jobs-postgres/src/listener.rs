@@ -3,7 +3,8 @@
 use std::fmt;
 
 use futures::future::BoxFuture;
-use jobs::{JobListener, StoreError};
+use jobs::store::JobListener;
+use jobs::StoreError;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 

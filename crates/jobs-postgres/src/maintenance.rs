@@ -1,8 +1,7 @@
 //! The maintenance statements: rescue expired leases, promote due scheduled jobs, prune.
 
-use jobs::{
-    JobPromoteParams, JobPruneParams, JobRescueParams, JobState, RescueOutcome, StoreError,
-};
+use jobs::store::{JobPromoteParams, JobPruneParams, JobRescueParams, RescueOutcome};
+use jobs::{JobState, StoreError};
 use sqlx::{PgExecutor, PgPool, Row};
 
 use crate::error::store_error;
@@ -20,7 +19,7 @@ pub(crate) async fn rescue_expired(
     params: JobRescueParams,
     commit: LeaseCommit,
 ) -> Result<RescueOutcome, StoreError> {
-    let limit = sql_limit(params.limit, "job_rescue_expired")?;
+    let limit = sql_limit(params.limit);
     let max_rescues = i32::try_from(params.max_rescues).unwrap_or(i32::MAX);
     let rows = sqlx::query(&queries.rescue)
         .bind(PgTime(params.now))
@@ -54,7 +53,7 @@ pub(crate) async fn promote_scheduled(
     params: JobPromoteParams,
     commit: LeaseCommit,
 ) -> Result<u64, StoreError> {
-    let limit = sql_limit(params.limit, "job_promote_scheduled")?;
+    let limit = sql_limit(params.limit);
     let row = sqlx::query(&queries.promote)
         .bind(PgTime(params.now))
         .bind(limit)
@@ -73,12 +72,7 @@ pub(crate) async fn prune(
     queries: &Queries,
     params: JobPruneParams,
 ) -> Result<u64, StoreError> {
-    let limit = sql_limit(params.limit, "job_prune")?;
-    if let Some(state) = params.states.iter().find(|s| !s.is_terminal()) {
-        return Err(StoreError::Invalid(format!(
-            "job_prune: {state} is not a terminal state (only completed, dead and cancelled jobs can be pruned)"
-        )));
-    }
+    let limit = sql_limit(params.limit);
     if params.states.is_empty() {
         return Ok(0);
     }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use jobs::{
+use jobs::store::{
     ClaimedJob, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinishParams,
-    JobHeartbeatParams, JobId, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
-    JobPruneParams, JobRecord, JobRescueParams, JobRetryParams, QueueStats, RescueOutcome, Store,
-    StoreError,
+    JobHeartbeatParams, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
+    JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
+use jobs::{JobId, JobRecord, QueueStats, StoreError};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -117,7 +117,8 @@ impl PostgresStore {
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user: i64 }
     /// # impl jobs::JobArgs for Welcome { const KIND: &'static str = "welcome"; }
     /// # async fn demo(store: &jobs_postgres::PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
-    /// use jobs::{EnqueueOptions, JobInsertParams, NewJob, Timestamp};
+    /// use jobs::{EnqueueOptions, Timestamp};
+    /// use jobs::store::{JobInsertParams, NewJob};
     ///
     /// let mut tx = store.pool().begin().await?;
     /// sqlx::query("UPDATE accounts SET welcomed = true WHERE id = $1").bind(42_i64).execute(&mut *tx).await?;
@@ -131,13 +132,14 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Invalid`] for a job with an empty kind or queue or `max_attempts == 0`;
+    /// [`StoreError::Invalid`] for a batch the rules of [`JobInsertParams::validate`] refuse;
     /// database failures otherwise (the caller's transaction is then aborted).
     pub async fn insert_in(
         &self,
         conn: &mut PgConnection,
         params: JobInsertParams,
     ) -> Result<Vec<JobId>, StoreError> {
+        params.validate()?;
         insert::insert_jobs(conn, &self.inner.queries, &params).await
     }
 
@@ -146,9 +148,9 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// Database failures, or [`StoreError::Invalid`] for a zero `limit`.
+    /// Database failures, or [`StoreError::Invalid`] for a zero `limit` or an invalid queue
+    /// name (the rules of [`JobClaimParams::validate`]).
     pub async fn explain_claim(&self, queue: &str, limit: usize) -> Result<String, StoreError> {
-        let sql_limit = lease::sql_limit(limit, "explain_claim")?;
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
         let params = JobClaimParams {
             queue: queue.to_owned(),
@@ -157,6 +159,8 @@ impl PostgresStore {
             lease_ttl: Duration::ZERO,
             now: jobs::Timestamp::now(),
         };
+        params.validate()?;
+        let sql_limit = lease::sql_limit(limit);
         let mut tx = self.pool().begin().await.map_err(store_error)?;
         let rows = lease::claim_query(&sql, &params, sql_limit, self.lease_commit())
             .fetch_all(&mut *tx)

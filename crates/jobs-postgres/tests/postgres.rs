@@ -2,14 +2,15 @@
 //! clear start-up errors, privileges, the SQL enqueue function, transactional enqueue,
 //! NOTIFY wake-ups, exact timestamps and deadlock-free concurrent batches.
 
-mod common;
+use jobs_postgres_testkit as testkit;
 
 use std::time::Duration;
 
-use jobs::{
+use jobs::store::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
-    JobPromoteParams, JobState, NewJob, Store, StoreError, Timestamp,
+    JobPromoteParams, NewJob, Store,
 };
+use jobs::{JobState, StoreError, Timestamp};
 use jobs_postgres::{
     migrate, LeaseCommit, PostgresError, PostgresOptions, PostgresStore, SchemaName,
 };
@@ -47,10 +48,10 @@ fn claim(queue: &str, limit: usize) -> JobClaimParams {
 
 /// A pool and a fresh, *unmigrated* schema name for a test.
 async fn bare(test_name: &str) -> Option<(PgPool, SchemaName)> {
-    let url = common::database_url()?;
-    let pool = common::test_pool(&url).await;
-    let schema = common::test_schema(test_name);
-    common::drop_schema(&pool, &schema).await;
+    let url = testkit::database_url()?;
+    let pool = testkit::test_pool(&url).await;
+    let schema = testkit::test_schema(test_name);
+    testkit::drop_schema(&pool, &schema).await;
     Some((pool, schema))
 }
 
@@ -93,7 +94,7 @@ async fn schema_names_are_quoted_and_validated() {
     };
     // A mixed-case name works end to end, because every statement quotes it.
     let schema = SchemaName::new(&format!("Jt_Mixed_{}", std::process::id())).expect("valid");
-    common::drop_schema(&pool, &schema).await;
+    testkit::drop_schema(&pool, &schema).await;
     migrate(&pool, &schema).await.expect("migrate");
     let store = PostgresStore::open(pool.clone(), schema.clone())
         .await
@@ -106,7 +107,7 @@ async fn schema_names_are_quoted_and_validated() {
         store.job_claim(claim("q", 5)).await.expect("claim").len(),
         ids.len()
     );
-    common::drop_schema(&pool, &schema).await;
+    testkit::drop_schema(&pool, &schema).await;
 }
 
 #[tokio::test]
@@ -192,12 +193,12 @@ async fn opening_checks_the_schema_version() {
         .await
         .expect_err("migrate refuses to downgrade");
     assert!(matches!(err, PostgresError::SchemaTooNew { .. }), "{err}");
-    common::drop_schema(&pool, &schema).await;
+    testkit::drop_schema(&pool, &schema).await;
 }
 
 #[tokio::test]
 async fn bad_urls_give_clear_errors_without_the_password() {
-    let Some(url) = common::database_url() else {
+    let Some(url) = testkit::database_url() else {
         return;
     };
     let unreachable =
@@ -252,7 +253,7 @@ async fn insufficient_privileges_are_named() {
     drop_role(&pool, &role).await;
     exec(&pool, &format!("CREATE ROLE \"{role}\" LOGIN")).await;
 
-    let url = common::database_url().expect("configured");
+    let url = testkit::database_url().expect("configured");
     let base = PostgresOptions::new(&url).expect("valid URL");
     let connect = base.connect_options().clone().username(&role);
     let weak = PostgresOptions::from_connect_options(connect).schema(schema.clone());
@@ -281,8 +282,8 @@ async fn insufficient_privileges_are_named() {
         "{msg}"
     );
 
-    let other = common::test_schema("privileges_other");
-    common::drop_schema(&pool, &other).await;
+    let other = testkit::test_schema("privileges_other");
+    testkit::drop_schema(&pool, &other).await;
     let err = migrate(&weak_pool, &other)
         .await
         .expect_err("no CREATE on the database");
@@ -314,13 +315,13 @@ async fn insufficient_privileges_are_named() {
         .expect("insert as the app role");
     weak_pool.close().await;
     store.close().await;
-    common::drop_schema(&pool, &schema).await;
+    testkit::drop_schema(&pool, &schema).await;
     drop_role(&pool, &role).await;
 }
 
 #[tokio::test]
 async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
-    let Some(store) = common::fresh_store("sql_enqueue").await else {
+    let Some(store) = testkit::fresh_store("sql_enqueue").await else {
         return;
     };
     let pool = store.pool().clone();
@@ -450,7 +451,7 @@ fn assert_sqlstate<T: std::fmt::Debug>(
 
 #[tokio::test]
 async fn transactional_enqueue_follows_the_transaction() {
-    let Some(store) = common::fresh_store("transactional").await else {
+    let Some(store) = testkit::fresh_store("transactional").await else {
         return;
     };
     let mut listener = listen(&store).await;
@@ -499,7 +500,7 @@ async fn transactional_enqueue_follows_the_transaction() {
 
 #[tokio::test]
 async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
-    let Some(store) = common::fresh_store("notify_paths").await else {
+    let Some(store) = testkit::fresh_store("notify_paths").await else {
         return;
     };
     let mut listener = listen(&store).await;
@@ -574,7 +575,7 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
 }
 
 /// The store's listener (PostgreSQL always has one).
-async fn listen(store: &PostgresStore) -> Box<dyn jobs::JobListener> {
+async fn listen(store: &PostgresStore) -> Box<dyn jobs::store::JobListener> {
     store
         .listen()
         .await
@@ -582,7 +583,7 @@ async fn listen(store: &PostgresStore) -> Box<dyn jobs::JobListener> {
         .expect("postgres listens")
 }
 
-async fn next_queue(listener: &mut Box<dyn jobs::JobListener>) -> String {
+async fn next_queue(listener: &mut Box<dyn jobs::store::JobListener>) -> String {
     tokio::time::timeout(Duration::from_secs(5), listener.next())
         .await
         .expect("a wake-up within 5 s")
@@ -591,7 +592,7 @@ async fn next_queue(listener: &mut Box<dyn jobs::JobListener>) -> String {
 
 #[tokio::test]
 async fn listener_reports_a_lost_connection() {
-    let Some(store) = common::fresh_store("listener_lost").await else {
+    let Some(store) = testkit::fresh_store("listener_lost").await else {
         return;
     };
     let mut listener = listen(&store).await;
@@ -621,10 +622,10 @@ async fn listener_reports_a_lost_connection() {
 
 #[tokio::test]
 async fn pool_recovers_after_backends_are_terminated() {
-    let Some(seed) = common::fresh_store("pool_recovers").await else {
+    let Some(seed) = testkit::fresh_store("pool_recovers").await else {
         return;
     };
-    let url = common::database_url().expect("configured");
+    let url = testkit::database_url().expect("configured");
     let app = role_name("recover");
     let options = PostgresOptions::new(&url)
         .expect("valid URL")
@@ -666,7 +667,7 @@ async fn pool_recovers_after_backends_are_terminated() {
 
 #[tokio::test]
 async fn timestamps_round_trip_exactly() {
-    let Some(store) = common::fresh_store("timestamps").await else {
+    let Some(store) = testkit::fresh_store("timestamps").await else {
         return;
     };
     let now = Timestamp::from_micros(1_700_000_000_123_457);
@@ -736,7 +737,7 @@ async fn timestamps_round_trip_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
-    let Some(store) = common::fresh_store("no_deadlock").await else {
+    let Some(store) = testkit::fresh_store("no_deadlock").await else {
         return;
     };
     let jobs: Vec<NewJob> = (0..400).map(|_| job("q")).collect();
@@ -799,7 +800,7 @@ async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
 
 #[tokio::test]
 async fn lease_commit_mode_round_trips_and_explain_refuses_a_zero_limit() {
-    let Some(store) = common::fresh_store("lease_mode").await else {
+    let Some(store) = testkit::fresh_store("lease_mode").await else {
         return;
     };
     assert_eq!(
@@ -821,7 +822,7 @@ async fn lease_commit_mode_round_trips_and_explain_refuses_a_zero_limit() {
 /// snapshot shows it, and the others are renewed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_skip_locked_rows() {
-    let Some(store) = common::fresh_store("heartbeat_skips").await else {
+    let Some(store) = testkit::fresh_store("heartbeat_skips").await else {
         return;
     };
     store
@@ -863,7 +864,7 @@ async fn heartbeats_skip_locked_rows() {
 
 #[tokio::test]
 async fn close_ends_listeners_and_later_calls() {
-    let Some(store) = common::fresh_store("close").await else {
+    let Some(store) = testkit::fresh_store("close").await else {
         return;
     };
     let mut listener = listen(&store).await;

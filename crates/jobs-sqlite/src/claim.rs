@@ -3,10 +3,11 @@
 
 use std::sync::OnceLock;
 
-use jobs::{ClaimedJob, JobClaimParams, Lease, StoreError};
+use jobs::store::{ClaimedJob, JobClaimParams, Lease};
+use jobs::StoreError;
 
 use crate::connections::Writer;
-use crate::error::{during, invalid};
+use crate::error::during;
 use crate::row::{decode_claimed, Claim, CLAIMED};
 
 const OP: &str = "job_claim";
@@ -40,7 +41,6 @@ pub(crate) async fn claim(
     conn: &mut Writer<'_>,
     params: &JobClaimParams,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
-    validate(params)?;
     let claim = Claim {
         queue: &params.queue,
         owner: &params.owner,
@@ -107,13 +107,3 @@ const CORRUPT: &str = "SELECT id FROM jobs \
         AND NOT (json_valid(args) AND json_valid(errors) \
                  AND json_valid(coalesce(checkpoint, 'null'))) \
     ORDER BY id LIMIT 1";
-
-fn validate(params: &JobClaimParams) -> Result<(), StoreError> {
-    if params.queue.is_empty() {
-        return Err(invalid(OP, "the queue name is empty"));
-    }
-    if params.limit == 0 {
-        return Err(invalid(OP, "limit is 0; claim at least one job"));
-    }
-    Ok(())
-}

@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use jobs::{AttemptError, FinishOutcome, JobFinish, JobFinishParams, JobState, Lease, StoreError};
+use jobs::store::{FinishOutcome, JobFinish, JobFinishParams};
+use jobs::{AttemptError, JobState, StoreError};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::error::{during, invalid};
@@ -109,7 +110,7 @@ pub(crate) async fn finish_many(
     conn: &mut SqliteConnection,
     params: &JobFinishParams,
 ) -> Result<Finished, StoreError> {
-    let firsts = first_occurrences(&params.finishes);
+    let firsts = params.first_of_each_lease();
     let unique = || {
         params
             .finishes
@@ -252,14 +253,6 @@ fn others_json<'a>(
         .map_err(|err| invalid(OP, format!("an error does not serialize: {err}")))
 }
 
-fn first_occurrences(finishes: &[JobFinish]) -> Vec<bool> {
-    let mut seen: HashSet<Lease> = HashSet::with_capacity(finishes.len());
-    finishes
-        .iter()
-        .map(|finish| seen.insert(finish.lease))
-        .collect()
-}
-
 fn entry(finish: &JobFinish) -> Entry<'_> {
     let (id, token) = (finish.lease.job.0, finish.lease.token);
     match &finish.outcome {
@@ -276,6 +269,7 @@ fn entry(finish: &JobFinish) -> Entry<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobs::store::Lease;
     use jobs::JobId;
 
     fn finish(job: i64, token: i64, outcome: FinishOutcome) -> JobFinish {
@@ -302,15 +296,5 @@ mod tests {
         assert_eq!(others, r#"[[8,2,"release",null,null]]"#);
         assert!(completions(batch[1..2].iter()).is_none());
         assert_eq!(others_json(batch[..1].iter()).unwrap(), None);
-    }
-
-    #[test]
-    fn only_the_first_of_a_repeated_lease_counts() {
-        let batch = [
-            finish(7, 1, FinishOutcome::Completed),
-            finish(7, 2, FinishOutcome::Completed),
-            finish(7, 1, FinishOutcome::Release),
-        ];
-        assert_eq!(first_occurrences(&batch), vec![true, true, false]);
     }
 }

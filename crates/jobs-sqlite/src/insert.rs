@@ -10,7 +10,8 @@
 //! runs (heterogeneous jobs) instead goes through one general statement, where each job is a
 //! JSON array of all its fields.
 
-use jobs::{JobId, JobInsertParams, JobState, NewJob, StoreError, Timestamp};
+use jobs::store::{JobInsertParams, NewJob};
+use jobs::{JobId, JobState, StoreError, Timestamp};
 use serde_json::Value;
 use sqlx::{Connection, SqliteConnection};
 
@@ -48,7 +49,7 @@ pub(crate) struct Inserted {
     pub(crate) woken: Vec<String>,
 }
 
-/// A validated job with its resolved `run_at` and state.
+/// A job with its resolved `run_at` and state.
 #[derive(Debug)]
 struct Row<'a> {
     job: &'a NewJob,
@@ -73,7 +74,7 @@ pub(crate) async fn insert_many(
     conn: &mut SqliteConnection,
     params: &JobInsertParams,
 ) -> Result<Inserted, StoreError> {
-    let rows = rows(&params.jobs, params.now)?;
+    let rows = rows(&params.jobs, params.now);
     if rows.is_empty() {
         return Ok(Inserted {
             ids: Vec::new(),
@@ -202,41 +203,18 @@ fn runs(rows: &[Row<'_>]) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
-fn rows(jobs: &[NewJob], now: Timestamp) -> Result<Vec<Row<'_>>, StoreError> {
+/// The jobs with their resolved `run_at` and state.
+fn rows(jobs: &[NewJob], now: Timestamp) -> Vec<Row<'_>> {
     jobs.iter()
-        .enumerate()
-        .map(|(index, job)| {
-            validate(index, job)?;
+        .map(|job| {
             let run_at = job.run_at.unwrap_or(now);
-            Ok(Row {
+            Row {
                 job,
                 run_at: run_at.as_micros(),
                 state: JobState::waiting_for(run_at, now),
-            })
+            }
         })
         .collect()
-}
-
-fn validate(index: usize, job: &NewJob) -> Result<(), StoreError> {
-    if job.kind.is_empty() {
-        return Err(invalid(OP, format!("job {index} has an empty kind")));
-    }
-    if job.queue.is_empty() {
-        return Err(invalid(
-            OP,
-            format!("job {index} ({}) has an empty queue name", job.kind),
-        ));
-    }
-    if job.max_attempts == 0 {
-        return Err(invalid(
-            OP,
-            format!(
-                "job {index} ({}) has max_attempts 0; it must be at least 1",
-                job.kind
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn available_queues(rows: &[Row<'_>]) -> Vec<String> {
@@ -273,7 +251,7 @@ mod tests {
             job("a", 0, Value::Null),
             job("a", 1, Value::Null),
         ];
-        let rows = rows(&jobs, Timestamp::EPOCH).unwrap();
+        let rows = rows(&jobs, Timestamp::EPOCH);
         assert_eq!(runs(&rows), vec![0..2, 2..3, 3..4, 4..5]);
     }
 
@@ -284,7 +262,7 @@ mod tests {
             job("a", 0, serde_json::json!("é\"")),
             job("a", 0, serde_json::json!(null)),
         ];
-        let rows = rows(&jobs, Timestamp::EPOCH).unwrap();
+        let rows = rows(&jobs, Timestamp::EPOCH);
         let (blob, slices) = args_blob(&rows).unwrap();
         let packed: Vec<u64> = serde_json::from_str(&slices).unwrap();
         let texts: Vec<&str> = packed

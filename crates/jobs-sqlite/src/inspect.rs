@@ -2,10 +2,11 @@
 
 use std::sync::OnceLock;
 
-use jobs::{JobId, JobListParams, JobRecord, JobState, QueueStats, StoreError, Timestamp};
+use jobs::store::JobListParams;
+use jobs::{JobId, JobRecord, JobState, QueueStats, StoreError, Timestamp};
 use sqlx::{Row, SqliteConnection};
 
-use crate::error::{during, invalid};
+use crate::error::during;
 use crate::maintenance::limit;
 use crate::row::{decode, decode_all, RECORD};
 
@@ -45,9 +46,6 @@ pub(crate) async fn list(
     conn: &mut SqliteConnection,
     params: &JobListParams,
 ) -> Result<Vec<JobRecord>, StoreError> {
-    if params.limit == 0 {
-        return Err(invalid("job_list", "limit is 0; list at least one job"));
-    }
     let sql = list_sql(params.state.is_some(), params.queue.is_some());
     let mut query = sqlx::query_scalar(&sql).bind(params.after.map_or(i64::MIN, |id| id.0));
     if let Some(state) = params.state {

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use jobs::{JobCheckpointParams, JobHeartbeatParams, StoreError};
+use jobs::store::{JobCheckpointParams, JobHeartbeatParams};
+use jobs::StoreError;
 use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};

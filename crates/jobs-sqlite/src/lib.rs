@@ -1,12 +1,13 @@
 //! Embedded durable SQLite store for the `jobs` crate.
 //!
-//! [`SqliteStore`] implements [`jobs::Store`] on a single database file (or a private
+//! [`SqliteStore`] implements [`jobs::store::Store`] on a single database file (or a private
 //! in-memory database), so a service gets durable background jobs with no server to run.
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! use jobs::{JobClaimParams, JobInsertParams, NewJob, Store, Timestamp};
+//! use jobs::Timestamp;
+//! use jobs::store::{JobClaimParams, JobInsertParams, NewJob, Store};
 //! use jobs_sqlite::SqliteStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -72,7 +73,7 @@
 //! Any number of processes may open the same file. Each write statement takes SQLite's write
 //! lock for its whole run, so two claimers never take the same job; a writer that finds the
 //! lock held waits up to the [busy timeout](SqliteStoreOptions::busy_timeout) and then fails
-//! with the transient [`jobs::StoreError::Busy`]. Wake-ups from [`jobs::Store::listen`] are
+//! with the transient [`jobs::StoreError::Busy`]. Wake-ups from [`jobs::store::Store::listen`] are
 //! in-process only; the engine's polling finds jobs inserted by other processes.
 //!
 //! # Errors

@@ -5,7 +5,8 @@
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
-use jobs::{JobListener, StoreError};
+use jobs::store::JobListener;
+use jobs::StoreError;
 use tokio::sync::broadcast;
 
 /// Wake-ups buffered per listener before the oldest are dropped (a lagging listener still
@@ -63,7 +64,7 @@ impl Notifier {
 }
 
 /// A [`JobListener`] for one [`SqliteStore`](crate::SqliteStore), from
-/// [`Store::listen`](jobs::Store::listen).
+/// [`Store::listen`](jobs::store::Store::listen).
 #[derive(Debug)]
 pub(crate) struct SqliteListener {
     receiver: broadcast::Receiver<String>,

@@ -1,6 +1,7 @@
 //! Scheduler and operator writes: promote due jobs, retry, cancel, prune.
 
-use jobs::{JobCancelParams, JobPromoteParams, JobPruneParams, JobRetryParams, StoreError};
+use jobs::store::{JobCancelParams, JobPromoteParams, JobPruneParams, JobRetryParams};
+use jobs::StoreError;
 use sqlx::SqliteConnection;
 
 use crate::error::{during, invalid};
@@ -30,12 +31,6 @@ pub(crate) async fn promote_scheduled(
     conn: &mut SqliteConnection,
     params: &JobPromoteParams,
 ) -> Result<(u64, Vec<String>), StoreError> {
-    if params.limit == 0 {
-        return Err(invalid(
-            "job_promote_scheduled",
-            "limit is 0; promote at least one job",
-        ));
-    }
     let queues: Vec<String> = sqlx::query_scalar(PROMOTE)
         .bind(params.now.as_micros())
         .bind(limit(params.limit))
@@ -84,18 +79,6 @@ pub(crate) async fn prune(
     conn: &mut SqliteConnection,
     params: &JobPruneParams,
 ) -> Result<u64, StoreError> {
-    if params.limit == 0 {
-        return Err(invalid(
-            "job_prune",
-            "limit is 0; prune at least one job per call",
-        ));
-    }
-    if let Some(state) = params.states.iter().find(|state| !state.is_terminal()) {
-        return Err(invalid(
-            "job_prune",
-            format!("{state} is not a terminal state; only completed, dead and cancelled jobs can be pruned"),
-        ));
-    }
     if params.states.is_empty() {
         return Ok(0);
     }

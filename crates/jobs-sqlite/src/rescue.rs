@@ -3,10 +3,11 @@
 
 use std::sync::OnceLock;
 
-use jobs::{JobRescueParams, JobState, RescueOutcome, StoreError};
+use jobs::store::{JobRescueParams, RescueOutcome};
+use jobs::{JobState, StoreError};
 use sqlx::SqliteConnection;
 
-use crate::error::{during, invalid};
+use crate::error::during;
 use crate::row::{decode_all, RECORD};
 
 const OP: &str = "job_rescue_expired";
@@ -42,9 +43,6 @@ pub(crate) async fn rescue_expired(
     conn: &mut SqliteConnection,
     params: &JobRescueParams,
 ) -> Result<(RescueOutcome, Vec<String>), StoreError> {
-    if params.limit == 0 {
-        return Err(invalid(OP, "limit is 0; rescue at least one job per call"));
-    }
     let rows: Vec<String> = sqlx::query_scalar(rescue_sql())
         .bind(params.now.as_micros())
         .bind(i64::from(params.max_rescues))

@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use futures::future::BoxFuture;
-use jobs::{
+use jobs::store::{
     ClaimedJob, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinishParams,
-    JobHeartbeatParams, JobId, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
-    JobPruneParams, JobRecord, JobRescueParams, JobRetryParams, QueueStats, RescueOutcome, Store,
-    StoreError,
+    JobHeartbeatParams, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
+    JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
+use jobs::{JobId, JobRecord, QueueStats, StoreError};
 
 use crate::connections::Connections;
 use crate::listener::Notifier;

@@ -1,12 +1,12 @@
-//! The shared store conformance suite (`jobs::conformance`), against a fresh in-memory store
+//! The shared store conformance suite (crate `jobs-conformance`), against a fresh in-memory store
 //! and a fresh database file per case.
 
 mod memory {
-    jobs::store_conformance_tests!(|_test_name: &'static str| async move {
+    jobs_conformance::store_conformance_tests!(|_test_name: &'static str| async move {
         let store = jobs_sqlite::SqliteStore::open_in_memory()
             .await
             .expect("open an in-memory store");
-        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
     });
 }
 
@@ -27,10 +27,10 @@ mod file {
         path
     }
 
-    jobs::store_conformance_tests!(|test_name: &'static str| async move {
+    jobs_conformance::store_conformance_tests!(|test_name: &'static str| async move {
         let store = jobs_sqlite::SqliteStore::open(fresh_path(test_name))
             .await
             .expect("open a file store");
-        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+        Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
     });
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use jobs::{FinishOutcome, JobClaimParams, JobState, Store, StoreError};
+use jobs::store::{FinishOutcome, JobClaimParams, Store};
+use jobs::{JobState, StoreError};
 use jobs_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous, SCHEMA_VERSION};
 use sqlx::{ConnectOptions, Connection};
 
@@ -27,7 +28,7 @@ async fn reopening_a_file_keeps_jobs_leases_and_checkpoints() {
     let store = SqliteStore::open(&path).await.unwrap();
     let ids = insert(&store, vec![job("q", 1), job("q", 2)], T0).await;
     let lease = claim(&store, "q", 1, T0).await[0].lease;
-    let checkpoint = jobs::JobCheckpointParams {
+    let checkpoint = jobs::store::JobCheckpointParams {
         owner: OWNER.into(),
         lease,
         checkpoint: serde_json::json!({ "row": 42 }),
@@ -225,7 +226,7 @@ async fn rescuers_on_two_stores_never_return_a_job_twice() {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let params = jobs::JobRescueParams {
+                    let params = jobs::store::JobRescueParams {
                         now: T0 + Duration::from_secs(60),
                         max_rescues: 5,
                         limit: 9,
@@ -315,7 +316,7 @@ async fn a_damaged_row_is_corrupt_naming_the_job() {
         .await;
     assert!(is_corrupt(claimed.unwrap_err()));
     assert!(is_corrupt(store.job_get(ids[1]).await.unwrap_err()));
-    let list = store.job_list(jobs::JobListParams::default()).await;
+    let list = store.job_list(jobs::store::JobListParams::default()).await;
     assert!(is_corrupt(list.unwrap_err()));
     assert!(
         store.job_get(ids[0]).await.unwrap().is_some(),

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::EnqueueError;
-use crate::job::NewJob;
+use crate::store::NewJob;
 use crate::time::Timestamp;
 
 /// The queue a job goes to when no option says otherwise.
@@ -169,7 +169,8 @@ impl NewJob {
     /// as `jobs_postgres::PostgresStore::insert_in`.
     ///
     /// ```
-    /// use jobs::{EnqueueOptions, JobArgs, NewJob};
+    /// use jobs::{EnqueueOptions, JobArgs};
+    /// use jobs::store::NewJob;
     /// #[derive(serde::Serialize, serde::Deserialize)]
     /// struct Welcome { user: u64 }
     /// impl JobArgs for Welcome { const KIND: &'static str = "welcome"; }
@@ -193,16 +194,20 @@ impl NewJob {
 ///
 /// [`EnqueueError::InvalidQueue`] naming the rule broken.
 pub fn validate_queue_name(queue: &str) -> Result<(), EnqueueError> {
-    let valid = !queue.is_empty()
-        && queue.len() <= MAX_QUEUE_NAME_LEN
-        && queue
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-    if valid {
+    if is_valid_queue_name(queue) {
         Ok(())
     } else {
         Err(EnqueueError::InvalidQueue(queue.to_owned()))
     }
+}
+
+/// Whether `queue` is 1 to [`MAX_QUEUE_NAME_LEN`] characters of `[A-Za-z0-9_.:-]`.
+pub(crate) fn is_valid_queue_name(queue: &str) -> bool {
+    !queue.is_empty()
+        && queue.len() <= MAX_QUEUE_NAME_LEN
+        && queue
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use crate::args::{EnqueueOptions, JobArgs};
 use crate::error::EnqueueError;
-use crate::job::{JobId, JobRecord, JobState, NewJob};
+use crate::job::{JobId, JobRecord, JobState};
 use crate::store::{
-    JobCancelParams, JobInsertParams, JobListParams, JobRetryParams, QueueStats, Store, StoreError,
+    JobCancelParams, JobInsertParams, JobListParams, JobRetryParams, NewJob, QueueStats, Store,
+    StoreError, StoreFacade,
 };
 use crate::time::{Clock, Timestamp};
 
@@ -27,7 +28,7 @@ use crate::time::{Clock, Timestamp};
 /// ```
 #[derive(Clone, Debug)]
 pub struct Client {
-    store: Arc<dyn Store>,
+    store: StoreFacade,
     clock: Clock,
 }
 
@@ -74,7 +75,7 @@ impl Client {
     /// A client on `store`, reading time from the system clock.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Client {
-            store,
+            store: StoreFacade::new(store),
             clock: Clock::System,
         }
     }
@@ -85,8 +86,8 @@ impl Client {
         self
     }
 
-    /// The store behind this client.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The facade every store call of this client and its pool goes through.
+    pub(crate) fn store(&self) -> &StoreFacade {
         &self.store
     }
 
@@ -150,9 +151,6 @@ impl Client {
     }
 
     async fn insert(&self, jobs: Vec<NewJob>, now: Timestamp) -> Result<Vec<JobId>, EnqueueError> {
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
         let count = jobs.len();
         let ids = self
             .store

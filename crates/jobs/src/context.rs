@@ -24,20 +24,39 @@ pub struct JobContext {
     run: Arc<RunState>,
 }
 
+/// What every run a pool starts gets from it.
+#[derive(Clone, Debug)]
+pub(crate) struct RunEnv {
+    /// The pool's shutdown: the job should stop at its next safe point.
+    pub(crate) shutdown: CancellationToken,
+    /// The pool's hard stop (grace over, second signal): the run must end now.
+    pub(crate) hard_stop: CancellationToken,
+    /// The pool's client: checkpoints, follow-up jobs, the clock.
+    pub(crate) client: Client,
+    /// The lease length a checkpoint renews.
+    pub(crate) lease_ttl: Duration,
+    /// How often a checkpoint is written at most while the pool is not stopping.
+    pub(crate) checkpoint_interval: Duration,
+}
+
 /// The engine's state for one run of one job, shared by its context and its executor task.
 pub(crate) struct RunState {
     pub(crate) record: JobRecord,
     pub(crate) lease: Lease,
-    /// The pool's shutdown: the job should stop at its next safe point.
-    shutdown: CancellationToken,
-    /// The pool's hard stop (grace over, second signal): the run must end now.
-    hard_stop: CancellationToken,
+    env: Arc<RunEnv>,
     /// This run's lease was taken over: it must end now and write nothing.
     lost: CancellationToken,
     checkpoint: Mutex<CheckpointState>,
-    client: Client,
-    lease_ttl: Duration,
-    checkpoint_interval: Duration,
+}
+
+impl fmt::Debug for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunState")
+            .field("job_id", &self.record.id)
+            .field("lease", &self.lease)
+            .field("lease_lost", &self.lease_lost())
+            .finish_non_exhaustive()
+    }
 }
 
 struct CheckpointState {
@@ -49,31 +68,24 @@ struct CheckpointState {
 }
 
 impl RunState {
-    pub(crate) fn new(
-        record: JobRecord,
-        lease: Lease,
-        shutdown: CancellationToken,
-        hard_stop: CancellationToken,
-        client: Client,
-        lease_ttl: Duration,
-        checkpoint_interval: Duration,
-    ) -> Self {
+    pub(crate) fn new(record: JobRecord, lease: Lease, env: Arc<RunEnv>) -> Self {
         let latest = record.checkpoint.clone();
         RunState {
             record,
             lease,
-            shutdown,
-            hard_stop,
+            env,
             lost: CancellationToken::new(),
             checkpoint: Mutex::new(CheckpointState {
                 latest,
                 dirty: false,
                 last_write: Instant::now(),
             }),
-            client,
-            lease_ttl,
-            checkpoint_interval,
         }
+    }
+
+    /// The pool's client.
+    pub(crate) fn client(&self) -> &Client {
+        &self.env.client
     }
 
     fn checkpoint_state(&self) -> MutexGuard<'_, CheckpointState> {
@@ -110,13 +122,13 @@ impl RunState {
 
     /// Whether the job should stop at its next safe point.
     pub(crate) fn should_stop(&self) -> bool {
-        self.shutdown.is_cancelled() || self.lost.is_cancelled()
+        self.env.shutdown.is_cancelled() || self.lost.is_cancelled()
     }
 
     /// Resolves when the job should stop at its next safe point.
     pub(crate) async fn stopping(&self) {
         tokio::select! {
-            () = self.shutdown.cancelled() => {}
+            () = self.env.shutdown.cancelled() => {}
             () = self.lost.cancelled() => {}
         }
     }
@@ -124,7 +136,7 @@ impl RunState {
     /// Resolves when the run must end now (hard stop or lease lost).
     pub(crate) async fn aborted(&self) {
         tokio::select! {
-            () = self.hard_stop.cancelled() => {}
+            () = self.env.hard_stop.cancelled() => {}
             () = self.lost.cancelled() => {}
         }
     }
@@ -212,7 +224,7 @@ impl JobContext {
             let mut saved = self.run.checkpoint_state();
             saved.latest = Some(value.clone());
             saved.dirty = true;
-            let due = saved.last_write.elapsed() >= self.run.checkpoint_interval;
+            let due = saved.last_write.elapsed() >= self.run.env.checkpoint_interval;
             if due || self.is_shutting_down() {
                 saved.dirty = false;
                 saved.last_write = Instant::now();
@@ -235,17 +247,17 @@ impl JobContext {
             owner: self.run.owner().to_owned(),
             lease: self.run.lease,
             checkpoint: checkpoint.clone(),
-            lease_ttl: self.run.lease_ttl,
-            now: self.run.client.clock().now(),
+            lease_ttl: self.run.env.lease_ttl,
+            now: self.run.env.client.clock().now(),
         };
-        match self.run.client.store().job_checkpoint(params).await {
+        match self.run.env.client.store().job_checkpoint(params).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(job_id = %self.id(), "lease lost while checkpointing; stopping the run");
                 self.run.lose_lease();
             }
-            Err(error) => {
-                tracing::warn!(job_id = %self.id(), %error, "checkpoint write failed; will retry");
+            Err(_) => {
+                tracing::debug!(job_id = %self.id(), "checkpoint write failed; will retry");
                 let mut saved = self.run.checkpoint_state();
                 if !saved.dirty {
                     saved.dirty = true;
@@ -257,7 +269,7 @@ impl JobContext {
 
     /// A client on the same store, to enqueue follow-up jobs or inspect.
     pub fn client(&self) -> &Client {
-        &self.run.client
+        &self.run.env.client
     }
 
     /// Enqueues a follow-up job.
@@ -270,7 +282,7 @@ impl JobContext {
         args: &A,
         options: EnqueueOptions,
     ) -> Result<JobId, EnqueueError> {
-        self.run.client.enqueue_with(args, options).await
+        self.run.env.client.enqueue_with(args, options).await
     }
 }
 

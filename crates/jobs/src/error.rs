@@ -1,6 +1,4 @@
-//! Errors of the client and the pool.
-
-use crate::store::StoreError;
+//! Errors of the client and the stores.
 
 /// Why an enqueue was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,4 +29,43 @@ pub enum EnqueueError {
     /// The store refused or failed the insert; nothing was inserted.
     #[error("enqueue failed, nothing was inserted: {0}")]
     Store(#[from] StoreError),
+}
+
+/// A store's failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be reached or the connection broke; retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The database is busy or locked; retrying later will work.
+    #[error("store busy: {0}")]
+    Busy(String),
+    /// The store is closed (the pool or file was shut down); no call will work again.
+    #[error("store closed")]
+    Closed,
+    /// A stored row could not be decoded into a job record.
+    #[error("corrupt job {id}: {reason}")]
+    Corrupt {
+        /// The row's job id.
+        id: i64,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The schema is missing or of another version.
+    #[error("schema problem: {0}")]
+    Schema(String),
+    /// A parameter was out of range (e.g. an empty queue name, zero limit).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    /// Any other database error.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later (connection loss, lock contention).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
+    }
 }

@@ -131,23 +131,6 @@ pub struct AttemptError {
     pub message: String,
 }
 
-/// A job to insert.
-#[derive(Clone, PartialEq, Debug)]
-pub struct NewJob {
-    /// The job kind's stable name.
-    pub kind: String,
-    /// The serialized arguments.
-    pub args: Value,
-    /// The queue it waits in.
-    pub queue: String,
-    /// Higher runs first.
-    pub priority: i16,
-    /// How many attempts may be charged before it goes to the dead set (at least 1).
-    pub max_attempts: u32,
-    /// When it may run first; `None` means now.
-    pub run_at: Option<Timestamp>,
-}
-
 /// Everything a store keeps about one job.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -190,33 +173,6 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    /// The record an insert of `new` at `now` creates: `scheduled` if its `run_at` is after
-    /// `now`, otherwise `available` (with `run_at = now` when none was given).
-    pub fn inserted(id: JobId, new: NewJob, now: Timestamp) -> Self {
-        let run_at = new.run_at.unwrap_or(now);
-        let state = JobState::waiting_for(run_at, now);
-        JobRecord {
-            id,
-            kind: new.kind,
-            queue: new.queue,
-            args: new.args,
-            state,
-            priority: new.priority,
-            attempts: 0,
-            max_attempts: new.max_attempts,
-            rescues: 0,
-            claims: 0,
-            run_at,
-            created_at: now,
-            attempted_at: None,
-            finalized_at: None,
-            lease_owner: None,
-            lease_expires_at: None,
-            checkpoint: None,
-            errors: Vec::new(),
-        }
-    }
-
     /// The number of the attempt the job's next (or current) run is.
     pub fn next_attempt(&self) -> u32 {
         self.attempts + 1

@@ -1,10 +1,13 @@
 //! Durable background jobs on a supervised worker pool.
 //!
 //! A job kind is a serializable args type with a stable name ([`JobArgs`]); a [`Worker`]
-//! runs it; a [`Client`] enqueues it; a [`Pool`] claims and runs jobs from a [`Store`]
-//! (in memory here, SQLite in `jobs-sqlite`, PostgreSQL in `jobs-postgres`). The pool is a
-//! supervision tree (crate `supervisor`): a lost database connection means delayed restarts
-//! of the affected child, never a crash or a hot loop.
+//! runs it; a [`Client`] enqueues it; a [`Pool`] claims and runs jobs from a store
+//! ([`MemoryStore`] here, SQLite in `jobs-sqlite`, PostgreSQL in `jobs-postgres`). The pool is
+//! a supervision tree (crate `supervisor`): a lost database connection means delayed
+//! restarts of the affected child, never a crash or a hot loop.
+//!
+//! This crate root is the application's API. The storage seam, the [`Store`](store::Store)
+//! trait with its params types, is in [`store`], for those who write or test a store.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -80,14 +83,13 @@
 
 mod args;
 mod client;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 mod context;
 mod error;
 mod job;
 mod memory;
 mod pool;
-mod store;
+mod stats;
+pub mod store;
 mod time;
 mod worker;
 
@@ -97,17 +99,16 @@ pub use args::{
 };
 pub use client::{Batch, Client};
 pub use context::JobContext;
-pub use error::EnqueueError;
-pub use job::{AttemptError, JobId, JobRecord, JobState, NewJob, UnknownState};
+pub use error::{EnqueueError, StoreError};
+pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
 pub use pool::{
     ConfigError, Pool, PoolBuilder, PoolConfig, PoolError, ShutdownReport, DEFAULT_CONCURRENCY,
 };
-pub use store::{
-    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
-    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
-    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats,
-    RescueOutcome, Store, StoreError,
-};
+pub use stats::QueueStats;
 pub use time::{Clock, Timestamp};
 pub use worker::{default_retry_backoff, BadInput, JobError, Worker};
+
+/// Types of the `supervisor` crate that this crate's API uses, so tuning a pool needs no
+/// direct dependency on it.
+pub use supervisor::{Backoff, SupervisorHandle};

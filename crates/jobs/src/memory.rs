@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
-use crate::job::{AttemptError, JobId, JobRecord, JobState, NewJob};
+use crate::job::{AttemptError, JobId, JobRecord, JobState};
 use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
-    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats,
+    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, QueueStats,
     RescueOutcome, Store, StoreError,
 };
 use crate::time::Timestamp;
@@ -43,7 +43,8 @@ const WAKE_CAPACITY: usize = 1024;
 /// # Examples
 ///
 /// ```
-/// use jobs::{JobInsertParams, MemoryStore, NewJob, Store, Timestamp};
+/// use jobs::{MemoryStore, Timestamp};
+/// use jobs::store::{JobInsertParams, NewJob, Store};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), jobs::StoreError> {
@@ -205,19 +206,6 @@ fn available_key(job: &JobRecord) -> AvailableKey {
     (Reverse(job.priority), job.run_at, job.id.0)
 }
 
-fn invalid(message: String) -> StoreError {
-    StoreError::Invalid(message)
-}
-
-fn check_limit(limit: usize, call: &str) -> Result<(), StoreError> {
-    if limit == 0 {
-        return Err(invalid(format!(
-            "{call} with limit 0 can never return anything; pass a limit of at least 1"
-        )));
-    }
-    Ok(())
-}
-
 impl Index {
     /// Adds `job` to the set its state calls for and counts it.
     fn add(&mut self, job: &JobRecord) {
@@ -332,7 +320,7 @@ impl Inner {
     fn insert(&mut self, new: NewJob, now: Timestamp, woken: &mut Woken) -> JobId {
         self.last_id += 1;
         let id = JobId(self.last_id);
-        let job = JobRecord::inserted(id, new, now);
+        let job = new.into_record(id, now);
         if job.state == JobState::Available {
             woken.add(&job.queue);
         }
@@ -605,42 +593,6 @@ fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
     Rescued::Dead(Box::new(job.clone()))
 }
 
-fn validate_new(index: usize, job: &NewJob) -> Result<(), StoreError> {
-    let problem = if job.kind.is_empty() {
-        "has an empty kind; give it the job kind's stable name"
-    } else if job.queue.is_empty() {
-        "has an empty queue name; use \"default\" or another queue name"
-    } else if job.max_attempts == 0 {
-        "has max_attempts 0; a job needs at least 1 attempt"
-    } else {
-        return Ok(());
-    };
-    Err(invalid(format!(
-        "job {index} of the insert batch {problem}; nothing was inserted"
-    )))
-}
-
-fn validate_claim(params: &JobClaimParams) -> Result<(), StoreError> {
-    check_limit(params.limit, "job_claim")?;
-    if params.queue.is_empty() {
-        return Err(invalid(
-            "job_claim with an empty queue name; name the queue to claim from".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_prune(params: &JobPruneParams) -> Result<(), StoreError> {
-    check_limit(params.limit, "job_prune")?;
-    match params.states.iter().find(|state| !state.is_terminal()) {
-        Some(state) => Err(invalid(format!(
-            "job_prune of non-terminal state {state}; only completed, dead and cancelled jobs \
-             may be pruned"
-        ))),
-        None => Ok(()),
-    }
-}
-
 impl Store for MemoryStore {
     fn name(&self) -> &'static str {
         "memory"
@@ -651,9 +603,6 @@ impl Store for MemoryStore {
         params: JobInsertParams,
     ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
         Box::pin(async move {
-            for (index, job) in params.jobs.iter().enumerate() {
-                validate_new(index, job)?;
-            }
             self.with_inner(|inner, woken| {
                 Ok(params
                     .jobs
@@ -669,7 +618,6 @@ impl Store for MemoryStore {
         params: JobClaimParams,
     ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
         Box::pin(async move {
-            validate_claim(&params)?;
             let claimed = self.lock()?.claim(&params);
             Ok(claimed
                 .into_iter()
@@ -733,20 +681,14 @@ impl Store for MemoryStore {
         &self,
         params: JobRescueParams,
     ) -> BoxFuture<'_, Result<RescueOutcome, StoreError>> {
-        Box::pin(async move {
-            check_limit(params.limit, "job_rescue_expired")?;
-            self.with_inner(|inner, woken| Ok(inner.rescue(&params, woken)))
-        })
+        Box::pin(async move { self.with_inner(|inner, woken| Ok(inner.rescue(&params, woken))) })
     }
 
     fn job_promote_scheduled(
         &self,
         params: JobPromoteParams,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            check_limit(params.limit, "job_promote_scheduled")?;
-            self.with_inner(|inner, woken| Ok(inner.promote(&params, woken)))
-        })
+        Box::pin(async move { self.with_inner(|inner, woken| Ok(inner.promote(&params, woken))) })
     }
 
     fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
@@ -758,7 +700,6 @@ impl Store for MemoryStore {
 
     fn job_list(&self, params: JobListParams) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
         Box::pin(async move {
-            check_limit(params.limit, "job_list")?;
             let listed = self.lock()?.list(&params);
             Ok(listed.into_iter().map(Arc::unwrap_or_clone).collect())
         })
@@ -773,10 +714,7 @@ impl Store for MemoryStore {
     }
 
     fn job_prune(&self, params: JobPruneParams) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
-            validate_prune(&params)?;
-            Ok(self.lock()?.prune(&params))
-        })
+        Box::pin(async move { Ok(self.lock()?.prune(&params)) })
     }
 
     fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {

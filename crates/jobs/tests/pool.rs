@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jobs::store::JobClaimParams;
 use jobs::{
-    Client, Clock, EnqueueOptions, JobArgs, JobClaimParams, JobContext, JobError, JobId, JobState,
-    Pool, PoolConfig, Worker,
+    Client, Clock, EnqueueOptions, JobArgs, JobContext, JobError, JobId, JobState, Pool,
+    PoolConfig, Worker,
 };
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +159,7 @@ async fn a_dead_finish_whose_reply_was_lost_still_reaches_the_hook_once() {
     // The write moving the job to the dead set commits, but its reply is lost; the completer
     // writes the batch again, which the store now rejects (the job is no longer running).
     let flaky = Arc::new(FlakyStore::new(memory()));
-    let store: Arc<dyn jobs::Store> = flaky.clone();
+    let store: Arc<dyn jobs::store::Store> = flaky.clone();
     let (hook, dead) = dead_hook();
     flaky.lose_next_finish_reply();
     let pool = pool_on(&store)
@@ -199,7 +200,7 @@ async fn a_dead_finish_rejected_because_the_lease_was_lost_does_not_reach_the_ho
     // time the job really is someone else's, so no hook runs here.
     let inner = memory();
     let flaky = Arc::new(FlakyStore::new(inner.clone()));
-    let store: Arc<dyn jobs::Store> = flaky.clone();
+    let store: Arc<dyn jobs::store::Store> = flaky.clone();
     let clock = Clock::tokio();
     let (hook, dead) = dead_hook();
     let pool = pool_on(&store)
@@ -672,8 +673,8 @@ impl Worker for Gauge {
 
 /// Rescues as another process's rescuer would at `now`; returns how many jobs went back to
 /// their queue.
-async fn rescue_at(store: &Arc<dyn jobs::Store>, now: jobs::Timestamp) -> usize {
-    let params = jobs::JobRescueParams {
+async fn rescue_at(store: &Arc<dyn jobs::store::Store>, now: jobs::Timestamp) -> usize {
+    let params = jobs::store::JobRescueParams {
         now,
         max_rescues: 10,
         limit: 10,
@@ -687,7 +688,7 @@ async fn rescue_at(store: &Arc<dyn jobs::Store>, now: jobs::Timestamp) -> usize 
 }
 
 /// Rescues as a rescuer an hour from now would (every lease has expired by then).
-async fn rescue_an_hour_later(store: &Arc<dyn jobs::Store>, clock: Clock) -> usize {
+async fn rescue_an_hour_later(store: &Arc<dyn jobs::store::Store>, clock: Clock) -> usize {
     rescue_at(store, clock.now() + Duration::from_secs(3600)).await
 }
 

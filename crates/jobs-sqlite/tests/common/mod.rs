@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use jobs::{
-    AttemptError, ClaimedJob, FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobId,
-    JobInsertParams, Lease, NewJob, Store, Timestamp,
+use jobs::store::{
+    ClaimedJob, FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobInsertParams, Lease,
+    NewJob, Store,
 };
+use jobs::{JobId, Timestamp};
 
 /// A fixed "now" so tests control time.
 pub const T0: Timestamp = Timestamp::from_micros(1_700_000_000_000_000);
@@ -29,11 +30,6 @@ pub fn job(queue: &str, n: i64) -> NewJob {
         max_attempts: 3,
         run_at: None,
     }
-}
-
-pub fn with_priority(mut job: NewJob, priority: i16) -> NewJob {
-    job.priority = priority;
-    job
 }
 
 pub fn at(mut job: NewJob, run_at: Timestamp) -> NewJob {
@@ -82,33 +78,15 @@ pub async fn finish(
     outcome: FinishOutcome,
     now: Timestamp,
 ) -> bool {
-    finish_as(store, OWNER, lease, outcome, now).await
-}
-
-pub async fn finish_as(
-    store: &dyn Store,
-    owner: &str,
-    lease: Lease,
-    outcome: FinishOutcome,
-    now: Timestamp,
-) -> bool {
     let applied = store
         .job_finish_many(JobFinishParams {
-            owner: owner.into(),
+            owner: OWNER.into(),
             finishes: vec![JobFinish { lease, outcome }],
             now,
         })
         .await
         .expect("finish");
     applied[0]
-}
-
-pub fn error(attempt: u32, at: Timestamp, message: &str) -> AttemptError {
-    AttemptError {
-        attempt,
-        at,
-        message: message.into(),
-    }
 }
 
 pub fn ids(claimed: &[ClaimedJob]) -> Vec<JobId> {

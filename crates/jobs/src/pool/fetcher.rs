@@ -1,78 +1,91 @@
 //! The fetcher of one queue: claims jobs in batches while the queue has room.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use supervisor::{ChildContext, ChildError};
 
-use crate::context::RunState;
-use crate::pool::shared::{QueueState, Shared};
+use crate::client::Client;
+use crate::context::{RunEnv, RunState};
+use crate::pool::books::Books;
+use crate::pool::channels::Runs;
+use crate::pool::queues::{ClaimSettings, QueueState};
 use crate::store::JobClaimParams;
 
-/// Claims jobs for `queue` until shutdown or drain. A store error ends the child with that
-/// error: its supervisor restarts it after a delay. A claim in flight is never cancelled
-/// midway (that could orphan claimed jobs until their lease expires).
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    queue: Arc<QueueState>,
-    ctx: ChildContext,
-) -> Result<(), ChildError> {
-    loop {
-        if shared.stop_fetching.is_cancelled() || ctx.is_cancelled() {
-            // Drained: stay idle until stopped, so a permanent child is not restarted.
-            ctx.cancelled().await;
-            return Ok(());
-        }
-        let room = queue.claim_room(&shared.config);
-        if room == 0 {
-            tokio::select! {
-                () = queue.room.notified() => {}
-                () = shared.stop_fetching.cancelled() => {}
-                () = ctx.cancelled() => {}
-            }
-            continue;
-        }
-        let claimed = claim(&shared, &queue, room).await?;
-        if claimed < room {
-            tokio::select! {
-                () = queue.wake.notified() => {}
-                () = tokio::time::sleep(shared.config.poll_interval) => {}
-                () = shared.stop_fetching.cancelled() => {}
-                () = ctx.cancelled() => {}
-            }
-        }
-    }
+/// What the fetcher of one queue works with.
+#[derive(Clone, Debug)]
+pub(crate) struct Fetcher {
+    pub(crate) queue: Arc<QueueState>,
+    /// The store and clock to claim with.
+    pub(crate) client: Client,
+    /// The lease owner the claims record.
+    pub(crate) owner: Arc<str>,
+    pub(crate) claim: ClaimSettings,
+    pub(crate) poll_interval: Duration,
+    /// Cancelled by shutdown or drain.
+    pub(crate) stop_fetching: tokio_util::sync::CancellationToken,
+    /// What each run it starts gets (its lease length among it).
+    pub(crate) run_env: Arc<RunEnv>,
+    /// Where claimed runs are booked...
+    pub(crate) books: Arc<Books>,
+    /// ...and handed to the executor.
+    pub(crate) runs: Runs,
 }
 
-/// One claim round trip; returns how many jobs it got.
-async fn claim(
-    shared: &Arc<Shared>,
-    queue: &QueueState,
-    limit: usize,
-) -> Result<usize, ChildError> {
-    let params = JobClaimParams {
-        queue: queue.name.clone(),
-        owner: shared.worker_id.clone(),
-        limit,
-        lease_ttl: shared.config.lease_ttl,
-        now: shared.client.clock().now(),
-    };
-    let claimed = shared.store().job_claim(params).await.map_err(|error| {
-        tracing::warn!(queue = %queue.name, %error, "claim failed; the fetcher restarts after a delay");
-        error
-    })?;
-    let count = claimed.len();
-    for job in claimed {
-        tracing::debug!(job_id = %job.record.id, queue = %queue.name, "claimed");
-        let run = RunState::new(
-            job.record,
-            job.lease,
-            shared.shutdown.clone(),
-            shared.hard_stop.clone(),
-            shared.client.clone(),
-            shared.config.lease_ttl,
-            shared.config.checkpoint_interval,
-        );
-        shared.admit(queue, Arc::new(run));
+impl Fetcher {
+    /// Claims jobs until shutdown or drain. A store error (logged by the store facade) ends
+    /// the child with that error: its supervisor restarts it after a delay. A claim in
+    /// flight is never cancelled midway (that could orphan claimed jobs until their lease
+    /// expires).
+    pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        loop {
+            if self.stop_fetching.is_cancelled() || ctx.is_cancelled() {
+                // Drained: stay idle until stopped, so a permanent child is not restarted.
+                ctx.cancelled().await;
+                return Ok(());
+            }
+            let room = self.queue.claim_room(&self.claim);
+            if room == 0 {
+                tokio::select! {
+                    () = self.queue.room.notified() => {}
+                    () = self.stop_fetching.cancelled() => {}
+                    () = ctx.cancelled() => {}
+                }
+                continue;
+            }
+            let claimed = self.claim(room).await?;
+            if claimed < room {
+                tokio::select! {
+                    () = self.queue.wake.notified() => {}
+                    () = tokio::time::sleep(self.poll_interval) => {}
+                    () = self.stop_fetching.cancelled() => {}
+                    () = ctx.cancelled() => {}
+                }
+            }
+        }
     }
-    Ok(count)
+
+    /// One claim round trip; returns how many jobs it got.
+    async fn claim(&self, limit: usize) -> Result<usize, ChildError> {
+        let params = JobClaimParams {
+            queue: self.queue.name.clone(),
+            owner: self.owner.to_string(),
+            limit,
+            lease_ttl: self.run_env.lease_ttl,
+            now: self.client.clock().now(),
+        };
+        let claimed = self.client.store().job_claim(params).await?;
+        let count = claimed.len();
+        for job in claimed {
+            tracing::debug!(job_id = %job.record.id, queue = %self.queue.name, "claimed");
+            let run = Arc::new(RunState::new(
+                job.record,
+                job.lease,
+                Arc::clone(&self.run_env),
+            ));
+            self.books.admit(&self.queue, &run);
+            self.runs.send(run);
+        }
+        Ok(count)
+    }
 }

@@ -2,50 +2,61 @@
 //! taken over (they were rescued while this process was frozen or partitioned).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use supervisor::{ChildContext, ChildError};
 
-use crate::pool::shared::Shared;
+use crate::client::Client;
+use crate::pool::books::Books;
 use crate::store::JobHeartbeatParams;
 
 /// Leases renewed per round trip.
 const HEARTBEAT_BATCH: usize = 1_000;
 
-/// Renews leases every `heartbeat_interval` until stopped (it stops after the executor, so
-/// heartbeats go on through the shutdown grace period).
-pub(crate) async fn run(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(shared.config.heartbeat_interval) => {}
-            () = ctx.cancelled() => return Ok(()),
-        }
-        beat(&shared).await?;
-    }
+/// What the heartbeat works with.
+#[derive(Clone, Debug)]
+pub(crate) struct Heartbeat {
+    /// The claimed runs whose leases it renews.
+    pub(crate) books: Arc<Books>,
+    /// The store and clock to renew with.
+    pub(crate) client: Client,
+    /// The lease owner the renewals are fenced with.
+    pub(crate) owner: Arc<str>,
+    /// The lease length each renewal grants from now.
+    pub(crate) lease_ttl: Duration,
+    pub(crate) interval: Duration,
 }
 
-async fn beat(shared: &Shared) -> Result<(), ChildError> {
-    let runs = shared.running_runs();
-    for chunk in runs.chunks(HEARTBEAT_BATCH) {
-        let params = JobHeartbeatParams {
-            owner: shared.worker_id.clone(),
-            leases: chunk.iter().map(|run| run.lease).collect(),
-            lease_ttl: shared.config.lease_ttl,
-            now: shared.client.clock().now(),
-        };
-        let held = shared
-            .store()
-            .job_heartbeat_many(params)
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "heartbeat failed; retrying after a delay");
-                error
-            })?;
-        for (run, held) in chunk.iter().zip(held) {
-            if !held && !run.lease_lost() {
-                tracing::warn!(job_id = %run.record.id, "lease lost; stopping the run");
-                run.lose_lease();
+impl Heartbeat {
+    /// Renews leases every `interval` until stopped (it stops after the executor, so
+    /// heartbeats go on through the shutdown grace period).
+    pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.interval) => {}
+                () = ctx.cancelled() => return Ok(()),
             }
+            self.beat().await?;
         }
     }
-    Ok(())
+
+    async fn beat(&self) -> Result<(), ChildError> {
+        let runs = self.books.running_runs();
+        for chunk in runs.chunks(HEARTBEAT_BATCH) {
+            let params = JobHeartbeatParams {
+                owner: self.owner.to_string(),
+                leases: chunk.iter().map(|run| run.lease).collect(),
+                lease_ttl: self.lease_ttl,
+                now: self.client.clock().now(),
+            };
+            let held = self.client.store().job_heartbeat_many(params).await?;
+            for (run, held) in chunk.iter().zip(held) {
+                if !held && !run.lease_lost() {
+                    tracing::warn!(job_id = %run.record.id, "lease lost; stopping the run");
+                    run.lose_lease();
+                }
+            }
+        }
+        Ok(())
+    }
 }

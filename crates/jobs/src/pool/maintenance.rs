@@ -1,14 +1,16 @@
 //! The pool's background duties: rescuing expired leases, promoting scheduled jobs, pruning
 //! old finished jobs, and listening for wake-ups. Each is a supervised child; a store error
-//! ends it and its supervisor restarts it after a delay.
+//! (logged by the store facade) ends it and its supervisor restarts it after a delay.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use supervisor::{ChildContext, ChildError};
 
+use crate::client::Client;
 use crate::job::JobState;
-use crate::pool::shared::Shared;
+use crate::pool::hooks::Hooks;
+use crate::pool::queues::Queues;
 use crate::store::{JobPromoteParams, JobPruneParams, JobRescueParams, StoreError};
 
 /// Jobs per rescue, promote or prune round trip.
@@ -24,115 +26,138 @@ async fn tick(ctx: &ChildContext, period: Duration) -> bool {
     }
 }
 
-fn logged(duty: &'static str) -> impl Fn(StoreError) -> StoreError {
-    move |error| {
-        tracing::warn!(duty, %error, "store call failed; restarting after a delay");
-        error
-    }
+/// What the rescuer works with.
+#[derive(Clone, Debug)]
+pub(crate) struct Rescuer {
+    /// The store and clock to rescue with.
+    pub(crate) client: Client,
+    /// Rescues after which a job is dead as a poison pill.
+    pub(crate) max_rescues: u32,
+    pub(crate) interval: Duration,
+    /// Woken when jobs are back in their queue.
+    pub(crate) queues: Arc<Queues>,
+    /// Runs the exhausted hook for poison pills.
+    pub(crate) hooks: Arc<Hooks>,
 }
 
-/// Returns jobs whose lease expired (their worker died or froze) to their queue, and moves
-/// poison pills to the dead set.
-pub(crate) async fn rescuer(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
-    loop {
+impl Rescuer {
+    /// Returns jobs whose lease expired (their worker died or froze) to their queue, and
+    /// moves poison pills to the dead set.
+    pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
         loop {
-            let params = JobRescueParams {
-                now: shared.client.clock().now(),
-                max_rescues: shared.config.max_rescues,
-                limit: MAINTENANCE_BATCH,
-            };
-            let rescued = shared
-                .store()
-                .job_rescue_expired(params)
-                .await
-                .map_err(logged("rescue"))?;
-            let found = rescued.requeued.len() + rescued.dead.len();
-            if !rescued.requeued.is_empty() {
-                tracing::warn!(jobs = ?rescued.requeued, "rescued jobs whose lease expired");
-                shared.wake_all();
+            while self.rescue_batch().await? >= MAINTENANCE_BATCH {}
+            if !tick(&ctx, self.interval).await {
+                return Ok(());
             }
-            for job in rescued.dead {
-                shared.exhausted(job);
-            }
-            if found < MAINTENANCE_BATCH {
-                break;
-            }
-        }
-        if !tick(&ctx, shared.config.rescue_interval).await {
-            return Ok(());
         }
     }
-}
 
-/// Makes scheduled jobs whose time has come available, and prunes old finished jobs.
-pub(crate) async fn scheduler(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
-    let mut last_prune: Option<tokio::time::Instant> = None;
-    loop {
-        promote(&shared).await?;
-        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
-            prune(&shared).await?;
-            last_prune = Some(tokio::time::Instant::now());
-        }
-        if !tick(&ctx, shared.config.promote_interval).await {
-            return Ok(());
-        }
-    }
-}
-
-async fn promote(shared: &Shared) -> Result<(), StoreError> {
-    loop {
-        let params = JobPromoteParams {
-            now: shared.client.clock().now(),
+    /// One rescue round trip; returns how many jobs it found.
+    async fn rescue_batch(&self) -> Result<usize, StoreError> {
+        let params = JobRescueParams {
+            now: self.client.clock().now(),
+            max_rescues: self.max_rescues,
             limit: MAINTENANCE_BATCH,
         };
-        let promoted = shared
-            .store()
-            .job_promote_scheduled(params)
-            .await
-            .map_err(logged("promote"))?;
-        if promoted > 0 {
-            tracing::debug!(promoted, "scheduled jobs are now available");
-            shared.wake_all();
+        let rescued = self.client.store().job_rescue_expired(params).await?;
+        let found = rescued.requeued.len() + rescued.dead.len();
+        if !rescued.requeued.is_empty() {
+            tracing::warn!(jobs = ?rescued.requeued, "rescued jobs whose lease expired");
+            self.queues.wake_all();
         }
-        if promoted < MAINTENANCE_BATCH as u64 {
-            return Ok(());
+        for job in rescued.dead {
+            self.hooks.exhausted(job);
         }
+        Ok(found)
     }
 }
 
-async fn prune(shared: &Shared) -> Result<(), StoreError> {
-    let params = JobPruneParams {
-        states: vec![JobState::Completed, JobState::Cancelled],
-        finalized_before: shared.client.clock().now() - shared.config.retention,
-        limit: MAINTENANCE_BATCH * 10,
-    };
-    let pruned = shared
-        .store()
-        .job_prune(params)
-        .await
-        .map_err(logged("prune"))?;
-    if pruned > 0 {
-        tracing::debug!(pruned, "pruned finished jobs");
-    }
-    Ok(())
+/// What the scheduler works with.
+#[derive(Clone, Debug)]
+pub(crate) struct Scheduler {
+    /// The store and clock to promote and prune with.
+    pub(crate) client: Client,
+    pub(crate) promote_interval: Duration,
+    /// Completed and cancelled jobs are pruned this long after they finished.
+    pub(crate) retention: Duration,
+    /// Woken when scheduled jobs become available.
+    pub(crate) queues: Arc<Queues>,
 }
 
-/// Wakes fetchers when the store reports new jobs (PostgreSQL NOTIFY, in-process channel).
-/// Stores without wake-ups leave this child idle; fetchers poll.
-pub(crate) async fn listener(shared: Arc<Shared>, ctx: ChildContext) -> Result<(), ChildError> {
-    let Some(mut listener) = shared.store().listen().await.map_err(logged("listen"))? else {
-        ctx.cancelled().await;
-        return Ok(());
-    };
-    // Jobs may have arrived while no listener was open.
-    shared.wake_all();
-    loop {
-        let queue = tokio::select! {
-            queue = listener.next() => queue.map_err(logged("listen"))?,
-            () = ctx.cancelled() => return Ok(()),
+impl Scheduler {
+    /// Makes scheduled jobs whose time has come available, and prunes old finished jobs.
+    pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        loop {
+            self.promote().await?;
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                self.prune().await?;
+                last_prune = Some(tokio::time::Instant::now());
+            }
+            if !tick(&ctx, self.promote_interval).await {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn promote(&self) -> Result<(), StoreError> {
+        loop {
+            let params = JobPromoteParams {
+                now: self.client.clock().now(),
+                limit: MAINTENANCE_BATCH,
+            };
+            let promoted = self.client.store().job_promote_scheduled(params).await?;
+            if promoted > 0 {
+                tracing::debug!(promoted, "scheduled jobs are now available");
+                self.queues.wake_all();
+            }
+            if promoted < MAINTENANCE_BATCH as u64 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn prune(&self) -> Result<(), StoreError> {
+        let params = JobPruneParams {
+            states: vec![JobState::Completed, JobState::Cancelled],
+            finalized_before: self.client.clock().now() - self.retention,
+            limit: MAINTENANCE_BATCH * 10,
         };
-        if let Some(state) = shared.queue(&queue) {
-            state.wake.notify_one();
+        let pruned = self.client.store().job_prune(params).await?;
+        if pruned > 0 {
+            tracing::debug!(pruned, "pruned finished jobs");
+        }
+        Ok(())
+    }
+}
+
+/// What the listener works with.
+#[derive(Clone, Debug)]
+pub(crate) struct Listener {
+    /// The store to listen on.
+    pub(crate) client: Client,
+    /// Woken by the store's wake-ups.
+    pub(crate) queues: Arc<Queues>,
+}
+
+impl Listener {
+    /// Wakes fetchers when the store reports new jobs (PostgreSQL NOTIFY, in-process
+    /// channel). Stores without wake-ups leave this child idle; fetchers poll.
+    pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        let Some(mut listener) = self.client.store().listen().await? else {
+            ctx.cancelled().await;
+            return Ok(());
+        };
+        // Jobs may have arrived while no listener was open.
+        self.queues.wake_all();
+        loop {
+            let queue = tokio::select! {
+                queue = listener.next() => queue?,
+                () = ctx.cancelled() => return Ok(()),
+            };
+            if let Some(state) = self.queues.get(&queue) {
+                state.wake.notify_one();
+            }
         }
     }
 }

@@ -14,14 +14,19 @@
 //! Children stop in reverse start order, so a shutdown stops fetching first, then gives
 //! running jobs their grace, then writes their outcomes and releases.
 
+mod books;
+mod channels;
 mod completer;
 mod config;
 mod executor;
 mod fetcher;
 mod heartbeat;
+mod hooks;
 mod maintenance;
+mod queues;
 mod run;
-mod shared;
+mod stops;
+mod tree;
 
 use std::future::Future;
 
@@ -29,10 +34,7 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use supervisor::{
-    ChildContext, ChildError, ChildSpec, Intensity, Restart, RestartPolicy, Shutdown, Strategy,
-    Supervisor, SupervisorHandle,
-};
+use supervisor::SupervisorHandle;
 use tokio::time::Instant;
 
 pub use config::{ConfigError, PoolConfig};
@@ -44,7 +46,10 @@ use crate::job::{JobId, JobRecord};
 use crate::store::Store;
 use crate::time::Clock;
 use crate::worker::{Registry, Worker};
-use shared::{ExhaustedHook, Shared};
+use books::Books;
+use hooks::{ExhaustedHook, Hooks};
+use stops::Stops;
+use tree::Parts;
 
 /// Concurrency of the `default` queue when a pool declares none.
 pub const DEFAULT_CONCURRENCY: usize = 10;
@@ -165,87 +170,32 @@ impl PoolBuilder {
         }
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
         let client = Client::new(self.store).with_clock(self.clock);
-        let shared = Arc::new(Shared::new(
+        let store = client.store().name();
+        let kinds: Vec<_> = self.registry.kinds().collect();
+        let parts = Parts::new(
             client,
-            self.config,
+            &self.config,
             self.registry,
-            worker_id,
+            worker_id.into(),
             self.queues,
             self.exhausted_hook,
-        ));
-        let supervisor = tree(&shared)?
+        );
+        let supervisor = parts
+            .tree(&self.config)?
             .start()
             .await
             .map_err(|e| PoolError::Supervisor(e.to_string()))?;
-        tracing::info!(worker_id = %shared.worker_id, store = shared.store().name(),
-            kinds = ?shared.registry.kinds().collect::<Vec<_>>(), "pool started");
-        Ok(Pool { shared, supervisor })
+        tracing::info!(worker_id = %parts.owner, store, ?kinds, "pool started");
+        Ok(Pool {
+            client: parts.client,
+            worker_id: parts.owner,
+            books: parts.books,
+            stops: parts.stops,
+            hooks: parts.hooks,
+            shutdown_timeout: self.config.shutdown_timeout,
+            supervisor,
+        })
     }
-}
-
-/// A child spec running `body` on the shared state.
-fn child<F, Fut>(shared: &Arc<Shared>, id: String, stop_within: Duration, body: F) -> ChildSpec
-where
-    F: Fn(Arc<Shared>, ChildContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), ChildError>> + Send + 'static,
-{
-    let shared = Arc::clone(shared);
-    ChildSpec::new(id, move |ctx| body(Arc::clone(&shared), ctx))
-        .restart(Restart::Permanent)
-        .shutdown(Shutdown::Timeout(stop_within))
-}
-
-/// The pool's supervision tree (see the module docs).
-fn tree(shared: &Arc<Shared>) -> Result<supervisor::SupervisorSpec, PoolError> {
-    let config = &shared.config;
-    let quick = Duration::from_secs(1);
-    let flush_bound = config
-        .shutdown_timeout
-        .saturating_sub(config.grace)
-        .max(quick);
-    let mut builder = Supervisor::builder("jobs-pool")
-        .strategy(Strategy::OneForOne)
-        // Restart delays already prevent hot loops; the pool must outlive long outages.
-        .intensity(Intensity::new(10_000, Duration::from_secs(60)))
-        .restart_policy(RestartPolicy::Backoff(config.restart_backoff.clone()))
-        .child(child(
-            shared,
-            "completer".into(),
-            flush_bound,
-            completer::run,
-        ))
-        .child(child(shared, "heartbeat".into(), quick, heartbeat::run))
-        .child(child(shared, "rescuer".into(), quick, maintenance::rescuer))
-        .child(child(
-            shared,
-            "scheduler".into(),
-            quick,
-            maintenance::scheduler,
-        ))
-        .child(child(
-            shared,
-            "listener".into(),
-            quick,
-            maintenance::listener,
-        ))
-        .child(child(
-            shared,
-            "executor".into(),
-            config.grace + executor::ABORT_DRAIN + quick,
-            executor::run,
-        ));
-    for queue in shared.queues.values() {
-        let queue = Arc::clone(queue);
-        builder = builder.child(child(
-            shared,
-            format!("fetcher:{}", queue.name),
-            quick,
-            move |shared, ctx| fetcher::run(shared, Arc::clone(&queue), ctx),
-        ));
-    }
-    builder
-        .build()
-        .map_err(|e| PoolError::Supervisor(e.to_string()))
 }
 
 fn default_worker_id() -> String {
@@ -278,15 +228,20 @@ pub struct ShutdownReport {
 /// A running worker pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Pool {
-    shared: Arc<Shared>,
+    client: Client,
+    worker_id: Arc<str>,
+    books: Arc<Books>,
+    stops: Stops,
+    hooks: Arc<Hooks>,
+    shutdown_timeout: Duration,
     supervisor: SupervisorHandle,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("worker_id", &self.shared.worker_id)
-            .field("inflight", &self.shared.inflight())
+            .field("worker_id", &self.worker_id)
+            .field("inflight", &self.books.inflight())
             .finish_non_exhaustive()
     }
 }
@@ -299,17 +254,17 @@ impl Pool {
 
     /// A client on the pool's store and clock.
     pub fn client(&self) -> Client {
-        self.shared.client.clone()
+        self.client.clone()
     }
 
     /// The id this pool records as lease owner.
     pub fn worker_id(&self) -> &str {
-        &self.shared.worker_id
+        &self.worker_id
     }
 
     /// Jobs this pool holds now: running, waiting for a slot, or being written back.
     pub fn busy(&self) -> usize {
-        self.shared.inflight()
+        self.books.inflight()
     }
 
     /// The pool's supervision tree (events, children).
@@ -324,14 +279,8 @@ impl Pool {
     ///
     /// Cancel safe; fetching stays stopped.
     pub async fn drain(&self) {
-        self.shared.stop_fetching.cancel();
-        loop {
-            let retired = self.shared.retired.notified();
-            if self.shared.inflight() == 0 {
-                return;
-            }
-            retired.await;
-        }
+        self.stops.stop_fetching.cancel();
+        self.books.emptied().await;
     }
 
     /// Shuts down in two phases: stop fetching and tell running jobs (they see
@@ -340,21 +289,20 @@ impl Pool {
     /// all within `shutdown_timeout`. Idempotent.
     pub async fn shutdown(&self) -> ShutdownReport {
         let started = Instant::now();
-        self.shared.shutdown.cancel();
-        let bound = self.shared.config.shutdown_timeout;
+        self.stops.shutdown.cancel();
+        let bound = self.shutdown_timeout;
         let stopped = tokio::time::timeout(bound, self.supervisor.shutdown()).await;
         let not_stopped = match &stopped {
             Ok(report) => report.not_stopped().to_vec(),
             Err(_) => vec!["jobs-pool".to_owned()],
         };
-        let left = bound.saturating_sub(started.elapsed());
-        self.shared.hook_tasks.close();
-        let hooks_done = tokio::time::timeout(left, self.shared.hook_tasks.wait())
-            .await
-            .is_ok();
+        let hooks_done = self
+            .hooks
+            .finish(bound.saturating_sub(started.elapsed()))
+            .await;
         let report = ShutdownReport {
-            released: self.shared.take_released(),
-            clean: not_stopped.is_empty() && hooks_done && self.shared.inflight() == 0,
+            released: self.books.take_released(),
+            clean: not_stopped.is_empty() && hooks_done && self.books.inflight() == 0,
             not_stopped,
             took: started.elapsed(),
         };
@@ -365,8 +313,8 @@ impl Pool {
     /// Skips the rest of the grace period: running jobs are aborted and released now. Use it
     /// on a second SIGTERM/SIGINT (as [`run_until_signal`](Self::run_until_signal) does).
     pub fn skip_grace(&self) {
-        self.shared.shutdown.cancel();
-        self.shared.hard_stop.cancel();
+        self.stops.shutdown.cancel();
+        self.stops.hard_stop.cancel();
     }
 
     /// Runs until SIGTERM or SIGINT (or until the pool's tree ends by itself), then shuts

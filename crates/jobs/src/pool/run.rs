@@ -12,13 +12,22 @@ use tokio::time::Instant;
 
 use crate::context::{JobContext, RunState};
 use crate::job::AttemptError;
-use crate::pool::shared::Shared;
+use crate::pool::channels::Outcomes;
+use crate::pool::queues::Queues;
 use crate::store::FinishOutcome;
-use crate::worker::{BadInput, ErasedWorker, JobError};
+use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
+
+/// What every run of the pool needs: the workers, the queues' slots, and where outcomes go.
+#[derive(Debug)]
+pub(crate) struct Runner {
+    pub(crate) registry: Registry,
+    pub(crate) queues: Arc<Queues>,
+    pub(crate) outcomes: Outcomes,
+}
 
 /// Releases the job if the run ends without an outcome (aborted or dropped).
 struct ReleaseOnDrop {
-    shared: Arc<Shared>,
+    runner: Arc<Runner>,
     run: Option<Arc<RunState>>,
 }
 
@@ -27,8 +36,8 @@ impl ReleaseOnDrop {
     fn finish(mut self, outcome: Option<FinishOutcome>) {
         if let Some(run) = self.run.take() {
             match outcome {
-                Some(outcome) => self.shared.complete(run, outcome),
-                None => self.shared.retire(&run),
+                Some(outcome) => self.runner.outcomes.complete(run, outcome),
+                None => self.runner.outcomes.retire(&run),
             }
         }
     }
@@ -38,48 +47,59 @@ impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
             if run.lease_lost() {
-                self.shared.retire(&run);
+                self.runner.outcomes.retire(&run);
             } else {
                 tracing::info!(job_id = %run.record.id, "releasing unfinished job");
-                self.shared.complete(run, FinishOutcome::Release);
+                self.runner.outcomes.complete(run, FinishOutcome::Release);
             }
         }
     }
 }
 
-/// Runs one claimed job to its outcome.
-pub(crate) async fn execute(shared: Arc<Shared>, run: Arc<RunState>) {
-    let guard = ReleaseOnDrop {
-        shared: Arc::clone(&shared),
-        run: Some(Arc::clone(&run)),
-    };
-    let Some(queue) = shared.queue(&run.record.queue).cloned() else {
-        return; // claimed from a queue this pool declared, so unreachable; the guard releases
-    };
-    let permit = tokio::select! {
-        biased;
-        () = run.stopping() => return, // never started: released by the guard
-        permit = queue.slots.acquire() => permit,
-    };
-    let started = Instant::now();
-    let outcome = perform(&shared, &run).await;
-    queue.record_run_time(started.elapsed());
-    drop(permit);
-    guard.finish(outcome);
+impl Runner {
+    /// Runs one claimed job to its outcome.
+    pub(crate) async fn execute(self: Arc<Self>, run: Arc<RunState>) {
+        let guard = ReleaseOnDrop {
+            runner: Arc::clone(&self),
+            run: Some(Arc::clone(&run)),
+        };
+        let Some(queue) = self.queues.get(&run.record.queue).cloned() else {
+            return; // claimed from a queue this pool declared, so unreachable; the guard releases
+        };
+        let permit = tokio::select! {
+            biased;
+            () = run.stopping() => return, // never started: released by the guard
+            permit = queue.slots.acquire() => permit,
+        };
+        let started = Instant::now();
+        let outcome = self.perform(&run).await;
+        queue.record_run_time(started.elapsed());
+        drop(permit);
+        guard.finish(outcome);
+    }
+
+    /// Performs the job; `None` when the lease was lost (someone else owns the job now).
+    async fn perform(&self, run: &Arc<RunState>) -> Option<FinishOutcome> {
+        let record = &run.record;
+        let worker = match self.registry.get(&record.kind) {
+            Ok(worker) => Arc::clone(worker),
+            Err(bad) => return Some(bad_input(run, bad)),
+        };
+        let ctx = JobContext::new(Arc::clone(run));
+        let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
+            Ok(future) => future,
+            Err(bad) => return Some(bad_input(run, bad)),
+        };
+        run_to_end(run, &*worker, future).await
+    }
 }
 
-/// Performs the job; `None` when the lease was lost (someone else owns the job now).
-async fn perform(shared: &Shared, run: &Arc<RunState>) -> Option<FinishOutcome> {
-    let record = &run.record;
-    let worker = match shared.registry.get(&record.kind) {
-        Ok(worker) => Arc::clone(worker),
-        Err(bad) => return Some(bad_input(shared, run, bad)),
-    };
-    let ctx = JobContext::new(Arc::clone(run));
-    let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
-        Ok(future) => future,
-        Err(bad) => return Some(bad_input(shared, run, bad)),
-    };
+/// Awaits a started run (timeout, panics caught) and maps how it ended to an outcome.
+async fn run_to_end(
+    run: &RunState,
+    worker: &dyn ErasedWorker,
+    future: crate::worker::RunFuture,
+) -> Option<FinishOutcome> {
     let guarded = AssertUnwindSafe(future).catch_unwind();
     let result = tokio::select! {
         biased;
@@ -91,7 +111,7 @@ async fn perform(shared: &Shared, run: &Arc<RunState>) -> Option<FinishOutcome> 
     if run.lease_lost() {
         return None;
     }
-    Some(outcome(shared, run, &*worker, result))
+    Some(outcome(run, worker, result))
 }
 
 /// How a run ended, before it is mapped to an outcome.
@@ -126,13 +146,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
-fn outcome(
-    shared: &Shared,
-    run: &RunState,
-    worker: &dyn ErasedWorker,
-    ended: Ended,
-) -> FinishOutcome {
-    let now = shared.client.clock().now();
+fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOutcome {
+    let now = run.client().clock().now();
     let failed = |message: String| {
         let attempt = run.record.next_attempt();
         let error = AttemptError {
@@ -171,12 +186,12 @@ fn outcome(
     }
 }
 
-fn bad_input(shared: &Shared, run: &RunState, bad: BadInput) -> FinishOutcome {
+fn bad_input(run: &RunState, bad: BadInput) -> FinishOutcome {
     tracing::error!(job_id = %run.record.id, error = %bad, "bad input; moving the job to the dead set");
     FinishOutcome::Dead {
         error: AttemptError {
             attempt: run.record.next_attempt(),
-            at: shared.client.clock().now(),
+            at: run.client().clock().now(),
             message: bad.to_string(),
         },
     }

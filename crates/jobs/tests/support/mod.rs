@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use jobs::store::*;
 use jobs::*;
 
 pub fn memory() -> Arc<dyn Store> {

@@ -5,16 +5,14 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::support::{at, claimed_ids, new_job, secs, sorted, Harness, WORKER};
-use crate::job::{JobId, JobState};
-use crate::store::{FinishOutcome, JobFinish, Lease, Store};
+use jobs::store::{FinishOutcome, JobFinish, Lease, Store};
+use jobs::{JobId, JobState};
 
 /// After a rescue and a reclaim by another worker, the first worker's (stale) lease fails
 /// every fenced write — finish, heartbeat, checkpoint — with `false` and changes nothing;
 /// so does the current token written in another owner's name, and an unknown token or job.
 /// A batch reports per finish, in input order, and its stale entries do not keep the others
 /// from applying.
-///
-/// (A batch naming the same job twice is outside the contract: the suite never sends one.)
 pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
     let h = Harness::new(store);
     let ids = h.insert(vec![new_job("q"), new_job("q")], at(0)).await;
@@ -35,6 +33,12 @@ pub async fn fencing_rejects_stale_leases(store: Arc<dyn Store>) {
             at(13)
         )
         .await
+    );
+    assert_eq!(
+        h.heartbeat_as("new-worker", vec![stale, fresh], secs(30), at(13))
+            .await,
+        vec![false, true],
+        "in one batch, the stale lease fails and the fresh one holds"
     );
     let before = h.get(ids[0]).await;
 

@@ -1,20 +1,26 @@
-//! The store conformance suite: one set of cases every [`Store`] must pass.
+//! The store conformance suite: one set of cases every [`Store`] must pass — the memory,
+//! SQLite and PostgreSQL stores all run all of it.
 //!
 //! Each case is a public async function taking a *fresh, empty* store and panicking (with
 //! the store's name and the failed expectation) if the store misbehaves. Every case passes
 //! explicit `now` timestamps, so leases expire and schedules come due without sleeping.
 //!
+//! The cases call the store through the [`StoreFacade`](jobs::store::StoreFacade), the path
+//! the engine uses, so a store is tested with the requests it will really receive.
+//!
 //! A store crate runs all of them with one macro call in its tests, giving a factory that
 //! makes a fresh store per case (or `None` to skip, e.g. when no database is configured):
 //!
 //! ```ignore
-//! // tests/conformance.rs of a store crate (with `jobs = { features = ["conformance"] }`
-//! // and tokio as dev-dependencies):
-//! jobs::store_conformance_tests!(|test_name: &'static str| async move {
+//! // tests/conformance.rs of a store crate (with `jobs-conformance` and tokio as
+//! // dev-dependencies):
+//! jobs_conformance::store_conformance_tests!(|test_name: &'static str| async move {
 //!     let store = MyStore::open_fresh(test_name).await.ok()?;
-//!     Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::Store>)
+//!     Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
 //! });
 //! ```
+//!
+//! A new store operation comes with its cases here, added to [`store_conformance_tests!`].
 //!
 //! # Semantics the suite pins down
 //!
@@ -24,9 +30,11 @@
 //!   each claim returns, not their order inside one returned batch.
 //! * **Checkpoints** are cleared only by `Completed`; `Retry`, `Dead`, `Snooze` and `Release`
 //!   keep them.
-//! * **Fencing** is by id, token and state only: a lease past its expiry that no rescuer has
-//!   taken yet can still be renewed or finished. A finish or heartbeat batch names each job
-//!   at most once (the engine never sends two finishes for one job in one batch).
+//! * **Fencing** is by id, token, owner and state only: a lease past its expiry that no
+//!   rescuer has taken yet can still be renewed or finished. A finish batch naming one lease
+//!   twice finishes it once, by its first entry; the later entry reports `false`. A batch
+//!   mixing outcomes, some of them stale, applies those that hold.
+//! * **Ids** are never reused, not even after the jobs that had them were pruned.
 //! * **Lease expiry** is strict: `job_rescue_expired(now)` takes leases with
 //!   `lease_expires_at < now`; a lease expiring exactly at `now` still holds.
 //! * **Rescue** requeues without recording an error or charging an attempt, keeps `claims`,
@@ -34,16 +42,24 @@
 //!   `dead` instead, with `rescues` incremented too, `finalized_at = now` and one error of
 //!   attempt 0 at `now` whose message mentions the rescue.
 //! * **Retry of a dead/cancelled job** keeps `claims` (tokens never repeat) and errors.
-//! * **Invalid requests** ([`StoreError::Invalid`](crate::StoreError::Invalid), nothing
-//!   written): empty kind or queue, `max_attempts` 0, any zero `limit` (claim, rescue,
-//!   promote, list, prune), an empty claim queue, pruning a non-terminal state.
+//! * **Invalid requests** never reach a store: the cases call it through the
+//!   [`StoreFacade`](jobs::store::StoreFacade), as the engine does, and the facade refuses
+//!   them (its own tests cover that, once).
 //! * **Left open**: claiming a scheduled job whose `run_at` has come before it is promoted;
 //!   the state after a `Snooze` whose `run_at` is not after now; `run_at` after a rescue.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::store::Store;
+use jobs::store::Store;
 
 mod admin;
 mod claim;
@@ -54,7 +70,6 @@ mod insert;
 mod lease;
 mod listen;
 mod support;
-mod validation;
 
 pub use admin::{
     cancel_waiting_only, list_filters_and_paging, prune_old_finalized, queue_stats_counts,
@@ -63,16 +78,19 @@ pub use admin::{
 pub use claim::{claim_only_from_named_queue, claim_order_and_limit, claim_sets_lease};
 pub use concurrency::{concurrent_claimers, concurrent_rescuers};
 pub use data::{errors_accumulate, json_round_trip};
-pub use finish::{finish_completed, finish_dead, finish_release, finish_retry, finish_snooze};
+pub use finish::{
+    empty_batches_do_nothing, finish_completed, finish_dead, finish_release, finish_retry,
+    finish_snooze, lease_twice_in_one_batch_finishes_once, mixed_batch_applies_what_holds,
+};
 pub use insert::{
-    insert_many_in_one_call, insert_records_defaults, scheduled_jobs_wait_for_promotion,
+    insert_many_in_one_call, insert_mixed_batch, insert_records_defaults,
+    scheduled_jobs_wait_for_promotion,
 };
 pub use lease::{
     checkpoint_saves_and_renews, fencing_rejects_stale_leases, heartbeat_extends_lease,
     poison_pill_goes_dead, rescue_expired_only,
 };
 pub use listen::listener_wakes_on_insert;
-pub use validation::invalid_requests;
 
 /// Runs one case on a store from `factory`, or prints a notice and returns if the factory
 /// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
@@ -94,14 +112,15 @@ where
 /// calling the factory for a fresh store.
 ///
 /// The factory is a closure `|test_name: &'static str| async move { ... }` returning
-/// `Option<Arc<dyn jobs::Store>>`: a fresh empty store for that test, or `None` to skip it
+/// `Option<Arc<dyn jobs::store::Store>>`: a fresh empty store for that test, or `None` to skip it
 /// (a notice is printed). The calling crate needs `tokio` (with `macros` and
 /// `rt-multi-thread`) as a dev-dependency.
 ///
 /// ```
 /// // tests/conformance.rs
-/// jobs::store_conformance_tests!(|_test_name: &'static str| async move {
-///     Some(std::sync::Arc::new(jobs::MemoryStore::new()) as std::sync::Arc<dyn jobs::Store>)
+/// jobs_conformance::store_conformance_tests!(|_test_name: &'static str| async move {
+///     let store = jobs::MemoryStore::new();
+///     Some(std::sync::Arc::new(store) as std::sync::Arc<dyn jobs::store::Store>)
 /// });
 /// # fn main() {}
 /// ```
@@ -112,6 +131,7 @@ macro_rules! store_conformance_tests {
             $factory;
             insert_records_defaults,
             insert_many_in_one_call,
+            insert_mixed_batch,
             scheduled_jobs_wait_for_promotion,
             claim_order_and_limit,
             claim_only_from_named_queue,
@@ -121,6 +141,9 @@ macro_rules! store_conformance_tests {
             finish_dead,
             finish_snooze,
             finish_release,
+            lease_twice_in_one_batch_finishes_once,
+            mixed_batch_applies_what_holds,
+            empty_batches_do_nothing,
             fencing_rejects_stale_leases,
             heartbeat_extends_lease,
             checkpoint_saves_and_renews,
@@ -135,7 +158,6 @@ macro_rules! store_conformance_tests {
             prune_old_finalized,
             errors_accumulate,
             json_round_trip,
-            invalid_requests,
             listener_wakes_on_insert,
         );
     };
@@ -149,10 +171,10 @@ macro_rules! __store_conformance_cases {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                $crate::conformance::run_case(
+                $crate::run_case(
                     ::core::stringify!($case),
                     $factory,
-                    $crate::conformance::$case,
+                    $crate::$case,
                 )
                 .await;
             }

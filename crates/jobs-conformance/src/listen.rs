@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::support::{at, new_job, Harness};
-use crate::store::Store;
+use jobs::store::Store;
 
 /// If the store offers a listener, inserting an available job into a queue wakes it with
 /// that queue's name within five seconds. (A store without a listener passes: the engine
 /// polls it.)
 pub async fn listener_wakes_on_insert(store: Arc<dyn Store>) {
     let h = Harness::new(store.clone());
-    let listener = h.ok(store.listen().await, "listen");
+    let listener = h.ok(h.store.listen().await, "listen");
     let Some(mut listener) = listener else {
         eprintln!(
             "{} store has no listener; listener_wakes_on_insert is vacuous",

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::support::{at, attempt_error, claimed_ids, job_at, new_job, secs, Harness, WORKER};
-use crate::job::JobState;
-use crate::store::{FinishOutcome, Store};
+use jobs::store::{FinishOutcome, JobFinish, Lease, Store};
+use jobs::{JobId, JobState};
 
 /// `Completed`: state `completed`, `finalized_at` = now, lease cleared, checkpoint cleared,
 /// no attempt charged. Finishing the same lease again returns `false`.
@@ -163,4 +163,108 @@ pub async fn finish_release(store: Arc<dyn Store>) {
     assert_eq!(job.finalized_at, None);
     let again = h.claim_one("q", id, at(3)).await;
     assert_eq!(again.token, 2, "released before the newer job {newer}");
+}
+
+/// A finish batch naming one lease twice finishes it once, by its first entry: the later
+/// entry reports `false` and its outcome is not applied (the first one ended the lease).
+pub async fn lease_twice_in_one_batch_finishes_once(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let id = h.insert_one(new_job("q"), at(0)).await;
+    let lease = h.claim_one("q", id, at(0)).await;
+    let dead = FinishOutcome::Dead {
+        error: attempt_error(1, at(1), "second"),
+    };
+    let batch = vec![
+        JobFinish {
+            lease,
+            outcome: FinishOutcome::Completed,
+        },
+        JobFinish {
+            lease,
+            outcome: dead,
+        },
+    ];
+    assert_eq!(h.finish_many(batch, at(1)).await, vec![true, false]);
+    let job = h.get(id).await;
+    assert_eq!(job.state, JobState::Completed, "the first entry won");
+    assert_eq!((job.attempts, job.errors.len()), (0, 0));
+
+    let other = h.insert_one(new_job("r"), at(2)).await;
+    let lease = h.claim_one("r", other, at(2)).await;
+    let release_then_complete = vec![
+        JobFinish {
+            lease,
+            outcome: FinishOutcome::Release,
+        },
+        JobFinish {
+            lease,
+            outcome: FinishOutcome::Completed,
+        },
+    ];
+    let applied = h.finish_many(release_then_complete, at(3)).await;
+    assert_eq!(applied, vec![true, false]);
+    assert_eq!(h.get(other).await.state, JobState::Available);
+}
+
+/// A batch mixing completions and other outcomes, some of them stale, applies exactly those
+/// whose lease holds and reports each in input order; a batch where all hold applies all.
+pub async fn mixed_batch_applies_what_holds(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let ids = h
+        .insert((0..5).map(|_| new_job("q")).collect(), at(0))
+        .await;
+    let claimed = h.claim("q", WORKER, 5, secs(30), at(0)).await;
+    assert_eq!(claimed_ids(&claimed), ids);
+    let lease_of = |id: JobId| {
+        let found = claimed.iter().find(|c| c.lease.job == id);
+        found.map(|c| c.lease).expect("claimed above")
+    };
+    let leases: Vec<Lease> = ids.iter().map(|&id| lease_of(id)).collect();
+    let stale = |lease: Lease| Lease {
+        token: lease.token + 99,
+        ..lease
+    };
+    let error = attempt_error(1, at(1), "flaky");
+    let finish = |lease, outcome| JobFinish { lease, outcome };
+    let batch = vec![
+        finish(leases[0], FinishOutcome::Completed),
+        finish(stale(leases[4]), FinishOutcome::Completed),
+        finish(
+            leases[1],
+            FinishOutcome::Retry {
+                run_at: at(9),
+                error: error.clone(),
+            },
+        ),
+        finish(leases[2], FinishOutcome::Completed),
+        finish(stale(leases[3]), FinishOutcome::Release),
+    ];
+    let applied = h.finish_many(batch, at(1)).await;
+    assert_eq!(applied, vec![true, false, true, true, false]);
+    let states = [
+        JobState::Completed,
+        JobState::Scheduled,
+        JobState::Completed,
+        JobState::Running,
+        JobState::Running,
+    ];
+    for (id, state) in ids.iter().zip(states) {
+        assert_eq!(h.get(*id).await.state, state, "job {id}");
+    }
+    assert_eq!(h.get(ids[1]).await.errors, vec![error]);
+
+    let rest = [leases[3], leases[4]].map(|lease| finish(lease, FinishOutcome::Completed));
+    assert_eq!(h.finish_many(rest.to_vec(), at(2)).await, vec![true, true]);
+    assert_eq!(h.get(ids[4]).await.state, JobState::Completed);
+}
+
+/// An empty finish batch and an empty heartbeat return empty results and change nothing.
+pub async fn empty_batches_do_nothing(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let id = h.insert_one(new_job("q"), at(0)).await;
+    h.claim_one("q", id, at(0)).await;
+    let before = h.get(id).await;
+    assert!(h.finish_many(Vec::new(), at(1)).await.is_empty());
+    assert!(h.heartbeat(Vec::new(), secs(30), at(1)).await.is_empty());
+    assert_eq!(h.get(id).await, before);
 }

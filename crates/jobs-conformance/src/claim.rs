@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::support::{at, claimed_ids, job_at, new_job, secs, sorted, Harness, WORKER};
-use crate::job::JobState;
-use crate::store::{FinishOutcome, Store};
+use jobs::store::{FinishOutcome, Store};
+use jobs::JobState;
 
 /// Claims take available jobs by priority (high first), then `run_at`, then id, and at most
 /// `limit` per call; once the queue is empty a claim returns nothing.

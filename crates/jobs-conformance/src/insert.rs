@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::support::{at, claimed_ids, fresh_record, job_at, new_job, secs, Harness, WORKER};
-use crate::job::{JobState, NewJob};
-use crate::store::{JobListParams, Store};
+use jobs::store::{JobListParams, NewJob, Store};
+use jobs::JobState;
 
 /// `job_insert_many` returns ids in input order, increasing within and across calls, and
 /// records every field: state `available`, `run_at` = now when none was given (or the given
@@ -88,6 +88,41 @@ pub async fn insert_many_in_one_call(store: Arc<dyn Store>) {
         assert_eq!(job.state, JobState::Available);
     }
     assert_eq!(h.queue("bulk").await.available, 1000);
+}
+
+/// A batch mixing kinds (every job a different run of alike jobs, which some stores write
+/// with another statement than a batch of alike jobs) stores each job's own kind, queue and
+/// args, args of every JSON type intact, and ids in input order.
+pub async fn insert_mixed_batch(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let args = [
+        json!({ "nested": { "list": [1, 2.5, "x"] }, "empty": {} }),
+        json!([null, true, false]),
+        json!("quote \" backslash \\ unicode é 🚀 newline \n"),
+        json!(-42),
+        json!(1.5e300),
+        json!(true),
+        json!(null),
+        json!({}),
+    ];
+    let mixed: Vec<NewJob> = (0..24)
+        .map(|i| NewJob {
+            kind: if i % 2 == 0 { "even" } else { "odd" }.to_owned(),
+            args: args[i % args.len()].clone(),
+            priority: (i % 3) as i16,
+            ..new_job(if i % 4 < 2 { "left" } else { "right" })
+        })
+        .collect();
+    let mut alike = mixed.clone();
+    alike.sort_by(|a, b| (&a.kind, &a.queue, a.priority).cmp(&(&b.kind, &b.queue, b.priority)));
+    for batch in [mixed, alike] {
+        let ids = h.insert(batch.clone(), at(0)).await;
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in input order");
+        for (id, new) in ids.iter().zip(&batch) {
+            let expected = fresh_record(*id, new, JobState::Available, at(0), at(0));
+            assert_eq!(h.get(*id).await, expected, "job {id} as inserted");
+        }
+    }
 }
 
 /// A job whose `run_at` is after now is `scheduled` and not claimable; promotion at a time

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::support::{at, attempt_error, new_job, secs, Harness, WORKER};
-use crate::job::{JobState, NewJob};
-use crate::store::{FinishOutcome, Store};
+use jobs::store::{FinishOutcome, NewJob, Store};
+use jobs::JobState;
 
 /// Errors accumulate oldest first across attempts (two retries, then dead), each exactly as
 /// recorded (attempt number, time, message), and `attempts` counts them.

@@ -1,7 +1,18 @@
-//! Test support: the database URL from the environment and a fresh store per test, each in
-//! its own schema `jt_<test>_<pid>` (recreated at the start of the test; schemas left by
-//! processes that are gone are dropped by the next run). The workspace's end-to-end tests
-//! (`tests/postgres_*.rs`) include this file too.
+//! PostgreSQL test support for the `jobs-postgres` tests and the workspace's end-to-end tests
+//! (`tests/postgres_*.rs`): the database URL from the environment and a fresh store per
+//! test, each in its own schema `jt_<test>_<pid>` (recreated at the start of the test;
+//! schemas and roles left by processes that are gone are dropped by the next run).
+//!
+//! Set `JOBS_TEST_DATABASE_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`) to run the
+//! PostgreSQL tests; `JOBS_TEST_REQUIRE_POSTGRES=1` makes a missing URL a failure. Every
+//! function panics, failing the test, when a configured database misbehaves.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 
@@ -11,7 +22,7 @@ use sqlx::PgPool;
 /// The database to test against, from `JOBS_TEST_DATABASE_URL`. Unset: prints a notice and
 /// returns `None` (the test is skipped), unless `JOBS_TEST_REQUIRE_POSTGRES=1`, which makes
 /// a missing URL a failure (CI sets both).
-pub(crate) fn database_url() -> Option<String> {
+pub fn database_url() -> Option<String> {
     match std::env::var("JOBS_TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ if std::env::var("JOBS_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
@@ -33,14 +44,14 @@ pub(crate) fn database_url() -> Option<String> {
 }
 
 /// The schema for one test of this process.
-pub(crate) fn test_schema(test_name: &str) -> SchemaName {
+pub fn test_schema(test_name: &str) -> SchemaName {
     let pid = std::process::id();
     let name: String = test_name.chars().take(40).collect();
     SchemaName::new(&format!("jt_{name}_{pid}")).expect("test names are identifiers")
 }
 
 /// A pool on the test database.
-pub(crate) async fn test_pool(url: &str) -> PgPool {
+pub async fn test_pool(url: &str) -> PgPool {
     let options = PostgresOptions::new(url)
         .expect("JOBS_TEST_DATABASE_URL is a valid URL")
         .max_connections(4);
@@ -48,7 +59,7 @@ pub(crate) async fn test_pool(url: &str) -> PgPool {
 }
 
 /// A pool from `options`; a database that is configured but unreachable fails the test.
-pub(crate) async fn connect(options: PostgresOptions) -> PgPool {
+pub async fn connect(options: PostgresOptions) -> PgPool {
     match options.connect_pool().await {
         Ok(pool) => pool,
         Err(error) => panic!("JOBS_TEST_DATABASE_URL is set but unusable: {error}"),
@@ -56,7 +67,7 @@ pub(crate) async fn connect(options: PostgresOptions) -> PgPool {
 }
 
 /// Drops `schema` if it exists.
-pub(crate) async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
+pub async fn drop_schema(pool: &PgPool, schema: &SchemaName) {
     let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
     sqlx::query(&sql)
         .execute(pool)
@@ -100,7 +111,7 @@ async fn drop_stale_objects(pool: &PgPool) {
 }
 
 /// Recreates `schema`, migrated, after dropping what test processes that are gone left.
-pub(crate) async fn fresh_schema(pool: &PgPool, schema: &SchemaName) {
+pub async fn fresh_schema(pool: &PgPool, schema: &SchemaName) {
     drop_stale_objects(pool).await;
     drop_schema(pool, schema).await;
     migrate(pool, schema)
@@ -110,7 +121,7 @@ pub(crate) async fn fresh_schema(pool: &PgPool, schema: &SchemaName) {
 
 /// A fresh, migrated store in the test's own schema, or `None` when PostgreSQL tests are
 /// not configured.
-pub(crate) async fn fresh_store(test_name: &str) -> Option<PostgresStore> {
+pub async fn fresh_store(test_name: &str) -> Option<PostgresStore> {
     let url = database_url()?;
     let pool = test_pool(&url).await;
     let schema = test_schema(test_name);

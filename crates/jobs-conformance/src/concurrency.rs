@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::support::{at, new_job, secs, Harness};
-use crate::job::{JobId, JobState};
-use crate::store::{FinishOutcome, JobFinish, Store};
-use crate::time::Timestamp;
+use jobs::store::{FinishOutcome, JobFinish, Store};
+use jobs::Timestamp;
+use jobs::{JobId, JobState};
 
 const TASKS: usize = 4;
 

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::support::{at, attempt_error, job_at, new_job, secs, Harness, WORKER};
-use crate::job::{JobId, JobState, NewJob};
-use crate::store::{FinishOutcome, JobListParams, QueueStats, Store};
-use crate::time::Timestamp;
+use jobs::store::{FinishOutcome, JobListParams, NewJob, QueueStats, Store};
+use jobs::Timestamp;
+use jobs::{JobId, JobState};
 
 /// Inserts `job`, claims it at `t` and finishes it with `outcome` at `t`. The job's queue
 /// must have no other available job.
@@ -236,7 +236,9 @@ pub async fn queue_stats_counts(store: Arc<dyn Store>) {
 }
 
 /// `job_prune` deletes jobs in the given terminal states finalized strictly before the
-/// cut-off, at most `limit` per call, and returns how many; other jobs stay.
+/// cut-off, at most `limit` per call, and returns how many; other jobs stay. Ids are never
+/// reused: a job inserted after the newest job was pruned gets a larger id (else a stale
+/// lease could fence onto a new job that got its id).
 pub async fn prune_old_finalized(store: Arc<dyn Store>) {
     let h = Harness::new(store);
     let c1 = run_to(&h, new_job("q"), FinishOutcome::Completed, at(1)).await;
@@ -270,6 +272,18 @@ pub async fn prune_old_finalized(store: Arc<dyn Store>) {
     assert_eq!(h.prune(vec![JobState::Completed], at(11), 10).await, 1);
     assert_eq!(h.get(running).await.state, JobState::Running);
     assert_eq!(h.get(available).await.state, JobState::Available);
+    let newest = [c1, d1, c3, c2, x1, running, available]
+        .into_iter()
+        .max()
+        .expect("seven jobs");
+    let pruned_newest = run_to(&h, new_job("z"), FinishOutcome::Completed, at(20)).await;
+    assert!(pruned_newest > newest);
+    assert_eq!(h.prune(vec![JobState::Completed], at(21), 10).await, 1);
+    let next = h.insert_one(new_job("z"), at(22)).await;
+    assert!(
+        next > pruned_newest,
+        "ids are never reused after a prune: {next} after {pruned_newest}"
+    );
     let stats = h.queue("q").await;
     let finalized = (stats.completed, stats.dead, stats.cancelled);
     assert_eq!(

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::job::{AttemptError, JobId, JobRecord, JobState, NewJob};
-use crate::store::{
+use jobs::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
-    JobPruneParams, JobRescueParams, JobRetryParams, Lease, QueueStats, RescueOutcome, Store,
-    StoreError,
+    JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, QueueStats, RescueOutcome,
+    Store, StoreError, StoreFacade,
 };
-use crate::time::Timestamp;
+use jobs::Timestamp;
+use jobs::{AttemptError, JobId, JobRecord, JobState};
 
 /// The worker the helpers claim and write as, unless told otherwise.
 pub(super) const WORKER: &str = "worker-1";
@@ -104,15 +104,18 @@ pub(super) fn sorted(mut ids: Vec<JobId>) -> Vec<JobId> {
     ids
 }
 
-/// A store under test; every call panics with context if the store returns an error.
+/// A store under test, called through the [`StoreFacade`] as the engine calls it; every
+/// call panics with context if the store returns an error.
 #[derive(Clone, Debug)]
 pub(super) struct Harness {
-    pub(super) store: Arc<dyn Store>,
+    pub(super) store: StoreFacade,
 }
 
 impl Harness {
     pub(super) fn new(store: Arc<dyn Store>) -> Self {
-        Harness { store }
+        Harness {
+            store: StoreFacade::new(store),
+        }
     }
 
     pub(super) fn ok<T>(&self, result: Result<T, StoreError>, call: &str) -> T {

@@ -1,0 +1,195 @@
+//! The pool's parts and its supervision tree: each child is handed the parts it uses, so
+//! its struct shows its data flow.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use supervisor::{
+    ChildContext, ChildError, ChildSpec, Intensity, Restart, RestartPolicy, Shutdown, Strategy,
+    Supervisor,
+};
+
+use crate::client::Client;
+use crate::context::RunEnv;
+use crate::pool::books::Books;
+use crate::pool::channels::{Outcomes, Runs};
+use crate::pool::completer::Completer;
+use crate::pool::executor::{self, Executor};
+use crate::pool::fetcher::Fetcher;
+use crate::pool::heartbeat::Heartbeat;
+use crate::pool::hooks::{ExhaustedHook, Hooks};
+use crate::pool::maintenance::{Listener, Rescuer, Scheduler};
+use crate::pool::queues::{ClaimSettings, Queues};
+use crate::pool::run::Runner;
+use crate::pool::stops::Stops;
+use crate::pool::{PoolConfig, PoolError};
+use crate::worker::Registry;
+
+/// A child spec that runs a clone of `child` on each (re)start.
+fn child<C, Fut>(
+    id: String,
+    stop_within: Duration,
+    child: C,
+    run: fn(C, ChildContext) -> Fut,
+) -> ChildSpec
+where
+    C: Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), ChildError>> + Send + 'static,
+{
+    ChildSpec::new(id, move |ctx| run(child.clone(), ctx))
+        .restart(Restart::Permanent)
+        .shutdown(Shutdown::Timeout(stop_within))
+}
+
+/// The parts of a pool, each handed to the children that use it. They outlive any one child,
+/// so a restarted child picks up where the last one stopped.
+pub(super) struct Parts {
+    pub(super) client: Client,
+    pub(super) owner: Arc<str>,
+    queues: Arc<Queues>,
+    pub(super) books: Arc<Books>,
+    pub(super) stops: Stops,
+    pub(super) hooks: Arc<Hooks>,
+    runs: Runs,
+    executor: Executor,
+    completer: Completer,
+    run_env: Arc<RunEnv>,
+}
+
+impl Parts {
+    pub(super) fn new(
+        client: Client,
+        config: &PoolConfig,
+        registry: Registry,
+        owner: Arc<str>,
+        queues: Vec<(String, usize)>,
+        exhausted_hook: Option<ExhaustedHook>,
+    ) -> Self {
+        let queues = Arc::new(Queues::new(queues));
+        let stops = Stops::new();
+        let books = Arc::new(Books::new(Arc::clone(&queues), stops.shutdown.clone()));
+        let hooks = Arc::new(Hooks::new(exhausted_hook));
+        let (runs, runs_inbox) = Runs::channel(Arc::clone(&books));
+        let (outcomes, completion_inbox) = Outcomes::channel(Arc::clone(&books));
+        let runner = Runner {
+            registry,
+            queues: Arc::clone(&queues),
+            outcomes,
+        };
+        let executor = Executor {
+            runs: runs_inbox,
+            runner: Arc::new(runner),
+            grace: config.grace,
+            hard_stop: stops.hard_stop.clone(),
+        };
+        let completer = Completer {
+            inbox: completion_inbox,
+            client: client.clone(),
+            owner: Arc::clone(&owner),
+            lease_ttl: config.lease_ttl,
+            finish_batch: config.finish_batch,
+            books: Arc::clone(&books),
+            hooks: Arc::clone(&hooks),
+        };
+        let run_env = Arc::new(RunEnv {
+            shutdown: stops.shutdown.clone(),
+            hard_stop: stops.hard_stop.clone(),
+            client: client.clone(),
+            lease_ttl: config.lease_ttl,
+            checkpoint_interval: config.checkpoint_interval,
+        });
+        Parts {
+            client,
+            owner,
+            queues,
+            books,
+            stops,
+            hooks,
+            runs,
+            executor,
+            completer,
+            run_env,
+        }
+    }
+
+    /// The pool's supervision tree (see the module docs), each child given its parts.
+    pub(super) fn tree(
+        &self,
+        config: &PoolConfig,
+    ) -> Result<supervisor::SupervisorSpec, PoolError> {
+        let quick = Duration::from_secs(1);
+        let flush_bound = config
+            .shutdown_timeout
+            .saturating_sub(config.grace)
+            .max(quick);
+        let heartbeat = Heartbeat {
+            books: Arc::clone(&self.books),
+            client: self.client.clone(),
+            owner: Arc::clone(&self.owner),
+            lease_ttl: config.lease_ttl,
+            interval: config.heartbeat_interval,
+        };
+        let rescuer = Rescuer {
+            client: self.client.clone(),
+            max_rescues: config.max_rescues,
+            interval: config.rescue_interval,
+            queues: Arc::clone(&self.queues),
+            hooks: Arc::clone(&self.hooks),
+        };
+        let scheduler = Scheduler {
+            client: self.client.clone(),
+            promote_interval: config.promote_interval,
+            retention: config.retention,
+            queues: Arc::clone(&self.queues),
+        };
+        let listener = Listener {
+            client: self.client.clone(),
+            queues: Arc::clone(&self.queues),
+        };
+        let executor_bound = config.grace + executor::ABORT_DRAIN + quick;
+        let mut builder = Supervisor::builder("jobs-pool")
+            .strategy(Strategy::OneForOne)
+            // Restart delays already prevent hot loops; the pool must outlive long outages.
+            .intensity(Intensity::new(10_000, Duration::from_secs(60)))
+            .restart_policy(RestartPolicy::Backoff(config.restart_backoff.clone()))
+            .child(child(
+                "completer".into(),
+                flush_bound,
+                self.completer.clone(),
+                Completer::run,
+            ))
+            .child(child("heartbeat".into(), quick, heartbeat, Heartbeat::run))
+            .child(child("rescuer".into(), quick, rescuer, Rescuer::run))
+            .child(child("scheduler".into(), quick, scheduler, Scheduler::run))
+            .child(child("listener".into(), quick, listener, Listener::run))
+            .child(child(
+                "executor".into(),
+                executor_bound,
+                self.executor.clone(),
+                Executor::run,
+            ));
+        for queue in self.queues.all() {
+            let fetcher = Fetcher {
+                queue: Arc::clone(queue),
+                client: self.client.clone(),
+                owner: Arc::clone(&self.owner),
+                claim: ClaimSettings {
+                    claim_batch: config.claim_batch,
+                    prefetch: config.prefetch,
+                    prefetch_max_job_time: config.prefetch_max_job_time,
+                },
+                poll_interval: config.poll_interval,
+                stop_fetching: self.stops.stop_fetching.clone(),
+                run_env: Arc::clone(&self.run_env),
+                books: Arc::clone(&self.books),
+                runs: self.runs.clone(),
+            };
+            let id = format!("fetcher:{}", queue.name);
+            builder = builder.child(child(id, quick, fetcher, Fetcher::run));
+        }
+        builder
+            .build()
+            .map_err(|e| PoolError::Supervisor(e.to_string()))
+    }
+}

@@ -1,0 +1,307 @@
+//! The params and results of the [`Store`](super::Store) operations.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::job::{AttemptError, JobId, JobRecord, JobState};
+use crate::time::Timestamp;
+
+/// A job to insert.
+#[derive(Clone, PartialEq, Debug)]
+pub struct NewJob {
+    /// The job kind's stable name.
+    pub kind: String,
+    /// The serialized arguments.
+    pub args: Value,
+    /// The queue it waits in.
+    pub queue: String,
+    /// Higher runs first.
+    pub priority: i16,
+    /// How many attempts may be charged before it goes to the dead set (at least 1).
+    pub max_attempts: u32,
+    /// When it may run first; `None` means now.
+    pub run_at: Option<Timestamp>,
+}
+
+impl NewJob {
+    /// The record an insert of this job as `id` at `now` creates: `scheduled` if its `run_at`
+    /// is after `now`, otherwise `available` (with `run_at = now` when none was given).
+    pub fn into_record(self, id: JobId, now: Timestamp) -> JobRecord {
+        let run_at = self.run_at.unwrap_or(now);
+        JobRecord {
+            id,
+            kind: self.kind,
+            queue: self.queue,
+            args: self.args,
+            state: JobState::waiting_for(run_at, now),
+            priority: self.priority,
+            attempts: 0,
+            max_attempts: self.max_attempts,
+            rescues: 0,
+            claims: 0,
+            run_at,
+            created_at: now,
+            attempted_at: None,
+            finalized_at: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            checkpoint: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The proof of one claim on one running job: its id and the claim token.
+///
+/// The token is the job's `claims` counter after the claim; it changes on every claim, so
+/// with the owner's name it identifies the lease holder and the run.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Lease {
+    /// The job.
+    pub job: JobId,
+    /// Its claim token.
+    pub token: i64,
+}
+
+/// A job handed to a worker by [`Store::job_claim`](super::Store::job_claim).
+#[derive(Clone, Debug)]
+pub struct ClaimedJob {
+    /// The lease the worker holds.
+    pub lease: Lease,
+    /// The job as it is now (state running, lease fields set).
+    pub record: JobRecord,
+}
+
+/// Params for [`Store::job_insert_many`](super::Store::job_insert_many).
+#[derive(Clone, Debug)]
+pub struct JobInsertParams {
+    /// Jobs to insert, all in one transaction.
+    pub jobs: Vec<NewJob>,
+    /// Now: jobs whose `run_at` is after it are `scheduled`, the others `available`
+    /// (with `run_at = now` when none was given).
+    pub now: Timestamp,
+}
+
+/// Params for [`Store::job_claim`](super::Store::job_claim).
+#[derive(Clone, Debug)]
+pub struct JobClaimParams {
+    /// The queue to claim from.
+    pub queue: String,
+    /// The claiming worker's id, recorded as `lease_owner`.
+    pub owner: String,
+    /// At most this many jobs.
+    pub limit: usize,
+    /// Lease length: `lease_expires_at = now + lease_ttl`.
+    pub lease_ttl: Duration,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// What a worker's run of a job came to. Only `Completed` clears the checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FinishOutcome {
+    /// Success: state `completed`, checkpoint cleared.
+    Completed,
+    /// A failed attempt to retry: attempt charged, error recorded, state `scheduled` at `run_at`
+    /// (or `available` if `run_at <= now`).
+    Retry {
+        /// When to run again.
+        run_at: Timestamp,
+        /// The failure.
+        error: AttemptError,
+    },
+    /// A failure for good (attempts exhausted, discarded, bad input, timeout on the last
+    /// attempt): attempt charged, error recorded, state `dead`.
+    Dead {
+        /// The failure.
+        error: AttemptError,
+    },
+    /// Run again later without charging an attempt: state `scheduled` at `run_at` (or
+    /// `available` if `run_at <= now`).
+    Snooze {
+        /// When to run again.
+        run_at: Timestamp,
+    },
+    /// Interrupted by shutdown: back to `available` at once, `run_at` unchanged, checkpoint kept,
+    /// no attempt charged.
+    Release,
+}
+
+/// One fenced finish.
+#[derive(Clone, Debug)]
+pub struct JobFinish {
+    /// The lease the run held.
+    pub lease: Lease,
+    /// What it came to.
+    pub outcome: FinishOutcome,
+}
+
+/// Params for [`Store::job_finish_many`](super::Store::job_finish_many).
+#[derive(Clone, Debug)]
+pub struct JobFinishParams {
+    /// The worker whose leases these are (its claims' `owner`).
+    pub owner: String,
+    /// Finishes to apply, all in one transaction.
+    pub finishes: Vec<JobFinish>,
+    /// Now (`finalized_at`, error times are taken from the outcome).
+    pub now: Timestamp,
+}
+
+impl JobFinishParams {
+    /// For each finish, whether it is the first of the batch to name its lease. A store
+    /// applies only those; a later finish of the same lease reports `false` (the first one
+    /// ended the lease it names).
+    pub fn first_of_each_lease(&self) -> Vec<bool> {
+        let mut seen: HashSet<Lease> = HashSet::with_capacity(self.finishes.len());
+        self.finishes
+            .iter()
+            .map(|finish| seen.insert(finish.lease))
+            .collect()
+    }
+}
+
+/// Params for [`Store::job_heartbeat_many`](super::Store::job_heartbeat_many).
+#[derive(Clone, Debug)]
+pub struct JobHeartbeatParams {
+    /// The worker whose leases these are (its claims' `owner`).
+    pub owner: String,
+    /// Leases to renew.
+    pub leases: Vec<Lease>,
+    /// New lease length from now.
+    pub lease_ttl: Duration,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Params for [`Store::job_checkpoint`](super::Store::job_checkpoint).
+#[derive(Clone, Debug)]
+pub struct JobCheckpointParams {
+    /// The worker whose lease it is (its claim's `owner`).
+    pub owner: String,
+    /// The lease the run holds.
+    pub lease: Lease,
+    /// Progress to keep for this and later runs.
+    pub checkpoint: Value,
+    /// New lease length from now (a checkpoint renews the lease).
+    pub lease_ttl: Duration,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Params for [`Store::job_rescue_expired`](super::Store::job_rescue_expired).
+///
+/// A running job is rescued when `lease_expires_at < now` (a lease expiring exactly at `now`
+/// still holds). Every rescue increments `rescues`. A job whose `rescues` was below
+/// `max_rescues` goes back to `available` (no error recorded, no attempt charged, `claims`
+/// and `run_at` kept, lease cleared); one whose `rescues` already equalled `max_rescues` is a
+/// poison pill: it goes to `dead` with one error (attempt 0) whose message says it was
+/// rescued too many times.
+#[derive(Clone, Debug)]
+pub struct JobRescueParams {
+    /// Leases that expired before this are rescued.
+    pub now: Timestamp,
+    /// A job already rescued this many times goes to the dead set instead (poison pill).
+    pub max_rescues: u32,
+    /// At most this many jobs per call.
+    pub limit: usize,
+}
+
+/// What [`Store::job_rescue_expired`](super::Store::job_rescue_expired) did.
+#[derive(Clone, Debug, Default)]
+pub struct RescueOutcome {
+    /// Jobs returned to `available` (`rescues` incremented, lease cleared).
+    pub requeued: Vec<JobId>,
+    /// Poison pills moved to `dead`, as they are now (for the exhausted hook).
+    pub dead: Vec<JobRecord>,
+}
+
+/// Params for [`Store::job_promote_scheduled`](super::Store::job_promote_scheduled).
+#[derive(Clone, Debug)]
+pub struct JobPromoteParams {
+    /// Scheduled jobs whose `run_at <= now` become available.
+    pub now: Timestamp,
+    /// At most this many per call.
+    pub limit: usize,
+}
+
+/// Params for [`Store::job_list`](super::Store::job_list). The default lists the first 100 jobs of any state.
+#[derive(Clone, Debug)]
+pub struct JobListParams {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs in this queue.
+    pub queue: Option<String>,
+    /// Only jobs with an id above this (for paging).
+    pub after: Option<JobId>,
+    /// At most this many, ordered by id.
+    pub limit: usize,
+}
+
+impl Default for JobListParams {
+    fn default() -> Self {
+        JobListParams {
+            state: None,
+            queue: None,
+            after: None,
+            limit: 100,
+        }
+    }
+}
+
+/// Params for [`Store::job_retry`](super::Store::job_retry).
+#[derive(Clone, Debug)]
+pub struct JobRetryParams {
+    /// A dead or cancelled job to run again: state `available` at `now`, attempts and rescues
+    /// reset to 0, errors kept.
+    pub id: JobId,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Params for [`Store::job_cancel`](super::Store::job_cancel).
+#[derive(Clone, Debug)]
+pub struct JobCancelParams {
+    /// A waiting (scheduled or available) job to cancel.
+    pub id: JobId,
+    /// Now (`finalized_at`).
+    pub now: Timestamp,
+}
+
+/// Params for [`Store::job_prune`](super::Store::job_prune).
+#[derive(Clone, Debug)]
+pub struct JobPruneParams {
+    /// Delete jobs in these terminal states...
+    pub states: Vec<JobState>,
+    /// ...finalized before this.
+    pub finalized_before: Timestamp,
+    /// At most this many per call.
+    pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_first_finish_of_a_repeated_lease_counts() {
+        let finish = |job, token, outcome| JobFinish {
+            lease: Lease {
+                job: JobId(job),
+                token,
+            },
+            outcome,
+        };
+        let params = JobFinishParams {
+            owner: "w".to_owned(),
+            finishes: vec![
+                finish(7, 1, FinishOutcome::Completed),
+                finish(7, 2, FinishOutcome::Completed),
+                finish(7, 1, FinishOutcome::Release),
+            ],
+            now: Timestamp::EPOCH,
+        };
+        assert_eq!(params.first_of_each_lease(), vec![true, true, false]);
+    }
+}
