@@ -9,19 +9,34 @@ use tokio::sync::broadcast;
 use crate::ExitReason;
 
 /// The id of one child of a dynamic supervisor; stable across its restarts, never reused.
+///
+/// An id belongs to the supervisor (the running instance) that issued it: a handle call
+/// with an id another supervisor issued answers `UnknownChild`, even if the numbers match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChildId(pub(crate) u64);
+pub struct ChildId {
+    supervisor: u64,
+    number: u64,
+}
 
 impl ChildId {
-    /// The number behind the id.
+    pub(crate) fn new(supervisor: u64, number: u64) -> Self {
+        Self { supervisor, number }
+    }
+
+    /// The number behind the id, counting from 1 within the supervisor that issued it.
     pub fn get(self) -> u64 {
-        self.0
+        self.number
+    }
+
+    /// The issuing supervisor instance's unique number.
+    pub(crate) fn supervisor(self) -> u64 {
+        self.supervisor
     }
 }
 
 impl fmt::Display for ChildId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "#{}", self.number)
     }
 }
 

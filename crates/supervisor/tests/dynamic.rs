@@ -392,3 +392,22 @@ async fn a_child_started_while_the_supervisor_shuts_down_is_stopped_not_orphaned
     }
     assert_eq!(live.load(Ordering::SeqCst), 0, "children left running");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_child_id_from_another_supervisor_is_unknown_and_touches_nothing() {
+    let p = Probe::new();
+    let d1 = pool(None).await;
+    let d2 = pool(None).await;
+    let mine = d1.start_child(p.worker("mine")).await.unwrap();
+    let theirs = d2.start_child(p.worker("theirs")).await.unwrap();
+    // both supervisors number their children from 1: the numbers match, the ids must not
+    assert_eq!(mine.get(), theirs.get());
+    assert_ne!(mine, theirs);
+    let err = d1.terminate_child(theirs).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::UnknownChild { .. }), "{err}");
+    settle().await;
+    assert_eq!(p.take(), strs(&["start:mine", "start:theirs"]));
+    assert_eq!(d1.count_children().await.unwrap().active, 1);
+    d1.shutdown().await;
+    d2.shutdown().await;
+}

@@ -266,7 +266,7 @@ impl DynActor {
         match msg {
             DynMsg::StartChild(spec, reply) => self.start_child(spec, reply),
             DynMsg::Adopt(id, spec, run) => self.adopt(id, spec, run),
-            DynMsg::TerminateChild(id, reply) => self.terminate_child(id.0, reply),
+            DynMsg::TerminateChild(id, reply) => self.terminate_child(id, reply),
             DynMsg::WhichChildren(reply) => {
                 let _ = reply.send(self.which_children());
             }
@@ -300,7 +300,7 @@ impl DynActor {
         };
         self.children.insert(id, child);
         if self.spawn(id, false) {
-            let _ = reply.send(Ok(ChildId(id)));
+            let _ = reply.send(Ok(self.shared.child_id(id)));
         } else {
             self.starting.insert(id, reply);
         }
@@ -347,7 +347,7 @@ impl DynActor {
         let token = CancellationToken::new();
         let ctx = ChildContext::new(
             inner.id.clone(),
-            Some(ChildId(id)),
+            Some(self.shared.child_id(id)),
             child.restarts,
             token,
             ready,
@@ -369,7 +369,7 @@ impl DynActor {
         };
         let cid = child.spec.inner().id.clone();
         let restarts = child.restarts;
-        let instance = Some(ChildId(id));
+        let instance = Some(self.shared.child_id(id));
         self.emitter.emit(|supervisor| match restart {
             false => Event::Started {
                 supervisor,
@@ -385,11 +385,13 @@ impl DynActor {
         });
     }
 
-    fn terminate_child(&mut self, id: u64, reply: Reply<Answer>) {
-        let Some(child) = self.children.get_mut(&id) else {
+    fn terminate_child(&mut self, child_id: ChildId, reply: Reply<Answer>) {
+        let found = self.shared.number(child_id);
+        let Some((id, child)) = found.and_then(|id| self.children.get_mut(&id).map(|c| (id, c)))
+        else {
             let _ = reply.send(Err(SupervisorError::UnknownChild {
                 supervisor: self.sup(),
-                child: ChildId(id).to_string(),
+                child: child_id.to_string(),
             }));
             return;
         };
@@ -416,7 +418,7 @@ impl DynActor {
             self.emitter.emit(|supervisor| Event::RestartCancelled {
                 supervisor,
                 child: cid,
-                instance: Some(ChildId(id)),
+                instance: Some(self.shared.child_id(id)),
             });
         }
     }
@@ -427,7 +429,7 @@ impl DynActor {
             .iter()
             .map(|(&id, c)| ChildInfo {
                 id: c.spec.inner().id.clone(),
-                instance: Some(ChildId(id)),
+                instance: Some(self.shared.child_id(id)),
                 state: match &c.state {
                     DynState::Running(r) if r.ready => ChildState::Running,
                     DynState::Running(_) => ChildState::Starting,
@@ -469,7 +471,7 @@ impl DynActor {
             run.ready = true;
         }
         if let Some(reply) = self.starting.remove(&id) {
-            let _ = reply.send(Ok(ChildId(id)));
+            let _ = reply.send(Ok(self.shared.child_id(id)));
         }
     }
 
@@ -515,7 +517,7 @@ impl DynActor {
             self.emitter.emit(|supervisor| Event::Exited {
                 supervisor,
                 child: cid,
-                instance: Some(ChildId(id)),
+                instance: Some(self.shared.child_id(id)),
                 reason,
             });
         }
@@ -549,7 +551,7 @@ impl DynActor {
             self.emitter.emit(|supervisor| Event::RestartScheduled {
                 supervisor,
                 child: cid,
-                instance: Some(ChildId(id)),
+                instance: Some(self.shared.child_id(id)),
                 delay,
             });
         }
@@ -597,7 +599,7 @@ impl DynActor {
         self.emitter.emit(|supervisor| Event::StartFailed {
             supervisor,
             child: c,
-            instance: Some(ChildId(id)),
+            instance: Some(self.shared.child_id(id)),
             reason,
         });
         if let Some(reply) = self.starting.remove(&id) {
@@ -789,7 +791,7 @@ impl DynActor {
         self.emit_exit(id, &ExitReason::Killed);
         let answer = Err(SupervisorError::ChildNotStopped {
             supervisor: self.sup(),
-            child: ChildId(id).to_string(),
+            child: self.shared.child_id(id).to_string(),
         });
         self.finish_stop(id, *stop, answer);
     }
@@ -811,7 +813,7 @@ impl DynActor {
         self.remove_child(id);
         self.escalation = Some(SupervisorError::IntensityExceeded {
             supervisor: self.sup(),
-            child: format!("{cid}{}", ChildId(id)),
+            child: format!("{cid}{}", self.shared.child_id(id)),
             reason,
             max_restarts: limit.max_restarts(),
             period: limit.period(),

@@ -277,13 +277,14 @@ impl DynamicHandle {
         check_spec(&inner.core.id, &spec)?;
         let id = inner.shared.reserve().map_err(|r| self.refused(r))?;
         let token = CancellationToken::new();
-        let ctx = ChildContext::new(spec.inner().id.clone(), Some(ChildId(id)), 0, token, None);
+        let child_id = inner.shared.child_id(id);
+        let ctx = ChildContext::new(spec.inner().id.clone(), Some(child_id), 0, token, None);
         let run = child::spawn_reporting(&spec, ctx, id, inner.exits.clone());
         if let Err(DynMsg::Adopt(_, _, run)) = inner.core.send(DynMsg::Adopt(id, spec, run)) {
             run.abort.abort();
             return Err(inner.core.gone());
         }
-        Ok(ChildId(id))
+        Ok(child_id)
     }
 
     fn refused(&self, refused: Refused) -> SupervisorError {
