@@ -37,10 +37,6 @@ async fn children_start_terminate_and_are_counted() {
         (left[0].instance, left[0].state),
         (Some(b), ChildState::Running)
     );
-    assert!(matches!(
-        h.terminate_child(a).await,
-        Err(SupervisorError::UnknownChild { .. })
-    ));
     assert_eq!(p.take(), strs(&["start:w", "start:w", "stop:w"]));
     assert!(h.shutdown().await.is_clean());
 }
@@ -410,4 +406,23 @@ async fn a_child_id_from_another_supervisor_is_unknown_and_touches_nothing() {
     assert_eq!(d1.count_children().await.unwrap().active, 1);
     d1.shutdown().await;
     d2.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminating_a_child_that_already_ended_answers_ok_as_otp_does() {
+    let p = Probe::new();
+    let h = pool(None).await;
+    let a = h.start_child(p.worker("a")).await.unwrap();
+    h.terminate_child(a).await.unwrap();
+    h.terminate_child(a).await.unwrap();
+    // a temporary child that ended on its own is gone too
+    let t = h
+        .start_child(p.worker("t").restart(Restart::Temporary))
+        .await
+        .unwrap();
+    p.trigger("t", Action::Normal);
+    settle().await;
+    assert!(h.which_children().await.unwrap().is_empty());
+    h.terminate_child(t).await.unwrap();
+    h.shutdown().await;
 }

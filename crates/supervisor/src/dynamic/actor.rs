@@ -386,13 +386,16 @@ impl DynActor {
     }
 
     fn terminate_child(&mut self, child_id: ChildId, reply: Reply<Answer>) {
-        let found = self.shared.number(child_id);
-        let Some((id, child)) = found.and_then(|id| self.children.get_mut(&id).map(|c| (id, c)))
-        else {
+        let Some(id) = self.shared.number(child_id) else {
             let _ = reply.send(Err(SupervisorError::UnknownChild {
                 supervisor: self.sup(),
                 child: child_id.to_string(),
             }));
+            return;
+        };
+        let Some(child) = self.children.get_mut(&id) else {
+            // issued here and gone since: already terminated, as OTP answers for a dead pid
+            let _ = reply.send(Ok(()));
             return;
         };
         match &mut child.state {

@@ -295,11 +295,12 @@ impl DynamicHandle {
     }
 
     /// Stops a child with its shutdown policy (or cancels its pending restart) and removes it.
-    /// Other calls are served while it lingers.
+    /// Other calls are served while it lingers. A child of this supervisor that has already
+    /// ended (terminated, or a temporary child that exited) answers `Ok`, as in OTP.
     ///
     /// # Errors
     ///
-    /// `UnknownChild`, `ChildNotStopped`, `Gone`.
+    /// `UnknownChild` (an id this supervisor did not issue), `ChildNotStopped`, `Gone`.
     pub async fn terminate_child(&self, id: ChildId) -> Result<(), SupervisorError> {
         self.inner
             .core
