@@ -106,8 +106,10 @@
 //! [`ChildState::Restarting`], `terminate_child` cancels it, `restart_child` and
 //! `delete_child` answer [`SupervisorError::ChildRestarting`], and shutdown cancels all
 //! pending restarts at once. A restart that fails to start is retried through the same
-//! delay; each retry counts once toward the intensity. Intensity bookkeeping costs O(1)
-//! per restart whatever the window.
+//! delay; each retry counts once toward the intensity. As in OTP, a `RestForOne` retry
+//! resumes at the child that failed (the children restarted before it keep running) and a
+//! `OneForAll` retry restarts the whole group again. Intensity bookkeeping costs O(1) per
+//! restart whatever the window.
 //!
 //! **Stopping** follows reverse start order, each child by its [`Shutdown`]. A child that
 //! blocks its thread cannot be aborted; it is detached after the abort grace and listed in

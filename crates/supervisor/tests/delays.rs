@@ -205,3 +205,61 @@ async fn a_child_override_of_the_restart_policy_wins() {
     assert_eq!(p.count("start:a"), 2);
     h.shutdown().await;
 }
+
+/// A child that fails before it is ready on restart number `fail_on`, and runs otherwise.
+fn fails_on_restart(p: &Probe, id: &str, fail_on: u32) -> ChildSpec {
+    let p = p.clone();
+    ChildSpec::new(id, move |ctx: ChildContext| {
+        let p = p.clone();
+        async move {
+            if ctx.restarts() == fail_on {
+                p.push(format!("start:{}", ctx.id()));
+                return Err("cannot start".into());
+            }
+            ctx.ready();
+            p.body(ctx).await
+        }
+    })
+    .wait_for_ready()
+}
+
+/// a, b, c where c fails its first restart; b crashes.
+async fn group_with_failing_restart(strategy: Strategy) -> Probe {
+    let p = Probe::new();
+    let h = Supervisor::builder("root")
+        .strategy(strategy)
+        .intensity(Intensity::new(10, secs(100)))
+        .restart_policy(RestartPolicy::Fixed(secs(2)))
+        .child(p.worker("a"))
+        .child(p.worker("b"))
+        .child(fails_on_restart(&p, "c", 1))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    p.take();
+    p.trigger("b", Action::Crash);
+    tokio::time::sleep(secs(10)).await;
+    assert_eq!(states(&h).await, [ChildState::Running; 3]);
+    h.shutdown().await;
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_rest_for_one_restart_resumes_at_the_child_that_failed() {
+    let p = group_with_failing_restart(Strategy::RestForOne).await;
+    // b restarted once; only c is retried, 2 s later (as OTP's try_again does)
+    assert_eq!(p.times("start:a"), [secs(0)]);
+    assert_eq!(p.times("start:b"), [secs(0), secs(2)]);
+    assert_eq!(p.times("start:c"), [secs(0), secs(2), secs(4)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_one_for_all_restart_restarts_the_whole_group_as_otp_does() {
+    let p = group_with_failing_restart(Strategy::OneForAll).await;
+    // one_for_all: the retry stops and restarts every child again, as OTP's does
+    for child in ["start:a", "start:b", "start:c"] {
+        assert_eq!(p.times(child), [secs(0), secs(2), secs(4)], "{child}");
+    }
+}

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Actor, End, Init, Seq, SeqKind, State, Timer};
 use crate::child;
 use crate::context::ReadyLink;
-use crate::{ChildContext, Event, ExitReason, StartError, SupervisorError};
+use crate::{ChildContext, Event, ExitReason, StartError, Strategy, SupervisorError};
 
 /// Why a (re)start failed.
 pub(super) enum Failure {
@@ -251,25 +251,30 @@ impl Actor {
         }
     }
 
-    /// A restart failed to start: stop what this round started, then retry the whole
-    /// round through the restart delay; the retry counts once toward the intensity.
+    /// A restart failed to start: retry it through the restart delay, as OTP's `try_again`
+    /// does. Under `RestForOne` the retry resumes at the child that failed, leaving the ones
+    /// this round restarted running; otherwise (`OneForAll`) what this round started is
+    /// stopped and the whole round is retried. The retry counts once toward the intensity.
     async fn retry_group(&mut self, seq: Seq, failed: u64, child_id: &str, err: StartError) {
         let reason = ExitReason::Error(std::sync::Arc::new(err));
         if !self.log.record(Instant::now()) {
             self.intensity_exceeded(child_id, reason).await;
             return;
         }
-        for &serial in seq.started.iter().rev() {
-            if let Some(i) = self.index_of(serial) {
-                self.stop_child(i, false).await;
+        let mut members = Vec::new();
+        if self.spec.strategy != Strategy::RestForOne {
+            for &serial in seq.started.iter().rev() {
+                if let Some(i) = self.index_of(serial) {
+                    self.stop_child(i, false).await;
+                }
             }
+            members = seq.started;
         }
-        let mut members = seq.started;
         members.push(failed);
         members.extend(seq.members.into_iter().skip(1));
         members.sort_by_key(|&m| self.index_of(m).unwrap_or(usize::MAX));
-        let delay = self.next_delay(seq.lead);
-        self.schedule(members, seq.lead, delay, false).await;
+        let delay = self.next_delay(failed);
+        self.schedule(members, failed, delay, false).await;
     }
 
     /// The initial start failed: stop everything started and end.
