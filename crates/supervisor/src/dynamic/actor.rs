@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::shared::Shared;
 use super::{DynInner, DynMsg, DynamicHandle, DynamicSupervisorSpec};
-use crate::child::{self, Exit, Outcome, Run};
+use crate::child::{self, Exit, Outcome, Run, RunKey};
 use crate::context::ReadyLink;
 use crate::error::NotStopped;
 use crate::events::Emitter;
@@ -124,8 +124,8 @@ pub(super) struct DynActor {
     timers: Timers<DynTimer>,
     log: RestartLog,
     rx: mpsc::UnboundedReceiver<DynMsg>,
-    ready_tx: mpsc::UnboundedSender<u64>,
-    ready_rx: mpsc::UnboundedReceiver<u64>,
+    ready_tx: mpsc::UnboundedSender<RunKey>,
+    ready_rx: mpsc::UnboundedReceiver<RunKey>,
     emitter: Emitter,
     stop: CancellationToken,
     kill: CancellationToken,
@@ -339,7 +339,10 @@ impl DynActor {
             child.restarts = child.restarts.saturating_add(1);
         }
         let inner = child.spec.inner();
-        let key = id;
+        let key = RunKey {
+            child: id,
+            spawn: u64::from(child.restarts),
+        };
         let ready = inner.wait_ready.then(|| ReadyLink {
             tx: self.ready_tx.clone(),
             key,
@@ -465,16 +468,16 @@ impl DynActor {
 
     // ---- readiness and exits --------------------------------------------------------
 
-    fn on_ready(&mut self, id: u64) {
-        if let Some(DynChild {
-            state: DynState::Running(run),
-            ..
-        }) = self.children.get_mut(&id)
-        {
-            run.ready = true;
+    fn on_ready(&mut self, key: RunKey) {
+        match self.children.get_mut(&key.child) {
+            Some(DynChild {
+                state: DynState::Running(run),
+                ..
+            }) if run.key == key => run.ready = true,
+            _ => return,
         }
-        if let Some(reply) = self.starting.remove(&id) {
-            let _ = reply.send(Ok(self.shared.child_id(id)));
+        if let Some(reply) = self.starting.remove(&key.child) {
+            let _ = reply.send(Ok(self.shared.child_id(key.child)));
         }
     }
 

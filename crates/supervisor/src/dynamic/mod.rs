@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::child::{self, Exit, Run};
+use crate::child::{self, Exit, Run, RunKey};
 use shared::{Refused, Shared};
 
 use crate::handle::{ChildCounts, ChildInfo, Core, Reply};
@@ -279,7 +279,11 @@ impl DynamicHandle {
         let token = CancellationToken::new();
         let child_id = inner.shared.child_id(id);
         let ctx = ChildContext::new(spec.inner().id.clone(), Some(child_id), 0, token, None);
-        let run = child::spawn_reporting(&spec, ctx, id, inner.exits.clone());
+        let key = RunKey {
+            child: id,
+            spawn: 0,
+        };
+        let run = child::spawn_reporting(&spec, ctx, key, inner.exits.clone());
         if let Err(DynMsg::Adopt(_, _, run)) = inner.core.send(DynMsg::Adopt(id, spec, run)) {
             run.abort.abort();
             return Err(inner.core.gone());

@@ -35,19 +35,12 @@ impl Actor {
         }
     }
 
-    fn unknown(&self, child: &str) -> SupervisorError {
-        SupervisorError::UnknownChild {
-            supervisor: self.id.to_string(),
-            child: child.to_owned(),
-        }
-    }
-
     async fn start_child(&mut self, spec: ChildSpec, reply: Reply<Answer>) {
         if let Err(e) = validate_child(&self.id, self.spec.auto_shutdown, &spec) {
             let _ = reply.send(Err(e.into()));
             return;
         }
-        if self.index_by_id(spec.id()).is_some() {
+        if self.children.serial_of(spec.id()).is_some() {
             let _ = reply.send(Err(SupervisorError::DuplicateChild {
                 supervisor: self.id.to_string(),
                 child: spec.id().to_owned(),
@@ -68,30 +61,44 @@ impl Actor {
             reply: Some(reply),
             added: true,
         };
-        self.start_seq(vec![serial], serial, kind).await;
+        self.start_seq(vec![serial], kind).await;
     }
 
     async fn restart_child(&mut self, id: &str, reply: Reply<Answer>) {
-        let Some(i) = self.index_by_id(id) else {
-            let _ = reply.send(Err(self.unknown(id)));
-            return;
+        let checked = self
+            .serial_of(id)
+            .and_then(|s| self.must_be_terminated(s).map(|()| s));
+        let serial = match checked {
+            Ok(serial) => serial,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
         };
-        if let Err(e) = self.must_be_terminated(i) {
-            let _ = reply.send(Err(e));
-            return;
-        }
-        let serial = self.children[i].serial;
         let kind = SeqKind::Manual {
             reply: Some(reply),
             added: false,
         };
-        self.start_seq(vec![serial], serial, kind).await;
+        self.start_seq(vec![serial], kind).await;
     }
 
-    fn must_be_terminated(&self, i: usize) -> Answer {
-        let child = self.children[i].spec.id().to_owned();
+    /// The serial of the child with this id, or the `UnknownChild` answer.
+    fn serial_of(&self, id: &str) -> Result<u64, SupervisorError> {
+        self.children
+            .serial_of(id)
+            .ok_or_else(|| SupervisorError::UnknownChild {
+                supervisor: self.id.to_string(),
+                child: id.to_owned(),
+            })
+    }
+
+    fn must_be_terminated(&self, serial: u64) -> Answer {
+        let Some(c) = self.children.get(serial) else {
+            return Ok(());
+        };
+        let child = c.spec.id().to_owned();
         let supervisor = self.id.to_string();
-        match self.children[i].state {
+        match c.state {
             State::Terminated => Ok(()),
             State::Running(_) => Err(SupervisorError::ChildRunning { supervisor, child }),
             State::Queued | State::Restarting(_) => {
@@ -101,25 +108,24 @@ impl Actor {
     }
 
     fn delete_child(&mut self, id: &str) -> Answer {
-        let i = self.index_by_id(id).ok_or_else(|| self.unknown(id))?;
-        self.must_be_terminated(i)?;
-        self.children.remove(i);
+        let serial = self.serial_of(id)?;
+        self.must_be_terminated(serial)?;
+        self.children.remove(serial);
         Ok(())
     }
 
     async fn terminate_child(&mut self, id: &str) -> Answer {
-        let i = self.index_by_id(id).ok_or_else(|| self.unknown(id))?;
-        let serial = self.children[i].serial;
-        let answer = match &self.children[i].state {
-            State::Terminated => Ok(()),
-            State::Restarting(_) | State::Queued => {
-                self.cancel_restart(i);
+        let serial = self.serial_of(id)?;
+        let answer = match self.children.get(serial).map(|c| &c.state) {
+            None | Some(State::Terminated) => Ok(()),
+            Some(State::Restarting(_) | State::Queued) => {
+                self.cancel_restart(serial);
                 Ok(())
             }
-            State::Running(run) => {
+            Some(State::Running(run)) => {
                 let key = run.key;
                 let waited_on = self.seq_waiting_on(key);
-                let stopped = self.stop_child(i, false).await;
+                let stopped = self.stop_child(serial, false).await;
                 if let Some(s) = waited_on {
                     self.skip_waiting(s).await;
                 }
@@ -132,9 +138,9 @@ impl Actor {
                 }
             }
         };
-        if let Some(i) = self.index_of(serial) {
-            if self.children[i].spec.restart_type() == Restart::Temporary {
-                self.children.remove(i);
+        if let Some(c) = self.children.get(serial) {
+            if c.spec.restart_type() == Restart::Temporary {
+                self.children.remove(serial);
             }
         }
         answer
@@ -152,9 +158,13 @@ impl Actor {
     }
 
     /// Takes a restarting (or queued) child out of its pending restart.
-    fn cancel_restart(&mut self, i: usize) {
-        let serial = self.children[i].serial;
-        if let State::Restarting(gid) = self.children[i].state {
+    fn cancel_restart(&mut self, serial: u64) {
+        let Some(c) = self.children.get_mut(serial) else {
+            return;
+        };
+        let state = std::mem::replace(&mut c.state, State::Terminated);
+        let child = c.spec.inner().id.clone();
+        if let State::Restarting(gid) = state {
             if let Some(k) = self.groups.iter().position(|g| g.id == gid) {
                 self.groups[k].members.retain(|&m| m != serial);
                 if self.groups[k].members.is_empty() {
@@ -166,8 +176,6 @@ impl Actor {
         for seq in &mut self.seqs {
             seq.members.retain(|&m| m != serial);
         }
-        self.children[i].state = State::Terminated;
-        let child = self.children[i].spec.inner().id.clone();
         self.emitter.emit(|supervisor| Event::RestartCancelled {
             supervisor,
             child,
@@ -197,7 +205,7 @@ impl Actor {
 
     fn count_children(&self) -> ChildCounts {
         let mut counts = ChildCounts::default();
-        for c in &self.children {
+        for c in self.children.iter() {
             counts.specs += 1;
             if matches!(c.state, State::Running(_)) {
                 counts.active += 1;

@@ -1,12 +1,13 @@
 //! Child exits: restart decisions, strategies, delays, intensity, auto-shutdown.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::start::Failure;
 use super::{Actor, End, Group, SeqKind, State, Timer};
-use crate::child::{joined_id, Joined, Outcome};
+use crate::child::Joined;
 use crate::{AutoShutdown, Event, ExitReason, Restart, StartError, Strategy, SupervisorError};
 
 impl Actor {
@@ -16,31 +17,32 @@ impl Actor {
         while let Ok(key) = self.ready_rx.try_recv() {
             self.on_ready(key).await;
         }
-        let task = joined_id(&joined);
-        let Some(i) = self
-            .children
-            .iter()
-            .position(|c| matches!(&c.state, State::Running(r) if r.abort.id() == task))
-        else {
-            return; // a child detached earlier, or already handled
+        let Ok((_, (key, outcome))) = joined else {
+            return; // an abort: the supervisor aborted it and has already handled it
         };
-        let State::Running(run) = std::mem::replace(&mut self.children[i].state, State::Terminated)
-        else {
+        let Some(child) = self.children.get_mut(key.child) else {
             return;
         };
-        let reason = Outcome::from(joined).reason(false);
-        self.emit_exit(i, &reason);
+        if !matches!(&child.state, State::Running(run) if run.key == key) {
+            return; // a child detached earlier, or already handled
+        }
+        let State::Running(run) = std::mem::replace(&mut child.state, State::Terminated) else {
+            return;
+        };
+        let reason = outcome.reason(false);
+        self.emit_exit(key.child, &reason);
         if !run.ready {
-            let serial = self.children[i].serial;
-            self.start_failed(run.key, serial, Failure::Exit(reason))
-                .await;
+            self.start_failed(key, Failure::Exit(reason)).await;
             return;
         }
-        self.on_exit(i, reason).await;
+        self.on_exit(key.child, reason).await;
     }
 
-    pub(super) fn emit_exit(&self, i: usize, reason: &ExitReason) {
-        let child = self.children[i].spec.inner().id.clone();
+    pub(super) fn emit_exit(&self, serial: u64, reason: &ExitReason) {
+        let Some(c) = self.children.get(serial) else {
+            return;
+        };
+        let child = c.spec.inner().id.clone();
         let reason = reason.clone();
         self.emitter.emit(|supervisor| Event::Exited {
             supervisor,
@@ -50,20 +52,21 @@ impl Actor {
         });
     }
 
-    async fn on_exit(&mut self, i: usize, reason: ExitReason) {
-        let spec = self.children[i].spec.clone();
+    async fn on_exit(&mut self, serial: u64, reason: ExitReason) {
+        let Some(spec) = self.children.get(serial).map(|c| c.spec.clone()) else {
+            return;
+        };
         let restart = match spec.restart_type() {
             Restart::Permanent => true,
             Restart::Transient => reason.is_abnormal(),
             Restart::Temporary => false,
         };
         if restart {
-            let serial = self.children[i].serial;
             self.restart_after_exit(serial, reason).await;
             return;
         }
         if spec.restart_type() == Restart::Temporary {
-            self.children.remove(i);
+            self.children.remove(serial);
         }
         if spec.is_significant() {
             self.auto_shutdown().await;
@@ -86,26 +89,24 @@ impl Actor {
     }
 
     async fn restart_after_exit(&mut self, serial: u64, reason: ExitReason) {
-        let Some(i) = self.index_of(serial) else {
+        let Some(id) = self.children.get(serial).map(|c| c.spec.inner().id.clone()) else {
             return;
         };
         if !self.log.record(Instant::now()) {
-            let id = self.children[i].spec.inner().id.clone();
             self.intensity_exceeded(&id, reason).await;
             return;
         }
         let delay = self.next_delay(serial);
-        let group = self.affected(i);
+        let group = self.affected(serial);
         let (members, initial) = self.take_group(group, serial).await;
         self.schedule(members, serial, delay, initial).await;
     }
 
     /// The delay before the next restart of `serial`, advancing its backoff count.
     pub(super) fn next_delay(&mut self, serial: u64) -> Duration {
-        let Some(i) = self.index_of(serial) else {
+        let Some(child) = self.children.get_mut(serial) else {
             return Duration::ZERO;
         };
-        let child = &mut self.children[i];
         let policy = child
             .spec
             .inner()
@@ -120,14 +121,13 @@ impl Actor {
         delay
     }
 
-    /// Serials the strategy restarts when child `i` exits, in start order.
-    fn affected(&self, i: usize) -> Vec<u64> {
-        let range = match self.spec.strategy {
-            Strategy::OneForOne => i..i + 1,
-            Strategy::OneForAll => 0..self.children.len(),
-            Strategy::RestForOne => i..self.children.len(),
-        };
-        self.children[range].iter().map(|c| c.serial).collect()
+    /// Serials the strategy restarts when child `serial` exits, in start order.
+    fn affected(&self, serial: u64) -> Vec<u64> {
+        match self.spec.strategy {
+            Strategy::OneForOne => vec![serial],
+            Strategy::OneForAll => self.children.serials(),
+            Strategy::RestForOne => self.children.serials_from(serial),
+        }
     }
 
     /// Detaches the group from pending restarts and start sequences and stops its running
@@ -137,22 +137,22 @@ impl Actor {
         if group.len() == 1 && self.seqs.is_empty() && self.groups.is_empty() {
             return (group, false); // one_for_one fast path: nothing else is affected
         }
-        let mut initial = self.detach_pending(&group);
-        initial |= self.detach_seqs(&group);
+        let members: HashSet<u64> = group.iter().copied().collect();
+        let mut initial = self.detach_pending(&members);
+        initial |= self.detach_seqs(&members);
         for &serial in group.iter().rev() {
-            if let Some(i) = self.index_of(serial) {
-                if serial != lead && matches!(self.children[i].state, State::Running(_)) {
-                    self.stop_child(i, false).await;
-                }
+            let running = matches!(self.children.get(serial), Some(c) if matches!(c.state, State::Running(_)));
+            if serial != lead && running {
+                self.stop_child(serial, false).await;
             }
         }
         let mut members = Vec::with_capacity(group.len());
         for serial in group {
-            let Some(i) = self.index_of(serial) else {
+            let Some(child) = self.children.get(serial) else {
                 continue;
             };
-            if self.children[i].spec.restart_type() == Restart::Temporary && serial != lead {
-                self.children.remove(i);
+            if child.spec.restart_type() == Restart::Temporary && serial != lead {
+                self.children.remove(serial);
             } else {
                 members.push(serial);
             }
@@ -165,7 +165,7 @@ impl Actor {
     }
 
     /// Removes `group` from pending restart groups; true if one of them carried the initial start.
-    fn detach_pending(&mut self, group: &[u64]) -> bool {
+    fn detach_pending(&mut self, group: &HashSet<u64>) -> bool {
         let mut initial = false;
         let mut k = 0;
         while k < self.groups.len() {
@@ -184,7 +184,7 @@ impl Actor {
 
     /// Removes `group` from start sequences; emptied sequences end (their callers are told the
     /// child is being restarted). True if one carried the initial start.
-    fn detach_seqs(&mut self, group: &[u64]) -> bool {
+    fn detach_seqs(&mut self, group: &HashSet<u64>) -> bool {
         let mut initial = false;
         let mut k = 0;
         while k < self.seqs.len() {
@@ -223,8 +223,8 @@ impl Actor {
         delay: Duration,
         initial: bool,
     ) {
-        if let Some(i) = self.index_of(lead) {
-            let child = self.children[i].spec.inner().id.clone();
+        if let Some(c) = self.children.get(lead) {
+            let child = c.spec.inner().id.clone();
             self.emitter.emit(|supervisor| Event::RestartScheduled {
                 supervisor,
                 child,
@@ -238,13 +238,13 @@ impl Actor {
             SeqKind::Restart
         };
         if delay.is_zero() {
-            self.start_seq(members, lead, kind).await;
+            self.start_seq(members, kind).await;
             return;
         }
         let id = self.next_key();
         for &serial in &members {
-            if let Some(i) = self.index_of(serial) {
-                self.children[i].state = State::Restarting(id);
+            if let Some(c) = self.children.get_mut(serial) {
+                c.state = State::Restarting(id);
             }
         }
         let timer = self
@@ -253,7 +253,6 @@ impl Actor {
         self.groups.push(Group {
             id,
             members,
-            lead,
             initial,
             timer,
         });
@@ -271,7 +270,7 @@ impl Actor {
                 } else {
                     SeqKind::Restart
                 };
-                self.start_seq(g.members, g.lead, kind).await;
+                self.start_seq(g.members, kind).await;
             }
             Timer::StartTimeout(key) => self.on_start_timeout(key).await,
         }

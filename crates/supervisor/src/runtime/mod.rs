@@ -1,5 +1,6 @@
 //! The static supervisor's task: one task owns all state and serves its handles.
 
+mod children;
 mod commands;
 mod exit;
 mod start;
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::builder::SpecInner;
-use crate::child::{Joined, Run, Tasks};
+use crate::child::{Joined, Run, RunKey, Tasks};
 use crate::error::NotStopped;
 use crate::events::Emitter;
 use crate::handle::{Core, ExitSlot, Msg, Reply};
@@ -23,6 +24,7 @@ use crate::{
     ChildContext, ChildError, ChildSpec, ShutdownReport, StartError, SupervisorError,
     SupervisorHandle, SupervisorSpec,
 };
+use children::Children;
 
 /// Starts a top-level supervisor task and waits for its ordered start.
 pub(crate) async fn start_top_level(spec: SupervisorSpec) -> Result<SupervisorHandle, StartError> {
@@ -98,14 +100,13 @@ pub(super) struct Child {
 #[derive(Debug)]
 pub(super) enum Timer {
     Restart(u64),
-    StartTimeout(u64),
+    StartTimeout(RunKey),
 }
 
 /// Children waiting for one delayed restart (a whole group under one_for_all/rest_for_one).
 pub(super) struct Group {
     pub(super) id: u64,
     pub(super) members: Vec<u64>,
-    pub(super) lead: u64,
     pub(super) initial: bool,
     pub(super) timer: TimerId,
 }
@@ -124,22 +125,21 @@ pub(super) struct Seq {
     pub(super) id: u64,
     pub(super) members: VecDeque<u64>,
     pub(super) started: Vec<u64>,
-    pub(super) waiting: Option<(u64, Option<TimerId>)>,
-    pub(super) lead: u64,
+    pub(super) waiting: Option<(RunKey, Option<TimerId>)>,
     pub(super) kind: SeqKind,
 }
 
 pub(crate) struct Actor {
     pub(super) spec: Arc<SpecInner>,
     pub(super) id: Arc<str>,
-    pub(super) children: Vec<Child>,
+    pub(super) children: Children,
     pub(super) tasks: Tasks,
     pub(super) deferred: VecDeque<Joined>,
     pub(super) timers: Timers<Timer>,
     pub(super) log: RestartLog,
     pub(super) rx: mpsc::UnboundedReceiver<Msg>,
-    pub(super) ready_tx: mpsc::UnboundedSender<u64>,
-    pub(super) ready_rx: mpsc::UnboundedReceiver<u64>,
+    pub(super) ready_tx: mpsc::UnboundedSender<RunKey>,
+    pub(super) ready_rx: mpsc::UnboundedReceiver<RunKey>,
     pub(super) emitter: Emitter,
     pub(super) next_key: u64,
     pub(super) groups: Vec<Group>,
@@ -170,23 +170,19 @@ impl Actor {
         let core = Core::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
         let handle = SupervisorHandle::new(core);
         let now = Instant::now();
-        let mut next_key = 0;
-        let children = spec
-            .children
-            .iter()
-            .map(|c| {
-                next_key += 1;
-                Child {
-                    serial: next_key,
-                    spec: c.clone(),
-                    state: State::Queued,
-                    restarts: 0,
-                    started_once: false,
-                    consecutive: 0,
-                    last_start: now,
-                }
-            })
-            .collect();
+        let mut children = Children::default();
+        for (serial, spec) in (1..).zip(&spec.children) {
+            children.push(Child {
+                serial,
+                spec: spec.clone(),
+                state: State::Queued,
+                restarts: 0,
+                started_once: false,
+                consecutive: 0,
+                last_start: now,
+            });
+        }
+        let next_key = children.len() as u64;
         let actor = Self {
             log: RestartLog::new(spec.intensity),
             report: ShutdownReport::new(id.clone()),
@@ -227,9 +223,8 @@ impl Actor {
         if let Some(on_start) = self.spec.on_start.clone() {
             on_start(&self.handle);
         }
-        let serials: Vec<u64> = self.children.iter().map(|c| c.serial).collect();
-        let lead = serials.first().copied().unwrap_or(0);
-        self.start_seq(serials, lead, SeqKind::Initial).await;
+        let serials = self.children.serials();
+        self.start_seq(serials, SeqKind::Initial).await;
     }
 
     async fn step(&mut self) {
@@ -252,14 +247,6 @@ impl Actor {
     pub(super) fn next_key(&mut self) -> u64 {
         self.next_key += 1;
         self.next_key
-    }
-
-    pub(super) fn index_of(&self, serial: u64) -> Option<usize> {
-        self.children.iter().position(|c| c.serial == serial)
-    }
-
-    pub(super) fn index_by_id(&self, id: &str) -> Option<usize> {
-        self.children.iter().position(|c| c.spec.id() == id)
     }
 
     pub(super) fn path(&self, child: &str) -> String {

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Actor, End, Init, Seq, SeqKind, State, Timer};
-use crate::child;
+use crate::child::{self, Run, RunKey};
 use crate::context::ReadyLink;
 use crate::{ChildContext, Event, ExitReason, StartError, Strategy, SupervisorError};
 
@@ -18,10 +18,10 @@ pub(super) enum Failure {
 
 impl Actor {
     /// Queues `members` (in start order) and starts them one after the other.
-    pub(super) async fn start_seq(&mut self, members: Vec<u64>, lead: u64, kind: SeqKind) {
+    pub(super) async fn start_seq(&mut self, members: Vec<u64>, kind: SeqKind) {
         for &serial in &members {
-            if let Some(i) = self.index_of(serial) {
-                self.children[i].state = State::Queued;
+            if let Some(c) = self.children.get_mut(serial) {
+                c.state = State::Queued;
             }
         }
         let id = self.next_key();
@@ -30,7 +30,6 @@ impl Actor {
             members: VecDeque::from(members),
             started: Vec::new(),
             waiting: None,
-            lead,
             kind,
         });
         self.advance(id).await;
@@ -49,17 +48,20 @@ impl Actor {
                 self.complete(s);
                 return;
             };
-            let Some(i) = self.index_of(serial) else {
+            let Some((key, wait)) = self.spawn_child(serial) else {
                 self.seqs[s].members.pop_front();
                 continue;
             };
-            let run = self.spawn_child(i);
-            if run.1 {
-                let timer = self.children[i].spec.inner().start_timeout.map(|d| {
+            if wait {
+                let timeout = self
+                    .children
+                    .get(serial)
+                    .and_then(|c| c.spec.inner().start_timeout);
+                let timer = timeout.map(|d| {
                     self.timers
-                        .insert(Instant::now() + d, Timer::StartTimeout(run.0))
+                        .insert(Instant::now() + d, Timer::StartTimeout(key))
                 });
-                self.seqs[s].waiting = Some((run.0, timer));
+                self.seqs[s].waiting = Some((key, timer));
                 return;
             }
             self.seqs[s].members.pop_front();
@@ -67,10 +69,14 @@ impl Actor {
         }
     }
 
-    /// Spawns child `i`; returns its key and whether it must be waited for.
-    fn spawn_child(&mut self, i: usize) -> (u64, bool) {
-        let key = self.next_key();
-        let child = &mut self.children[i];
+    /// Spawns child `serial`; returns its run's key and whether it must be waited for, or
+    /// `None` if there is no such child.
+    fn spawn_child(&mut self, serial: u64) -> Option<(RunKey, bool)> {
+        let key = RunKey {
+            child: serial,
+            spawn: self.next_key(),
+        };
+        let child = self.children.get_mut(serial)?;
         if child.started_once {
             child.restarts = child.restarts.saturating_add(1);
         }
@@ -106,7 +112,7 @@ impl Actor {
                 restarts,
             },
         });
-        (key, wait)
+        Some((key, wait))
     }
 
     fn complete(&mut self, s: usize) {
@@ -147,19 +153,20 @@ impl Actor {
         }
     }
 
+    /// The run of the child with this key, if it is still running and not yet ready.
+    fn unready(&mut self, key: RunKey) -> Option<&mut Run> {
+        match &mut self.children.get_mut(key.child)?.state {
+            State::Running(run) if run.key == key && !run.ready => Some(run),
+            _ => None,
+        }
+    }
+
     /// A child signalled readiness.
-    pub(super) async fn on_ready(&mut self, key: u64) {
-        let Some(i) = self
-            .children
-            .iter()
-            .position(|c| matches!(&c.state, State::Running(r) if r.key == key && !r.ready))
-        else {
+    pub(super) async fn on_ready(&mut self, key: RunKey) {
+        let Some(run) = self.unready(key) else {
             return;
         };
-        if let State::Running(run) = &mut self.children[i].state {
-            run.ready = true;
-        }
-        let serial = self.children[i].serial;
+        run.ready = true;
         let Some(s) = self.seq_waiting_on(key) else {
             return;
         };
@@ -167,50 +174,47 @@ impl Actor {
             self.timers.remove(timer);
         }
         self.seqs[s].members.pop_front();
-        self.seqs[s].started.push(serial);
+        self.seqs[s].started.push(key.child);
         let seq_id = self.seqs[s].id;
         self.advance(seq_id).await;
     }
 
-    pub(super) fn seq_waiting_on(&self, key: u64) -> Option<usize> {
+    pub(super) fn seq_waiting_on(&self, key: RunKey) -> Option<usize> {
         self.seqs
             .iter()
             .position(|s| matches!(s.waiting, Some((k, _)) if k == key))
     }
 
     /// The start timeout of the child with this key elapsed.
-    pub(super) async fn on_start_timeout(&mut self, key: u64) {
-        let Some(i) = self
-            .children
-            .iter()
-            .position(|c| matches!(&c.state, State::Running(r) if r.key == key && !r.ready))
-        else {
+    pub(super) async fn on_start_timeout(&mut self, key: RunKey) {
+        if self.unready(key).is_none() {
             return;
-        };
-        let timeout = self.children[i]
-            .spec
-            .inner()
-            .start_timeout
+        }
+        let serial = key.child;
+        let timeout = self
+            .children
+            .get(serial)
+            .and_then(|c| c.spec.inner().start_timeout)
             .unwrap_or_default();
         if let Some(s) = self.seq_waiting_on(key) {
             self.seqs[s].waiting = Some((key, None));
         }
         // as in OTP, a child that overran its start timeout is killed outright
-        self.stop_child(i, true).await;
-        self.start_failed(key, self.children[i].serial, Failure::Timeout(timeout))
-            .await;
+        self.stop_child(serial, true).await;
+        self.start_failed(key, Failure::Timeout(timeout)).await;
     }
 
     /// The waiting child of a sequence exited or timed out before it was ready.
-    pub(super) async fn start_failed(&mut self, key: u64, serial: u64, failure: Failure) {
+    pub(super) async fn start_failed(&mut self, key: RunKey, failure: Failure) {
         let Some(s) = self.seq_waiting_on(key) else {
             return;
         };
         let seq = self.seqs.remove(s);
-        let Some(i) = self.index_of(serial) else {
+        let serial = key.child;
+        let Some(child) = self.children.get(serial) else {
             return;
         };
-        let child_id = self.children[i].spec.inner().id.clone();
+        let child_id = child.spec.inner().id.clone();
         let err = self.start_error(&child_id, failure);
         let reason = err.to_string();
         let cid = child_id.clone();
@@ -224,7 +228,7 @@ impl Actor {
             SeqKind::Initial => self.fail_start(err).await,
             SeqKind::Manual { reply, added } => {
                 if added {
-                    self.children.remove(i);
+                    self.children.remove(serial);
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(SupervisorError::from(err)));
@@ -264,15 +268,13 @@ impl Actor {
         let mut members = Vec::new();
         if self.spec.strategy != Strategy::RestForOne {
             for &serial in seq.started.iter().rev() {
-                if let Some(i) = self.index_of(serial) {
-                    self.stop_child(i, false).await;
-                }
+                self.stop_child(serial, false).await;
             }
             members = seq.started;
         }
         members.push(failed);
         members.extend(seq.members.into_iter().skip(1));
-        members.sort_by_key(|&m| self.index_of(m).unwrap_or(usize::MAX));
+        members.sort_unstable();
         let delay = self.next_delay(failed);
         self.schedule(members, failed, delay, false).await;
     }

@@ -17,12 +17,18 @@ pub(super) enum Stopped {
 }
 
 impl Actor {
-    /// Stops running child `i` with its shutdown policy (or at once when `force` or after a
-    /// kill). Leaves it `Terminated`; the caller decides whether to drop the spec.
-    pub(super) async fn stop_child(&mut self, i: usize, force: bool) -> Stopped {
-        let State::Running(run) = std::mem::replace(&mut self.children[i].state, State::Terminated)
-        else {
+    /// Stops running child `serial` with its shutdown policy (or at once when `force` or
+    /// after a kill). Leaves it `Terminated`; the caller decides whether to drop the spec.
+    pub(super) async fn stop_child(&mut self, serial: u64, force: bool) -> Stopped {
+        let Some(child) = self.children.get_mut(serial) else {
             return Stopped::Exited;
+        };
+        let State::Running(run) = std::mem::replace(&mut child.state, State::Terminated) else {
+            return Stopped::Exited;
+        };
+        let policy = match force || self.kill.is_cancelled() {
+            true => Shutdown::BrutalKill,
+            false => child.spec.shutdown_policy(),
         };
         let task = run.abort.id();
         if let Some(pos) = self.deferred.iter().position(|j| joined_id(j) == task) {
@@ -30,12 +36,8 @@ impl Actor {
                 .deferred
                 .remove(pos)
                 .expect("position was just found in the queue");
-            return self.stopped(i, joined, false);
+            return self.stopped(serial, joined, false);
         }
-        let policy = match force || self.kill.is_cancelled() {
-            true => Shutdown::BrutalKill,
-            false => self.children[i].spec.shutdown_policy(),
-        };
         let deadline = match policy {
             Shutdown::BrutalKill => None,
             Shutdown::Timeout(d) => Some(Some(Instant::now() + d)),
@@ -44,20 +46,25 @@ impl Actor {
         if let Some(deadline) = deadline {
             run.token.cancel();
             if let Some(joined) = self.await_exit(task, deadline, true).await {
-                return self.stopped(i, joined, true);
+                return self.stopped(serial, joined, true);
             }
-            let path = self.path(self.children[i].spec.id());
+            let path = self.child_path(serial);
             self.report.aborted.push(path);
         }
         run.abort.abort();
         let grace = Instant::now() + self.spec.abort_grace;
         match self.await_exit(task, Some(grace), false).await {
-            Some(joined) => self.stopped(i, joined, true),
-            None => self.not_stopped(i),
+            Some(joined) => self.stopped(serial, joined, true),
+            None => self.not_stopped(serial),
         }
     }
 
-    fn stopped(&mut self, i: usize, joined: Joined, stopping: bool) -> Stopped {
+    /// `supervisor/child` for child `serial`.
+    fn child_path(&self, serial: u64) -> String {
+        self.path(self.children.get(serial).map_or("", |c| c.spec.id()))
+    }
+
+    fn stopped(&mut self, serial: u64, joined: Joined, stopping: bool) -> Stopped {
         let outcome = Outcome::from(joined);
         if let Some((children, aborted)) = outcome.nested_not_stopped() {
             let children: Vec<String> = children.iter().map(|c| self.path(c)).collect();
@@ -66,15 +73,15 @@ impl Actor {
             self.report.aborted.extend(aborted);
         }
         let reason = outcome.reason(stopping);
-        self.emit_exit(i, &reason);
+        self.emit_exit(serial, &reason);
         Stopped::Exited
     }
 
-    fn not_stopped(&mut self, i: usize) -> Stopped {
-        let id = self.children[i].spec.id().to_owned();
-        tracing::error!(target: "supervisor", supervisor = %self.id, child = %id, "child did not stop within its shutdown bound; detached");
-        self.report.not_stopped.push(self.path(&id));
-        self.emit_exit(i, &ExitReason::Killed);
+    fn not_stopped(&mut self, serial: u64) -> Stopped {
+        let path = self.child_path(serial);
+        tracing::error!(target: "supervisor", supervisor = %self.id, child = %path, "child did not stop within its shutdown bound; detached");
+        self.report.not_stopped.push(path);
+        self.emit_exit(serial, &ExitReason::Killed);
         Stopped::NotStopped
     }
 
@@ -109,10 +116,15 @@ impl Actor {
 
     /// Stops every running child in reverse start order.
     pub(super) async fn stop_all(&mut self, force: bool) {
-        for i in (0..self.children.len()).rev() {
-            if matches!(self.children[i].state, State::Running(_)) {
-                self.stop_child(i, force).await;
-            }
+        let running: Vec<u64> = self
+            .children
+            .iter()
+            .rev()
+            .filter(|c| matches!(c.state, State::Running(_)))
+            .map(|c| c.serial)
+            .collect();
+        for serial in running {
+            self.stop_child(serial, force).await;
         }
     }
 
@@ -130,7 +142,7 @@ impl Actor {
                 }));
             }
         }
-        for child in &mut self.children {
+        for child in self.children.iter_mut() {
             if matches!(child.state, State::Queued | State::Restarting(_)) {
                 child.state = State::Terminated;
             }
