@@ -94,6 +94,11 @@
 //! Specs are validated by `build()` ([`SpecError`]): empty or duplicate ids, a significant
 //! permanent child, significant children without auto-shutdown, a zero period.
 //!
+//! Every duration setting saturates: a duration too large to add to the current instant
+//! (`Duration::MAX`, say) means "no limit": a `Shutdown::Timeout` waits like `Infinity`, a
+//! start timeout or abort grace never elapses, and a restart delay leaves the child
+//! `Restarting` until it is terminated or the supervisor shuts down.
+//!
 //! **Start** is ordered: each child starts once the previous one is ready. A child that
 //! exits before it is ready, or overruns its start timeout, fails the start with a
 //! [`StartError`] naming it, after the children started before it have been stopped in

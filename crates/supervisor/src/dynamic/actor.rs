@@ -89,7 +89,7 @@ struct DynChild {
 enum DynState {
     Running(Run),
     Stopping(Run, Box<Stop>),
-    Restarting(TimerId),
+    Restarting(Option<TimerId>),
     /// Transient placeholder while the state is being replaced.
     Idle,
 }
@@ -359,7 +359,7 @@ impl DynActor {
         let is_ready = run.ready;
         if let Some(t) = inner.start_timeout.filter(|_| !is_ready) {
             let timeout = DynTimer::StartTimeout(id, child.restarts);
-            self.timers.insert(Instant::now() + t, timeout);
+            self.timers.insert(t, timeout);
         }
         child.state = DynState::Running(run);
         self.emit_start(id, restart);
@@ -565,9 +565,7 @@ impl DynActor {
             self.spawn(id, true);
             return;
         }
-        let timer = self
-            .timers
-            .insert(Instant::now() + delay, DynTimer::Restart(id));
+        let timer = self.timers.insert(delay, DynTimer::Restart(id));
         if let Some(child) = self.children.get_mut(&id) {
             child.state = DynState::Restarting(timer);
         }
@@ -645,24 +643,23 @@ impl DynActor {
         } else {
             child.spec.shutdown_policy()
         };
-        let now = Instant::now();
         let timer = match policy {
             Shutdown::BrutalKill => {
                 run.abort.abort();
-                Some(self.timers.insert(now + grace, DynTimer::AbortGrace(id)))
+                self.timers.insert(grace, DynTimer::AbortGrace(id))
             }
             Shutdown::Timeout(d) if self.shutting_down => {
                 // one timer per distinct bound for the whole shutdown, not one per child
                 run.token.cancel();
                 if !self.shutdown_deadlines.contains(&d) {
                     self.shutdown_deadlines.push(d);
-                    self.timers.insert(now + d, DynTimer::ShutdownDeadline(d));
+                    self.timers.insert(d, DynTimer::ShutdownDeadline(d));
                 }
                 None
             }
             Shutdown::Timeout(d) => {
                 run.token.cancel();
-                Some(self.timers.insert(now + d, DynTimer::StopDeadline(id)))
+                self.timers.insert(d, DynTimer::StopDeadline(id))
             }
             Shutdown::Infinity => {
                 run.token.cancel();
@@ -691,14 +688,9 @@ impl DynActor {
             return;
         }
         stop.aborted = true;
-        if let Some(t) = stop.timer.take() {
-            self.timers.remove(t);
-        }
+        self.timers.remove(stop.timer.take());
         run.abort.abort();
-        stop.timer = Some(
-            self.timers
-                .insert(Instant::now() + grace, DynTimer::AbortGrace(id)),
-        );
+        stop.timer = self.timers.insert(grace, DynTimer::AbortGrace(id));
         if overran {
             let path = format!("{}/{}#{id}", self.id, child.spec.id());
             self.report.aborted.push(path);
@@ -706,9 +698,7 @@ impl DynActor {
     }
 
     fn stopped(&mut self, id: u64, outcome: Outcome, stop: Stop) {
-        if let Some(t) = stop.timer {
-            self.timers.remove(t);
-        }
+        self.timers.remove(stop.timer);
         if let Some((children, aborted)) = outcome.nested_not_stopped() {
             let prefix = self.children.get(&id).map(|c| self.path(c.spec.id(), id));
             let prefix = prefix.unwrap_or_default();

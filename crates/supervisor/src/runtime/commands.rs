@@ -149,7 +149,7 @@ impl Actor {
     /// The waiting child of sequence `s` was terminated: go on with the next one.
     async fn skip_waiting(&mut self, s: usize) {
         let seq = &mut self.seqs[s];
-        if let Some((_, Some(timer))) = seq.waiting.take() {
+        if let Some((_, timer)) = seq.waiting.take() {
             self.timers.remove(timer);
         }
         seq.members.pop_front();

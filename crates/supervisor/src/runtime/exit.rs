@@ -193,7 +193,7 @@ impl Actor {
             seq.members.retain(|m| !group.contains(m));
             seq.started.retain(|m| !group.contains(m));
             if front.is_some() && seq.members.front().copied() != front {
-                if let Some((_, Some(timer))) = seq.waiting.take() {
+                if let Some((_, timer)) = seq.waiting.take() {
                     self.timers.remove(timer);
                 }
             }
@@ -247,9 +247,7 @@ impl Actor {
                 c.state = State::Restarting(id);
             }
         }
-        let timer = self
-            .timers
-            .insert(Instant::now() + delay, Timer::Restart(id));
+        let timer = self.timers.insert(delay, Timer::Restart(id));
         self.groups.push(Group {
             id,
             members,

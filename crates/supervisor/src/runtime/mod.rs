@@ -108,7 +108,7 @@ pub(super) struct Group {
     pub(super) id: u64,
     pub(super) members: Vec<u64>,
     pub(super) initial: bool,
-    pub(super) timer: TimerId,
+    pub(super) timer: Option<TimerId>,
 }
 
 pub(super) enum SeqKind {

@@ -57,10 +57,7 @@ impl Actor {
                     .children
                     .get(serial)
                     .and_then(|c| c.spec.inner().start_timeout);
-                let timer = timeout.map(|d| {
-                    self.timers
-                        .insert(Instant::now() + d, Timer::StartTimeout(key))
-                });
+                let timer = timeout.and_then(|d| self.timers.insert(d, Timer::StartTimeout(key)));
                 self.seqs[s].waiting = Some((key, timer));
                 return;
             }
@@ -170,7 +167,7 @@ impl Actor {
         let Some(s) = self.seq_waiting_on(key) else {
             return;
         };
-        if let Some((_, Some(timer))) = self.seqs[s].waiting.take() {
+        if let Some((_, timer)) = self.seqs[s].waiting.take() {
             self.timers.remove(timer);
         }
         self.seqs[s].members.pop_front();

@@ -3,6 +3,8 @@
 use tokio::task::Id;
 use tokio::time::{sleep_until, Instant};
 
+use crate::timers::deadline;
+
 use super::{Actor, End, SeqKind, State};
 use crate::child::{joined_id, Joined, Outcome};
 use crate::{Event, ExitReason, Shutdown, StartError, SupervisorError};
@@ -38,22 +40,23 @@ impl Actor {
                 .expect("position was just found in the queue");
             return self.stopped(serial, joined, false);
         }
-        let deadline = match policy {
+        // the outer `None`: abort at once; the inner `None`: no limit
+        let linger = match policy {
             Shutdown::BrutalKill => None,
-            Shutdown::Timeout(d) => Some(Some(Instant::now() + d)),
+            Shutdown::Timeout(d) => Some(deadline(d)),
             Shutdown::Infinity => Some(None),
         };
-        if let Some(deadline) = deadline {
+        if let Some(until) = linger {
             run.token.cancel();
-            if let Some(joined) = self.await_exit(task, deadline, true).await {
+            if let Some(joined) = self.await_exit(task, until, true).await {
                 return self.stopped(serial, joined, true);
             }
             let path = self.child_path(serial);
             self.report.aborted.push(path);
         }
         run.abort.abort();
-        let grace = Instant::now() + self.spec.abort_grace;
-        match self.await_exit(task, Some(grace), false).await {
+        let grace = deadline(self.spec.abort_grace);
+        match self.await_exit(task, grace, false).await {
             Some(joined) => self.stopped(serial, joined, true),
             None => self.not_stopped(serial),
         }
