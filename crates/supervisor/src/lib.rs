@@ -108,7 +108,8 @@
 //! **Restarts** follow the strategy: under `OneForAll` / `RestForOne` the affected siblings
 //! are stopped in reverse start order and restarted in start order. With a delay, the restart
 //! (of the whole group) runs on a timer; while it is pending `which_children` shows
-//! [`ChildState::Restarting`], `terminate_child` cancels it, `restart_child` and
+//! [`ChildState::Restarting`], `terminate_child` cancels it (under `RestForOne` together with
+//! the pending restarts of the children after it, which depend on it), `restart_child` and
 //! `delete_child` answer [`SupervisorError::ChildRestarting`], and shutdown cancels all
 //! pending restarts at once. A restart that fails to start is retried through the same
 //! delay; each retry counts once toward the intensity. As in OTP, a `RestForOne` retry

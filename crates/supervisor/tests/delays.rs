@@ -263,3 +263,76 @@ async fn a_failed_one_for_all_restart_restarts_the_whole_group_as_otp_does() {
         assert_eq!(p.times(child), [secs(0), secs(2), secs(4)], "{child}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn terminating_a_child_with_a_pending_rest_for_one_restart_keeps_later_children_down() {
+    let p = Probe::new();
+    let h = Supervisor::builder("root")
+        .strategy(Strategy::RestForOne)
+        .restart_policy(RestartPolicy::Fixed(secs(10)))
+        .children(["a", "b", "c"].map(|id| p.worker(id)))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut events = h.subscribe();
+    p.trigger("b", Action::Crash);
+    settle().await;
+    assert_eq!(states(&h).await[1..], [ChildState::Restarting; 2]);
+    // c depends on b: with b terminated, c's pending restart is cancelled too (as in OTP,
+    // where terminating the child a restart waits on leaves the children after it down)
+    h.terminate_child("b").await.unwrap();
+    tokio::time::sleep(secs(20)).await;
+    use ChildState::{Running, Terminated};
+    assert_eq!(states(&h).await, [Running, Terminated, Terminated]);
+    assert_eq!(p.count("start:c"), 1);
+    let cancelled: Vec<String> = drain(&mut events)
+        .iter()
+        .filter_map(|e| match e {
+            Event::RestartCancelled { child, .. } => Some(child.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled, ["b", "c"]);
+    h.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminating_a_child_while_its_rest_for_one_group_restarts_keeps_later_children_down() {
+    let p = Probe::new();
+    let slow = ChildSpec::new("b", {
+        let p = p.clone();
+        move |ctx: ChildContext| {
+            let p = p.clone();
+            async move {
+                if ctx.restarts() > 0 {
+                    tokio::time::sleep(secs(5)).await; // slow to be ready again
+                }
+                ctx.ready();
+                p.body(ctx).await
+            }
+        }
+    })
+    .wait_for_ready();
+    let h = Supervisor::builder("root")
+        .strategy(Strategy::RestForOne)
+        .child(p.worker("a"))
+        .child(slow)
+        .child(p.worker("c"))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    p.trigger("b", Action::Crash);
+    settle().await;
+    // b is starting again, c waits for it
+    use ChildState::{Restarting, Running, Starting, Terminated};
+    assert_eq!(states(&h).await, [Running, Starting, Restarting]);
+    h.terminate_child("b").await.unwrap();
+    tokio::time::sleep(secs(20)).await;
+    assert_eq!(states(&h).await, [Running, Terminated, Terminated]);
+    assert_eq!(p.count("start:c"), 1);
+    h.shutdown().await;
+}

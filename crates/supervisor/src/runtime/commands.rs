@@ -6,7 +6,7 @@ use super::stop::Stopped;
 use super::{Actor, Child, SeqKind, State};
 use crate::builder::validate_child;
 use crate::handle::{ChildCounts, ChildInfo, ChildState, Msg, Reply};
-use crate::{ChildKind, ChildSpec, Event, Restart, SupervisorError};
+use crate::{ChildKind, ChildSpec, Event, Restart, Strategy, SupervisorError};
 
 type Answer = Result<(), SupervisorError>;
 
@@ -116,16 +116,22 @@ impl Actor {
 
     async fn terminate_child(&mut self, id: &str) -> Answer {
         let serial = self.serial_of(id)?;
+        let dependents = self.pending_dependents(serial);
         let answer = match self.children.get(serial).map(|c| &c.state) {
             None | Some(State::Terminated) => Ok(()),
             Some(State::Restarting(_) | State::Queued) => {
-                self.cancel_restart(serial);
+                for serial in std::iter::once(serial).chain(dependents) {
+                    self.cancel_restart(serial);
+                }
                 Ok(())
             }
             Some(State::Running(run)) => {
                 let key = run.key;
                 let waited_on = self.seq_waiting_on(key);
                 let stopped = self.stop_child(serial, false).await;
+                for &dependent in &dependents {
+                    self.cancel_restart(dependent);
+                }
                 if let Some(s) = waited_on {
                     self.skip_waiting(s).await;
                 }
@@ -144,6 +150,30 @@ impl Actor {
             }
         }
         answer
+    }
+
+    /// Under `RestForOne`, the children after `serial` in the same pending restart (a delayed
+    /// group, or a restart sequence under way). They depend on it: terminating it cancels
+    /// their restarts too, as OTP leaves them down when the restart it waits on is gone.
+    fn pending_dependents(&self, serial: u64) -> Vec<u64> {
+        if self.spec.strategy != Strategy::RestForOne {
+            return Vec::new();
+        }
+        let group = match self.children.get(serial).map(|c| &c.state) {
+            Some(State::Restarting(gid)) => self.groups.iter().find(|g| g.id == *gid),
+            _ => None,
+        };
+        let members: Vec<u64> = match group {
+            Some(g) => g.members.clone(),
+            None => self
+                .seqs
+                .iter()
+                .filter(|s| matches!(s.kind, SeqKind::Restart))
+                .find(|s| s.members.contains(&serial))
+                .map(|s| s.members.iter().copied().collect())
+                .unwrap_or_default(),
+        };
+        members.into_iter().filter(|&m| m > serial).collect()
     }
 
     /// The waiting child of sequence `s` was terminated: go on with the next one.
