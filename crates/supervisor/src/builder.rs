@@ -256,8 +256,9 @@ impl fmt::Debug for SupervisorBuilder {
 impl ChildSpec {
     /// A nested supervisor as a child: its id is the nested spec's id, its kind
     /// [`ChildKind::Supervisor`], its shutdown `Shutdown::Infinity`, and it is ready once its
-    /// own children have all started. It exits abnormally when it escalates (restart
-    /// intensity), so failure propagates up the tree.
+    /// own children have all started. When it gives up (restart intensity) its exit is
+    /// [`ExitReason::Escalated`](crate::ExitReason::Escalated): a permanent nested supervisor
+    /// is restarted, counting toward this supervisor's intensity, so failure climbs the tree.
     pub fn supervisor(spec: SupervisorSpec) -> Self {
         let id = spec.inner.id.clone();
         let factory: crate::spec::Factory = Arc::new(move |ctx: ChildContext| {

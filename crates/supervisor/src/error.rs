@@ -12,8 +12,9 @@ pub type ChildError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Why a child (or a supervisor) exited.
 ///
-/// `Normal` and `Shutdown` are normal exits; `Error`, `Panic` and `Killed` are abnormal
-/// ([`ExitReason::is_abnormal`]). A transient child is restarted only after an abnormal exit.
+/// `Normal`, `Shutdown` and `Escalated` are normal exits; `Error`, `Panic` and `Killed` are
+/// abnormal ([`ExitReason::is_abnormal`]). A transient child is restarted only after an
+/// abnormal exit.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ExitReason {
@@ -26,8 +27,15 @@ pub enum ExitReason {
     Error(Arc<dyn StdError + Send + Sync + 'static>),
     /// The child panicked; the payload is the panic message.
     Panic(String),
-    /// The child was aborted: `Shutdown::BrutalKill`, an overrun shutdown timeout, or a kill.
+    /// The child was aborted (`Shutdown::BrutalKill`, an overrun shutdown timeout), or it is
+    /// a supervisor that was killed.
     Killed,
+    /// The child is a supervisor that gave up: its restart intensity was exceeded
+    /// ([`SupervisorError::IntensityExceeded`]). As OTP's supervisor exiting with `shutdown`,
+    /// this is not abnormal: a transient supervisor child stays down, a permanent one is
+    /// restarted (and that restart counts toward its parent's intensity, so failure still
+    /// escalates up the tree).
+    Escalated(Arc<SupervisorError>),
 }
 
 impl ExitReason {
@@ -42,14 +50,15 @@ impl ExitReason {
         match result {
             _ if stopping => Self::Shutdown,
             Ok(()) => Self::Normal,
-            Err(e) => Self::Error(Arc::from(e)),
+            Err(e) => crate::end::reason(e),
         }
     }
 
-    /// Returns the error this reason wraps, if the child returned one.
+    /// Returns the error this reason wraps, if the child returned one (or gave up).
     pub fn error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         match self {
             Self::Error(e) => Some(e.as_ref()),
+            Self::Escalated(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -63,6 +72,7 @@ impl fmt::Display for ExitReason {
             Self::Error(e) => write!(f, "error: {e}"),
             Self::Panic(msg) => write!(f, "panic: {msg}"),
             Self::Killed => f.write_str("killed"),
+            Self::Escalated(e) => write!(f, "escalated: {e}"),
         }
     }
 }
@@ -253,6 +263,13 @@ pub enum SupervisorError {
         /// The configured period.
         period: Duration,
     },
+    /// The supervisor was killed (`kill()`, or `shutdown_within` past its bound): its
+    /// children were aborted. Its parent sees this as an abnormal exit.
+    #[error("supervisor `{supervisor}` was killed; its children were aborted")]
+    Killed {
+        /// The supervisor's id.
+        supervisor: String,
+    },
     /// The supervisor has ended (or its runtime shut down); the call cannot be served.
     #[error("supervisor `{supervisor}` is gone (it has ended); start a new one")]
     Gone {
@@ -308,7 +325,8 @@ impl ShutdownReport {
     }
 
     /// How the supervisor ended: `Ok` after a shutdown or auto-shutdown, `Err` after an
-    /// escalation such as [`SupervisorError::IntensityExceeded`].
+    /// escalation such as [`SupervisorError::IntensityExceeded`] or a kill
+    /// ([`SupervisorError::Killed`]).
     pub fn exit(&self) -> &Result<(), SupervisorError> {
         &self.exit
     }

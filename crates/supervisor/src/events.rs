@@ -245,7 +245,9 @@ fn trace_event(e: &Event) {
     let sup = e.supervisor();
     let child = e.child().unwrap_or("");
     match e {
-        Event::Exited { reason, .. } if reason.is_abnormal() => {
+        Event::Exited { reason, .. }
+            if reason.is_abnormal() || matches!(reason, ExitReason::Escalated(_)) =>
+        {
             tracing::warn!(target: "supervisor", supervisor = sup, child, %reason, "child exited")
         }
         Event::Exited { reason, .. } => {

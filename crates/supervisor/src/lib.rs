@@ -122,7 +122,12 @@
 //! [`ShutdownReport::not_stopped`], so a shutdown never hangs past its bounds.
 //!
 //! **Escalation**: exceeding the intensity stops all children and ends the supervisor with
-//! [`SupervisorError::IntensityExceeded`], which its parent sees as an abnormal exit.
+//! [`SupervisorError::IntensityExceeded`]. Its parent sees the exit as
+//! [`ExitReason::Escalated`], which, like the `shutdown` exit of an OTP supervisor that gave
+//! up, is not abnormal: a transient nested supervisor stays down, a permanent one is
+//! restarted and that restart counts toward the parent's intensity, so failure climbs the
+//! tree. A supervisor stopped with `kill()` ends with [`SupervisorError::Killed`], which its
+//! parent sees as `Killed`, an abnormal exit (OTP's `killed`).
 //!
 //! The [`DynamicSupervisor`] runs many children added at run time (OTP's
 //! `simple_one_for_one`, Elixir's `DynamicSupervisor`), each restarted on its own, with an
@@ -204,6 +209,7 @@ mod builder;
 mod child;
 mod context;
 mod dynamic;
+mod end;
 mod error;
 mod events;
 mod handle;

@@ -426,3 +426,47 @@ async fn terminating_a_child_that_already_ended_answers_ok_as_otp_does() {
     h.terminate_child(t).await.unwrap();
     h.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_dynamic_supervisor_killed_or_giving_up_reads_as_a_static_one() {
+    let p = Probe::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let dynamic = DynamicSupervisor::builder("pool")
+        .intensity(Intensity::new(0, secs(5)))
+        .on_start(move |h| {
+            let _ = tx.send(h.clone());
+        })
+        .build()
+        .unwrap();
+    let root = Supervisor::builder("root")
+        .child(ChildSpec::dynamic(dynamic).restart(Restart::Transient))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut events = root.subscribe();
+    // killed: abnormal, so the transient pool is restarted
+    rx.recv().await.unwrap().kill();
+    let restarted = tokio::time::timeout(secs(1), rx.recv()).await;
+    let pool = restarted.expect("the killed pool was restarted").unwrap();
+    // gave up: like OTP's `shutdown`, so it stays down
+    pool.start_child(p.worker("w")).await.unwrap();
+    p.trigger("w", Action::Crash);
+    settle().await;
+    let reasons: Vec<String> = common::drain(&mut events)
+        .iter()
+        .filter_map(|e| match e {
+            supervisor::Event::Exited { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], "killed");
+    assert!(reasons[1].starts_with("escalated: "), "{reasons:?}");
+    assert_eq!(
+        root.which_children().await.unwrap()[0].state,
+        ChildState::Terminated
+    );
+    root.shutdown().await;
+}

@@ -13,11 +13,10 @@ use super::shared::Shared;
 use super::{DynInner, DynMsg, DynamicHandle, DynamicSupervisorSpec};
 use crate::child::{self, Exit, Outcome, Run, RunKey};
 use crate::context::ReadyLink;
-use crate::error::NotStopped;
+use crate::end::End;
 use crate::events::Emitter;
 use crate::handle::{ChildCounts, ChildInfo, ChildState, Core, ExitSlot, Reply};
 use crate::intensity::RestartLog;
-use crate::runtime::End;
 use crate::timers::{TimerId, Timers};
 use crate::{
     ChildContext, ChildError, ChildId, ChildKind, ChildSpec, Event, ExitReason, Restart, Shutdown,
@@ -43,16 +42,7 @@ pub(super) async fn run_nested(
 ) -> Result<(), ChildError> {
     let (actor, _handle) = DynActor::new(spec, ctx.token().clone());
     let (end, report) = actor.run(Some(ctx)).await;
-    match end {
-        End::Stopped if report.is_clean() => Ok(()),
-        End::Stopped => Err(Box::new(NotStopped {
-            supervisor: report.supervisor.to_string(),
-            children: report.not_stopped,
-            aborted: report.aborted,
-        })),
-        End::Escalated(e) => Err(Box::new(e)),
-        End::StartFailed(e) => Err(Box::new(e)),
-    }
+    end.into_child_result(report)
 }
 
 /// Hashes the supervisor's own sequential `u64` ids: one multiply instead of SipHash
@@ -238,12 +228,10 @@ impl DynActor {
             .emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
         let end = match self.escalation.take() {
             Some(e) => End::Escalated(e),
+            None if self.killed => End::Killed,
             None => End::Stopped,
         };
-        self.report.exit = match &end {
-            End::Escalated(e) => Err(e.clone()),
-            _ => Ok(()),
-        };
+        self.report.exit = end.exit(&self.id);
         let report = self.report.clone();
         self.exit_tx.send_replace(Some(report.clone()));
         for w in self.waiters.drain(..) {

@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::start::Failure;
-use super::{Actor, End, Group, SeqKind, State, Timer};
+use super::{Actor, Group, SeqKind, State, Timer};
 use crate::child::Joined;
+use crate::end::End;
 use crate::{AutoShutdown, Event, ExitReason, Restart, StartError, Strategy, SupervisorError};
 
 impl Actor {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::builder::SpecInner;
 use crate::child::{Joined, Run, RunKey, Tasks};
-use crate::error::NotStopped;
+use crate::end::End;
 use crate::events::Emitter;
 use crate::handle::{Core, ExitSlot, Msg, Reply};
 use crate::intensity::RestartLog;
@@ -50,30 +50,13 @@ pub(crate) async fn run_nested(spec: SupervisorSpec, ctx: ChildContext) -> Resul
     let token = ctx.token().clone();
     let (actor, _handle) = Actor::new(spec, Init::Nested(Some(ctx)), token);
     let (end, report) = actor.run().await;
-    match end {
-        End::Stopped if report.is_clean() => Ok(()),
-        End::Stopped => Err(Box::new(NotStopped {
-            supervisor: report.supervisor.to_string(),
-            children: report.not_stopped,
-            aborted: report.aborted,
-        })),
-        End::Escalated(e) => Err(Box::new(e)),
-        End::StartFailed(e) => Err(Box::new(e)),
-    }
+    end.into_child_result(report)
 }
 
 /// Who is waiting for the initial start.
 pub(crate) enum Init {
     TopLevel(Option<oneshot::Sender<Result<(), StartError>>>),
     Nested(Option<ChildContext>),
-}
-
-/// How the supervisor ended.
-#[derive(Debug)]
-pub(crate) enum End {
-    Stopped,
-    Escalated(SupervisorError),
-    StartFailed(StartError),
 }
 
 #[derive(Debug)]
@@ -256,11 +239,7 @@ impl Actor {
     /// Publishes the final report, answers every shutdown waiter and returns.
     fn finish(mut self) -> (End, ShutdownReport) {
         let end = self.end.take().unwrap_or(End::Stopped);
-        self.report.exit = match &end {
-            End::Stopped => Ok(()),
-            End::Escalated(e) => Err(e.clone()),
-            End::StartFailed(e) => Err(SupervisorError::from(e.clone())),
-        };
+        self.report.exit = end.exit(&self.id);
         let report = self.report.clone();
         self.exit_tx.send_replace(Some(report.clone()));
         for waiter in self.shutdown_waiters.drain(..) {

@@ -5,9 +5,10 @@ use std::collections::VecDeque;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Actor, End, Init, Seq, SeqKind, State, Timer};
+use super::{Actor, Init, Seq, SeqKind, State, Timer};
 use crate::child::{self, Run, RunKey};
 use crate::context::ReadyLink;
+use crate::end::End;
 use crate::{ChildContext, Event, ExitReason, StartError, Strategy, SupervisorError};
 
 /// Why a (re)start failed.

@@ -5,8 +5,9 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::timers::deadline;
 
-use super::{Actor, End, SeqKind, State};
+use super::{Actor, SeqKind, State};
 use crate::child::{joined_id, Joined, Outcome};
+use crate::end::End;
 use crate::{Event, ExitReason, Shutdown, StartError, SupervisorError};
 
 /// How a stop ended.
@@ -169,6 +170,9 @@ impl Actor {
                 }),
             }));
         }
-        self.end = Some(End::Stopped);
+        self.end = Some(match self.kill.is_cancelled() {
+            true => End::Killed,
+            false => End::Stopped,
+        });
     }
 }
