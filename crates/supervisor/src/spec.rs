@@ -82,7 +82,8 @@ pub(crate) struct SpecInner {
     pub(crate) id: Arc<str>,
     pub(crate) factory: Factory,
     pub(crate) restart: Restart,
-    pub(crate) shutdown: Shutdown,
+    /// `None`: the default for `kind` (see [`ChildSpec::shutdown_policy`]).
+    shutdown: Option<Shutdown>,
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
     pub(crate) wait_ready: bool,
@@ -103,15 +104,11 @@ impl ChildSpec {
     }
 
     pub(crate) fn from_factory(id: Arc<str>, factory: Factory, kind: ChildKind) -> Self {
-        let shutdown = match kind {
-            ChildKind::Worker => Shutdown::default(),
-            ChildKind::Supervisor => Shutdown::Infinity,
-        };
         let inner = SpecInner {
             id,
             factory,
             restart: Restart::Permanent,
-            shutdown,
+            shutdown: None,
             kind,
             significant: false,
             wait_ready: kind == ChildKind::Supervisor,
@@ -135,10 +132,11 @@ impl ChildSpec {
 
     /// Sets how the child is stopped (default 5 s for workers, infinity for supervisors).
     pub fn shutdown(self, shutdown: Shutdown) -> Self {
-        self.edit(|s| s.shutdown = shutdown)
+        self.edit(|s| s.shutdown = Some(shutdown))
     }
 
-    /// Sets the kind (set for you by [`ChildSpec::supervisor`]).
+    /// Sets the kind (set for you by [`ChildSpec::supervisor`]). Unless a shutdown was set
+    /// explicitly, the kind's default follows: `Shutdown::Infinity` for supervisors.
     pub fn kind(self, kind: ChildKind) -> Self {
         self.edit(|s| s.kind = kind)
     }
@@ -176,9 +174,12 @@ impl ChildSpec {
         self.inner.restart
     }
 
-    /// The shutdown policy.
+    /// The shutdown policy: the one set, or the kind's default.
     pub fn shutdown_policy(&self) -> Shutdown {
-        self.inner.shutdown
+        self.inner.shutdown.unwrap_or(match self.inner.kind {
+            ChildKind::Worker => Shutdown::default(),
+            ChildKind::Supervisor => Shutdown::Infinity,
+        })
     }
 
     /// The kind.
@@ -202,7 +203,7 @@ impl fmt::Debug for ChildSpec {
         f.debug_struct("ChildSpec")
             .field("id", &s.id)
             .field("restart", &s.restart)
-            .field("shutdown", &s.shutdown)
+            .field("shutdown", &self.shutdown_policy())
             .field("kind", &s.kind)
             .field("significant", &s.significant)
             .field("wait_ready", &s.wait_ready)
