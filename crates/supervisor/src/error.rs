@@ -195,9 +195,18 @@ pub enum SupervisorError {
         /// The id asked for.
         child: String,
     },
-    /// A child with this id already exists.
-    #[error("supervisor `{supervisor}`: a child `{child}` already exists; delete it first or pick another id")]
-    DuplicateChild {
+    /// A child with this id is running, starting or restarting (OTP's `already_started`).
+    #[error("supervisor `{supervisor}`: child `{child}` is already started; terminate it first or pick another id")]
+    ChildAlreadyStarted {
+        /// The supervisor's id.
+        supervisor: String,
+        /// The id that is taken.
+        child: String,
+    },
+    /// A child with this id is present but not running: it was terminated and its spec kept
+    /// (OTP's `already_present`).
+    #[error("supervisor `{supervisor}`: child `{child}` is already present (terminated); call `restart_child` to start it, or `delete_child` first")]
+    ChildAlreadyPresent {
         /// The supervisor's id.
         supervisor: String,
         /// The id that is taken.

@@ -201,8 +201,9 @@ impl SupervisorHandle {
     ///
     /// # Errors
     ///
-    /// `DuplicateChild`, `Spec` (invalid spec), `Start` (it failed to start; it is not kept),
-    /// `ShuttingDown`, `Gone`.
+    /// `ChildAlreadyStarted` (a child with this id runs, starts or restarts),
+    /// `ChildAlreadyPresent` (one is terminated, its spec kept), `Spec` (invalid spec),
+    /// `Start` (it failed to start; it is not kept), `ShuttingDown`, `Gone`.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<(), SupervisorError> {
         self.call(|r| Msg::StartChild(spec, r)).await?
     }

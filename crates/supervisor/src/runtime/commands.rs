@@ -40,11 +40,8 @@ impl Actor {
             let _ = reply.send(Err(e.into()));
             return;
         }
-        if self.children.serial_of(spec.id()).is_some() {
-            let _ = reply.send(Err(SupervisorError::DuplicateChild {
-                supervisor: self.id.to_string(),
-                child: spec.id().to_owned(),
-            }));
+        if let Some(taken) = self.children.serial_of(spec.id()) {
+            let _ = reply.send(Err(self.already_there(taken, spec.id())));
             return;
         }
         let serial = self.next_key();
@@ -80,6 +77,16 @@ impl Actor {
             added: false,
         };
         self.start_seq(vec![serial], kind).await;
+    }
+
+    /// The answer to a `start_child` of `child`, an id that child `serial` already has.
+    fn already_there(&self, serial: u64, child: &str) -> SupervisorError {
+        let supervisor = self.id.to_string();
+        let child = child.to_owned();
+        match self.children.get(serial).map(|c| &c.state) {
+            Some(State::Terminated) => SupervisorError::ChildAlreadyPresent { supervisor, child },
+            _ => SupervisorError::ChildAlreadyStarted { supervisor, child },
+        }
     }
 
     /// The serial of the child with this id, or the `UnknownChild` answer.
