@@ -66,10 +66,15 @@ fn body(factory: Factory, ctx: ChildContext) -> impl Future<Output = Outcome> + 
     })
 }
 
-/// Spawns the child's task into `tasks`.
-pub(crate) fn spawn(tasks: &mut Tasks, spec: &ChildSpec, ctx: ChildContext, key: RunKey) -> Run {
+/// Spawns the child's task, built by `factory`, into `tasks`.
+pub(crate) fn spawn(
+    tasks: &mut Tasks,
+    spec: &ChildSpec,
+    factory: Factory,
+    ctx: ChildContext,
+    key: RunKey,
+) -> Run {
     let token = ctx.token().clone();
-    let factory = spec.inner().factory.clone();
     let abort = tasks.spawn(body(factory, ctx).map(move |outcome| (key, outcome)));
     Run::new(abort, token, key, spec)
 }
@@ -157,12 +162,12 @@ impl Drop for ExitGuard {
 /// aborted) on `tx`. Used by the dynamic supervisor, whose handles spawn children directly.
 pub(crate) fn spawn_reporting(
     spec: &ChildSpec,
+    factory: Factory,
     ctx: ChildContext,
     key: RunKey,
     tx: mpsc::UnboundedSender<Exit>,
 ) -> Run {
     let token = ctx.token().clone();
-    let factory = spec.inner().factory.clone();
     let guard = ExitGuard {
         tx,
         id: key.child,

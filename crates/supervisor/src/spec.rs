@@ -75,12 +75,14 @@ pub(crate) type Factory =
 #[derive(Clone)]
 pub struct ChildSpec {
     inner: Arc<SpecInner>,
+    /// `None` once a temporary child has started: it never starts again, so its supervisor
+    /// drops what the factory captured (as OTP drops a temporary child's start arguments).
+    factory: Option<Factory>,
 }
 
 #[derive(Clone)]
 pub(crate) struct SpecInner {
     pub(crate) id: Arc<str>,
-    pub(crate) factory: Factory,
     pub(crate) restart: Restart,
     /// `None`: the default for `kind` (see [`ChildSpec::shutdown_policy`]).
     shutdown: Option<Shutdown>,
@@ -106,7 +108,6 @@ impl ChildSpec {
     pub(crate) fn from_factory(id: Arc<str>, factory: Factory, kind: ChildKind) -> Self {
         let inner = SpecInner {
             id,
-            factory,
             restart: Restart::Permanent,
             shutdown: None,
             kind,
@@ -117,6 +118,7 @@ impl ChildSpec {
         };
         Self {
             inner: Arc::new(inner),
+            factory: Some(factory),
         }
     }
 
@@ -194,6 +196,19 @@ impl ChildSpec {
 
     pub(crate) fn inner(&self) -> &SpecInner {
         &self.inner
+    }
+
+    /// What builds the child's future; `None` after [`ChildSpec::started`] on a temporary
+    /// child.
+    pub(crate) fn factory(&self) -> Option<Factory> {
+        self.factory.clone()
+    }
+
+    /// The child has started: a temporary one never starts again, so its factory goes.
+    pub(crate) fn started(&mut self) {
+        if self.inner.restart == Restart::Temporary {
+            self.factory = None;
+        }
     }
 }
 

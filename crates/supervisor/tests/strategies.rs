@@ -2,10 +2,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ids, settle, strs, Action, Probe};
-use supervisor::{ChildState, Intensity, Restart, Strategy, Supervisor, SupervisorHandle};
+use supervisor::{
+    ChildContext, ChildSpec, ChildState, DynamicSupervisor, Intensity, Restart, Strategy,
+    Supervisor, SupervisorHandle,
+};
 
 async fn tree(p: &Probe, strategy: Strategy) -> SupervisorHandle {
     Supervisor::builder("root")
@@ -177,4 +181,67 @@ async fn group_restart_also_restarts_terminated_non_temporary_children_as_otp_do
         strs(&["crash:a", "stop:d", "stop:b", "start:a", "start:b", "start:c", "start:d"])
     );
     h.shutdown().await;
+}
+
+/// A temporary child whose factory captures `held`; the running future does not. With
+/// `wait`, it is declared `wait_for_ready` (a dynamic supervisor then starts it itself).
+fn temporary_capturing(held: Arc<String>, wait: bool) -> ChildSpec {
+    let spec = ChildSpec::new("t", move |ctx: ChildContext| {
+        let _ = held.len();
+        async move {
+            ctx.ready();
+            ctx.cancelled().await;
+            Ok(())
+        }
+    })
+    .restart(Restart::Temporary);
+    if wait {
+        spec.wait_for_ready()
+    } else {
+        spec
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_temporary_childs_factory_captures_are_released_once_it_started() {
+    let held = Arc::new("captured".to_owned());
+    let weak = Arc::downgrade(&held);
+    let h = Supervisor::builder("root")
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    h.start_child(temporary_capturing(held, false))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(h.count_children().await.unwrap().active, 1);
+    // as OTP drops a temporary child's start arguments, nothing keeps the captures alive
+    assert!(
+        weak.upgrade().is_none(),
+        "the static supervisor kept the factory"
+    );
+    h.shutdown().await;
+
+    for wait in [false, true] {
+        let held = Arc::new("captured".to_owned());
+        let weak = Arc::downgrade(&held);
+        let d = DynamicSupervisor::builder("d")
+            .build()
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        d.start_child(temporary_capturing(held, wait))
+            .await
+            .unwrap();
+        settle().await;
+        assert_eq!(d.count_children().await.unwrap().active, 1);
+        assert!(
+            weak.upgrade().is_none(),
+            "wait {wait}: the dynamic supervisor kept it"
+        );
+        d.shutdown().await;
+    }
 }

@@ -323,6 +323,10 @@ impl DynActor {
         let Some(child) = self.children.get_mut(&id) else {
             return true;
         };
+        // a temporary child (the only kind whose factory goes) is never started twice
+        let Some(factory) = child.spec.factory() else {
+            return true;
+        };
         if restart {
             child.restarts = child.restarts.saturating_add(1);
         }
@@ -343,12 +347,13 @@ impl DynActor {
             token,
             ready,
         );
-        let run = child::spawn_reporting(&child.spec, ctx, key, self.exits_tx.clone());
+        let run = child::spawn_reporting(&child.spec, factory, ctx, key, self.exits_tx.clone());
         let is_ready = run.ready;
         if let Some(t) = inner.start_timeout.filter(|_| !is_ready) {
             let timeout = DynTimer::StartTimeout(id, child.restarts);
             self.timers.insert(t, timeout);
         }
+        child.spec.started();
         child.state = DynState::Running(run);
         self.emit_start(id, restart);
         is_ready

@@ -272,9 +272,12 @@ impl DynamicHandle {
         self.spawn_child(spec)
     }
 
-    fn spawn_child(&self, spec: ChildSpec) -> Result<ChildId, SupervisorError> {
+    fn spawn_child(&self, mut spec: ChildSpec) -> Result<ChildId, SupervisorError> {
         let inner = &self.inner;
         check_spec(&inner.core.id, &spec)?;
+        let factory = spec
+            .factory()
+            .expect("a caller's spec has its factory: only a supervisor's record loses it");
         let id = inner.shared.reserve().map_err(|r| self.refused(r))?;
         let token = CancellationToken::new();
         let child_id = inner.shared.child_id(id);
@@ -283,7 +286,8 @@ impl DynamicHandle {
             child: id,
             spawn: 0,
         };
-        let run = child::spawn_reporting(&spec, ctx, key, inner.exits.clone());
+        let run = child::spawn_reporting(&spec, factory, ctx, key, inner.exits.clone());
+        spec.started();
         if let Err(DynMsg::Adopt(_, _, run)) = inner.core.send(DynMsg::Adopt(id, spec, run)) {
             run.abort.abort();
             return Err(inner.core.gone());

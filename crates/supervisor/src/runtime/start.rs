@@ -75,6 +75,8 @@ impl Actor {
             spawn: self.next_key(),
         };
         let child = self.children.get_mut(serial)?;
+        // a temporary child (the only kind whose factory goes) is never started twice
+        let factory = child.spec.factory()?;
         if child.started_once {
             child.restarts = child.restarts.saturating_add(1);
         }
@@ -92,11 +94,12 @@ impl Actor {
             CancellationToken::new(),
             ready,
         );
-        let run = child::spawn(&mut self.tasks, &child.spec, ctx, key);
+        let run = child::spawn(&mut self.tasks, &child.spec, factory, ctx, key);
         let wait = !run.ready;
         child.last_start = run.started_at;
         child.state = State::Running(run);
         let (id, restarts) = (inner.id.clone(), child.restarts);
+        child.spec.started();
         self.emitter.emit(|supervisor| match restarted {
             false => Event::Started {
                 supervisor,
