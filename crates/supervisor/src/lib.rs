@@ -152,8 +152,13 @@
 //!    reset after a stable run) exist; OTP restarts at once only. Pending restarts run on
 //!    timers and are visible and cancellable (see above). Under `OneForAll` / `RestForOne`
 //!    the siblings are stopped at once and the group is restarted after the delay.
+//!    Terminating a child whose `RestForOne` group restart is pending also cancels the
+//!    restarts of the children after it (in OTP they stay down once the restart they wait
+//!    on is gone); under `OneForAll` the others are still restarted.
 //! 2. **A failed restart** is retried through the restart delay (OTP retries immediately
-//!    through a message to itself); as in OTP each attempt counts toward the intensity.
+//!    through a message to itself); as in OTP each attempt counts toward the intensity, a
+//!    `RestForOne` retry resumes at the child that failed and a `OneForAll` retry restarts
+//!    the whole group.
 //! 3. **Readiness never blocks the supervisor.** OTP's supervisor is blocked while a child's
 //!    `init` runs; here a child signals readiness with [`ChildContext::ready`] and the
 //!    supervisor serves calls and exits meanwhile, including during its own initial start
@@ -164,9 +169,14 @@
 //!    effect at the child's next `.await`; a child that blocks its thread cannot be killed as
 //!    OTP's `kill` would, so it is detached after the abort grace and reported in
 //!    [`ShutdownReport::not_stopped`]. `BrutalKill` aborts without cancelling the token.
+//!    Durations are `Duration`s, not milliseconds; one too large for an `Instant` means no
+//!    limit (OTP's `infinity`).
 //! 5. **Exit reasons** come from the child's result: `Ok` = normal, `Err` or panic =
 //!    abnormal, a return after the supervisor's stop request = shutdown. A child cannot exit
 //!    with `shutdown` or `{shutdown, _}` on its own, and there is no `ignore` from a start.
+//!    A nested supervisor that gave up exits with [`ExitReason::Escalated`] where OTP's exits
+//!    with `shutdown`; both are normal exits (a transient one stays down, a permanent one is
+//!    restarted and counts toward its parent's intensity), but ours keeps the error.
 //! 6. **Intensity** is measured with `Duration` precision; a restart exactly `period` ago no
 //!    longer counts (OTP counts in whole seconds and includes it). The bookkeeping is O(1)
 //!    per restart (OTP walks its list of restarts).
@@ -176,26 +186,35 @@
 //!    caller with `noproc`.
 //! 8. **Shutdown API**: `shutdown()` is idempotent and returns a [`ShutdownReport`] (what
 //!    was aborted, what could not be stopped, how the supervisor ended); `kill()` is a hard
-//!    stop; `shutdown_within(bound)` escalates one to the other. A supervisor ended by
-//!    auto-shutdown ends with `Ok` (OTP exits with reason `shutdown`), so a transient
-//!    nested supervisor is not restarted, as in OTP.
+//!    stop that ends the supervisor with [`SupervisorError::Killed`], abnormal to its parent
+//!    as OTP's `killed`; `shutdown_within(bound)` escalates one to the other. A supervisor
+//!    ended by auto-shutdown ends with `Ok` (OTP exits with reason `shutdown`), so a
+//!    transient nested supervisor is not restarted, as in OTP.
 //! 9. **Dynamic supervisor**: `start_child` takes a whole [`ChildSpec`] (Elixir style)
 //!    instead of extra arguments appended to one template; children are named by a
 //!    [`ChildId`] that stays the same across restarts (a restarted OTP child gets a new
-//!    pid); `terminate_child` removes the child and does not block other calls while the
-//!    child lingers; significant children are not supported there. A child that needs no
-//!    readiness is spawned by `start_child` itself on the caller's task (no round trip to
-//!    the supervisor's task), which is why starts are cheap; `start_child` may return
-//!    before the child's first poll.
+//!    pid) and belongs to the supervisor instance that issued it, as a pid names one
+//!    process; `terminate_child` removes the child and does not block other calls while the
+//!    child lingers, and answers `Ok` for a child of this supervisor that has already ended
+//!    (as OTP does for a dead pid); significant children are not supported there. A child
+//!    that needs no readiness is spawned by `start_child` itself on the caller's task (no
+//!    round trip to the supervisor's task), which is why starts are cheap; `start_child`
+//!    may return before the child's first poll.
 //! 10. **Observability**: typed [`Event`]s on a broadcast channel in addition to logs
 //!     (OTP: SASL / logger reports), and `which_children` reports `Starting`, `Restarting`
 //!     and `Stopping` states.
-//! 11. **Not provided**: hot code upgrade (`code_change`), `get_childspec`,
+//! 11. **`start_child` of an id whose restart is pending** answers
+//!     [`SupervisorError::ChildAlreadyStarted`] (OTP: `already_present`, since the child has
+//!     no pid while it restarts): it will run again without a `restart_child`.
+//! 12. **Not provided**: hot code upgrade (`code_change`), `get_childspec`,
 //!     `check_childspecs` (specs are checked by `build()`), changing a running supervisor's
 //!     flags.
 //!
 //! As in OTP, a `OneForAll` / `RestForOne` group restart also starts non-temporary children
-//! of the group that had been terminated, and drops temporary ones.
+//! of the group that had been terminated, and drops temporary ones; `start_child` of an id in
+//! use tells a started child ([`SupervisorError::ChildAlreadyStarted`]) from a terminated one
+//! ([`SupervisorError::ChildAlreadyPresent`]); and a started temporary child's factory is
+//! dropped (OTP drops its start arguments), so what it captured lives no longer than needed.
 #![warn(
     missing_docs,
     missing_debug_implementations,
