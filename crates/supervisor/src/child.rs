@@ -29,7 +29,8 @@ pub(crate) struct RunKey {
     pub(crate) spawn: u64,
 }
 
-/// A running child's task.
+/// A running child's task, owned: dropping the `Run` aborts the task, so a child never
+/// outlives the supervisor that holds it (a dynamic child is a detached tokio task).
 #[derive(Debug)]
 pub(crate) struct Run {
     pub(crate) abort: AbortHandle,
@@ -48,6 +49,13 @@ impl Run {
             ready: !spec.inner().wait_ready,
             started_at: Instant::now(),
         }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // a no-op when the task has finished, or was aborted and detached
+        self.abort.abort();
     }
 }
 

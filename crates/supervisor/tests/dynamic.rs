@@ -470,3 +470,45 @@ async fn a_nested_dynamic_supervisor_killed_or_giving_up_reads_as_a_static_one()
     );
     root.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn aborting_a_nested_dynamic_supervisor_aborts_its_children() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let dynamic = DynamicSupervisor::builder("pool")
+        .on_start(move |h| {
+            let _ = tx.send(h.clone());
+        })
+        .build()
+        .unwrap();
+    let root = Supervisor::builder("root")
+        .child(ChildSpec::dynamic(dynamic).shutdown(Shutdown::BrutalKill))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let pool = rx.recv().await.unwrap();
+    let live_in = live.clone();
+    let stubborn = ChildSpec::new("s", move |_ctx: ChildContext| {
+        let live = Live::new(&live_in);
+        async move {
+            std::future::pending::<()>().await;
+            drop(live);
+            Ok(())
+        }
+    });
+    for _ in 0..3 {
+        pool.start_child(stubborn.clone()).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(live.load(Ordering::SeqCst), 3);
+    // the parent aborts the pool's task: its children must not outlive it
+    assert!(root.shutdown().await.is_clean());
+    settle().await;
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "children outlived their supervisor"
+    );
+}

@@ -288,9 +288,8 @@ impl DynamicHandle {
         };
         let run = child::spawn_reporting(&spec, factory, ctx, key, inner.exits.clone());
         spec.started();
-        if let Err(DynMsg::Adopt(_, _, run)) = inner.core.send(DynMsg::Adopt(id, spec, run)) {
-            run.abort.abort();
-            return Err(inner.core.gone());
+        if inner.core.send(DynMsg::Adopt(id, spec, run)).is_err() {
+            return Err(inner.core.gone()); // the returned message drops the run: aborted
         }
         Ok(child_id)
     }
