@@ -117,7 +117,7 @@ async fn restart_cycles(cycles: u64) -> (Vec<Instant>, Option<Duration>) {
         .expect("valid spec");
     let h = spec.start().await.expect("starts");
     done.notified().await;
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     let marks = marks.lock().expect("marks lock").clone();
     (marks, cpu_since(cpu))
 }

@@ -181,6 +181,33 @@ pub enum StartError {
     },
 }
 
+/// Why a (re)start failed, before it names its supervisor and child as a [`StartError`].
+#[derive(Debug)]
+pub(crate) enum StartFailure {
+    /// The child exited before it was ready.
+    Exit(ExitReason),
+    /// It was not ready within its start timeout.
+    Timeout(Duration),
+}
+
+impl StartFailure {
+    pub(crate) fn into_error(self, supervisor: &str, child: &str) -> StartError {
+        let (supervisor, child) = (supervisor.to_owned(), child.to_owned());
+        match self {
+            Self::Exit(reason) => StartError::ChildFailed {
+                supervisor,
+                child,
+                reason,
+            },
+            Self::Timeout(timeout) => StartError::ChildStartTimeout {
+                supervisor,
+                child,
+                timeout,
+            },
+        }
+    }
+}
+
 /// A call on a supervisor handle failed, or the reason a supervisor ended abnormally.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -295,6 +322,7 @@ impl From<StartError> for SupervisorError {
 
 /// What a shutdown achieved. Returned by `shutdown()` (every call, idempotently).
 #[derive(Clone, Debug)]
+#[must_use = "a report tells whether every child stopped; check `is_clean()` or `exit()`"]
 pub struct ShutdownReport {
     pub(crate) supervisor: Arc<str>,
     pub(crate) aborted: Vec<String>,

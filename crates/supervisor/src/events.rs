@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::ExitReason;
+use crate::{ExitReason, Intensity, StartError};
 
 /// The id of one child of a dynamic supervisor; stable across its restarts, never reused.
 ///
@@ -226,8 +226,88 @@ impl Emitter {
         &self.tx
     }
 
+    /// A child started (`restarts` 0) or was restarted.
+    pub(crate) fn started(&self, child: &Arc<str>, instance: Option<ChildId>, restarts: u32) {
+        let child = child.clone();
+        self.emit(|supervisor| match restarts {
+            0 => Event::Started {
+                supervisor,
+                child,
+                instance,
+            },
+            restarts => Event::Restarted {
+                supervisor,
+                child,
+                instance,
+                restarts,
+            },
+        });
+    }
+
+    pub(crate) fn exited(&self, child: &Arc<str>, instance: Option<ChildId>, reason: &ExitReason) {
+        self.emit(|supervisor| Event::Exited {
+            supervisor,
+            child: child.clone(),
+            instance,
+            reason: reason.clone(),
+        });
+    }
+
+    pub(crate) fn restart_scheduled(
+        &self,
+        child: &Arc<str>,
+        instance: Option<ChildId>,
+        delay: Duration,
+    ) {
+        self.emit(|supervisor| Event::RestartScheduled {
+            supervisor,
+            child: child.clone(),
+            instance,
+            delay,
+        });
+    }
+
+    pub(crate) fn restart_cancelled(&self, child: &Arc<str>, instance: Option<ChildId>) {
+        self.emit(|supervisor| Event::RestartCancelled {
+            supervisor,
+            child: child.clone(),
+            instance,
+        });
+    }
+
+    pub(crate) fn start_failed(
+        &self,
+        child: &Arc<str>,
+        instance: Option<ChildId>,
+        err: &StartError,
+    ) {
+        self.emit(|supervisor| Event::StartFailed {
+            supervisor,
+            child: child.clone(),
+            instance,
+            reason: err.to_string(),
+        });
+    }
+
+    pub(crate) fn intensity_exceeded(&self, child: &Arc<str>, limit: Intensity) {
+        self.emit(|supervisor| Event::IntensityExceeded {
+            supervisor,
+            child: child.clone(),
+            max_restarts: limit.max_restarts(),
+            period: limit.period(),
+        });
+    }
+
+    pub(crate) fn shutdown_started(&self) {
+        self.emit(|supervisor| Event::ShutdownStarted { supervisor });
+    }
+
+    pub(crate) fn shutdown_finished(&self, clean: bool) {
+        self.emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
+    }
+
     /// Traces the event and broadcasts it if anyone listens; `make` runs only if needed.
-    pub(crate) fn emit(&self, make: impl FnOnce(Arc<str>) -> Event) {
+    fn emit(&self, make: impl FnOnce(Arc<str>) -> Event) {
         let listening = self.tx.receiver_count() > 0;
         if !listening && !tracing::enabled!(target: "supervisor", tracing::Level::ERROR) {
             return;

@@ -57,8 +57,11 @@
 //! # }
 //! ```
 //!
-//! In a binary, [`run_until_signal`] runs the tree until SIGTERM / SIGINT and returns an
-//! outcome whose [`exit_code`](SignalOutcome::exit_code) tells whether the shutdown was clean.
+//! In a binary, `run_until_signal` runs the tree until SIGTERM / SIGINT and returns an
+//! outcome whose [`exit_code`](SignalOutcome::exit_code) tells whether the shutdown was clean
+//! (feature `signals`, on by default; without it, [`run_until`] takes any stream of
+//! [`Signal`]s). The crate takes only the tokio features it uses: `rt`, `sync`, `time`,
+//! `macros`, and `signal` with the `signals` feature.
 //!
 //! # Children
 //!
@@ -231,8 +234,10 @@ mod dynamic;
 mod end;
 mod error;
 mod events;
+mod flags;
 mod handle;
 mod intensity;
+mod restarts;
 mod runtime;
 mod signals;
 mod spec;
@@ -249,5 +254,7 @@ pub use error::{ChildError, ExitReason, ShutdownReport, SpecError, StartError, S
 pub use events::{ChildId, Event};
 pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
 pub use intensity::Intensity;
-pub use signals::{os_signals, run_until, run_until_signal, Signal, SignalOutcome, TreeHandle};
+#[cfg(feature = "signals")]
+pub use signals::{os_signals, run_until_signal};
+pub use signals::{run_until, Signal, SignalOutcome, TreeHandle};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};

@@ -73,6 +73,7 @@ pub(crate) type Factory =
 /// assert_eq!(spec.id(), "ticker");
 /// ```
 #[derive(Clone)]
+#[must_use = "a child spec does nothing until a supervisor starts it"]
 pub struct ChildSpec {
     inner: Arc<SpecInner>,
     /// `None` once a temporary child has started: it never starts again, so its supervisor

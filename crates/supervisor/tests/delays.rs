@@ -47,7 +47,7 @@ async fn backoff_delays_grow_are_capped_and_reset_after_a_stable_run() {
     let got: Vec<u64> = p.times("start:x").iter().map(Duration::as_secs).collect();
     // 0, +1, +2, +4, +8, +8 (capped), runs 40 s (stable) so the next delay is 1 s again
     assert_eq!(got, vec![0, 1, 3, 7, 15, 23, 64, 66]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -98,7 +98,7 @@ async fn a_pending_restart_never_blocks_the_handle_and_terminate_cancels_it() {
         .any(|e| matches!(e, Event::RestartCancelled { child, .. } if &**child == "a")));
     h.restart_child("a").await.unwrap();
     assert_eq!(p.count("start:a"), 2);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -144,7 +144,7 @@ async fn the_delay_applies_to_a_group_restart_as_a_whole() {
     tokio::time::sleep(secs(5)).await;
     assert_eq!(p.take(), strs(&["start:a", "start:b", "start:c"]));
     assert_eq!(p.times("start:c")[1], secs(5));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,7 +186,7 @@ async fn a_failed_restart_is_retried_through_the_delay_and_counts_once() {
         h.which_children().await.unwrap()[0].state,
         ChildState::Running
     );
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -203,7 +203,7 @@ async fn a_child_override_of_the_restart_policy_wins() {
     p.trigger("a", Action::Crash);
     settle().await;
     assert_eq!(p.count("start:a"), 2);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// A child that fails before it is ready on restart number `fail_on`, and runs otherwise.
@@ -242,7 +242,7 @@ async fn group_with_failing_restart(strategy: Strategy) -> Probe {
     p.trigger("b", Action::Crash);
     tokio::time::sleep(secs(10)).await;
     assert_eq!(states(&h).await, [ChildState::Running; 3]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     p
 }
 
@@ -295,7 +295,7 @@ async fn terminating_a_child_with_a_pending_rest_for_one_restart_keeps_later_chi
         })
         .collect();
     assert_eq!(cancelled, ["b", "c"]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -334,5 +334,5 @@ async fn terminating_a_child_while_its_rest_for_one_group_restarts_keeps_later_c
     tokio::time::sleep(secs(20)).await;
     assert_eq!(states(&h).await, [Running, Terminated, Terminated]);
     assert_eq!(p.count("start:c"), 1);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }

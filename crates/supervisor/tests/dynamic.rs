@@ -54,7 +54,7 @@ async fn max_children_is_enforced() {
     );
     h.terminate_child(a).await.unwrap();
     h.start_child(p.worker("w")).await.unwrap();
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -76,7 +76,7 @@ async fn dynamic_children_are_restarted_by_their_restart_type() {
     assert_eq!(left.len(), 1);
     assert_eq!((left[0].instance, left[0].restarts), (Some(perm), 1));
     assert_eq!(p.count("start:perm"), 2);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -120,7 +120,7 @@ async fn a_lingering_terminate_does_not_block_other_calls() {
     assert!(t0.elapsed() < secs(1));
     terminating.await.unwrap().unwrap();
     assert_eq!(t0.elapsed(), secs(10));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -144,7 +144,7 @@ async fn a_pending_dynamic_restart_is_cancelled_by_terminate() {
     tokio::time::sleep(secs(20)).await;
     assert_eq!(p.count("start:w"), 1);
     assert!(h.which_children().await.unwrap().is_empty());
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -218,7 +218,7 @@ async fn dynamic_start_child_waits_for_readiness_and_reports_failures() {
         );
     }
     assert_eq!(h.count_children().await.unwrap().specs, 1);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -299,7 +299,7 @@ async fn a_panicking_dynamic_child_is_restarted_and_its_message_reported() {
         matches!(e, supervisor::Event::Exited { reason: supervisor::ExitReason::Panic(m), .. } if m == "w panicked on purpose")
     });
     assert!(panicked);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// Children spawned by the handle may exit before the supervisor has taken them in.
@@ -376,7 +376,7 @@ async fn a_child_started_while_the_supervisor_shuts_down_is_stopped_not_orphaned
             async move { while h.start_child(spec.clone()).await.is_ok() {} }
         });
         tokio::task::yield_now().await;
-        h.shutdown().await;
+        assert!(h.shutdown().await.is_clean());
         starter.await.unwrap();
     }
     // Every child was stopped (give the last ones a moment to end).
@@ -404,8 +404,8 @@ async fn a_child_id_from_another_supervisor_is_unknown_and_touches_nothing() {
     settle().await;
     assert_eq!(p.take(), strs(&["start:mine", "start:theirs"]));
     assert_eq!(d1.count_children().await.unwrap().active, 1);
-    d1.shutdown().await;
-    d2.shutdown().await;
+    assert!(d1.shutdown().await.is_clean());
+    assert!(d2.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -424,7 +424,7 @@ async fn terminating_a_child_that_already_ended_answers_ok_as_otp_does() {
     settle().await;
     assert!(h.which_children().await.unwrap().is_empty());
     h.terminate_child(t).await.unwrap();
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -468,7 +468,7 @@ async fn a_nested_dynamic_supervisor_killed_or_giving_up_reads_as_a_static_one()
         root.which_children().await.unwrap()[0].state,
         ChildState::Terminated
     );
-    root.shutdown().await;
+    assert!(root.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]

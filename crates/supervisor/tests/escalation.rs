@@ -81,7 +81,7 @@ async fn a_panic_is_an_abnormal_exit_carrying_its_message() {
     }
     assert_eq!(p.count("start:a"), 2);
     assert!(!h.is_finished());
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,7 +103,7 @@ async fn a_panicking_factory_is_caught_too() {
     let err = h.start_child(bad).await.unwrap_err();
     assert!(err.to_string().contains("factory exploded"), "{err}");
     assert!(h.which_children().await.unwrap().is_empty());
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// root > mid > leaf > {w}; each with intensity 1 in 60 s.
@@ -195,7 +195,7 @@ async fn on_start_hands_out_a_nested_supervisors_handle() {
     let inner = rx.recv().await.unwrap();
     inner.start_child(p.worker("late")).await.unwrap();
     assert_eq!(p.take(), strs(&["start:late"]));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     assert_eq!(p.take(), strs(&["stop:late"]));
     assert!(inner.which_children().await.is_err());
 }
@@ -251,7 +251,7 @@ async fn killing_a_nested_supervisor_is_an_abnormal_exit_its_parent_restarts() {
     // transient, killed: restarted (its worker starts again)
     assert_eq!(p.count("start:w"), 2);
     assert!(inner.recv().await.is_some());
-    outer.shutdown().await;
+    assert!(outer.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -287,5 +287,5 @@ async fn a_transient_nested_supervisor_that_gives_up_is_not_restarted_as_in_otp(
     let inner = &outer.which_children().await.unwrap()[1];
     assert_eq!(inner.state, supervisor::ChildState::Terminated);
     assert!(!outer.is_finished());
-    outer.shutdown().await;
+    assert!(outer.shutdown().await.is_clean());
 }

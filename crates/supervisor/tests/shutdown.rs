@@ -135,7 +135,7 @@ async fn shutdown_is_idempotent_and_concurrent_callers_get_the_same_report() {
 async fn calls_on_a_dead_supervisor_return_gone_and_never_hang() {
     let p = Probe::new();
     let h = start_one(p.worker("a")).await;
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     settle().await;
     assert!(h.is_finished());
     let gone = |r: Result<(), SupervisorError>| matches!(r, Err(SupervisorError::Gone { .. }));

@@ -76,7 +76,7 @@ async fn the_next_child_starts_only_once_the_previous_one_is_ready() {
     let h = start.await.unwrap().unwrap();
     assert_eq!(t0.elapsed(), secs(20));
     assert_eq!(p.times("start:b"), [secs(20)]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -162,7 +162,7 @@ async fn start_child_waits_for_readiness_and_a_failed_child_is_not_kept() {
     ));
     let ids = ids(&h).await;
     assert_eq!(ids, ["s"]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -193,7 +193,7 @@ async fn handle_child_management_answers_with_typed_errors() {
     h.terminate_child("a").await.unwrap();
     h.delete_child("a").await.unwrap();
     assert_eq!(h.count_children().await.unwrap().specs, 0);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[test]
@@ -303,5 +303,5 @@ async fn start_child_of_an_existing_id_tells_started_from_present_as_otp_does() 
     );
     assert!(err.to_string().contains("restart_child"), "{err}");
     assert_eq!(p.count("start:a"), 1);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }

@@ -45,7 +45,7 @@ async fn one_for_one_restarts_only_the_failed_child() {
     assert_eq!(p.take(), strs(&["crash:b", "start:b"]));
     let b = &h.which_children().await.unwrap()[1];
     assert_eq!((b.state, b.restarts), (ChildState::Running, 1));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -61,7 +61,7 @@ async fn one_for_all_stops_the_others_in_reverse_then_restarts_all_in_order() {
             "crash:b", "stop:d", "stop:c", "stop:a", "start:a", "start:b", "start:c", "start:d"
         ])
     );
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -78,7 +78,7 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
     p.trigger("d", Action::Crash);
     settle().await;
     assert_eq!(p.take(), strs(&["crash:d", "start:d"]));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -99,7 +99,7 @@ async fn group_restart_drops_temporary_siblings() {
     assert_eq!(p.take(), strs(&["crash:a", "stop:t", "start:a"]));
     let ids = ids(&h).await;
     assert_eq!(ids, ["a"]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// (restart type, exit) -> restarted?, still listed?
@@ -116,7 +116,7 @@ async fn exit_outcome(restart: Restart, action: Action) -> (bool, Option<ChildSt
     settle().await;
     let restarted = p.count("start:w") == 2;
     let state = h.which_children().await.unwrap().first().map(|c| c.state);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     (restarted, state)
 }
 
@@ -164,7 +164,7 @@ async fn terminate_child_is_a_shutdown_exit_and_is_never_restarted() {
             Restart::Temporary => assert!(listed.is_empty()),
             _ => assert_eq!(listed[0].state, ChildState::Terminated),
         }
-        h.shutdown().await;
+        assert!(h.shutdown().await.is_clean());
     }
 }
 
@@ -180,7 +180,7 @@ async fn group_restart_also_restarts_terminated_non_temporary_children_as_otp_do
         p.take(),
         strs(&["crash:a", "stop:d", "stop:b", "start:a", "start:b", "start:c", "start:d"])
     );
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// A temporary child whose factory captures `held`; the running future does not. With
@@ -222,7 +222,7 @@ async fn a_temporary_childs_factory_captures_are_released_once_it_started() {
         weak.upgrade().is_none(),
         "the static supervisor kept the factory"
     );
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 
     for wait in [false, true] {
         let held = Arc::new("captured".to_owned());
@@ -242,6 +242,6 @@ async fn a_temporary_childs_factory_captures_are_released_once_it_started() {
             weak.upgrade().is_none(),
             "wait {wait}: the dynamic supervisor kept it"
         );
-        d.shutdown().await;
+        assert!(d.shutdown().await.is_clean());
     }
 }

@@ -1,12 +1,10 @@
 //! Serving handle calls.
 
-use tokio::time::Instant;
-
 use super::stop::Stopped;
 use super::{Actor, Child, SeqKind, State};
 use crate::builder::validate_child;
 use crate::handle::{ChildCounts, ChildInfo, ChildState, Msg, Reply};
-use crate::{ChildKind, ChildSpec, Event, Restart, Strategy, SupervisorError};
+use crate::{ChildKind, ChildSpec, Restart, Strategy, SupervisorError};
 
 type Answer = Result<(), SupervisorError>;
 
@@ -29,7 +27,7 @@ impl Actor {
                 let _ = reply.send(self.count_children());
             }
             Msg::Shutdown(reply) => {
-                self.shutdown_waiters.push(reply);
+                self.ending.wait(reply);
                 self.shutdown(false).await;
             }
         }
@@ -45,15 +43,7 @@ impl Actor {
             return;
         }
         let serial = self.next_key();
-        self.children.push(Child {
-            serial,
-            spec,
-            state: State::Queued,
-            restarts: 0,
-            started_once: false,
-            consecutive: 0,
-            last_start: Instant::now(),
-        });
+        self.children.push(Child::new(serial, spec));
         let kind = SeqKind::Manual {
             reply: Some(reply),
             added: true,
@@ -213,11 +203,7 @@ impl Actor {
         for seq in &mut self.seqs {
             seq.members.retain(|&m| m != serial);
         }
-        self.emitter.emit(|supervisor| Event::RestartCancelled {
-            supervisor,
-            child,
-            instance: None,
-        });
+        self.emitter.restart_cancelled(&child, None);
     }
 
     fn which_children(&self) -> Vec<ChildInfo> {
@@ -229,13 +215,13 @@ impl Actor {
                 state: match &c.state {
                     State::Running(r) if r.ready => ChildState::Running,
                     State::Running(_) => ChildState::Starting,
-                    State::Queued if !c.started_once => ChildState::Starting,
+                    State::Queued if !c.restarts.ever_started() => ChildState::Starting,
                     State::Queued | State::Restarting(_) => ChildState::Restarting,
                     State::Terminated => ChildState::Terminated,
                 },
                 kind: c.spec.child_kind(),
                 restart: c.spec.restart_type(),
-                restarts: c.restarts,
+                restarts: c.restarts.count(),
             })
             .collect()
     }

@@ -1,15 +1,14 @@
 //! Child exits: restart decisions, strategies, delays, intensity, auto-shutdown.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::start::Failure;
 use super::{Actor, Group, SeqKind, State, Timer};
 use crate::child::Joined;
 use crate::end::End;
-use crate::{AutoShutdown, Event, ExitReason, Restart, StartError, Strategy, SupervisorError};
+use crate::error::StartFailure;
+use crate::{AutoShutdown, ExitReason, Restart, StartError, Strategy, SupervisorError};
 
 impl Actor {
     /// A child task finished on its own (not during a stop the supervisor asked for).
@@ -33,36 +32,23 @@ impl Actor {
         let reason = outcome.reason(false);
         self.emit_exit(key.child, &reason);
         if !run.ready {
-            self.start_failed(key, Failure::Exit(reason)).await;
+            self.start_failed(key, StartFailure::Exit(reason)).await;
             return;
         }
         self.on_exit(key.child, reason).await;
     }
 
     pub(super) fn emit_exit(&self, serial: u64, reason: &ExitReason) {
-        let Some(c) = self.children.get(serial) else {
-            return;
-        };
-        let child = c.spec.inner().id.clone();
-        let reason = reason.clone();
-        self.emitter.emit(|supervisor| Event::Exited {
-            supervisor,
-            child,
-            instance: None,
-            reason,
-        });
+        if let Some(c) = self.children.get(serial) {
+            self.emitter.exited(&c.spec.inner().id, None, reason);
+        }
     }
 
     async fn on_exit(&mut self, serial: u64, reason: ExitReason) {
         let Some(spec) = self.children.get(serial).map(|c| c.spec.clone()) else {
             return;
         };
-        let restart = match spec.restart_type() {
-            Restart::Permanent => true,
-            Restart::Transient => reason.is_abnormal(),
-            Restart::Temporary => false,
-        };
-        if restart {
+        if spec.restart_type().after(&reason) {
             self.restart_after_exit(serial, reason).await;
             return;
         }
@@ -93,7 +79,7 @@ impl Actor {
         let Some(id) = self.children.get(serial).map(|c| c.spec.inner().id.clone()) else {
             return;
         };
-        if !self.log.record(Instant::now()) {
+        if !self.restarts.allow() {
             self.intensity_exceeded(&id, reason).await;
             return;
         }
@@ -105,21 +91,10 @@ impl Actor {
 
     /// The delay before the next restart of `serial`, advancing its backoff count.
     pub(super) fn next_delay(&mut self, serial: u64) -> Duration {
-        let Some(child) = self.children.get_mut(serial) else {
-            return Duration::ZERO;
-        };
-        let policy = child
-            .spec
-            .inner()
-            .restart_policy
-            .as_ref()
-            .unwrap_or(&self.spec.restart_policy);
-        if child.last_start.elapsed() >= policy.reset_after() && child.started_once {
-            child.consecutive = 0;
+        match self.children.get_mut(serial) {
+            Some(c) => self.restarts.next_delay(&c.spec, &mut c.restarts),
+            None => Duration::ZERO,
         }
-        let delay = policy.delay(child.consecutive);
-        child.consecutive = child.consecutive.saturating_add(1);
-        delay
     }
 
     /// Serials the strategy restarts when child `serial` exits, in start order.
@@ -225,13 +200,8 @@ impl Actor {
         initial: bool,
     ) {
         if let Some(c) = self.children.get(lead) {
-            let child = c.spec.inner().id.clone();
-            self.emitter.emit(|supervisor| Event::RestartScheduled {
-                supervisor,
-                child,
-                instance: None,
-                delay,
-            });
+            self.emitter
+                .restart_scheduled(&c.spec.inner().id, None, delay);
         }
         let kind = if initial {
             SeqKind::Initial
@@ -276,18 +246,12 @@ impl Actor {
     }
 
     /// Too many restarts: stop everything and end with an error the parent sees as abnormal.
-    pub(super) async fn intensity_exceeded(&mut self, child: &str, reason: ExitReason) {
-        let limit = self.log.limit();
-        let cid: std::sync::Arc<str> = child.into();
-        self.emitter.emit(|supervisor| Event::IntensityExceeded {
-            supervisor,
-            child: cid,
-            max_restarts: limit.max_restarts(),
-            period: limit.period(),
-        });
+    pub(super) async fn intensity_exceeded(&mut self, child: &Arc<str>, reason: ExitReason) {
+        let limit = self.restarts.limit();
+        self.emitter.intensity_exceeded(child, limit);
         let err = SupervisorError::IntensityExceeded {
             supervisor: self.id.to_string(),
-            child: child.to_owned(),
+            child: child.to_string(),
             reason,
             max_restarts: limit.max_restarts(),
             period: limit.period(),

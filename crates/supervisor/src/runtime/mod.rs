@@ -9,16 +9,15 @@ mod stop;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::builder::SpecInner;
 use crate::child::{Joined, Run, RunKey, Tasks};
-use crate::end::End;
+use crate::end::{End, Ending};
 use crate::events::Emitter;
-use crate::handle::{Core, ExitSlot, Msg, Reply};
-use crate::intensity::RestartLog;
+use crate::handle::{connect, Msg, Reply};
+use crate::restarts::{ChildRestarts, Restarts};
 use crate::timers::{TimerId, Timers};
 use crate::{
     ChildContext, ChildError, ChildSpec, ShutdownReport, StartError, SupervisorError,
@@ -74,10 +73,18 @@ pub(super) struct Child {
     pub(super) serial: u64,
     pub(super) spec: ChildSpec,
     pub(super) state: State,
-    pub(super) restarts: u32,
-    pub(super) started_once: bool,
-    pub(super) consecutive: u32,
-    pub(super) last_start: Instant,
+    pub(super) restarts: ChildRestarts,
+}
+
+impl Child {
+    fn new(serial: u64, spec: ChildSpec) -> Self {
+        Self {
+            serial,
+            spec,
+            state: State::Queued,
+            restarts: ChildRestarts::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -119,8 +126,8 @@ pub(crate) struct Actor {
     pub(super) tasks: Tasks,
     pub(super) deferred: VecDeque<Joined>,
     pub(super) timers: Timers<Timer>,
-    pub(super) log: RestartLog,
-    pub(super) rx: mpsc::UnboundedReceiver<Msg>,
+    pub(super) restarts: Restarts,
+    pub(super) calls: mpsc::UnboundedReceiver<Msg>,
     pub(super) ready_tx: mpsc::UnboundedSender<RunKey>,
     pub(super) ready_rx: mpsc::UnboundedReceiver<RunKey>,
     pub(super) emitter: Emitter,
@@ -130,9 +137,7 @@ pub(crate) struct Actor {
     pub(super) init: Init,
     pub(super) stop: CancellationToken,
     pub(super) kill: CancellationToken,
-    pub(super) report: ShutdownReport,
-    pub(super) shutdown_waiters: Vec<Reply<ShutdownReport>>,
-    pub(super) exit_tx: watch::Sender<ExitSlot>,
+    pub(super) ending: Ending,
     pub(super) end: Option<End>,
     pub(super) handle: SupervisorHandle,
 }
@@ -144,51 +149,35 @@ impl Actor {
         stop: CancellationToken,
     ) -> (Self, SupervisorHandle) {
         let spec = spec.inner;
-        let id = spec.id.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
-        let (exit_tx, exit_rx) = watch::channel(None);
-        let emitter = Emitter::new(id.clone(), spec.event_capacity);
-        let kill = CancellationToken::new();
-        let core = Core::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
+        let flags = &spec.flags;
+        let (core, serving) = connect(flags);
         let handle = SupervisorHandle::new(core);
-        let now = Instant::now();
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let mut children = Children::default();
-        for (serial, spec) in (1..).zip(&spec.children) {
-            children.push(Child {
-                serial,
-                spec: spec.clone(),
-                state: State::Queued,
-                restarts: 0,
-                started_once: false,
-                consecutive: 0,
-                last_start: now,
-            });
+        for (serial, child) in (1..).zip(&spec.children) {
+            children.push(Child::new(serial, child.clone()));
         }
-        let next_key = children.len() as u64;
         let actor = Self {
-            log: RestartLog::new(spec.intensity),
-            report: ShutdownReport::new(id.clone()),
-            spec,
-            id,
+            id: flags.id.clone(),
+            restarts: Restarts::new(flags.intensity, flags.restart_policy.clone()),
+            next_key: children.len() as u64,
             children,
             tasks: Tasks::new(),
             deferred: VecDeque::new(),
             timers: Timers::new(),
-            rx,
+            calls: serving.calls,
             ready_tx,
             ready_rx,
-            emitter,
-            next_key,
+            emitter: serving.emitter,
             groups: Vec::new(),
             seqs: Vec::new(),
             init,
             stop,
-            kill,
-            shutdown_waiters: Vec::new(),
-            exit_tx,
+            kill: serving.kill,
+            ending: serving.ending,
             end: None,
             handle: handle.clone(),
+            spec,
         };
         (actor, handle)
     }
@@ -223,7 +212,7 @@ impl Actor {
             Some(key) = self.ready_rx.recv() => self.on_ready(key).await,
             Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined).await,
             timer = self.timers.next() => self.on_timer(timer).await,
-            Some(msg) = self.rx.recv() => self.on_msg(msg).await,
+            Some(msg) = self.calls.recv() => self.on_msg(msg).await,
         }
     }
 
@@ -239,24 +228,6 @@ impl Actor {
     /// Publishes the final report, answers every shutdown waiter and returns.
     fn finish(mut self) -> (End, ShutdownReport) {
         let end = self.end.take().unwrap_or(End::Stopped);
-        self.report.exit = end.exit(&self.id);
-        let report = self.report.clone();
-        self.exit_tx.send_replace(Some(report.clone()));
-        for waiter in self.shutdown_waiters.drain(..) {
-            let _ = waiter.send(report.clone());
-        }
-        (end, report)
-    }
-}
-
-impl Drop for Actor {
-    fn drop(&mut self) {
-        if self.exit_tx.borrow().is_none() {
-            let mut report = ShutdownReport::new(self.id.clone());
-            report.exit = Err(SupervisorError::Gone {
-                supervisor: self.id.to_string(),
-            });
-            self.exit_tx.send_replace(Some(report));
-        }
+        self.ending.publish(end)
     }
 }

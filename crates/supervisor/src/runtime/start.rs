@@ -1,6 +1,7 @@
 //! Ordered starts: start sequences, readiness, start timeouts and start failures.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -9,13 +10,8 @@ use super::{Actor, Init, Seq, SeqKind, State, Timer};
 use crate::child::{self, Run, RunKey};
 use crate::context::ReadyLink;
 use crate::end::End;
-use crate::{ChildContext, Event, ExitReason, StartError, Strategy, SupervisorError};
-
-/// Why a (re)start failed.
-pub(super) enum Failure {
-    Exit(ExitReason),
-    Timeout(std::time::Duration),
-}
+use crate::error::StartFailure;
+use crate::{ChildContext, ExitReason, StartError, Strategy, SupervisorError};
 
 impl Actor {
     /// Queues `members` (in start order) and starts them one after the other.
@@ -77,42 +73,25 @@ impl Actor {
         let child = self.children.get_mut(serial)?;
         // a temporary child (the only kind whose factory goes) is never started twice
         let factory = child.spec.factory()?;
-        if child.started_once {
-            child.restarts = child.restarts.saturating_add(1);
-        }
-        let restarted = child.started_once;
-        child.started_once = true;
+        child.restarts.started(Instant::now());
         let inner = child.spec.inner();
         let ready = inner.wait_ready.then(|| ReadyLink {
             tx: self.ready_tx.clone(),
             key,
         });
+        let restarts = child.restarts.count();
         let ctx = ChildContext::new(
             inner.id.clone(),
             None,
-            child.restarts,
+            restarts,
             CancellationToken::new(),
             ready,
         );
         let run = child::spawn(&mut self.tasks, &child.spec, factory, ctx, key);
         let wait = !run.ready;
-        child.last_start = run.started_at;
         child.state = State::Running(run);
-        let (id, restarts) = (inner.id.clone(), child.restarts);
+        self.emitter.started(&inner.id, None, restarts);
         child.spec.started();
-        self.emitter.emit(|supervisor| match restarted {
-            false => Event::Started {
-                supervisor,
-                child: id,
-                instance: None,
-            },
-            true => Event::Restarted {
-                supervisor,
-                child: id,
-                instance: None,
-                restarts,
-            },
-        });
         Some((key, wait))
     }
 
@@ -202,11 +181,11 @@ impl Actor {
         }
         // as in OTP, a child that overran its start timeout is killed outright
         self.stop_child(serial, true).await;
-        self.start_failed(key, Failure::Timeout(timeout)).await;
+        self.start_failed(key, StartFailure::Timeout(timeout)).await;
     }
 
     /// The waiting child of a sequence exited or timed out before it was ready.
-    pub(super) async fn start_failed(&mut self, key: RunKey, failure: Failure) {
+    pub(super) async fn start_failed(&mut self, key: RunKey, failure: StartFailure) {
         let Some(s) = self.seq_waiting_on(key) else {
             return;
         };
@@ -216,15 +195,8 @@ impl Actor {
             return;
         };
         let child_id = child.spec.inner().id.clone();
-        let err = self.start_error(&child_id, failure);
-        let reason = err.to_string();
-        let cid = child_id.clone();
-        self.emitter.emit(|supervisor| Event::StartFailed {
-            supervisor,
-            child: cid,
-            instance: None,
-            reason,
-        });
+        let err = failure.into_error(&self.id, &child_id);
+        self.emitter.start_failed(&child_id, None, &err);
         match seq.kind {
             SeqKind::Initial => self.fail_start(err).await,
             SeqKind::Manual { reply, added } => {
@@ -239,30 +211,13 @@ impl Actor {
         }
     }
 
-    fn start_error(&self, child: &str, failure: Failure) -> StartError {
-        let supervisor = self.id.to_string();
-        let child = child.to_owned();
-        match failure {
-            Failure::Exit(reason) => StartError::ChildFailed {
-                supervisor,
-                child,
-                reason,
-            },
-            Failure::Timeout(timeout) => StartError::ChildStartTimeout {
-                supervisor,
-                child,
-                timeout,
-            },
-        }
-    }
-
     /// A restart failed to start: retry it through the restart delay, as OTP's `try_again`
     /// does. Under `RestForOne` the retry resumes at the child that failed, leaving the ones
     /// this round restarted running; otherwise (`OneForAll`) what this round started is
     /// stopped and the whole round is retried. The retry counts once toward the intensity.
-    async fn retry_group(&mut self, seq: Seq, failed: u64, child_id: &str, err: StartError) {
-        let reason = ExitReason::Error(std::sync::Arc::new(err));
-        if !self.log.record(Instant::now()) {
+    async fn retry_group(&mut self, seq: Seq, failed: u64, child_id: &Arc<str>, err: StartError) {
+        let reason = ExitReason::Error(Arc::new(err));
+        if !self.restarts.allow() {
             self.intensity_exceeded(child_id, reason).await;
             return;
         }

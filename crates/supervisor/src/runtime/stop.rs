@@ -8,7 +8,7 @@ use crate::timers::deadline;
 use super::{Actor, SeqKind, State};
 use crate::child::{joined_id, Joined, Outcome};
 use crate::end::End;
-use crate::{Event, ExitReason, Shutdown, StartError, SupervisorError};
+use crate::{ExitReason, Shutdown, StartError, SupervisorError};
 
 /// How a stop ended.
 #[derive(Debug)]
@@ -53,10 +53,10 @@ impl Actor {
                 return self.stopped(serial, joined, true);
             }
             let path = self.child_path(serial);
-            self.report.aborted.push(path);
+            self.ending.aborted(path);
         }
         run.abort.abort();
-        let grace = deadline(self.spec.abort_grace);
+        let grace = deadline(self.spec.flags.abort_grace);
         match self.await_exit(task, grace, false).await {
             Some(joined) => self.stopped(serial, joined, true),
             None => self.not_stopped(serial),
@@ -70,12 +70,8 @@ impl Actor {
 
     fn stopped(&mut self, serial: u64, joined: Joined, stopping: bool) -> Stopped {
         let outcome = Outcome::from(joined);
-        if let Some((children, aborted)) = outcome.nested_not_stopped() {
-            let children: Vec<String> = children.iter().map(|c| self.path(c)).collect();
-            let aborted: Vec<String> = aborted.iter().map(|c| self.path(c)).collect();
-            self.report.not_stopped.extend(children);
-            self.report.aborted.extend(aborted);
-        }
+        // a nested supervisor's paths start with its own id, which is this child's id
+        self.ending.absorb(&self.id, &outcome);
         let reason = outcome.reason(stopping);
         self.emit_exit(serial, &reason);
         Stopped::Exited
@@ -84,7 +80,7 @@ impl Actor {
     fn not_stopped(&mut self, serial: u64) -> Stopped {
         let path = self.child_path(serial);
         tracing::error!(target: "supervisor", supervisor = %self.id, child = %path, "child did not stop within its shutdown bound; detached");
-        self.report.not_stopped.push(path);
+        self.ending.not_stopped(path);
         self.emit_exit(serial, &ExitReason::Killed);
         Stopped::NotStopped
     }
@@ -155,13 +151,10 @@ impl Actor {
 
     /// Orderly shutdown (or a kill when `force`): stops all children and ends.
     pub(super) async fn shutdown(&mut self, force: bool) {
-        self.emitter
-            .emit(|supervisor| Event::ShutdownStarted { supervisor });
+        self.emitter.shutdown_started();
         self.cancel_pending();
         self.stop_all(force).await;
-        let clean = self.report.is_clean();
-        self.emitter
-            .emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
+        self.emitter.shutdown_finished(self.ending.is_clean());
         if self.init_pending() {
             self.init_done(Err(StartError::Ended {
                 supervisor: self.id.to_string(),
