@@ -512,3 +512,54 @@ async fn aborting_a_nested_dynamic_supervisor_aborts_its_children() {
         "children outlived their supervisor"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_readiness_signal_from_an_earlier_incarnation_does_not_count() {
+    let kept: Arc<std::sync::Mutex<Option<ChildContext>>> = Arc::default();
+    let keep = kept.clone();
+    // the first incarnation is ready and crashes, keeping its context; later ones never get
+    // ready on their own
+    let spec = ChildSpec::new("c", move |ctx: ChildContext| {
+        let keep = keep.clone();
+        async move {
+            if ctx.restarts() == 0 {
+                ctx.ready();
+                keep.lock().unwrap().replace(ctx);
+                return Err("crash".into());
+            }
+            ctx.cancelled().await;
+            Ok(())
+        }
+    })
+    .wait_for_ready();
+    let h = pool(None).await;
+    let starting = tokio::spawn({
+        let h = h.clone();
+        async move { h.start_child(spec).await }
+    });
+    settle().await;
+    starting.await.unwrap().unwrap();
+    let states: Vec<_> = h
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(states, [ChildState::Starting]);
+    kept.lock().unwrap().take().unwrap().ready();
+    settle().await;
+    let states: Vec<_> = h
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(
+        states,
+        [ChildState::Starting],
+        "the old incarnation's signal counted"
+    );
+    assert!(h.shutdown().await.is_clean());
+}
