@@ -3,7 +3,9 @@
 //! - restart throughput: one_for_one, one permanent child that fails as soon as it starts,
 //!   intensity 1,000,000 per second, 200,000 crash→restart cycles;
 //! - dynamic start: 100,000 children started one at a time under the dynamic supervisor,
-//!   memory per idle child, and the time to shut them all down.
+//!   memory per idle child, and the time to shut them all down;
+//! - static start/terminate: 100,000 children added one at a time with `start_child` to a
+//!   static supervisor, then terminated one at a time with `terminate_child` (each O(log n)).
 //!
 //! `cargo bench --bench supervisor` runs the criterion measurements and, first, one
 //! "protocol" pass per runtime flavour that prints the figures recorded in BENCHMARKS.md
@@ -115,7 +117,7 @@ async fn restart_cycles(cycles: u64) -> (Vec<Instant>, Option<Duration>) {
         .expect("valid spec");
     let h = spec.start().await.expect("starts");
     done.notified().await;
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     let marks = marks.lock().expect("marks lock").clone();
     (marks, cpu_since(cpu))
 }
@@ -170,6 +172,45 @@ async fn dynamic_start(n: usize) -> DynamicRun {
     }
 }
 
+/// What one static start/terminate run measured.
+struct StaticRun {
+    start: Duration,
+    terminate: Duration,
+}
+
+/// Adds `n` idle children one at a time to a static supervisor, then terminates them one at
+/// a time.
+async fn static_start_terminate(n: usize) -> StaticRun {
+    let h = Supervisor::builder("static")
+        .build()
+        .expect("valid")
+        .start()
+        .await
+        .expect("starts");
+    let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let specs: Vec<ChildSpec> = ids
+        .iter()
+        .map(|id| {
+            ChildSpec::new(id.as_str(), |ctx: ChildContext| async move {
+                ctx.cancelled().await;
+                Ok(())
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    for spec in specs {
+        h.start_child(spec).await.expect("child starts");
+    }
+    let start = t0.elapsed();
+    let t1 = Instant::now();
+    for id in &ids {
+        h.terminate_child(id).await.expect("child stops");
+    }
+    let terminate = t1.elapsed();
+    assert!(h.shutdown().await.is_clean());
+    StaticRun { start, terminate }
+}
+
 fn per_sec(n: f64, d: Duration) -> f64 {
     n / d.as_secs_f64()
 }
@@ -220,6 +261,14 @@ fn protocol_pass(multi: bool) {
             stop.as_secs_f64()
         );
     }
+    let run = rt.block_on(static_start_terminate(CHILDREN));
+    eprintln!(
+        "[{flavour}] static: {CHILDREN} start_child in {:.3} s = {:.0}/s; {CHILDREN} terminate_child in {:.3} s = {:.0}/s",
+        run.start.as_secs_f64(),
+        per_sec(CHILDREN as f64, run.start),
+        run.terminate.as_secs_f64(),
+        per_sec(CHILDREN as f64, run.terminate)
+    );
 }
 
 fn bench(c: &mut Criterion) {
@@ -259,6 +308,23 @@ fn bench(c: &mut Criterion) {
                 total
             })
         });
+        for (what, pick) in [
+            (
+                "start",
+                (|r: &StaticRun| r.start) as fn(&StaticRun) -> Duration,
+            ),
+            ("terminate", |r: &StaticRun| r.terminate),
+        ] {
+            g.bench_function(format!("static_{what}_100k/{name}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += pick(&rt.block_on(static_start_terminate(CHILDREN)));
+                    }
+                    total
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -78,6 +78,7 @@ pub enum BackoffError {
 /// # Ok::<(), supervisor::BackoffError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[must_use = "a backoff does nothing until it is part of a restart policy"]
 pub struct Backoff {
     initial: Duration,
     max: Duration,

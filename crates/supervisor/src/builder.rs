@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::flags::Flags;
 use crate::{
     ChildContext, ChildKind, ChildSpec, Intensity, Restart, RestartPolicy, SpecError, StartError,
     SupervisorHandle,
@@ -48,14 +49,10 @@ impl Supervisor {
     pub fn builder(id: impl Into<String>) -> SupervisorBuilder {
         SupervisorBuilder {
             spec: SpecInner {
-                id: Arc::from(id.into()),
+                flags: Flags::new(id),
                 strategy: Strategy::default(),
-                intensity: Intensity::default(),
-                restart_policy: RestartPolicy::default(),
                 auto_shutdown: AutoShutdown::default(),
                 children: Vec::new(),
-                event_capacity: 1024,
-                abort_grace: Duration::from_millis(100),
                 on_start: None,
             },
         }
@@ -63,20 +60,17 @@ impl Supervisor {
 }
 
 /// Builds a [`SupervisorSpec`]; see [`Supervisor::builder`].
+#[must_use = "a builder does nothing until `build()`"]
 pub struct SupervisorBuilder {
     spec: SpecInner,
 }
 
 #[derive(Clone)]
 pub(crate) struct SpecInner {
-    pub(crate) id: Arc<str>,
+    pub(crate) flags: Flags,
     pub(crate) strategy: Strategy,
-    pub(crate) intensity: Intensity,
-    pub(crate) restart_policy: RestartPolicy,
     pub(crate) auto_shutdown: AutoShutdown,
     pub(crate) children: Vec<ChildSpec>,
-    pub(crate) event_capacity: usize,
-    pub(crate) abort_grace: Duration,
     pub(crate) on_start: Option<OnStart>,
 }
 
@@ -89,13 +83,13 @@ impl SupervisorBuilder {
 
     /// Sets the restart intensity (default 1 restart in 5 s, as in OTP).
     pub fn intensity(mut self, intensity: Intensity) -> Self {
-        self.spec.intensity = intensity;
+        self.spec.flags.intensity = intensity;
         self
     }
 
     /// Sets the delay before restarts (default [`RestartPolicy::Immediate`]).
     pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
-        self.spec.restart_policy = policy;
+        self.spec.flags.restart_policy = policy;
         self
     }
 
@@ -119,14 +113,14 @@ impl SupervisorBuilder {
 
     /// Sets how many events a slow subscriber may fall behind by (default 1024).
     pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.spec.event_capacity = capacity;
+        self.spec.flags.event_capacity = capacity;
         self
     }
 
     /// Sets how long to wait for an aborted child's task to finish before reporting it as
     /// not stopped (default 100 ms). Only a child blocking its thread ever needs it.
     pub fn abort_grace(mut self, grace: Duration) -> Self {
-        self.spec.abort_grace = grace;
+        self.spec.flags.abort_grace = grace;
         self
     }
 
@@ -145,22 +139,13 @@ impl SupervisorBuilder {
     /// a significant permanent child, or significant children without auto-shutdown.
     pub fn build(self) -> Result<SupervisorSpec, SpecError> {
         let s = &self.spec;
-        let sup = || s.id.to_string();
-        if s.id.is_empty() {
-            return Err(SpecError::EmptyId { supervisor: sup() });
-        }
-        if s.intensity.period().is_zero() {
-            return Err(SpecError::ZeroPeriod { supervisor: sup() });
-        }
-        if s.event_capacity == 0 {
-            return Err(SpecError::ZeroEventCapacity { supervisor: sup() });
-        }
+        s.flags.validate()?;
         let mut seen = HashSet::new();
         for child in &s.children {
-            validate_child(&s.id, s.auto_shutdown, child)?;
+            validate_child(&s.flags.id, s.auto_shutdown, child)?;
             if !seen.insert(child.id()) {
                 return Err(SpecError::DuplicateChildId {
-                    supervisor: sup(),
+                    supervisor: s.flags.id.to_string(),
                     child: child.id().to_owned(),
                 });
             }
@@ -204,6 +189,7 @@ pub(crate) fn validate_child(
 /// A validated supervisor declaration. Cheap to clone; start it with
 /// [`SupervisorSpec::start`] or nest it with [`ChildSpec::supervisor`].
 #[derive(Clone)]
+#[must_use = "a spec does nothing until started or nested"]
 pub struct SupervisorSpec {
     pub(crate) inner: Arc<SpecInner>,
 }
@@ -211,7 +197,7 @@ pub struct SupervisorSpec {
 impl SupervisorSpec {
     /// The supervisor's id.
     pub fn id(&self) -> &str {
-        &self.inner.id
+        &self.inner.flags.id
     }
 
     /// Starts the supervisor on the current tokio runtime: its children start in order, each
@@ -235,10 +221,10 @@ impl fmt::Debug for SupervisorSpec {
         let s = &self.inner;
         let ids: Vec<&str> = s.children.iter().map(ChildSpec::id).collect();
         f.debug_struct("SupervisorSpec")
-            .field("id", &s.id)
+            .field("id", &s.flags.id)
             .field("strategy", &s.strategy)
-            .field("intensity", &s.intensity)
-            .field("restart_policy", &s.restart_policy)
+            .field("intensity", &s.flags.intensity)
+            .field("restart_policy", &s.flags.restart_policy)
             .field("auto_shutdown", &s.auto_shutdown)
             .field("children", &ids)
             .finish_non_exhaustive()
@@ -248,7 +234,7 @@ impl fmt::Debug for SupervisorSpec {
 impl fmt::Debug for SupervisorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SupervisorBuilder")
-            .field("id", &self.spec.id)
+            .field("id", &self.spec.flags.id)
             .finish_non_exhaustive()
     }
 }
@@ -256,10 +242,11 @@ impl fmt::Debug for SupervisorBuilder {
 impl ChildSpec {
     /// A nested supervisor as a child: its id is the nested spec's id, its kind
     /// [`ChildKind::Supervisor`], its shutdown `Shutdown::Infinity`, and it is ready once its
-    /// own children have all started. It exits abnormally when it escalates (restart
-    /// intensity), so failure propagates up the tree.
+    /// own children have all started. When it gives up (restart intensity) its exit is
+    /// [`ExitReason::Escalated`](crate::ExitReason::Escalated): a permanent nested supervisor
+    /// is restarted, counting toward this supervisor's intensity, so failure climbs the tree.
     pub fn supervisor(spec: SupervisorSpec) -> Self {
-        let id = spec.inner.id.clone();
+        let id = spec.inner.flags.id.clone();
         let factory: crate::spec::Factory = Arc::new(move |ctx: ChildContext| {
             let spec = spec.clone();
             Box::pin(async move { crate::runtime::run_nested(spec, ctx).await })

@@ -1,5 +1,6 @@
 //! Spawning child tasks and reading their exits (shared by both supervisor kinds).
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
@@ -9,27 +10,38 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{panic_message, NotStopped};
+use crate::spec::Factory;
 use crate::{ChildContext, ChildError, ChildSpec, ExitReason};
 
-/// The set of a supervisor's child tasks.
-pub(crate) type Tasks = JoinSet<Result<(), ChildError>>;
+/// The set of a static supervisor's child tasks; each reports which spawn it was.
+pub(crate) type Tasks = JoinSet<(RunKey, Outcome)>;
 
-/// One finished child task, as `JoinSet::join_next_with_id` yields it.
-pub(crate) type Joined = Result<(Id, Result<(), ChildError>), JoinError>;
+/// One finished child task, as `JoinSet::join_next_with_id` yields it. A child's panic is
+/// caught inside its task, so an `Err` is always an abort.
+pub(crate) type Joined = Result<(Id, (RunKey, Outcome)), JoinError>;
 
-/// A running child's task.
+/// One spawn of one child: the child (a static supervisor's serial, a dynamic supervisor's
+/// child number) and a number unique to this spawn, so that a late readiness signal or exit
+/// of an earlier incarnation is never taken for the current one's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RunKey {
+    pub(crate) child: u64,
+    pub(crate) spawn: u64,
+}
+
+/// A running child's task, owned: dropping the `Run` aborts the task, so a child never
+/// outlives the supervisor that holds it (a dynamic child is a detached tokio task).
 #[derive(Debug)]
 pub(crate) struct Run {
     pub(crate) abort: AbortHandle,
     pub(crate) token: CancellationToken,
-    /// Unique per spawn; readiness messages carry it.
-    pub(crate) key: u64,
+    pub(crate) key: RunKey,
     pub(crate) ready: bool,
     pub(crate) started_at: Instant,
 }
 
 impl Run {
-    fn new(abort: AbortHandle, token: CancellationToken, key: u64, spec: &ChildSpec) -> Self {
+    fn new(abort: AbortHandle, token: CancellationToken, key: RunKey, spec: &ChildSpec) -> Self {
         Run {
             abort,
             token,
@@ -40,16 +52,38 @@ impl Run {
     }
 }
 
-/// Spawns the child's task into `tasks`; its factory runs inside the task so a panic there is
-/// caught too.
-pub(crate) fn spawn(tasks: &mut Tasks, spec: &ChildSpec, ctx: ChildContext, key: u64) -> Run {
-    let token = ctx.token().clone();
-    let factory = spec.inner().factory.clone();
-    let abort = tasks.spawn(async move {
+impl Drop for Run {
+    fn drop(&mut self) {
+        // a no-op when the task has finished, or was aborted and detached
+        self.abort.abort();
+    }
+}
+
+/// The child's body: the factory runs inside it, so a panic there is caught with the rest.
+/// Combinators, not an `async` block, wrap it: the task's state then holds the factory and
+/// context once, which keeps an idle child small.
+fn body(factory: Factory, ctx: ChildContext) -> impl Future<Output = Outcome> + Send {
+    let run = AssertUnwindSafe(async move {
         let fut = factory(ctx);
         drop(factory);
         fut.await
     });
+    run.catch_unwind().map(|caught| match caught {
+        Ok(result) => Outcome::Returned(result),
+        Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+    })
+}
+
+/// Spawns the child's task, built by `factory`, into `tasks`.
+pub(crate) fn spawn(
+    tasks: &mut Tasks,
+    spec: &ChildSpec,
+    factory: Factory,
+    ctx: ChildContext,
+    key: RunKey,
+) -> Run {
+    let token = ctx.token().clone();
+    let abort = tasks.spawn(body(factory, ctx).map(move |outcome| (key, outcome)));
     Run::new(abort, token, key, spec)
 }
 
@@ -73,8 +107,7 @@ pub(crate) enum Outcome {
 impl From<Joined> for Outcome {
     fn from(joined: Joined) -> Self {
         match joined {
-            Ok((_, result)) => Outcome::Returned(result),
-            Err(e) if e.is_panic() => Outcome::Panicked(panic_message(&*e.into_panic())),
+            Ok((_, (_, outcome))) => outcome,
             Err(_) => Outcome::Aborted,
         }
     }
@@ -137,29 +170,17 @@ impl Drop for ExitGuard {
 /// aborted) on `tx`. Used by the dynamic supervisor, whose handles spawn children directly.
 pub(crate) fn spawn_reporting(
     spec: &ChildSpec,
+    factory: Factory,
     ctx: ChildContext,
-    id: u64,
+    key: RunKey,
     tx: mpsc::UnboundedSender<Exit>,
 ) -> Run {
     let token = ctx.token().clone();
-    let factory = spec.inner().factory.clone();
     let guard = ExitGuard {
         tx,
-        id,
+        id: key.child,
         outcome: None,
     };
-    // The body is built inside the task (not passed in built): the task's state then holds
-    // one future, not two side by side, which keeps an idle child under 800 bytes.
-    let task = tokio::spawn(async move {
-        let body = AssertUnwindSafe(async move {
-            let fut = factory(ctx);
-            drop(factory);
-            fut.await
-        });
-        guard.finish(match body.catch_unwind().await {
-            Ok(result) => Outcome::Returned(result),
-            Err(payload) => Outcome::Panicked(panic_message(&*payload)),
-        });
-    });
-    Run::new(task.abort_handle(), token, id, spec)
+    let task = tokio::spawn(body(factory, ctx).map(move |outcome| guard.finish(outcome)));
+    Run::new(task.abort_handle(), token, key, spec)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::child::RunKey;
 use crate::ChildId;
 
 /// Handed to a child's start factory on every (re)start.
@@ -29,11 +30,11 @@ pub struct ChildContext {
     ready: Option<ReadyLink>,
 }
 
-/// Where a child's readiness goes: the supervisor's ready channel plus the child's key.
+/// Where a child's readiness goes: the supervisor's ready channel plus the run's key.
 #[derive(Clone)]
 pub(crate) struct ReadyLink {
-    pub(crate) tx: mpsc::UnboundedSender<u64>,
-    pub(crate) key: u64,
+    pub(crate) tx: mpsc::UnboundedSender<RunKey>,
+    pub(crate) key: RunKey,
 }
 
 impl ChildContext {

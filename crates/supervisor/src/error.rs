@@ -12,8 +12,9 @@ pub type ChildError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Why a child (or a supervisor) exited.
 ///
-/// `Normal` and `Shutdown` are normal exits; `Error`, `Panic` and `Killed` are abnormal
-/// ([`ExitReason::is_abnormal`]). A transient child is restarted only after an abnormal exit.
+/// `Normal`, `Shutdown` and `Escalated` are normal exits; `Error`, `Panic` and `Killed` are
+/// abnormal ([`ExitReason::is_abnormal`]). A transient child is restarted only after an
+/// abnormal exit.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ExitReason {
@@ -26,8 +27,15 @@ pub enum ExitReason {
     Error(Arc<dyn StdError + Send + Sync + 'static>),
     /// The child panicked; the payload is the panic message.
     Panic(String),
-    /// The child was aborted: `Shutdown::BrutalKill`, an overrun shutdown timeout, or a kill.
+    /// The child was aborted (`Shutdown::BrutalKill`, an overrun shutdown timeout), or it is
+    /// a supervisor that was killed.
     Killed,
+    /// The child is a supervisor that gave up: its restart intensity was exceeded
+    /// ([`SupervisorError::IntensityExceeded`]). As OTP's supervisor exiting with `shutdown`,
+    /// this is not abnormal: a transient supervisor child stays down, a permanent one is
+    /// restarted (and that restart counts toward its parent's intensity, so failure still
+    /// escalates up the tree).
+    Escalated(Arc<SupervisorError>),
 }
 
 impl ExitReason {
@@ -42,14 +50,15 @@ impl ExitReason {
         match result {
             _ if stopping => Self::Shutdown,
             Ok(()) => Self::Normal,
-            Err(e) => Self::Error(Arc::from(e)),
+            Err(e) => crate::end::reason(e),
         }
     }
 
-    /// Returns the error this reason wraps, if the child returned one.
+    /// Returns the error this reason wraps, if the child returned one (or gave up).
     pub fn error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
         match self {
             Self::Error(e) => Some(e.as_ref()),
+            Self::Escalated(e) => Some(e.as_ref()),
             _ => None,
         }
     }
@@ -63,6 +72,7 @@ impl fmt::Display for ExitReason {
             Self::Error(e) => write!(f, "error: {e}"),
             Self::Panic(msg) => write!(f, "panic: {msg}"),
             Self::Killed => f.write_str("killed"),
+            Self::Escalated(e) => write!(f, "escalated: {e}"),
         }
     }
 }
@@ -171,6 +181,33 @@ pub enum StartError {
     },
 }
 
+/// Why a (re)start failed, before it names its supervisor and child as a [`StartError`].
+#[derive(Debug)]
+pub(crate) enum StartFailure {
+    /// The child exited before it was ready.
+    Exit(ExitReason),
+    /// It was not ready within its start timeout.
+    Timeout(Duration),
+}
+
+impl StartFailure {
+    pub(crate) fn into_error(self, supervisor: &str, child: &str) -> StartError {
+        let (supervisor, child) = (supervisor.to_owned(), child.to_owned());
+        match self {
+            Self::Exit(reason) => StartError::ChildFailed {
+                supervisor,
+                child,
+                reason,
+            },
+            Self::Timeout(timeout) => StartError::ChildStartTimeout {
+                supervisor,
+                child,
+                timeout,
+            },
+        }
+    }
+}
+
 /// A call on a supervisor handle failed, or the reason a supervisor ended abnormally.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -185,9 +222,18 @@ pub enum SupervisorError {
         /// The id asked for.
         child: String,
     },
-    /// A child with this id already exists.
-    #[error("supervisor `{supervisor}`: a child `{child}` already exists; delete it first or pick another id")]
-    DuplicateChild {
+    /// A child with this id is running, starting or restarting (OTP's `already_started`).
+    #[error("supervisor `{supervisor}`: child `{child}` is already started; terminate it first or pick another id")]
+    ChildAlreadyStarted {
+        /// The supervisor's id.
+        supervisor: String,
+        /// The id that is taken.
+        child: String,
+    },
+    /// A child with this id is present but not running: it was terminated and its spec kept
+    /// (OTP's `already_present`).
+    #[error("supervisor `{supervisor}`: child `{child}` is already present (terminated); call `restart_child` to start it, or `delete_child` first")]
+    ChildAlreadyPresent {
         /// The supervisor's id.
         supervisor: String,
         /// The id that is taken.
@@ -253,6 +299,13 @@ pub enum SupervisorError {
         /// The configured period.
         period: Duration,
     },
+    /// The supervisor was killed (`kill()`, or `shutdown_within` past its bound): its
+    /// children were aborted. Its parent sees this as an abnormal exit.
+    #[error("supervisor `{supervisor}` was killed; its children were aborted")]
+    Killed {
+        /// The supervisor's id.
+        supervisor: String,
+    },
     /// The supervisor has ended (or its runtime shut down); the call cannot be served.
     #[error("supervisor `{supervisor}` is gone (it has ended); start a new one")]
     Gone {
@@ -269,6 +322,7 @@ impl From<StartError> for SupervisorError {
 
 /// What a shutdown achieved. Returned by `shutdown()` (every call, idempotently).
 #[derive(Clone, Debug)]
+#[must_use = "a report tells whether every child stopped; check `is_clean()` or `exit()`"]
 pub struct ShutdownReport {
     pub(crate) supervisor: Arc<str>,
     pub(crate) aborted: Vec<String>,
@@ -308,7 +362,8 @@ impl ShutdownReport {
     }
 
     /// How the supervisor ended: `Ok` after a shutdown or auto-shutdown, `Err` after an
-    /// escalation such as [`SupervisorError::IntensityExceeded`].
+    /// escalation such as [`SupervisorError::IntensityExceeded`] or a kill
+    /// ([`SupervisorError::Killed`]).
     pub fn exit(&self) -> &Result<(), SupervisorError> {
         &self.exit
     }

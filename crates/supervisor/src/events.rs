@@ -6,22 +6,37 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use crate::ExitReason;
+use crate::{ExitReason, Intensity, StartError};
 
 /// The id of one child of a dynamic supervisor; stable across its restarts, never reused.
+///
+/// An id belongs to the supervisor (the running instance) that issued it: a handle call
+/// with an id another supervisor issued answers `UnknownChild`, even if the numbers match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChildId(pub(crate) u64);
+pub struct ChildId {
+    supervisor: u64,
+    number: u64,
+}
 
 impl ChildId {
-    /// The number behind the id.
+    pub(crate) fn new(supervisor: u64, number: u64) -> Self {
+        Self { supervisor, number }
+    }
+
+    /// The number behind the id, counting from 1 within the supervisor that issued it.
     pub fn get(self) -> u64 {
-        self.0
+        self.number
+    }
+
+    /// The issuing supervisor instance's unique number.
+    pub(crate) fn supervisor(self) -> u64 {
+        self.supervisor
     }
 }
 
 impl fmt::Display for ChildId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "#{}", self.number)
     }
 }
 
@@ -211,8 +226,88 @@ impl Emitter {
         &self.tx
     }
 
+    /// A child started (`restarts` 0) or was restarted.
+    pub(crate) fn started(&self, child: &Arc<str>, instance: Option<ChildId>, restarts: u32) {
+        let child = child.clone();
+        self.emit(|supervisor| match restarts {
+            0 => Event::Started {
+                supervisor,
+                child,
+                instance,
+            },
+            restarts => Event::Restarted {
+                supervisor,
+                child,
+                instance,
+                restarts,
+            },
+        });
+    }
+
+    pub(crate) fn exited(&self, child: &Arc<str>, instance: Option<ChildId>, reason: &ExitReason) {
+        self.emit(|supervisor| Event::Exited {
+            supervisor,
+            child: child.clone(),
+            instance,
+            reason: reason.clone(),
+        });
+    }
+
+    pub(crate) fn restart_scheduled(
+        &self,
+        child: &Arc<str>,
+        instance: Option<ChildId>,
+        delay: Duration,
+    ) {
+        self.emit(|supervisor| Event::RestartScheduled {
+            supervisor,
+            child: child.clone(),
+            instance,
+            delay,
+        });
+    }
+
+    pub(crate) fn restart_cancelled(&self, child: &Arc<str>, instance: Option<ChildId>) {
+        self.emit(|supervisor| Event::RestartCancelled {
+            supervisor,
+            child: child.clone(),
+            instance,
+        });
+    }
+
+    pub(crate) fn start_failed(
+        &self,
+        child: &Arc<str>,
+        instance: Option<ChildId>,
+        err: &StartError,
+    ) {
+        self.emit(|supervisor| Event::StartFailed {
+            supervisor,
+            child: child.clone(),
+            instance,
+            reason: err.to_string(),
+        });
+    }
+
+    pub(crate) fn intensity_exceeded(&self, child: &Arc<str>, limit: Intensity) {
+        self.emit(|supervisor| Event::IntensityExceeded {
+            supervisor,
+            child: child.clone(),
+            max_restarts: limit.max_restarts(),
+            period: limit.period(),
+        });
+    }
+
+    pub(crate) fn shutdown_started(&self) {
+        self.emit(|supervisor| Event::ShutdownStarted { supervisor });
+    }
+
+    pub(crate) fn shutdown_finished(&self, clean: bool) {
+        self.emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
+    }
+
     /// Traces the event and broadcasts it if anyone listens; `make` runs only if needed.
-    pub(crate) fn emit(&self, make: impl FnOnce(Arc<str>) -> Event) {
+    fn emit(&self, make: impl FnOnce(Arc<str>) -> Event) {
         let listening = self.tx.receiver_count() > 0;
         if !listening && !tracing::enabled!(target: "supervisor", tracing::Level::ERROR) {
             return;
@@ -230,7 +325,9 @@ fn trace_event(e: &Event) {
     let sup = e.supervisor();
     let child = e.child().unwrap_or("");
     match e {
-        Event::Exited { reason, .. } if reason.is_abnormal() => {
+        Event::Exited { reason, .. }
+            if reason.is_abnormal() || matches!(reason, ExitReason::Escalated(_)) =>
+        {
             tracing::warn!(target: "supervisor", supervisor = sup, child, %reason, "child exited")
         }
         Event::Exited { reason, .. } => {

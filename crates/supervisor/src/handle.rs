@@ -7,6 +7,9 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::end::Ending;
+use crate::events::Emitter;
+use crate::flags::Flags;
 use crate::{ChildKind, ChildSpec, Event, Restart, ShutdownReport, SupervisorError};
 
 /// A child's state as reported by `which_children`.
@@ -71,6 +74,38 @@ pub(crate) enum Msg {
 /// The supervisor's final state, published once it has ended.
 pub(crate) type ExitSlot = Option<ShutdownReport>;
 
+/// What a supervisor's task holds to serve its handles: their calls, its events, its ending,
+/// and the kill switch every handle can pull.
+pub(crate) struct Serving<M> {
+    pub(crate) calls: mpsc::UnboundedReceiver<M>,
+    pub(crate) emitter: Emitter,
+    pub(crate) ending: Ending,
+    pub(crate) kill: CancellationToken,
+}
+
+/// Connects a new supervisor's handle side ([`Core`]) to its task's side ([`Serving`]).
+pub(crate) fn connect<M>(flags: &Flags) -> (Core<M>, Serving<M>) {
+    let id = flags.id.clone();
+    let (tx, calls) = mpsc::unbounded_channel();
+    let (slot, exit) = watch::channel(None);
+    let emitter = Emitter::new(id.clone(), flags.event_capacity);
+    let kill = CancellationToken::new();
+    let core = Core {
+        id: id.clone(),
+        tx,
+        exit,
+        events: emitter.sender().downgrade(),
+        kill: kill.clone(),
+    };
+    let serving = Serving {
+        calls,
+        emitter,
+        ending: Ending::new(id, slot),
+        kill,
+    };
+    (core, serving)
+}
+
 /// What both handle kinds share: the command channel, the final report, events, kill.
 pub(crate) struct Core<M> {
     pub(crate) id: Arc<str>,
@@ -81,22 +116,6 @@ pub(crate) struct Core<M> {
 }
 
 impl<M> Core<M> {
-    pub(crate) fn new(
-        id: Arc<str>,
-        tx: mpsc::UnboundedSender<M>,
-        exit: watch::Receiver<ExitSlot>,
-        events: &broadcast::Sender<Event>,
-        kill: CancellationToken,
-    ) -> Self {
-        Self {
-            id,
-            tx,
-            exit,
-            events: events.downgrade(),
-            kill,
-        }
-    }
-
     pub(crate) fn gone(&self) -> SupervisorError {
         SupervisorError::Gone {
             supervisor: self.id.to_string(),
@@ -201,8 +220,9 @@ impl SupervisorHandle {
     ///
     /// # Errors
     ///
-    /// `DuplicateChild`, `Spec` (invalid spec), `Start` (it failed to start; it is not kept),
-    /// `ShuttingDown`, `Gone`.
+    /// `ChildAlreadyStarted` (a child with this id runs, starts or restarts),
+    /// `ChildAlreadyPresent` (one is terminated, its spec kept), `Spec` (invalid spec),
+    /// `Start` (it failed to start; it is not kept), `ShuttingDown`, `Gone`.
     pub async fn start_child(&self, spec: ChildSpec) -> Result<(), SupervisorError> {
         self.call(|r| Msg::StartChild(spec, r)).await?
     }

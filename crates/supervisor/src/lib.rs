@@ -57,8 +57,11 @@
 //! # }
 //! ```
 //!
-//! In a binary, [`run_until_signal`] runs the tree until SIGTERM / SIGINT and returns an
-//! outcome whose [`exit_code`](SignalOutcome::exit_code) tells whether the shutdown was clean.
+//! In a binary, `run_until_signal` runs the tree until SIGTERM / SIGINT and returns an
+//! outcome whose [`exit_code`](SignalOutcome::exit_code) tells whether the shutdown was clean
+//! (feature `signals`, on by default; without it, [`run_until`] takes any stream of
+//! [`Signal`]s). The crate takes only the tokio features it uses: `rt`, `sync`, `time`,
+//! `macros`, and `signal` with the `signals` feature.
 //!
 //! # Children
 //!
@@ -94,6 +97,11 @@
 //! Specs are validated by `build()` ([`SpecError`]): empty or duplicate ids, a significant
 //! permanent child, significant children without auto-shutdown, a zero period.
 //!
+//! Every duration setting saturates: a duration too large to add to the current instant
+//! (`Duration::MAX`, say) means "no limit": a `Shutdown::Timeout` waits like `Infinity`, a
+//! start timeout or abort grace never elapses, and a restart delay leaves the child
+//! `Restarting` until it is terminated or the supervisor shuts down.
+//!
 //! **Start** is ordered: each child starts once the previous one is ready. A child that
 //! exits before it is ready, or overruns its start timeout, fails the start with a
 //! [`StartError`] naming it, after the children started before it have been stopped in
@@ -103,18 +111,26 @@
 //! **Restarts** follow the strategy: under `OneForAll` / `RestForOne` the affected siblings
 //! are stopped in reverse start order and restarted in start order. With a delay, the restart
 //! (of the whole group) runs on a timer; while it is pending `which_children` shows
-//! [`ChildState::Restarting`], `terminate_child` cancels it, `restart_child` and
+//! [`ChildState::Restarting`], `terminate_child` cancels it (under `RestForOne` together with
+//! the pending restarts of the children after it, which depend on it), `restart_child` and
 //! `delete_child` answer [`SupervisorError::ChildRestarting`], and shutdown cancels all
 //! pending restarts at once. A restart that fails to start is retried through the same
-//! delay; each retry counts once toward the intensity. Intensity bookkeeping costs O(1)
-//! per restart whatever the window.
+//! delay; each retry counts once toward the intensity. As in OTP, a `RestForOne` retry
+//! resumes at the child that failed (the children restarted before it keep running) and a
+//! `OneForAll` retry restarts the whole group again. Intensity bookkeeping costs O(1) per
+//! restart whatever the window.
 //!
 //! **Stopping** follows reverse start order, each child by its [`Shutdown`]. A child that
 //! blocks its thread cannot be aborted; it is detached after the abort grace and listed in
 //! [`ShutdownReport::not_stopped`], so a shutdown never hangs past its bounds.
 //!
 //! **Escalation**: exceeding the intensity stops all children and ends the supervisor with
-//! [`SupervisorError::IntensityExceeded`], which its parent sees as an abnormal exit.
+//! [`SupervisorError::IntensityExceeded`]. Its parent sees the exit as
+//! [`ExitReason::Escalated`], which, like the `shutdown` exit of an OTP supervisor that gave
+//! up, is not abnormal: a transient nested supervisor stays down, a permanent one is
+//! restarted and that restart counts toward the parent's intensity, so failure climbs the
+//! tree. A supervisor stopped with `kill()` ends with [`SupervisorError::Killed`], which its
+//! parent sees as `Killed`, an abnormal exit (OTP's `killed`).
 //!
 //! The [`DynamicSupervisor`] runs many children added at run time (OTP's
 //! `simple_one_for_one`, Elixir's `DynamicSupervisor`), each restarted on its own, with an
@@ -139,8 +155,13 @@
 //!    reset after a stable run) exist; OTP restarts at once only. Pending restarts run on
 //!    timers and are visible and cancellable (see above). Under `OneForAll` / `RestForOne`
 //!    the siblings are stopped at once and the group is restarted after the delay.
+//!    Terminating a child whose `RestForOne` group restart is pending also cancels the
+//!    restarts of the children after it (in OTP they stay down once the restart they wait
+//!    on is gone); under `OneForAll` the others are still restarted.
 //! 2. **A failed restart** is retried through the restart delay (OTP retries immediately
-//!    through a message to itself); as in OTP each attempt counts toward the intensity.
+//!    through a message to itself); as in OTP each attempt counts toward the intensity, a
+//!    `RestForOne` retry resumes at the child that failed and a `OneForAll` retry restarts
+//!    the whole group.
 //! 3. **Readiness never blocks the supervisor.** OTP's supervisor is blocked while a child's
 //!    `init` runs; here a child signals readiness with [`ChildContext::ready`] and the
 //!    supervisor serves calls and exits meanwhile, including during its own initial start
@@ -151,9 +172,14 @@
 //!    effect at the child's next `.await`; a child that blocks its thread cannot be killed as
 //!    OTP's `kill` would, so it is detached after the abort grace and reported in
 //!    [`ShutdownReport::not_stopped`]. `BrutalKill` aborts without cancelling the token.
+//!    Durations are `Duration`s, not milliseconds; one too large for an `Instant` means no
+//!    limit (OTP's `infinity`).
 //! 5. **Exit reasons** come from the child's result: `Ok` = normal, `Err` or panic =
 //!    abnormal, a return after the supervisor's stop request = shutdown. A child cannot exit
 //!    with `shutdown` or `{shutdown, _}` on its own, and there is no `ignore` from a start.
+//!    A nested supervisor that gave up exits with [`ExitReason::Escalated`] where OTP's exits
+//!    with `shutdown`; both are normal exits (a transient one stays down, a permanent one is
+//!    restarted and counts toward its parent's intensity), but ours keeps the error.
 //! 6. **Intensity** is measured with `Duration` precision; a restart exactly `period` ago no
 //!    longer counts (OTP counts in whole seconds and includes it). The bookkeeping is O(1)
 //!    per restart (OTP walks its list of restarts).
@@ -163,26 +189,35 @@
 //!    caller with `noproc`.
 //! 8. **Shutdown API**: `shutdown()` is idempotent and returns a [`ShutdownReport`] (what
 //!    was aborted, what could not be stopped, how the supervisor ended); `kill()` is a hard
-//!    stop; `shutdown_within(bound)` escalates one to the other. A supervisor ended by
-//!    auto-shutdown ends with `Ok` (OTP exits with reason `shutdown`), so a transient
-//!    nested supervisor is not restarted, as in OTP.
+//!    stop that ends the supervisor with [`SupervisorError::Killed`], abnormal to its parent
+//!    as OTP's `killed`; `shutdown_within(bound)` escalates one to the other. A supervisor
+//!    ended by auto-shutdown ends with `Ok` (OTP exits with reason `shutdown`), so a
+//!    transient nested supervisor is not restarted, as in OTP.
 //! 9. **Dynamic supervisor**: `start_child` takes a whole [`ChildSpec`] (Elixir style)
 //!    instead of extra arguments appended to one template; children are named by a
 //!    [`ChildId`] that stays the same across restarts (a restarted OTP child gets a new
-//!    pid); `terminate_child` removes the child and does not block other calls while the
-//!    child lingers; significant children are not supported there. A child that needs no
-//!    readiness is spawned by `start_child` itself on the caller's task (no round trip to
-//!    the supervisor's task), which is why starts are cheap; `start_child` may return
-//!    before the child's first poll.
+//!    pid) and belongs to the supervisor instance that issued it, as a pid names one
+//!    process; `terminate_child` removes the child and does not block other calls while the
+//!    child lingers, and answers `Ok` for a child of this supervisor that has already ended
+//!    (as OTP does for a dead pid); significant children are not supported there. A child
+//!    that needs no readiness is spawned by `start_child` itself on the caller's task (no
+//!    round trip to the supervisor's task), which is why starts are cheap; `start_child`
+//!    may return before the child's first poll.
 //! 10. **Observability**: typed [`Event`]s on a broadcast channel in addition to logs
 //!     (OTP: SASL / logger reports), and `which_children` reports `Starting`, `Restarting`
 //!     and `Stopping` states.
-//! 11. **Not provided**: hot code upgrade (`code_change`), `get_childspec`,
+//! 11. **`start_child` of an id whose restart is pending** answers
+//!     [`SupervisorError::ChildAlreadyStarted`] (OTP: `already_present`, since the child has
+//!     no pid while it restarts): it will run again without a `restart_child`.
+//! 12. **Not provided**: hot code upgrade (`code_change`), `get_childspec`,
 //!     `check_childspecs` (specs are checked by `build()`), changing a running supervisor's
 //!     flags.
 //!
 //! As in OTP, a `OneForAll` / `RestForOne` group restart also starts non-temporary children
-//! of the group that had been terminated, and drops temporary ones.
+//! of the group that had been terminated, and drops temporary ones; `start_child` of an id in
+//! use tells a started child ([`SupervisorError::ChildAlreadyStarted`]) from a terminated one
+//! ([`SupervisorError::ChildAlreadyPresent`]); and a started temporary child's factory is
+//! dropped (OTP drops its start arguments), so what it captured lives no longer than needed.
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -196,10 +231,13 @@ mod builder;
 mod child;
 mod context;
 mod dynamic;
+mod end;
 mod error;
 mod events;
+mod flags;
 mod handle;
 mod intensity;
+mod restarts;
 mod runtime;
 mod signals;
 mod spec;
@@ -216,5 +254,7 @@ pub use error::{ChildError, ExitReason, ShutdownReport, SpecError, StartError, S
 pub use events::{ChildId, Event};
 pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
 pub use intensity::Intensity;
-pub use signals::{os_signals, run_until, run_until_signal, Signal, SignalOutcome, TreeHandle};
+#[cfg(feature = "signals")]
+pub use signals::{os_signals, run_until_signal};
+pub use signals::{run_until, Signal, SignalOutcome, TreeHandle};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};

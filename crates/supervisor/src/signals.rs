@@ -1,11 +1,15 @@
-//! Running a tree until SIGTERM / SIGINT, then shutting it down within a bound.
+//! Running a tree until SIGTERM / SIGINT (or any stream of signals), then shutting it down
+//! within a bound. The process-signal parts need the `signals` feature (on by default).
 
 use std::fmt;
+#[cfg(feature = "signals")]
 use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures::stream::{self, BoxStream, Stream, StreamExt};
+#[cfg(feature = "signals")]
+use futures::stream::{self, BoxStream};
+use futures::stream::{Stream, StreamExt};
 
 use crate::{DynamicHandle, ShutdownReport, SupervisorHandle};
 
@@ -66,6 +70,7 @@ impl TreeHandle {
 
 /// How [`run_until_signal`] ended.
 #[derive(Clone, Debug)]
+#[must_use = "an outcome tells whether the shutdown was clean; return its `exit_code()`"]
 pub struct SignalOutcome {
     /// The signal that started the shutdown; `None` if the tree ended by itself.
     pub signal: Option<Signal>,
@@ -123,6 +128,7 @@ impl fmt::Display for SignalOutcome {
 /// # Errors
 ///
 /// An I/O error if the signal handlers cannot be installed.
+#[cfg(feature = "signals")]
 pub async fn run_until_signal(
     handle: impl Into<TreeHandle>,
     bound: Duration,
@@ -178,7 +184,7 @@ where
 /// # Errors
 ///
 /// An I/O error if the signal handlers cannot be installed.
-#[cfg(unix)]
+#[cfg(all(unix, feature = "signals"))]
 pub fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate())?;
@@ -197,7 +203,7 @@ pub fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
 /// # Errors
 ///
 /// An I/O error if the handler cannot be installed.
-#[cfg(not(unix))]
+#[cfg(all(not(unix), feature = "signals"))]
 pub fn os_signals() -> io::Result<BoxStream<'static, Signal>> {
     let int = stream::unfold((), |()| async move {
         tokio::signal::ctrl_c()

@@ -73,16 +73,20 @@ pub(crate) type Factory =
 /// assert_eq!(spec.id(), "ticker");
 /// ```
 #[derive(Clone)]
+#[must_use = "a child spec does nothing until a supervisor starts it"]
 pub struct ChildSpec {
     inner: Arc<SpecInner>,
+    /// `None` once a temporary child has started: it never starts again, so its supervisor
+    /// drops what the factory captured (as OTP drops a temporary child's start arguments).
+    factory: Option<Factory>,
 }
 
 #[derive(Clone)]
 pub(crate) struct SpecInner {
     pub(crate) id: Arc<str>,
-    pub(crate) factory: Factory,
     pub(crate) restart: Restart,
-    pub(crate) shutdown: Shutdown,
+    /// `None`: the default for `kind` (see [`ChildSpec::shutdown_policy`]).
+    shutdown: Option<Shutdown>,
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
     pub(crate) wait_ready: bool,
@@ -103,15 +107,10 @@ impl ChildSpec {
     }
 
     pub(crate) fn from_factory(id: Arc<str>, factory: Factory, kind: ChildKind) -> Self {
-        let shutdown = match kind {
-            ChildKind::Worker => Shutdown::default(),
-            ChildKind::Supervisor => Shutdown::Infinity,
-        };
         let inner = SpecInner {
             id,
-            factory,
             restart: Restart::Permanent,
-            shutdown,
+            shutdown: None,
             kind,
             significant: false,
             wait_ready: kind == ChildKind::Supervisor,
@@ -120,6 +119,7 @@ impl ChildSpec {
         };
         Self {
             inner: Arc::new(inner),
+            factory: Some(factory),
         }
     }
 
@@ -135,10 +135,11 @@ impl ChildSpec {
 
     /// Sets how the child is stopped (default 5 s for workers, infinity for supervisors).
     pub fn shutdown(self, shutdown: Shutdown) -> Self {
-        self.edit(|s| s.shutdown = shutdown)
+        self.edit(|s| s.shutdown = Some(shutdown))
     }
 
-    /// Sets the kind (set for you by [`ChildSpec::supervisor`]).
+    /// Sets the kind (set for you by [`ChildSpec::supervisor`]). Unless a shutdown was set
+    /// explicitly, the kind's default follows: `Shutdown::Infinity` for supervisors.
     pub fn kind(self, kind: ChildKind) -> Self {
         self.edit(|s| s.kind = kind)
     }
@@ -176,9 +177,12 @@ impl ChildSpec {
         self.inner.restart
     }
 
-    /// The shutdown policy.
+    /// The shutdown policy: the one set, or the kind's default.
     pub fn shutdown_policy(&self) -> Shutdown {
-        self.inner.shutdown
+        self.inner.shutdown.unwrap_or(match self.inner.kind {
+            ChildKind::Worker => Shutdown::default(),
+            ChildKind::Supervisor => Shutdown::Infinity,
+        })
     }
 
     /// The kind.
@@ -194,6 +198,19 @@ impl ChildSpec {
     pub(crate) fn inner(&self) -> &SpecInner {
         &self.inner
     }
+
+    /// What builds the child's future; `None` after [`ChildSpec::started`] on a temporary
+    /// child.
+    pub(crate) fn factory(&self) -> Option<Factory> {
+        self.factory.clone()
+    }
+
+    /// The child has started: a temporary one never starts again, so its factory goes.
+    pub(crate) fn started(&mut self) {
+        if self.inner.restart == Restart::Temporary {
+            self.factory = None;
+        }
+    }
 }
 
 impl fmt::Debug for ChildSpec {
@@ -202,7 +219,7 @@ impl fmt::Debug for ChildSpec {
         f.debug_struct("ChildSpec")
             .field("id", &s.id)
             .field("restart", &s.restart)
-            .field("shutdown", &s.shutdown)
+            .field("shutdown", &self.shutdown_policy())
             .field("kind", &s.kind)
             .field("significant", &s.significant)
             .field("wait_ready", &s.wait_ready)

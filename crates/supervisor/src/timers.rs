@@ -4,8 +4,15 @@ use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant, Sleep};
+
+/// The instant `after` from now, or `None` (never) when it lies beyond what an `Instant` can
+/// hold: every duration setting saturates to "no limit" instead of overflowing.
+pub(crate) fn deadline(after: Duration) -> Option<Instant> {
+    Instant::now().checked_add(after)
+}
 
 /// Identifies one armed timer, for cancellation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,15 +35,18 @@ impl<T> Timers<T> {
         }
     }
 
-    pub(crate) fn insert(&mut self, when: Instant, value: T) -> TimerId {
+    /// Arms a timer `after` from now; `None` (never fires) when that is beyond [`deadline`].
+    pub(crate) fn insert(&mut self, after: Duration, value: T) -> Option<TimerId> {
+        let when = deadline(after)?;
         self.next_seq += 1;
         let id = TimerId(when, self.next_seq);
         self.queue.insert(id, value);
-        id
+        Some(id)
     }
 
-    pub(crate) fn remove(&mut self, id: TimerId) -> Option<T> {
-        self.queue.remove(&id)
+    /// Disarms a timer (`None`, a timer that never fires, is a no-op).
+    pub(crate) fn remove(&mut self, id: Option<TimerId>) -> Option<T> {
+        self.queue.remove(&id?)
     }
 
     #[cfg(test)]
@@ -74,15 +84,15 @@ impl<T> Timers<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn fires_in_deadline_order_and_skips_removed() {
         let t0 = Instant::now();
         let mut t = Timers::new();
-        t.insert(t0 + Duration::from_secs(3), "c");
-        let b = t.insert(t0 + Duration::from_secs(2), "b");
-        t.insert(t0 + Duration::from_secs(1), "a");
+        t.insert(Duration::from_secs(3), "c");
+        let b = t.insert(Duration::from_secs(2), "b");
+        t.insert(Duration::from_secs(1), "a");
+        assert_eq!(t.insert(Duration::MAX, "never"), None);
         assert_eq!(t.remove(b), Some("b"));
         assert_eq!(t.next().await, "a");
         assert_eq!(Instant::now() - t0, Duration::from_secs(1));

@@ -47,7 +47,7 @@ async fn backoff_delays_grow_are_capped_and_reset_after_a_stable_run() {
     let got: Vec<u64> = p.times("start:x").iter().map(Duration::as_secs).collect();
     // 0, +1, +2, +4, +8, +8 (capped), runs 40 s (stable) so the next delay is 1 s again
     assert_eq!(got, vec![0, 1, 3, 7, 15, 23, 64, 66]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -98,7 +98,7 @@ async fn a_pending_restart_never_blocks_the_handle_and_terminate_cancels_it() {
         .any(|e| matches!(e, Event::RestartCancelled { child, .. } if &**child == "a")));
     h.restart_child("a").await.unwrap();
     assert_eq!(p.count("start:a"), 2);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -144,7 +144,7 @@ async fn the_delay_applies_to_a_group_restart_as_a_whole() {
     tokio::time::sleep(secs(5)).await;
     assert_eq!(p.take(), strs(&["start:a", "start:b", "start:c"]));
     assert_eq!(p.times("start:c")[1], secs(5));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,7 +186,7 @@ async fn a_failed_restart_is_retried_through_the_delay_and_counts_once() {
         h.which_children().await.unwrap()[0].state,
         ChildState::Running
     );
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -203,5 +203,136 @@ async fn a_child_override_of_the_restart_policy_wins() {
     p.trigger("a", Action::Crash);
     settle().await;
     assert_eq!(p.count("start:a"), 2);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
+}
+
+/// A child that fails before it is ready on restart number `fail_on`, and runs otherwise.
+fn fails_on_restart(p: &Probe, id: &str, fail_on: u32) -> ChildSpec {
+    let p = p.clone();
+    ChildSpec::new(id, move |ctx: ChildContext| {
+        let p = p.clone();
+        async move {
+            if ctx.restarts() == fail_on {
+                p.push(format!("start:{}", ctx.id()));
+                return Err("cannot start".into());
+            }
+            ctx.ready();
+            p.body(ctx).await
+        }
+    })
+    .wait_for_ready()
+}
+
+/// a, b, c where c fails its first restart; b crashes.
+async fn group_with_failing_restart(strategy: Strategy) -> Probe {
+    let p = Probe::new();
+    let h = Supervisor::builder("root")
+        .strategy(strategy)
+        .intensity(Intensity::new(10, secs(100)))
+        .restart_policy(RestartPolicy::Fixed(secs(2)))
+        .child(p.worker("a"))
+        .child(p.worker("b"))
+        .child(fails_on_restart(&p, "c", 1))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    p.take();
+    p.trigger("b", Action::Crash);
+    tokio::time::sleep(secs(10)).await;
+    assert_eq!(states(&h).await, [ChildState::Running; 3]);
+    assert!(h.shutdown().await.is_clean());
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_rest_for_one_restart_resumes_at_the_child_that_failed() {
+    let p = group_with_failing_restart(Strategy::RestForOne).await;
+    // b restarted once; only c is retried, 2 s later (as OTP's try_again does)
+    assert_eq!(p.times("start:a"), [secs(0)]);
+    assert_eq!(p.times("start:b"), [secs(0), secs(2)]);
+    assert_eq!(p.times("start:c"), [secs(0), secs(2), secs(4)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_one_for_all_restart_restarts_the_whole_group_as_otp_does() {
+    let p = group_with_failing_restart(Strategy::OneForAll).await;
+    // one_for_all: the retry stops and restarts every child again, as OTP's does
+    for child in ["start:a", "start:b", "start:c"] {
+        assert_eq!(p.times(child), [secs(0), secs(2), secs(4)], "{child}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminating_a_child_with_a_pending_rest_for_one_restart_keeps_later_children_down() {
+    let p = Probe::new();
+    let h = Supervisor::builder("root")
+        .strategy(Strategy::RestForOne)
+        .restart_policy(RestartPolicy::Fixed(secs(10)))
+        .children(["a", "b", "c"].map(|id| p.worker(id)))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut events = h.subscribe();
+    p.trigger("b", Action::Crash);
+    settle().await;
+    assert_eq!(states(&h).await[1..], [ChildState::Restarting; 2]);
+    // c depends on b: with b terminated, c's pending restart is cancelled too (as in OTP,
+    // where terminating the child a restart waits on leaves the children after it down)
+    h.terminate_child("b").await.unwrap();
+    tokio::time::sleep(secs(20)).await;
+    use ChildState::{Running, Terminated};
+    assert_eq!(states(&h).await, [Running, Terminated, Terminated]);
+    assert_eq!(p.count("start:c"), 1);
+    let cancelled: Vec<String> = drain(&mut events)
+        .iter()
+        .filter_map(|e| match e {
+            Event::RestartCancelled { child, .. } => Some(child.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled, ["b", "c"]);
+    assert!(h.shutdown().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminating_a_child_while_its_rest_for_one_group_restarts_keeps_later_children_down() {
+    let p = Probe::new();
+    let slow = ChildSpec::new("b", {
+        let p = p.clone();
+        move |ctx: ChildContext| {
+            let p = p.clone();
+            async move {
+                if ctx.restarts() > 0 {
+                    tokio::time::sleep(secs(5)).await; // slow to be ready again
+                }
+                ctx.ready();
+                p.body(ctx).await
+            }
+        }
+    })
+    .wait_for_ready();
+    let h = Supervisor::builder("root")
+        .strategy(Strategy::RestForOne)
+        .child(p.worker("a"))
+        .child(slow)
+        .child(p.worker("c"))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    p.trigger("b", Action::Crash);
+    settle().await;
+    // b is starting again, c waits for it
+    use ChildState::{Restarting, Running, Starting, Terminated};
+    assert_eq!(states(&h).await, [Running, Starting, Restarting]);
+    h.terminate_child("b").await.unwrap();
+    tokio::time::sleep(secs(20)).await;
+    assert_eq!(states(&h).await, [Running, Terminated, Terminated]);
+    assert_eq!(p.count("start:c"), 1);
+    assert!(h.shutdown().await.is_clean());
 }

@@ -37,10 +37,6 @@ async fn children_start_terminate_and_are_counted() {
         (left[0].instance, left[0].state),
         (Some(b), ChildState::Running)
     );
-    assert!(matches!(
-        h.terminate_child(a).await,
-        Err(SupervisorError::UnknownChild { .. })
-    ));
     assert_eq!(p.take(), strs(&["start:w", "start:w", "stop:w"]));
     assert!(h.shutdown().await.is_clean());
 }
@@ -58,7 +54,7 @@ async fn max_children_is_enforced() {
     );
     h.terminate_child(a).await.unwrap();
     h.start_child(p.worker("w")).await.unwrap();
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -80,7 +76,7 @@ async fn dynamic_children_are_restarted_by_their_restart_type() {
     assert_eq!(left.len(), 1);
     assert_eq!((left[0].instance, left[0].restarts), (Some(perm), 1));
     assert_eq!(p.count("start:perm"), 2);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -124,7 +120,7 @@ async fn a_lingering_terminate_does_not_block_other_calls() {
     assert!(t0.elapsed() < secs(1));
     terminating.await.unwrap().unwrap();
     assert_eq!(t0.elapsed(), secs(10));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,7 +144,7 @@ async fn a_pending_dynamic_restart_is_cancelled_by_terminate() {
     tokio::time::sleep(secs(20)).await;
     assert_eq!(p.count("start:w"), 1);
     assert!(h.which_children().await.unwrap().is_empty());
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -222,7 +218,7 @@ async fn dynamic_start_child_waits_for_readiness_and_reports_failures() {
         );
     }
     assert_eq!(h.count_children().await.unwrap().specs, 1);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -303,7 +299,7 @@ async fn a_panicking_dynamic_child_is_restarted_and_its_message_reported() {
         matches!(e, supervisor::Event::Exited { reason: supervisor::ExitReason::Panic(m), .. } if m == "w panicked on purpose")
     });
     assert!(panicked);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// Children spawned by the handle may exit before the supervisor has taken them in.
@@ -380,7 +376,7 @@ async fn a_child_started_while_the_supervisor_shuts_down_is_stopped_not_orphaned
             async move { while h.start_child(spec.clone()).await.is_ok() {} }
         });
         tokio::task::yield_now().await;
-        h.shutdown().await;
+        assert!(h.shutdown().await.is_clean());
         starter.await.unwrap();
     }
     // Every child was stopped (give the last ones a moment to end).
@@ -391,4 +387,179 @@ async fn a_child_started_while_the_supervisor_shuts_down_is_stopped_not_orphaned
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(live.load(Ordering::SeqCst), 0, "children left running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_id_from_another_supervisor_is_unknown_and_touches_nothing() {
+    let p = Probe::new();
+    let d1 = pool(None).await;
+    let d2 = pool(None).await;
+    let mine = d1.start_child(p.worker("mine")).await.unwrap();
+    let theirs = d2.start_child(p.worker("theirs")).await.unwrap();
+    // both supervisors number their children from 1: the numbers match, the ids must not
+    assert_eq!(mine.get(), theirs.get());
+    assert_ne!(mine, theirs);
+    let err = d1.terminate_child(theirs).await.unwrap_err();
+    assert!(matches!(err, SupervisorError::UnknownChild { .. }), "{err}");
+    settle().await;
+    assert_eq!(p.take(), strs(&["start:mine", "start:theirs"]));
+    assert_eq!(d1.count_children().await.unwrap().active, 1);
+    assert!(d1.shutdown().await.is_clean());
+    assert!(d2.shutdown().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn terminating_a_child_that_already_ended_answers_ok_as_otp_does() {
+    let p = Probe::new();
+    let h = pool(None).await;
+    let a = h.start_child(p.worker("a")).await.unwrap();
+    h.terminate_child(a).await.unwrap();
+    h.terminate_child(a).await.unwrap();
+    // a temporary child that ended on its own is gone too
+    let t = h
+        .start_child(p.worker("t").restart(Restart::Temporary))
+        .await
+        .unwrap();
+    p.trigger("t", Action::Normal);
+    settle().await;
+    assert!(h.which_children().await.unwrap().is_empty());
+    h.terminate_child(t).await.unwrap();
+    assert!(h.shutdown().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nested_dynamic_supervisor_killed_or_giving_up_reads_as_a_static_one() {
+    let p = Probe::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let dynamic = DynamicSupervisor::builder("pool")
+        .intensity(Intensity::new(0, secs(5)))
+        .on_start(move |h| {
+            let _ = tx.send(h.clone());
+        })
+        .build()
+        .unwrap();
+    let root = Supervisor::builder("root")
+        .child(ChildSpec::dynamic(dynamic).restart(Restart::Transient))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut events = root.subscribe();
+    // killed: abnormal, so the transient pool is restarted
+    rx.recv().await.unwrap().kill();
+    let restarted = tokio::time::timeout(secs(1), rx.recv()).await;
+    let pool = restarted.expect("the killed pool was restarted").unwrap();
+    // gave up: like OTP's `shutdown`, so it stays down
+    pool.start_child(p.worker("w")).await.unwrap();
+    p.trigger("w", Action::Crash);
+    settle().await;
+    let reasons: Vec<String> = common::drain(&mut events)
+        .iter()
+        .filter_map(|e| match e {
+            supervisor::Event::Exited { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0], "killed");
+    assert!(reasons[1].starts_with("escalated: "), "{reasons:?}");
+    assert_eq!(
+        root.which_children().await.unwrap()[0].state,
+        ChildState::Terminated
+    );
+    assert!(root.shutdown().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn aborting_a_nested_dynamic_supervisor_aborts_its_children() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let dynamic = DynamicSupervisor::builder("pool")
+        .on_start(move |h| {
+            let _ = tx.send(h.clone());
+        })
+        .build()
+        .unwrap();
+    let root = Supervisor::builder("root")
+        .child(ChildSpec::dynamic(dynamic).shutdown(Shutdown::BrutalKill))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let pool = rx.recv().await.unwrap();
+    let live_in = live.clone();
+    let stubborn = ChildSpec::new("s", move |_ctx: ChildContext| {
+        let live = Live::new(&live_in);
+        async move {
+            std::future::pending::<()>().await;
+            drop(live);
+            Ok(())
+        }
+    });
+    for _ in 0..3 {
+        pool.start_child(stubborn.clone()).await.unwrap();
+    }
+    settle().await;
+    assert_eq!(live.load(Ordering::SeqCst), 3);
+    // the parent aborts the pool's task: its children must not outlive it
+    assert!(root.shutdown().await.is_clean());
+    settle().await;
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "children outlived their supervisor"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_readiness_signal_from_an_earlier_incarnation_does_not_count() {
+    let kept: Arc<std::sync::Mutex<Option<ChildContext>>> = Arc::default();
+    let keep = kept.clone();
+    // the first incarnation is ready and crashes, keeping its context; later ones never get
+    // ready on their own
+    let spec = ChildSpec::new("c", move |ctx: ChildContext| {
+        let keep = keep.clone();
+        async move {
+            if ctx.restarts() == 0 {
+                ctx.ready();
+                keep.lock().unwrap().replace(ctx);
+                return Err("crash".into());
+            }
+            ctx.cancelled().await;
+            Ok(())
+        }
+    })
+    .wait_for_ready();
+    let h = pool(None).await;
+    let starting = tokio::spawn({
+        let h = h.clone();
+        async move { h.start_child(spec).await }
+    });
+    settle().await;
+    starting.await.unwrap().unwrap();
+    let states: Vec<_> = h
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(states, [ChildState::Starting]);
+    kept.lock().unwrap().take().unwrap().ready();
+    settle().await;
+    let states: Vec<_> = h
+        .which_children()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(
+        states,
+        [ChildState::Starting],
+        "the old incarnation's signal counted"
+    );
+    assert!(h.shutdown().await.is_clean());
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{drain, secs, settle, strs, Action, Probe};
 use supervisor::{
-    ChildSpec, Event, ExitReason, Intensity, Supervisor, SupervisorError, SupervisorSpec,
+    ChildSpec, Event, ExitReason, Intensity, Restart, Supervisor, SupervisorError, SupervisorSpec,
 };
 
 fn flat(p: &Probe, max: u32, period: u64) -> SupervisorSpec {
@@ -81,7 +81,7 @@ async fn a_panic_is_an_abnormal_exit_carrying_its_message() {
     }
     assert_eq!(p.count("start:a"), 2);
     assert!(!h.is_finished());
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,7 +103,7 @@ async fn a_panicking_factory_is_caught_too() {
     let err = h.start_child(bad).await.unwrap_err();
     assert!(err.to_string().contains("factory exploded"), "{err}");
     assert!(h.which_children().await.unwrap().is_empty());
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// root > mid > leaf > {w}; each with intensity 1 in 60 s.
@@ -156,8 +156,9 @@ async fn failure_escalates_through_three_levels() {
     let err = h.wait().await.unwrap_err();
     match err {
         SupervisorError::IntensityExceeded { child, reason, .. } => {
+            // mid gave up (as OTP's `shutdown`): permanent, so root restarted it and counted
             assert_eq!(child, "mid");
-            assert!(reason.is_abnormal());
+            assert!(matches!(reason, ExitReason::Escalated(_)), "{reason}");
             assert!(reason.to_string().contains("`leaf`"), "{reason}");
         }
         other => panic!("{other}"),
@@ -194,7 +195,97 @@ async fn on_start_hands_out_a_nested_supervisors_handle() {
     let inner = rx.recv().await.unwrap();
     inner.start_child(p.worker("late")).await.unwrap();
     assert_eq!(p.take(), strs(&["start:late"]));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     assert_eq!(p.take(), strs(&["stop:late"]));
     assert!(inner.which_children().await.is_err());
+}
+
+/// `outer` with one transient nested supervisor `inner` (intensity 0) holding worker `w`;
+/// `inner`'s handle arrives on the returned channel each time it starts.
+async fn transient_nested(
+    p: &Probe,
+) -> (
+    supervisor::SupervisorHandle,
+    tokio::sync::mpsc::UnboundedReceiver<supervisor::SupervisorHandle>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let inner = Supervisor::builder("inner")
+        .intensity(Intensity::new(0, secs(5)))
+        .on_start(move |h| {
+            let _ = tx.send(h.clone());
+        })
+        .child(p.worker("w"))
+        .build()
+        .unwrap();
+    let outer = Supervisor::builder("outer")
+        .intensity(Intensity::new(5, secs(5)))
+        .child(p.worker("other"))
+        .child(ChildSpec::supervisor(inner).restart(Restart::Transient))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    (outer, rx)
+}
+
+fn exit_reasons(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<ExitReason> {
+    drain(events)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Exited { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn killing_a_nested_supervisor_is_an_abnormal_exit_its_parent_restarts() {
+    let p = Probe::new();
+    let (outer, mut inner) = transient_nested(&p).await;
+    let mut events = outer.subscribe();
+    inner.recv().await.unwrap().kill();
+    settle().await;
+    let reasons = exit_reasons(&mut events);
+    assert!(matches!(reasons[..], [ExitReason::Killed]), "{reasons:?}");
+    // transient, killed: restarted (its worker starts again)
+    assert_eq!(p.count("start:w"), 2);
+    assert!(inner.recv().await.is_some());
+    assert!(outer.shutdown().await.is_clean());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_supervisor_ends_with_killed() {
+    let p = Probe::new();
+    let h = common::start_one(p.worker("a")).await;
+    h.kill();
+    let err = h.wait().await.unwrap_err();
+    assert!(matches!(err, SupervisorError::Killed { .. }), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transient_nested_supervisor_that_gives_up_is_not_restarted_as_in_otp() {
+    let p = Probe::new();
+    let (outer, _inner) = transient_nested(&p).await;
+    let mut events = outer.subscribe();
+    p.trigger("w", Action::Crash);
+    settle().await;
+    // OTP: a supervisor past its intensity exits with `shutdown`, so its transient parent
+    // entry is not restarted; the reason still tells what happened
+    let reasons = exit_reasons(&mut events);
+    match &reasons[..] {
+        [reason @ ExitReason::Escalated(e)] => {
+            assert!(!reason.is_abnormal());
+            assert!(
+                matches!(**e, SupervisorError::IntensityExceeded { .. }),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.count("start:w"), 1);
+    let inner = &outer.which_children().await.unwrap()[1];
+    assert_eq!(inner.state, supervisor::ChildState::Terminated);
+    assert!(!outer.is_finished());
+    assert!(outer.shutdown().await.is_clean());
 }

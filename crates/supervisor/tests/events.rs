@@ -21,7 +21,7 @@ async fn events_follow_a_crash_a_delayed_restart_and_a_shutdown() {
     let mut rx = h.subscribe();
     p.trigger("a", Action::Crash);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     settle().await;
     let events = drain(&mut rx);
     let got: Vec<String> = events

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{secs, settle, start_one, strs, Probe};
-use supervisor::{ChildContext, ChildSpec, Shutdown, Supervisor, SupervisorError};
+use supervisor::{ChildContext, ChildKind, ChildSpec, Shutdown, Supervisor, SupervisorError};
 use tokio::time::Instant;
 
 /// A child that ignores its token entirely.
@@ -135,7 +135,7 @@ async fn shutdown_is_idempotent_and_concurrent_callers_get_the_same_report() {
 async fn calls_on_a_dead_supervisor_return_gone_and_never_hang() {
     let p = Probe::new();
     let h = start_one(p.worker("a")).await;
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     settle().await;
     assert!(h.is_finished());
     let gone = |r: Result<(), SupervisorError>| matches!(r, Err(SupervisorError::Gone { .. }));
@@ -180,4 +180,25 @@ fn a_supervisor_whose_runtime_dropped_it_reports_gone() {
         ));
     });
     assert_eq!(p.take(), strs(&["start:a"]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_supervisor_kind_child_waits_like_infinity_by_default() {
+    let done = Arc::new(AtomicBool::new(false));
+    let spec = lingering("sup", secs(60), done.clone()).kind(ChildKind::Supervisor);
+    assert_eq!(spec.shutdown_policy(), Shutdown::Infinity);
+    let h = start_one(spec).await;
+    let t0 = Instant::now();
+    let report = h.shutdown().await;
+    assert_eq!(t0.elapsed(), secs(60));
+    assert!(done.load(Ordering::SeqCst) && report.aborted().is_empty());
+    // an explicit shutdown wins, whichever is set first
+    let explicit = Shutdown::Timeout(secs(1));
+    let w = stubborn("w");
+    let a = w.clone().shutdown(explicit).kind(ChildKind::Supervisor);
+    let b = w.kind(ChildKind::Supervisor).shutdown(explicit);
+    assert_eq!(
+        (a.shutdown_policy(), b.shutdown_policy()),
+        (explicit, explicit)
+    );
 }

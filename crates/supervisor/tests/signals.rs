@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{secs, start_one, Action, Probe};
 use futures::channel::mpsc;
 use supervisor::{run_until, ChildContext, ChildSpec, Intensity, Shutdown, Signal, Supervisor};
@@ -80,7 +78,7 @@ async fn a_tree_that_ends_by_itself_returns_without_a_signal() {
     assert!(!outcome.is_clean(), "it ended with an error");
 }
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "signals"))]
 #[tokio::test]
 async fn a_real_sigterm_stops_the_tree() {
     let p = Probe::new();
@@ -98,7 +96,9 @@ async fn a_real_sigterm_stops_the_tree() {
             .unwrap();
         assert!(status.success());
         sent += 1;
-        if let Ok(ended) = tokio::time::timeout(Duration::from_millis(200), &mut run).await {
+        if let Ok(ended) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), &mut run).await
+        {
             break ended;
         }
         assert!(sent < 50, "SIGTERM never stopped the tree");

@@ -76,7 +76,7 @@ async fn the_next_child_starts_only_once_the_previous_one_is_ready() {
     let h = start.await.unwrap().unwrap();
     assert_eq!(t0.elapsed(), secs(20));
     assert_eq!(p.times("start:b"), [secs(20)]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -158,11 +158,11 @@ async fn start_child_waits_for_readiness_and_a_failed_child_is_not_kept() {
     assert!(matches!(err, SupervisorError::Start(_)), "{err}");
     assert!(matches!(
         h.start_child(p.worker("s")).await,
-        Err(SupervisorError::DuplicateChild { .. })
+        Err(SupervisorError::ChildAlreadyStarted { .. })
     ));
     let ids = ids(&h).await;
     assert_eq!(ids, ["s"]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -193,7 +193,7 @@ async fn handle_child_management_answers_with_typed_errors() {
     h.terminate_child("a").await.unwrap();
     h.delete_child("a").await.unwrap();
     assert_eq!(h.count_children().await.unwrap().specs, 0);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[test]
@@ -284,4 +284,24 @@ async fn all_significant_children_must_exit_before_auto_shutdown() {
     p.trigger("s2", Action::Normal);
     assert!(h.wait().await.is_ok());
     assert_eq!(p.count("stop:plain"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_child_of_an_existing_id_tells_started_from_present_as_otp_does() {
+    let p = Probe::new();
+    let h = common::start_one(p.worker("a")).await;
+    let err = h.start_child(p.worker("a")).await.unwrap_err();
+    assert!(
+        matches!(&err, SupervisorError::ChildAlreadyStarted { child, .. } if child == "a"),
+        "{err}"
+    );
+    h.terminate_child("a").await.unwrap();
+    let err = h.start_child(p.worker("a")).await.unwrap_err();
+    assert!(
+        matches!(&err, SupervisorError::ChildAlreadyPresent { child, .. } if child == "a"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("restart_child"), "{err}");
+    assert_eq!(p.count("start:a"), 1);
+    assert!(h.shutdown().await.is_clean());
 }

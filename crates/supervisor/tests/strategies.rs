@@ -2,10 +2,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ids, settle, strs, Action, Probe};
-use supervisor::{ChildState, Intensity, Restart, Strategy, Supervisor, SupervisorHandle};
+use supervisor::{
+    ChildContext, ChildSpec, ChildState, DynamicSupervisor, Intensity, Restart, Strategy,
+    Supervisor, SupervisorHandle,
+};
 
 async fn tree(p: &Probe, strategy: Strategy) -> SupervisorHandle {
     Supervisor::builder("root")
@@ -41,7 +45,7 @@ async fn one_for_one_restarts_only_the_failed_child() {
     assert_eq!(p.take(), strs(&["crash:b", "start:b"]));
     let b = &h.which_children().await.unwrap()[1];
     assert_eq!((b.state, b.restarts), (ChildState::Running, 1));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -57,7 +61,7 @@ async fn one_for_all_stops_the_others_in_reverse_then_restarts_all_in_order() {
             "crash:b", "stop:d", "stop:c", "stop:a", "start:a", "start:b", "start:c", "start:d"
         ])
     );
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -74,7 +78,7 @@ async fn rest_for_one_restarts_the_failed_child_and_those_after_it() {
     p.trigger("d", Action::Crash);
     settle().await;
     assert_eq!(p.take(), strs(&["crash:d", "start:d"]));
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 #[tokio::test(start_paused = true)]
@@ -95,7 +99,7 @@ async fn group_restart_drops_temporary_siblings() {
     assert_eq!(p.take(), strs(&["crash:a", "stop:t", "start:a"]));
     let ids = ids(&h).await;
     assert_eq!(ids, ["a"]);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
 }
 
 /// (restart type, exit) -> restarted?, still listed?
@@ -112,7 +116,7 @@ async fn exit_outcome(restart: Restart, action: Action) -> (bool, Option<ChildSt
     settle().await;
     let restarted = p.count("start:w") == 2;
     let state = h.which_children().await.unwrap().first().map(|c| c.state);
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
     (restarted, state)
 }
 
@@ -160,7 +164,7 @@ async fn terminate_child_is_a_shutdown_exit_and_is_never_restarted() {
             Restart::Temporary => assert!(listed.is_empty()),
             _ => assert_eq!(listed[0].state, ChildState::Terminated),
         }
-        h.shutdown().await;
+        assert!(h.shutdown().await.is_clean());
     }
 }
 
@@ -176,5 +180,68 @@ async fn group_restart_also_restarts_terminated_non_temporary_children_as_otp_do
         p.take(),
         strs(&["crash:a", "stop:d", "stop:b", "start:a", "start:b", "start:c", "start:d"])
     );
-    h.shutdown().await;
+    assert!(h.shutdown().await.is_clean());
+}
+
+/// A temporary child whose factory captures `held`; the running future does not. With
+/// `wait`, it is declared `wait_for_ready` (a dynamic supervisor then starts it itself).
+fn temporary_capturing(held: Arc<String>, wait: bool) -> ChildSpec {
+    let spec = ChildSpec::new("t", move |ctx: ChildContext| {
+        let _ = held.len();
+        async move {
+            ctx.ready();
+            ctx.cancelled().await;
+            Ok(())
+        }
+    })
+    .restart(Restart::Temporary);
+    if wait {
+        spec.wait_for_ready()
+    } else {
+        spec
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_temporary_childs_factory_captures_are_released_once_it_started() {
+    let held = Arc::new("captured".to_owned());
+    let weak = Arc::downgrade(&held);
+    let h = Supervisor::builder("root")
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    h.start_child(temporary_capturing(held, false))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(h.count_children().await.unwrap().active, 1);
+    // as OTP drops a temporary child's start arguments, nothing keeps the captures alive
+    assert!(
+        weak.upgrade().is_none(),
+        "the static supervisor kept the factory"
+    );
+    assert!(h.shutdown().await.is_clean());
+
+    for wait in [false, true] {
+        let held = Arc::new("captured".to_owned());
+        let weak = Arc::downgrade(&held);
+        let d = DynamicSupervisor::builder("d")
+            .build()
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        d.start_child(temporary_capturing(held, wait))
+            .await
+            .unwrap();
+        settle().await;
+        assert_eq!(d.count_children().await.unwrap().active, 1);
+        assert!(
+            weak.upgrade().is_none(),
+            "wait {wait}: the dynamic supervisor kept it"
+        );
+        assert!(d.shutdown().await.is_clean());
+    }
 }

@@ -1,9 +1,14 @@
 //! The little state a dynamic supervisor shares with its handles, so that a handle can
 //! start a child without a round trip to the supervisor's task.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::SupervisorError;
+use crate::ChildId;
+
+/// Numbers every dynamic supervisor instance, so that the ids it issues are its own.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, Default)]
 struct State {
@@ -15,6 +20,7 @@ struct State {
 /// Child ids and the live child count, guarded by a mutex held for a few instructions.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    instance: u64,
     state: Mutex<State>,
     max_children: Option<usize>,
 }
@@ -39,6 +45,7 @@ impl Shared {
     /// For a supervisor of at most `max_children` children (`None`: no limit).
     pub(crate) fn new(max_children: Option<usize>) -> Self {
         Shared {
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             state: Mutex::default(),
             max_children,
         }
@@ -61,6 +68,16 @@ impl Shared {
         s.count += 1;
         s.next_id += 1;
         Ok(s.next_id)
+    }
+
+    /// The id of this supervisor's child number `n`.
+    pub(crate) fn child_id(&self, n: u64) -> ChildId {
+        ChildId::new(self.instance, n)
+    }
+
+    /// The child number behind `id`, if this supervisor issued it.
+    pub(crate) fn number(&self, id: ChildId) -> Option<u64> {
+        (id.supervisor() == self.instance).then_some(id.get())
     }
 
     /// A child is gone for good.

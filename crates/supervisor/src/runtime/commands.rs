@@ -1,12 +1,10 @@
 //! Serving handle calls.
 
-use tokio::time::Instant;
-
 use super::stop::Stopped;
 use super::{Actor, Child, SeqKind, State};
 use crate::builder::validate_child;
 use crate::handle::{ChildCounts, ChildInfo, ChildState, Msg, Reply};
-use crate::{ChildKind, ChildSpec, Event, Restart, SupervisorError};
+use crate::{ChildKind, ChildSpec, Restart, Strategy, SupervisorError};
 
 type Answer = Result<(), SupervisorError>;
 
@@ -29,16 +27,9 @@ impl Actor {
                 let _ = reply.send(self.count_children());
             }
             Msg::Shutdown(reply) => {
-                self.shutdown_waiters.push(reply);
+                self.ending.wait(reply);
                 self.shutdown(false).await;
             }
-        }
-    }
-
-    fn unknown(&self, child: &str) -> SupervisorError {
-        SupervisorError::UnknownChild {
-            supervisor: self.id.to_string(),
-            child: child.to_owned(),
         }
     }
 
@@ -47,51 +38,64 @@ impl Actor {
             let _ = reply.send(Err(e.into()));
             return;
         }
-        if self.index_by_id(spec.id()).is_some() {
-            let _ = reply.send(Err(SupervisorError::DuplicateChild {
-                supervisor: self.id.to_string(),
-                child: spec.id().to_owned(),
-            }));
+        if let Some(taken) = self.children.serial_of(spec.id()) {
+            let _ = reply.send(Err(self.already_there(taken, spec.id())));
             return;
         }
         let serial = self.next_key();
-        self.children.push(Child {
-            serial,
-            spec,
-            state: State::Queued,
-            restarts: 0,
-            started_once: false,
-            consecutive: 0,
-            last_start: Instant::now(),
-        });
+        self.children.push(Child::new(serial, spec));
         let kind = SeqKind::Manual {
             reply: Some(reply),
             added: true,
         };
-        self.start_seq(vec![serial], serial, kind).await;
+        self.start_seq(vec![serial], kind).await;
     }
 
     async fn restart_child(&mut self, id: &str, reply: Reply<Answer>) {
-        let Some(i) = self.index_by_id(id) else {
-            let _ = reply.send(Err(self.unknown(id)));
-            return;
+        let checked = self
+            .serial_of(id)
+            .and_then(|s| self.must_be_terminated(s).map(|()| s));
+        let serial = match checked {
+            Ok(serial) => serial,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
         };
-        if let Err(e) = self.must_be_terminated(i) {
-            let _ = reply.send(Err(e));
-            return;
-        }
-        let serial = self.children[i].serial;
         let kind = SeqKind::Manual {
             reply: Some(reply),
             added: false,
         };
-        self.start_seq(vec![serial], serial, kind).await;
+        self.start_seq(vec![serial], kind).await;
     }
 
-    fn must_be_terminated(&self, i: usize) -> Answer {
-        let child = self.children[i].spec.id().to_owned();
+    /// The answer to a `start_child` of `child`, an id that child `serial` already has.
+    fn already_there(&self, serial: u64, child: &str) -> SupervisorError {
         let supervisor = self.id.to_string();
-        match self.children[i].state {
+        let child = child.to_owned();
+        match self.children.get(serial).map(|c| &c.state) {
+            Some(State::Terminated) => SupervisorError::ChildAlreadyPresent { supervisor, child },
+            _ => SupervisorError::ChildAlreadyStarted { supervisor, child },
+        }
+    }
+
+    /// The serial of the child with this id, or the `UnknownChild` answer.
+    fn serial_of(&self, id: &str) -> Result<u64, SupervisorError> {
+        self.children
+            .serial_of(id)
+            .ok_or_else(|| SupervisorError::UnknownChild {
+                supervisor: self.id.to_string(),
+                child: id.to_owned(),
+            })
+    }
+
+    fn must_be_terminated(&self, serial: u64) -> Answer {
+        let Some(c) = self.children.get(serial) else {
+            return Ok(());
+        };
+        let child = c.spec.id().to_owned();
+        let supervisor = self.id.to_string();
+        match c.state {
             State::Terminated => Ok(()),
             State::Running(_) => Err(SupervisorError::ChildRunning { supervisor, child }),
             State::Queued | State::Restarting(_) => {
@@ -101,25 +105,30 @@ impl Actor {
     }
 
     fn delete_child(&mut self, id: &str) -> Answer {
-        let i = self.index_by_id(id).ok_or_else(|| self.unknown(id))?;
-        self.must_be_terminated(i)?;
-        self.children.remove(i);
+        let serial = self.serial_of(id)?;
+        self.must_be_terminated(serial)?;
+        self.children.remove(serial);
         Ok(())
     }
 
     async fn terminate_child(&mut self, id: &str) -> Answer {
-        let i = self.index_by_id(id).ok_or_else(|| self.unknown(id))?;
-        let serial = self.children[i].serial;
-        let answer = match &self.children[i].state {
-            State::Terminated => Ok(()),
-            State::Restarting(_) | State::Queued => {
-                self.cancel_restart(i);
+        let serial = self.serial_of(id)?;
+        let dependents = self.pending_dependents(serial);
+        let answer = match self.children.get(serial).map(|c| &c.state) {
+            None | Some(State::Terminated) => Ok(()),
+            Some(State::Restarting(_) | State::Queued) => {
+                for serial in std::iter::once(serial).chain(dependents) {
+                    self.cancel_restart(serial);
+                }
                 Ok(())
             }
-            State::Running(run) => {
+            Some(State::Running(run)) => {
                 let key = run.key;
                 let waited_on = self.seq_waiting_on(key);
-                let stopped = self.stop_child(i, false).await;
+                let stopped = self.stop_child(serial, false).await;
+                for &dependent in &dependents {
+                    self.cancel_restart(dependent);
+                }
                 if let Some(s) = waited_on {
                     self.skip_waiting(s).await;
                 }
@@ -132,18 +141,42 @@ impl Actor {
                 }
             }
         };
-        if let Some(i) = self.index_of(serial) {
-            if self.children[i].spec.restart_type() == Restart::Temporary {
-                self.children.remove(i);
+        if let Some(c) = self.children.get(serial) {
+            if c.spec.restart_type() == Restart::Temporary {
+                self.children.remove(serial);
             }
         }
         answer
     }
 
+    /// Under `RestForOne`, the children after `serial` in the same pending restart (a delayed
+    /// group, or a restart sequence under way). They depend on it: terminating it cancels
+    /// their restarts too, as OTP leaves them down when the restart it waits on is gone.
+    fn pending_dependents(&self, serial: u64) -> Vec<u64> {
+        if self.spec.strategy != Strategy::RestForOne {
+            return Vec::new();
+        }
+        let group = match self.children.get(serial).map(|c| &c.state) {
+            Some(State::Restarting(gid)) => self.groups.iter().find(|g| g.id == *gid),
+            _ => None,
+        };
+        let members: Vec<u64> = match group {
+            Some(g) => g.members.clone(),
+            None => self
+                .seqs
+                .iter()
+                .filter(|s| matches!(s.kind, SeqKind::Restart))
+                .find(|s| s.members.contains(&serial))
+                .map(|s| s.members.iter().copied().collect())
+                .unwrap_or_default(),
+        };
+        members.into_iter().filter(|&m| m > serial).collect()
+    }
+
     /// The waiting child of sequence `s` was terminated: go on with the next one.
     async fn skip_waiting(&mut self, s: usize) {
         let seq = &mut self.seqs[s];
-        if let Some((_, Some(timer))) = seq.waiting.take() {
+        if let Some((_, timer)) = seq.waiting.take() {
             self.timers.remove(timer);
         }
         seq.members.pop_front();
@@ -152,9 +185,13 @@ impl Actor {
     }
 
     /// Takes a restarting (or queued) child out of its pending restart.
-    fn cancel_restart(&mut self, i: usize) {
-        let serial = self.children[i].serial;
-        if let State::Restarting(gid) = self.children[i].state {
+    fn cancel_restart(&mut self, serial: u64) {
+        let Some(c) = self.children.get_mut(serial) else {
+            return;
+        };
+        let state = std::mem::replace(&mut c.state, State::Terminated);
+        let child = c.spec.inner().id.clone();
+        if let State::Restarting(gid) = state {
             if let Some(k) = self.groups.iter().position(|g| g.id == gid) {
                 self.groups[k].members.retain(|&m| m != serial);
                 if self.groups[k].members.is_empty() {
@@ -166,13 +203,7 @@ impl Actor {
         for seq in &mut self.seqs {
             seq.members.retain(|&m| m != serial);
         }
-        self.children[i].state = State::Terminated;
-        let child = self.children[i].spec.inner().id.clone();
-        self.emitter.emit(|supervisor| Event::RestartCancelled {
-            supervisor,
-            child,
-            instance: None,
-        });
+        self.emitter.restart_cancelled(&child, None);
     }
 
     fn which_children(&self) -> Vec<ChildInfo> {
@@ -184,20 +215,20 @@ impl Actor {
                 state: match &c.state {
                     State::Running(r) if r.ready => ChildState::Running,
                     State::Running(_) => ChildState::Starting,
-                    State::Queued if !c.started_once => ChildState::Starting,
+                    State::Queued if !c.restarts.ever_started() => ChildState::Starting,
                     State::Queued | State::Restarting(_) => ChildState::Restarting,
                     State::Terminated => ChildState::Terminated,
                 },
                 kind: c.spec.child_kind(),
                 restart: c.spec.restart_type(),
-                restarts: c.restarts,
+                restarts: c.restarts.count(),
             })
             .collect()
     }
 
     fn count_children(&self) -> ChildCounts {
         let mut counts = ChildCounts::default();
-        for c in &self.children {
+        for c in self.children.iter() {
             counts.specs += 1;
             if matches!(c.state, State::Running(_)) {
                 counts.active += 1;

@@ -1,13 +1,14 @@
 //! Child exits: restart decisions, strategies, delays, intensity, auto-shutdown.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::start::Failure;
-use super::{Actor, End, Group, SeqKind, State, Timer};
-use crate::child::{joined_id, Joined, Outcome};
-use crate::{AutoShutdown, Event, ExitReason, Restart, StartError, Strategy, SupervisorError};
+use super::{Actor, Group, SeqKind, State, Timer};
+use crate::child::Joined;
+use crate::end::End;
+use crate::error::StartFailure;
+use crate::{AutoShutdown, ExitReason, Restart, StartError, Strategy, SupervisorError};
 
 impl Actor {
     /// A child task finished on its own (not during a stop the supervisor asked for).
@@ -16,54 +17,43 @@ impl Actor {
         while let Ok(key) = self.ready_rx.try_recv() {
             self.on_ready(key).await;
         }
-        let task = joined_id(&joined);
-        let Some(i) = self
-            .children
-            .iter()
-            .position(|c| matches!(&c.state, State::Running(r) if r.abort.id() == task))
-        else {
-            return; // a child detached earlier, or already handled
+        let Ok((_, (key, outcome))) = joined else {
+            return; // an abort: the supervisor aborted it and has already handled it
         };
-        let State::Running(run) = std::mem::replace(&mut self.children[i].state, State::Terminated)
-        else {
+        let Some(child) = self.children.get_mut(key.child) else {
             return;
         };
-        let reason = Outcome::from(joined).reason(false);
-        self.emit_exit(i, &reason);
+        if !matches!(&child.state, State::Running(run) if run.key == key) {
+            return; // a child detached earlier, or already handled
+        }
+        let State::Running(run) = std::mem::replace(&mut child.state, State::Terminated) else {
+            return;
+        };
+        let reason = outcome.reason(false);
+        self.emit_exit(key.child, &reason);
         if !run.ready {
-            let serial = self.children[i].serial;
-            self.start_failed(run.key, serial, Failure::Exit(reason))
-                .await;
+            self.start_failed(key, StartFailure::Exit(reason)).await;
             return;
         }
-        self.on_exit(i, reason).await;
+        self.on_exit(key.child, reason).await;
     }
 
-    pub(super) fn emit_exit(&self, i: usize, reason: &ExitReason) {
-        let child = self.children[i].spec.inner().id.clone();
-        let reason = reason.clone();
-        self.emitter.emit(|supervisor| Event::Exited {
-            supervisor,
-            child,
-            instance: None,
-            reason,
-        });
+    pub(super) fn emit_exit(&self, serial: u64, reason: &ExitReason) {
+        if let Some(c) = self.children.get(serial) {
+            self.emitter.exited(&c.spec.inner().id, None, reason);
+        }
     }
 
-    async fn on_exit(&mut self, i: usize, reason: ExitReason) {
-        let spec = self.children[i].spec.clone();
-        let restart = match spec.restart_type() {
-            Restart::Permanent => true,
-            Restart::Transient => reason.is_abnormal(),
-            Restart::Temporary => false,
+    async fn on_exit(&mut self, serial: u64, reason: ExitReason) {
+        let Some(spec) = self.children.get(serial).map(|c| c.spec.clone()) else {
+            return;
         };
-        if restart {
-            let serial = self.children[i].serial;
+        if spec.restart_type().after(&reason) {
             self.restart_after_exit(serial, reason).await;
             return;
         }
         if spec.restart_type() == Restart::Temporary {
-            self.children.remove(i);
+            self.children.remove(serial);
         }
         if spec.is_significant() {
             self.auto_shutdown().await;
@@ -86,48 +76,34 @@ impl Actor {
     }
 
     async fn restart_after_exit(&mut self, serial: u64, reason: ExitReason) {
-        let Some(i) = self.index_of(serial) else {
+        let Some(id) = self.children.get(serial).map(|c| c.spec.inner().id.clone()) else {
             return;
         };
-        if !self.log.record(Instant::now()) {
-            let id = self.children[i].spec.inner().id.clone();
+        if !self.restarts.allow() {
             self.intensity_exceeded(&id, reason).await;
             return;
         }
         let delay = self.next_delay(serial);
-        let group = self.affected(i);
+        let group = self.affected(serial);
         let (members, initial) = self.take_group(group, serial).await;
         self.schedule(members, serial, delay, initial).await;
     }
 
     /// The delay before the next restart of `serial`, advancing its backoff count.
     pub(super) fn next_delay(&mut self, serial: u64) -> Duration {
-        let Some(i) = self.index_of(serial) else {
-            return Duration::ZERO;
-        };
-        let child = &mut self.children[i];
-        let policy = child
-            .spec
-            .inner()
-            .restart_policy
-            .as_ref()
-            .unwrap_or(&self.spec.restart_policy);
-        if child.last_start.elapsed() >= policy.reset_after() && child.started_once {
-            child.consecutive = 0;
+        match self.children.get_mut(serial) {
+            Some(c) => self.restarts.next_delay(&c.spec, &mut c.restarts),
+            None => Duration::ZERO,
         }
-        let delay = policy.delay(child.consecutive);
-        child.consecutive = child.consecutive.saturating_add(1);
-        delay
     }
 
-    /// Serials the strategy restarts when child `i` exits, in start order.
-    fn affected(&self, i: usize) -> Vec<u64> {
-        let range = match self.spec.strategy {
-            Strategy::OneForOne => i..i + 1,
-            Strategy::OneForAll => 0..self.children.len(),
-            Strategy::RestForOne => i..self.children.len(),
-        };
-        self.children[range].iter().map(|c| c.serial).collect()
+    /// Serials the strategy restarts when child `serial` exits, in start order.
+    fn affected(&self, serial: u64) -> Vec<u64> {
+        match self.spec.strategy {
+            Strategy::OneForOne => vec![serial],
+            Strategy::OneForAll => self.children.serials(),
+            Strategy::RestForOne => self.children.serials_from(serial),
+        }
     }
 
     /// Detaches the group from pending restarts and start sequences and stops its running
@@ -137,22 +113,22 @@ impl Actor {
         if group.len() == 1 && self.seqs.is_empty() && self.groups.is_empty() {
             return (group, false); // one_for_one fast path: nothing else is affected
         }
-        let mut initial = self.detach_pending(&group);
-        initial |= self.detach_seqs(&group);
+        let members: HashSet<u64> = group.iter().copied().collect();
+        let mut initial = self.detach_pending(&members);
+        initial |= self.detach_seqs(&members);
         for &serial in group.iter().rev() {
-            if let Some(i) = self.index_of(serial) {
-                if serial != lead && matches!(self.children[i].state, State::Running(_)) {
-                    self.stop_child(i, false).await;
-                }
+            let running = matches!(self.children.get(serial), Some(c) if matches!(c.state, State::Running(_)));
+            if serial != lead && running {
+                self.stop_child(serial, false).await;
             }
         }
         let mut members = Vec::with_capacity(group.len());
         for serial in group {
-            let Some(i) = self.index_of(serial) else {
+            let Some(child) = self.children.get(serial) else {
                 continue;
             };
-            if self.children[i].spec.restart_type() == Restart::Temporary && serial != lead {
-                self.children.remove(i);
+            if child.spec.restart_type() == Restart::Temporary && serial != lead {
+                self.children.remove(serial);
             } else {
                 members.push(serial);
             }
@@ -165,7 +141,7 @@ impl Actor {
     }
 
     /// Removes `group` from pending restart groups; true if one of them carried the initial start.
-    fn detach_pending(&mut self, group: &[u64]) -> bool {
+    fn detach_pending(&mut self, group: &HashSet<u64>) -> bool {
         let mut initial = false;
         let mut k = 0;
         while k < self.groups.len() {
@@ -184,7 +160,7 @@ impl Actor {
 
     /// Removes `group` from start sequences; emptied sequences end (their callers are told the
     /// child is being restarted). True if one carried the initial start.
-    fn detach_seqs(&mut self, group: &[u64]) -> bool {
+    fn detach_seqs(&mut self, group: &HashSet<u64>) -> bool {
         let mut initial = false;
         let mut k = 0;
         while k < self.seqs.len() {
@@ -193,7 +169,7 @@ impl Actor {
             seq.members.retain(|m| !group.contains(m));
             seq.started.retain(|m| !group.contains(m));
             if front.is_some() && seq.members.front().copied() != front {
-                if let Some((_, Some(timer))) = seq.waiting.take() {
+                if let Some((_, timer)) = seq.waiting.take() {
                     self.timers.remove(timer);
                 }
             }
@@ -223,14 +199,9 @@ impl Actor {
         delay: Duration,
         initial: bool,
     ) {
-        if let Some(i) = self.index_of(lead) {
-            let child = self.children[i].spec.inner().id.clone();
-            self.emitter.emit(|supervisor| Event::RestartScheduled {
-                supervisor,
-                child,
-                instance: None,
-                delay,
-            });
+        if let Some(c) = self.children.get(lead) {
+            self.emitter
+                .restart_scheduled(&c.spec.inner().id, None, delay);
         }
         let kind = if initial {
             SeqKind::Initial
@@ -238,22 +209,19 @@ impl Actor {
             SeqKind::Restart
         };
         if delay.is_zero() {
-            self.start_seq(members, lead, kind).await;
+            self.start_seq(members, kind).await;
             return;
         }
         let id = self.next_key();
         for &serial in &members {
-            if let Some(i) = self.index_of(serial) {
-                self.children[i].state = State::Restarting(id);
+            if let Some(c) = self.children.get_mut(serial) {
+                c.state = State::Restarting(id);
             }
         }
-        let timer = self
-            .timers
-            .insert(Instant::now() + delay, Timer::Restart(id));
+        let timer = self.timers.insert(delay, Timer::Restart(id));
         self.groups.push(Group {
             id,
             members,
-            lead,
             initial,
             timer,
         });
@@ -271,25 +239,19 @@ impl Actor {
                 } else {
                     SeqKind::Restart
                 };
-                self.start_seq(g.members, g.lead, kind).await;
+                self.start_seq(g.members, kind).await;
             }
             Timer::StartTimeout(key) => self.on_start_timeout(key).await,
         }
     }
 
     /// Too many restarts: stop everything and end with an error the parent sees as abnormal.
-    pub(super) async fn intensity_exceeded(&mut self, child: &str, reason: ExitReason) {
-        let limit = self.log.limit();
-        let cid: std::sync::Arc<str> = child.into();
-        self.emitter.emit(|supervisor| Event::IntensityExceeded {
-            supervisor,
-            child: cid,
-            max_restarts: limit.max_restarts(),
-            period: limit.period(),
-        });
+    pub(super) async fn intensity_exceeded(&mut self, child: &Arc<str>, reason: ExitReason) {
+        let limit = self.restarts.limit();
+        self.emitter.intensity_exceeded(child, limit);
         let err = SupervisorError::IntensityExceeded {
             supervisor: self.id.to_string(),
-            child: child.to_owned(),
+            child: child.to_string(),
             reason,
             max_restarts: limit.max_restarts(),
             period: limit.period(),

@@ -1,5 +1,6 @@
 //! The static supervisor's task: one task owns all state and serves its handles.
 
+mod children;
 mod commands;
 mod exit;
 mod start;
@@ -8,21 +9,21 @@ mod stop;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::builder::SpecInner;
-use crate::child::{Joined, Run, Tasks};
-use crate::error::NotStopped;
+use crate::child::{Joined, Run, RunKey, Tasks};
+use crate::end::{End, Ending};
 use crate::events::Emitter;
-use crate::handle::{Core, ExitSlot, Msg, Reply};
-use crate::intensity::RestartLog;
+use crate::handle::{connect, Msg, Reply};
+use crate::restarts::{ChildRestarts, Restarts};
 use crate::timers::{TimerId, Timers};
 use crate::{
     ChildContext, ChildError, ChildSpec, ShutdownReport, StartError, SupervisorError,
     SupervisorHandle, SupervisorSpec,
 };
+use children::Children;
 
 /// Starts a top-level supervisor task and waits for its ordered start.
 pub(crate) async fn start_top_level(spec: SupervisorSpec) -> Result<SupervisorHandle, StartError> {
@@ -48,30 +49,13 @@ pub(crate) async fn run_nested(spec: SupervisorSpec, ctx: ChildContext) -> Resul
     let token = ctx.token().clone();
     let (actor, _handle) = Actor::new(spec, Init::Nested(Some(ctx)), token);
     let (end, report) = actor.run().await;
-    match end {
-        End::Stopped if report.is_clean() => Ok(()),
-        End::Stopped => Err(Box::new(NotStopped {
-            supervisor: report.supervisor.to_string(),
-            children: report.not_stopped,
-            aborted: report.aborted,
-        })),
-        End::Escalated(e) => Err(Box::new(e)),
-        End::StartFailed(e) => Err(Box::new(e)),
-    }
+    end.into_child_result(report)
 }
 
 /// Who is waiting for the initial start.
 pub(crate) enum Init {
     TopLevel(Option<oneshot::Sender<Result<(), StartError>>>),
     Nested(Option<ChildContext>),
-}
-
-/// How the supervisor ended.
-#[derive(Debug)]
-pub(crate) enum End {
-    Stopped,
-    Escalated(SupervisorError),
-    StartFailed(StartError),
 }
 
 #[derive(Debug)]
@@ -89,25 +73,32 @@ pub(super) struct Child {
     pub(super) serial: u64,
     pub(super) spec: ChildSpec,
     pub(super) state: State,
-    pub(super) restarts: u32,
-    pub(super) started_once: bool,
-    pub(super) consecutive: u32,
-    pub(super) last_start: Instant,
+    pub(super) restarts: ChildRestarts,
+}
+
+impl Child {
+    fn new(serial: u64, spec: ChildSpec) -> Self {
+        Self {
+            serial,
+            spec,
+            state: State::Queued,
+            restarts: ChildRestarts::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(super) enum Timer {
     Restart(u64),
-    StartTimeout(u64),
+    StartTimeout(RunKey),
 }
 
 /// Children waiting for one delayed restart (a whole group under one_for_all/rest_for_one).
 pub(super) struct Group {
     pub(super) id: u64,
     pub(super) members: Vec<u64>,
-    pub(super) lead: u64,
     pub(super) initial: bool,
-    pub(super) timer: TimerId,
+    pub(super) timer: Option<TimerId>,
 }
 
 pub(super) enum SeqKind {
@@ -124,22 +115,21 @@ pub(super) struct Seq {
     pub(super) id: u64,
     pub(super) members: VecDeque<u64>,
     pub(super) started: Vec<u64>,
-    pub(super) waiting: Option<(u64, Option<TimerId>)>,
-    pub(super) lead: u64,
+    pub(super) waiting: Option<(RunKey, Option<TimerId>)>,
     pub(super) kind: SeqKind,
 }
 
 pub(crate) struct Actor {
     pub(super) spec: Arc<SpecInner>,
     pub(super) id: Arc<str>,
-    pub(super) children: Vec<Child>,
+    pub(super) children: Children,
     pub(super) tasks: Tasks,
     pub(super) deferred: VecDeque<Joined>,
     pub(super) timers: Timers<Timer>,
-    pub(super) log: RestartLog,
-    pub(super) rx: mpsc::UnboundedReceiver<Msg>,
-    pub(super) ready_tx: mpsc::UnboundedSender<u64>,
-    pub(super) ready_rx: mpsc::UnboundedReceiver<u64>,
+    pub(super) restarts: Restarts,
+    pub(super) calls: mpsc::UnboundedReceiver<Msg>,
+    pub(super) ready_tx: mpsc::UnboundedSender<RunKey>,
+    pub(super) ready_rx: mpsc::UnboundedReceiver<RunKey>,
     pub(super) emitter: Emitter,
     pub(super) next_key: u64,
     pub(super) groups: Vec<Group>,
@@ -147,9 +137,7 @@ pub(crate) struct Actor {
     pub(super) init: Init,
     pub(super) stop: CancellationToken,
     pub(super) kill: CancellationToken,
-    pub(super) report: ShutdownReport,
-    pub(super) shutdown_waiters: Vec<Reply<ShutdownReport>>,
-    pub(super) exit_tx: watch::Sender<ExitSlot>,
+    pub(super) ending: Ending,
     pub(super) end: Option<End>,
     pub(super) handle: SupervisorHandle,
 }
@@ -161,55 +149,35 @@ impl Actor {
         stop: CancellationToken,
     ) -> (Self, SupervisorHandle) {
         let spec = spec.inner;
-        let id = spec.id.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
-        let (exit_tx, exit_rx) = watch::channel(None);
-        let emitter = Emitter::new(id.clone(), spec.event_capacity);
-        let kill = CancellationToken::new();
-        let core = Core::new(id.clone(), tx, exit_rx, emitter.sender(), kill.clone());
+        let flags = &spec.flags;
+        let (core, serving) = connect(flags);
         let handle = SupervisorHandle::new(core);
-        let now = Instant::now();
-        let mut next_key = 0;
-        let children = spec
-            .children
-            .iter()
-            .map(|c| {
-                next_key += 1;
-                Child {
-                    serial: next_key,
-                    spec: c.clone(),
-                    state: State::Queued,
-                    restarts: 0,
-                    started_once: false,
-                    consecutive: 0,
-                    last_start: now,
-                }
-            })
-            .collect();
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+        let mut children = Children::default();
+        for (serial, child) in (1..).zip(&spec.children) {
+            children.push(Child::new(serial, child.clone()));
+        }
         let actor = Self {
-            log: RestartLog::new(spec.intensity),
-            report: ShutdownReport::new(id.clone()),
-            spec,
-            id,
+            id: flags.id.clone(),
+            restarts: Restarts::new(flags.intensity, flags.restart_policy.clone()),
+            next_key: children.len() as u64,
             children,
             tasks: Tasks::new(),
             deferred: VecDeque::new(),
             timers: Timers::new(),
-            rx,
+            calls: serving.calls,
             ready_tx,
             ready_rx,
-            emitter,
-            next_key,
+            emitter: serving.emitter,
             groups: Vec::new(),
             seqs: Vec::new(),
             init,
             stop,
-            kill,
-            shutdown_waiters: Vec::new(),
-            exit_tx,
+            kill: serving.kill,
+            ending: serving.ending,
             end: None,
             handle: handle.clone(),
+            spec,
         };
         (actor, handle)
     }
@@ -227,9 +195,8 @@ impl Actor {
         if let Some(on_start) = self.spec.on_start.clone() {
             on_start(&self.handle);
         }
-        let serials: Vec<u64> = self.children.iter().map(|c| c.serial).collect();
-        let lead = serials.first().copied().unwrap_or(0);
-        self.start_seq(serials, lead, SeqKind::Initial).await;
+        let serials = self.children.serials();
+        self.start_seq(serials, SeqKind::Initial).await;
     }
 
     async fn step(&mut self) {
@@ -245,21 +212,13 @@ impl Actor {
             Some(key) = self.ready_rx.recv() => self.on_ready(key).await,
             Some(joined) = self.tasks.join_next_with_id() => self.on_joined(joined).await,
             timer = self.timers.next() => self.on_timer(timer).await,
-            Some(msg) = self.rx.recv() => self.on_msg(msg).await,
+            Some(msg) = self.calls.recv() => self.on_msg(msg).await,
         }
     }
 
     pub(super) fn next_key(&mut self) -> u64 {
         self.next_key += 1;
         self.next_key
-    }
-
-    pub(super) fn index_of(&self, serial: u64) -> Option<usize> {
-        self.children.iter().position(|c| c.serial == serial)
-    }
-
-    pub(super) fn index_by_id(&self, id: &str) -> Option<usize> {
-        self.children.iter().position(|c| c.spec.id() == id)
     }
 
     pub(super) fn path(&self, child: &str) -> String {
@@ -269,28 +228,6 @@ impl Actor {
     /// Publishes the final report, answers every shutdown waiter and returns.
     fn finish(mut self) -> (End, ShutdownReport) {
         let end = self.end.take().unwrap_or(End::Stopped);
-        self.report.exit = match &end {
-            End::Stopped => Ok(()),
-            End::Escalated(e) => Err(e.clone()),
-            End::StartFailed(e) => Err(SupervisorError::from(e.clone())),
-        };
-        let report = self.report.clone();
-        self.exit_tx.send_replace(Some(report.clone()));
-        for waiter in self.shutdown_waiters.drain(..) {
-            let _ = waiter.send(report.clone());
-        }
-        (end, report)
-    }
-}
-
-impl Drop for Actor {
-    fn drop(&mut self) {
-        if self.exit_tx.borrow().is_none() {
-            let mut report = ShutdownReport::new(self.id.clone());
-            report.exit = Err(SupervisorError::Gone {
-                supervisor: self.id.to_string(),
-            });
-            self.exit_tx.send_replace(Some(report));
-        }
+        self.ending.publish(end)
     }
 }

@@ -1,27 +1,24 @@
 //! Ordered starts: start sequences, readiness, start timeouts and start failures.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Actor, End, Init, Seq, SeqKind, State, Timer};
-use crate::child;
+use super::{Actor, Init, Seq, SeqKind, State, Timer};
+use crate::child::{self, Run, RunKey};
 use crate::context::ReadyLink;
-use crate::{ChildContext, Event, ExitReason, StartError, SupervisorError};
-
-/// Why a (re)start failed.
-pub(super) enum Failure {
-    Exit(ExitReason),
-    Timeout(std::time::Duration),
-}
+use crate::end::End;
+use crate::error::StartFailure;
+use crate::{ChildContext, ExitReason, StartError, Strategy, SupervisorError};
 
 impl Actor {
     /// Queues `members` (in start order) and starts them one after the other.
-    pub(super) async fn start_seq(&mut self, members: Vec<u64>, lead: u64, kind: SeqKind) {
+    pub(super) async fn start_seq(&mut self, members: Vec<u64>, kind: SeqKind) {
         for &serial in &members {
-            if let Some(i) = self.index_of(serial) {
-                self.children[i].state = State::Queued;
+            if let Some(c) = self.children.get_mut(serial) {
+                c.state = State::Queued;
             }
         }
         let id = self.next_key();
@@ -30,7 +27,6 @@ impl Actor {
             members: VecDeque::from(members),
             started: Vec::new(),
             waiting: None,
-            lead,
             kind,
         });
         self.advance(id).await;
@@ -49,17 +45,17 @@ impl Actor {
                 self.complete(s);
                 return;
             };
-            let Some(i) = self.index_of(serial) else {
+            let Some((key, wait)) = self.spawn_child(serial) else {
                 self.seqs[s].members.pop_front();
                 continue;
             };
-            let run = self.spawn_child(i);
-            if run.1 {
-                let timer = self.children[i].spec.inner().start_timeout.map(|d| {
-                    self.timers
-                        .insert(Instant::now() + d, Timer::StartTimeout(run.0))
-                });
-                self.seqs[s].waiting = Some((run.0, timer));
+            if wait {
+                let timeout = self
+                    .children
+                    .get(serial)
+                    .and_then(|c| c.spec.inner().start_timeout);
+                let timer = timeout.and_then(|d| self.timers.insert(d, Timer::StartTimeout(key)));
+                self.seqs[s].waiting = Some((key, timer));
                 return;
             }
             self.seqs[s].members.pop_front();
@@ -67,46 +63,36 @@ impl Actor {
         }
     }
 
-    /// Spawns child `i`; returns its key and whether it must be waited for.
-    fn spawn_child(&mut self, i: usize) -> (u64, bool) {
-        let key = self.next_key();
-        let child = &mut self.children[i];
-        if child.started_once {
-            child.restarts = child.restarts.saturating_add(1);
-        }
-        let restarted = child.started_once;
-        child.started_once = true;
+    /// Spawns child `serial`; returns its run's key and whether it must be waited for, or
+    /// `None` if there is no such child.
+    fn spawn_child(&mut self, serial: u64) -> Option<(RunKey, bool)> {
+        let key = RunKey {
+            child: serial,
+            spawn: self.next_key(),
+        };
+        let child = self.children.get_mut(serial)?;
+        // a temporary child (the only kind whose factory goes) is never started twice
+        let factory = child.spec.factory()?;
+        child.restarts.started(Instant::now());
         let inner = child.spec.inner();
         let ready = inner.wait_ready.then(|| ReadyLink {
             tx: self.ready_tx.clone(),
             key,
         });
+        let restarts = child.restarts.count();
         let ctx = ChildContext::new(
             inner.id.clone(),
             None,
-            child.restarts,
+            restarts,
             CancellationToken::new(),
             ready,
         );
-        let run = child::spawn(&mut self.tasks, &child.spec, ctx, key);
+        let run = child::spawn(&mut self.tasks, &child.spec, factory, ctx, key);
         let wait = !run.ready;
-        child.last_start = run.started_at;
         child.state = State::Running(run);
-        let (id, restarts) = (inner.id.clone(), child.restarts);
-        self.emitter.emit(|supervisor| match restarted {
-            false => Event::Started {
-                supervisor,
-                child: id,
-                instance: None,
-            },
-            true => Event::Restarted {
-                supervisor,
-                child: id,
-                instance: None,
-                restarts,
-            },
-        });
-        (key, wait)
+        self.emitter.started(&inner.id, None, restarts);
+        child.spec.started();
+        Some((key, wait))
     }
 
     fn complete(&mut self, s: usize) {
@@ -147,84 +133,75 @@ impl Actor {
         }
     }
 
+    /// The run of the child with this key, if it is still running and not yet ready.
+    fn unready(&mut self, key: RunKey) -> Option<&mut Run> {
+        match &mut self.children.get_mut(key.child)?.state {
+            State::Running(run) if run.key == key && !run.ready => Some(run),
+            _ => None,
+        }
+    }
+
     /// A child signalled readiness.
-    pub(super) async fn on_ready(&mut self, key: u64) {
-        let Some(i) = self
-            .children
-            .iter()
-            .position(|c| matches!(&c.state, State::Running(r) if r.key == key && !r.ready))
-        else {
+    pub(super) async fn on_ready(&mut self, key: RunKey) {
+        let Some(run) = self.unready(key) else {
             return;
         };
-        if let State::Running(run) = &mut self.children[i].state {
-            run.ready = true;
-        }
-        let serial = self.children[i].serial;
+        run.ready = true;
         let Some(s) = self.seq_waiting_on(key) else {
             return;
         };
-        if let Some((_, Some(timer))) = self.seqs[s].waiting.take() {
+        if let Some((_, timer)) = self.seqs[s].waiting.take() {
             self.timers.remove(timer);
         }
         self.seqs[s].members.pop_front();
-        self.seqs[s].started.push(serial);
+        self.seqs[s].started.push(key.child);
         let seq_id = self.seqs[s].id;
         self.advance(seq_id).await;
     }
 
-    pub(super) fn seq_waiting_on(&self, key: u64) -> Option<usize> {
+    pub(super) fn seq_waiting_on(&self, key: RunKey) -> Option<usize> {
         self.seqs
             .iter()
             .position(|s| matches!(s.waiting, Some((k, _)) if k == key))
     }
 
     /// The start timeout of the child with this key elapsed.
-    pub(super) async fn on_start_timeout(&mut self, key: u64) {
-        let Some(i) = self
-            .children
-            .iter()
-            .position(|c| matches!(&c.state, State::Running(r) if r.key == key && !r.ready))
-        else {
+    pub(super) async fn on_start_timeout(&mut self, key: RunKey) {
+        if self.unready(key).is_none() {
             return;
-        };
-        let timeout = self.children[i]
-            .spec
-            .inner()
-            .start_timeout
+        }
+        let serial = key.child;
+        let timeout = self
+            .children
+            .get(serial)
+            .and_then(|c| c.spec.inner().start_timeout)
             .unwrap_or_default();
         if let Some(s) = self.seq_waiting_on(key) {
             self.seqs[s].waiting = Some((key, None));
         }
         // as in OTP, a child that overran its start timeout is killed outright
-        self.stop_child(i, true).await;
-        self.start_failed(key, self.children[i].serial, Failure::Timeout(timeout))
-            .await;
+        self.stop_child(serial, true).await;
+        self.start_failed(key, StartFailure::Timeout(timeout)).await;
     }
 
     /// The waiting child of a sequence exited or timed out before it was ready.
-    pub(super) async fn start_failed(&mut self, key: u64, serial: u64, failure: Failure) {
+    pub(super) async fn start_failed(&mut self, key: RunKey, failure: StartFailure) {
         let Some(s) = self.seq_waiting_on(key) else {
             return;
         };
         let seq = self.seqs.remove(s);
-        let Some(i) = self.index_of(serial) else {
+        let serial = key.child;
+        let Some(child) = self.children.get(serial) else {
             return;
         };
-        let child_id = self.children[i].spec.inner().id.clone();
-        let err = self.start_error(&child_id, failure);
-        let reason = err.to_string();
-        let cid = child_id.clone();
-        self.emitter.emit(|supervisor| Event::StartFailed {
-            supervisor,
-            child: cid,
-            instance: None,
-            reason,
-        });
+        let child_id = child.spec.inner().id.clone();
+        let err = failure.into_error(&self.id, &child_id);
+        self.emitter.start_failed(&child_id, None, &err);
         match seq.kind {
             SeqKind::Initial => self.fail_start(err).await,
             SeqKind::Manual { reply, added } => {
                 if added {
-                    self.children.remove(i);
+                    self.children.remove(serial);
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(SupervisorError::from(err)));
@@ -234,42 +211,28 @@ impl Actor {
         }
     }
 
-    fn start_error(&self, child: &str, failure: Failure) -> StartError {
-        let supervisor = self.id.to_string();
-        let child = child.to_owned();
-        match failure {
-            Failure::Exit(reason) => StartError::ChildFailed {
-                supervisor,
-                child,
-                reason,
-            },
-            Failure::Timeout(timeout) => StartError::ChildStartTimeout {
-                supervisor,
-                child,
-                timeout,
-            },
-        }
-    }
-
-    /// A restart failed to start: stop what this round started, then retry the whole
-    /// round through the restart delay; the retry counts once toward the intensity.
-    async fn retry_group(&mut self, seq: Seq, failed: u64, child_id: &str, err: StartError) {
-        let reason = ExitReason::Error(std::sync::Arc::new(err));
-        if !self.log.record(Instant::now()) {
+    /// A restart failed to start: retry it through the restart delay, as OTP's `try_again`
+    /// does. Under `RestForOne` the retry resumes at the child that failed, leaving the ones
+    /// this round restarted running; otherwise (`OneForAll`) what this round started is
+    /// stopped and the whole round is retried. The retry counts once toward the intensity.
+    async fn retry_group(&mut self, seq: Seq, failed: u64, child_id: &Arc<str>, err: StartError) {
+        let reason = ExitReason::Error(Arc::new(err));
+        if !self.restarts.allow() {
             self.intensity_exceeded(child_id, reason).await;
             return;
         }
-        for &serial in seq.started.iter().rev() {
-            if let Some(i) = self.index_of(serial) {
-                self.stop_child(i, false).await;
+        let mut members = Vec::new();
+        if self.spec.strategy != Strategy::RestForOne {
+            for &serial in seq.started.iter().rev() {
+                self.stop_child(serial, false).await;
             }
+            members = seq.started;
         }
-        let mut members = seq.started;
         members.push(failed);
         members.extend(seq.members.into_iter().skip(1));
-        members.sort_by_key(|&m| self.index_of(m).unwrap_or(usize::MAX));
-        let delay = self.next_delay(seq.lead);
-        self.schedule(members, seq.lead, delay, false).await;
+        members.sort_unstable();
+        let delay = self.next_delay(failed);
+        self.schedule(members, failed, delay, false).await;
     }
 
     /// The initial start failed: stop everything started and end.

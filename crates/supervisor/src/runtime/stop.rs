@@ -3,9 +3,12 @@
 use tokio::task::Id;
 use tokio::time::{sleep_until, Instant};
 
-use super::{Actor, End, SeqKind, State};
+use crate::timers::deadline;
+
+use super::{Actor, SeqKind, State};
 use crate::child::{joined_id, Joined, Outcome};
-use crate::{Event, ExitReason, Shutdown, StartError, SupervisorError};
+use crate::end::End;
+use crate::{ExitReason, Shutdown, StartError, SupervisorError};
 
 /// How a stop ended.
 #[derive(Debug)]
@@ -17,12 +20,18 @@ pub(super) enum Stopped {
 }
 
 impl Actor {
-    /// Stops running child `i` with its shutdown policy (or at once when `force` or after a
-    /// kill). Leaves it `Terminated`; the caller decides whether to drop the spec.
-    pub(super) async fn stop_child(&mut self, i: usize, force: bool) -> Stopped {
-        let State::Running(run) = std::mem::replace(&mut self.children[i].state, State::Terminated)
-        else {
+    /// Stops running child `serial` with its shutdown policy (or at once when `force` or
+    /// after a kill). Leaves it `Terminated`; the caller decides whether to drop the spec.
+    pub(super) async fn stop_child(&mut self, serial: u64, force: bool) -> Stopped {
+        let Some(child) = self.children.get_mut(serial) else {
             return Stopped::Exited;
+        };
+        let State::Running(run) = std::mem::replace(&mut child.state, State::Terminated) else {
+            return Stopped::Exited;
+        };
+        let policy = match force || self.kill.is_cancelled() {
+            true => Shutdown::BrutalKill,
+            false => child.spec.shutdown_policy(),
         };
         let task = run.abort.id();
         if let Some(pos) = self.deferred.iter().position(|j| joined_id(j) == task) {
@@ -30,51 +39,49 @@ impl Actor {
                 .deferred
                 .remove(pos)
                 .expect("position was just found in the queue");
-            return self.stopped(i, joined, false);
+            return self.stopped(serial, joined, false);
         }
-        let policy = match force || self.kill.is_cancelled() {
-            true => Shutdown::BrutalKill,
-            false => self.children[i].spec.shutdown_policy(),
-        };
-        let deadline = match policy {
+        // the outer `None`: abort at once; the inner `None`: no limit
+        let linger = match policy {
             Shutdown::BrutalKill => None,
-            Shutdown::Timeout(d) => Some(Some(Instant::now() + d)),
+            Shutdown::Timeout(d) => Some(deadline(d)),
             Shutdown::Infinity => Some(None),
         };
-        if let Some(deadline) = deadline {
+        if let Some(until) = linger {
             run.token.cancel();
-            if let Some(joined) = self.await_exit(task, deadline, true).await {
-                return self.stopped(i, joined, true);
+            if let Some(joined) = self.await_exit(task, until, true).await {
+                return self.stopped(serial, joined, true);
             }
-            let path = self.path(self.children[i].spec.id());
-            self.report.aborted.push(path);
+            let path = self.child_path(serial);
+            self.ending.aborted(path);
         }
         run.abort.abort();
-        let grace = Instant::now() + self.spec.abort_grace;
-        match self.await_exit(task, Some(grace), false).await {
-            Some(joined) => self.stopped(i, joined, true),
-            None => self.not_stopped(i),
+        let grace = deadline(self.spec.flags.abort_grace);
+        match self.await_exit(task, grace, false).await {
+            Some(joined) => self.stopped(serial, joined, true),
+            None => self.not_stopped(serial),
         }
     }
 
-    fn stopped(&mut self, i: usize, joined: Joined, stopping: bool) -> Stopped {
+    /// `supervisor/child` for child `serial`.
+    fn child_path(&self, serial: u64) -> String {
+        self.path(self.children.get(serial).map_or("", |c| c.spec.id()))
+    }
+
+    fn stopped(&mut self, serial: u64, joined: Joined, stopping: bool) -> Stopped {
         let outcome = Outcome::from(joined);
-        if let Some((children, aborted)) = outcome.nested_not_stopped() {
-            let children: Vec<String> = children.iter().map(|c| self.path(c)).collect();
-            let aborted: Vec<String> = aborted.iter().map(|c| self.path(c)).collect();
-            self.report.not_stopped.extend(children);
-            self.report.aborted.extend(aborted);
-        }
+        // a nested supervisor's paths start with its own id, which is this child's id
+        self.ending.absorb(&self.id, &outcome);
         let reason = outcome.reason(stopping);
-        self.emit_exit(i, &reason);
+        self.emit_exit(serial, &reason);
         Stopped::Exited
     }
 
-    fn not_stopped(&mut self, i: usize) -> Stopped {
-        let id = self.children[i].spec.id().to_owned();
-        tracing::error!(target: "supervisor", supervisor = %self.id, child = %id, "child did not stop within its shutdown bound; detached");
-        self.report.not_stopped.push(self.path(&id));
-        self.emit_exit(i, &ExitReason::Killed);
+    fn not_stopped(&mut self, serial: u64) -> Stopped {
+        let path = self.child_path(serial);
+        tracing::error!(target: "supervisor", supervisor = %self.id, child = %path, "child did not stop within its shutdown bound; detached");
+        self.ending.not_stopped(path);
+        self.emit_exit(serial, &ExitReason::Killed);
         Stopped::NotStopped
     }
 
@@ -109,10 +116,15 @@ impl Actor {
 
     /// Stops every running child in reverse start order.
     pub(super) async fn stop_all(&mut self, force: bool) {
-        for i in (0..self.children.len()).rev() {
-            if matches!(self.children[i].state, State::Running(_)) {
-                self.stop_child(i, force).await;
-            }
+        let running: Vec<u64> = self
+            .children
+            .iter()
+            .rev()
+            .filter(|c| matches!(c.state, State::Running(_)))
+            .map(|c| c.serial)
+            .collect();
+        for serial in running {
+            self.stop_child(serial, force).await;
         }
     }
 
@@ -130,7 +142,7 @@ impl Actor {
                 }));
             }
         }
-        for child in &mut self.children {
+        for child in self.children.iter_mut() {
             if matches!(child.state, State::Queued | State::Restarting(_)) {
                 child.state = State::Terminated;
             }
@@ -139,13 +151,10 @@ impl Actor {
 
     /// Orderly shutdown (or a kill when `force`): stops all children and ends.
     pub(super) async fn shutdown(&mut self, force: bool) {
-        self.emitter
-            .emit(|supervisor| Event::ShutdownStarted { supervisor });
+        self.emitter.shutdown_started();
         self.cancel_pending();
         self.stop_all(force).await;
-        let clean = self.report.is_clean();
-        self.emitter
-            .emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
+        self.emitter.shutdown_finished(self.ending.is_clean());
         if self.init_pending() {
             self.init_done(Err(StartError::Ended {
                 supervisor: self.id.to_string(),
@@ -154,6 +163,9 @@ impl Actor {
                 }),
             }));
         }
-        self.end = Some(End::Stopped);
+        self.end = Some(match self.kill.is_cancelled() {
+            true => End::Killed,
+            false => End::Stopped,
+        });
     }
 }
