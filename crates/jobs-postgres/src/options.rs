@@ -184,12 +184,25 @@ impl PostgresOptions {
         let target = self.display_url.clone();
         let reason = scrub(&err.to_string(), &self.secrets);
         match sqlstate(&err).as_deref() {
-            Some("28P01" | "28000") => PostgresError::AuthenticationFailed { target, reason },
-            Some("3D000") => PostgresError::DatabaseMissing { target, reason },
-            Some(_) => PostgresError::Store(jobs::StoreError::Other(format!(
-                "connecting to {target}: {reason}"
-            ))),
-            None => PostgresError::Unreachable { target, reason },
+            Some("28P01" | "28000") => PostgresError::AuthenticationFailed {
+                target,
+                reason,
+                source: err,
+            },
+            Some("3D000") => PostgresError::DatabaseMissing {
+                target,
+                reason,
+                source: err,
+            },
+            Some(_) => PostgresError::Store(
+                jobs::StoreError::other(format!("connecting to {target}: {reason}"))
+                    .with_source(err),
+            ),
+            None => PostgresError::Unreachable {
+                target,
+                reason,
+                source: err,
+            },
         }
     }
 }

@@ -229,6 +229,11 @@ async fn bad_urls_give_clear_errors_without_the_password() {
         matches!(err, PostgresError::DatabaseMissing { .. }),
         "{msg}"
     );
+    assert_eq!(
+        sqlstate_of(&err).as_deref(),
+        Some("3D000"),
+        "the server's error is the source"
+    );
     assert!(
         msg.contains("jt_no_such_database") && !msg.contains("hunter2"),
         "{msg}"
@@ -731,7 +736,10 @@ async fn timestamps_round_trip_exactly() {
             })
             .await
             .expect_err("before PostgreSQL's timestamptz range");
-        assert!(matches!(err, StoreError::Invalid(_)), "{count} jobs: {err}");
+        assert!(
+            matches!(err, StoreError::Invalid { .. }),
+            "{count} jobs: {err}"
+        );
     }
 }
 
@@ -813,7 +821,7 @@ async fn lease_commit_mode_round_trips_and_explain_refuses_a_zero_limit() {
     store.set_lease_commit(LeaseCommit::Asynchronous);
     assert_eq!(store.lease_commit(), LeaseCommit::Asynchronous);
     let err = store.explain_claim("q", 0).await.expect_err("limit 0");
-    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
     assert!(store.explain_claim("q", 10).await.is_ok());
 }
 
@@ -880,4 +888,29 @@ async fn close_ends_listeners_and_later_calls() {
     assert!(ended.is_err(), "a closed store's listener ends: {ended:?}");
     let err = store.queue_stats().await.expect_err("closed");
     assert!(matches!(err, StoreError::Closed), "{err}");
+}
+
+/// The SQLSTATE of the `sqlx::Error` that `err` keeps as its `source()`.
+fn sqlstate_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let source = err.source()?;
+    let db = source.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    db.code().map(|code| code.into_owned())
+}
+
+#[tokio::test]
+async fn a_refused_statement_keeps_the_sqlx_error_with_its_sqlstate() {
+    let Some(store) = testkit::fresh_store("error_source").await else {
+        return;
+    };
+    // The store trusts the facade's validation; straight to the store, the table's CHECK
+    // refuses the empty kind.
+    let mut bad = job("q");
+    bad.kind = String::new();
+    let err = store.job_insert_many(insert(vec![bad])).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    assert_eq!(
+        sqlstate_of(&err).as_deref(),
+        Some("23514"),
+        "check_violation: {err}"
+    );
 }

@@ -120,7 +120,7 @@ impl Client {
         let ids = self.insert(vec![job], now).await?;
         ids.into_iter()
             .next()
-            .ok_or_else(|| StoreError::Other("insert of one job returned no id".into()).into())
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
     }
 
     /// Enqueues many jobs of one kind with the same options, in one transaction.

@@ -99,7 +99,7 @@ pub use args::{
 };
 pub use client::{Batch, Client};
 pub use context::JobContext;
-pub use error::{EnqueueError, StoreError};
+pub use error::{BoxError, EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
 pub use pool::{

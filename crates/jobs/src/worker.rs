@@ -13,6 +13,7 @@ use supervisor::Backoff;
 
 use crate::args::JobArgs;
 use crate::context::JobContext;
+use crate::error::BoxError;
 
 /// Runs jobs of one kind. Register it on a [`PoolBuilder`](crate::PoolBuilder).
 ///
@@ -75,12 +76,48 @@ pub fn default_retry_backoff() -> Backoff {
 
 /// What a run that did not succeed comes to.
 ///
-/// Any `std::error::Error` converts into [`JobError::Failed`], so `?` works in `perform`.
+/// Anything that converts into a `Box<dyn Error + Send + Sync>` converts into
+/// [`JobError::Failed`], so `?` works in `perform` on `std::io::Error`, `serde_json::Error`,
+/// `anyhow::Error`, `eyre::Report`, a `String` or a `&str`:
+///
+/// ```
+/// use jobs::{JobArgs, JobContext, JobError, Worker};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Charge { cents: i64 }
+/// impl JobArgs for Charge { const KIND: &'static str = "charge"; }
+///
+/// fn validate(cents: i64) -> Result<(), String> {
+///     if cents > 0 { Ok(()) } else { Err(format!("cannot charge {cents} cents")) }
+/// }
+///
+/// fn call_the_bank(cents: i64) -> anyhow::Result<()> {
+///     anyhow::ensure!(cents < 1_000_000, "the bank refused {cents} cents");
+///     Ok(())
+/// }
+///
+/// struct Charger;
+/// impl Worker for Charger {
+///     type Args = Charge;
+///     async fn perform(&self, _ctx: JobContext, args: Charge) -> Result<(), JobError> {
+///         validate(args.cents)?; // a String error
+///         call_the_bank(args.cents)?; // an anyhow::Error
+///         Ok(())
+///     }
+/// }
+///
+/// // The conversions `?` makes, with the cause kept for the attempt's error record:
+/// let from_anyhow: JobError = anyhow::anyhow!("the bank refused").into();
+/// assert!(matches!(&from_anyhow, JobError::Failed(e) if e.to_string() == "the bank refused"));
+/// let from_string: JobError = String::from("cannot charge -5 cents").into();
+/// assert!(matches!(from_string, JobError::Failed(_)));
+/// ```
 #[non_exhaustive]
 pub enum JobError {
     /// A failed attempt: retried after the worker's backoff until `max_attempts`, then the
     /// job goes to the dead set and the exhausted hook runs.
-    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
+    Failed(BoxError),
     /// Give up now, no retry: the job goes to the dead set with this reason.
     Discard(String),
     /// Run again after this delay without charging an attempt.
@@ -107,9 +144,12 @@ impl JobError {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+/// `?` in `perform` on anything that converts into a boxed error: every
+/// `std::error::Error + Send + Sync`, `anyhow::Error`, `eyre::Report`, `String` and `&str`.
+/// (`JobError` is deliberately not an `Error` itself, which is what lets this impl exist.)
+impl<E: Into<BoxError>> From<E> for JobError {
     fn from(error: E) -> Self {
-        JobError::Failed(Box::new(error))
+        JobError::Failed(error.into())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use sqlx::{Executor, PgConnection, PgPool, Row};
 
-use crate::error::{sqlstate, store_error, PostgresError};
+use crate::error::{sqlstate, store_error, store_error_message, PostgresError};
 use crate::schema_name::SchemaName;
 
 /// One schema version: its number, what it does, and its SQL (with `{s}` for the quoted schema
@@ -172,9 +172,10 @@ fn denied(failure: MigrateFailure, schema: &SchemaName, role: String) -> Postgre
         MigrateFailure::Sql(e) if sqlstate(&e).as_deref() == Some("42501") => {
             PostgresError::PermissionDenied {
                 role,
-                detail: format!("migrating schema {schema:?}: {}", store_error(e)),
+                detail: format!("migrating schema {schema:?}: {}", store_error_message(&e)),
                 hint: "run migrate as a role with CREATE on the database, or as the schema's owner"
                     .to_owned(),
+                source: Some(e),
             }
         }
         MigrateFailure::Sql(e) => PostgresError::Store(store_error(e)),
@@ -211,6 +212,7 @@ pub(crate) async fn check_schema(pool: &PgPool, schema: &SchemaName) -> Result<(
             role,
             detail: format!("no USAGE on schema {schema:?}"),
             hint: format!("GRANT USAGE ON SCHEMA {} TO <role>", schema.quoted()),
+            source: None,
         });
     }
     check_rights(&mut conn, schema, role).await?;
@@ -272,6 +274,7 @@ async fn check_rights(
              GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.jobs TO <role>; \
              GRANT USAGE ON SEQUENCE {q}.jobs_id_seq TO <role>"
         ),
+        source: None,
     })
 }
 

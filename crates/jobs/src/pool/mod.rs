@@ -64,9 +64,13 @@ pub enum PoolError {
     /// A queue name is invalid.
     #[error(transparent)]
     Queue(#[from] EnqueueError),
-    /// The supervision tree could not be built or started.
+    /// The supervision tree's spec was refused (a bug in the pool's tree, never the
+    /// application's settings: those are checked first).
+    #[error("the pool's supervision tree is invalid: {0}")]
+    Spec(#[source] supervisor::SpecError),
+    /// The supervision tree could not be started.
     #[error("the pool's supervision tree failed to start: {0}")]
-    Supervisor(String),
+    Supervisor(#[source] supervisor::StartError),
 }
 
 /// Builds a [`Pool`]: register workers, declare queues, then `start`.
@@ -184,7 +188,7 @@ impl PoolBuilder {
             .tree(&self.config)?
             .start()
             .await
-            .map_err(|e| PoolError::Supervisor(e.to_string()))?;
+            .map_err(PoolError::Supervisor)?;
         tracing::info!(worker_id = %parts.owner, store, ?kinds, "pool started");
         Ok(Pool {
             client: parts.client,

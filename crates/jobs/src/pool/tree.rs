@@ -188,8 +188,6 @@ impl Parts {
             let id = format!("fetcher:{}", queue.name);
             builder = builder.child(child(id, quick, fetcher, Fetcher::run));
         }
-        builder
-            .build()
-            .map_err(|e| PoolError::Supervisor(e.to_string()))
+        builder.build().map_err(PoolError::Spec)
     }
 }

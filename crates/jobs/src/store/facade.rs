@@ -161,7 +161,7 @@ impl Instruments {
 ///     now: Timestamp::now(),
 /// };
 /// let refused = store.job_claim(claim).await;
-/// assert!(matches!(refused, Err(StoreError::Invalid(_)))); // never reached the store
+/// assert!(matches!(refused, Err(StoreError::Invalid { .. }))); // never reached the store
 /// # }
 /// ```
 #[derive(Clone)]
@@ -555,7 +555,7 @@ mod tests {
     /// `result` is a refusal of `op` with one wording: not transient, naming the operation.
     fn assert_refused<T: fmt::Debug>(result: Result<T, StoreError>, op: &str, what: &str) {
         match result {
-            Err(error @ StoreError::Invalid(_)) => {
+            Err(error @ StoreError::Invalid { .. }) => {
                 assert!(!error.is_transient(), "{what}");
                 assert!(
                     error.to_string().contains(&format!("{op}: ")),

@@ -19,7 +19,7 @@ pub const MAX_ATTEMPTS_LIMIT: u32 = i32::MAX as u32;
 
 /// The one wording of a refused request: the operation, then what is wrong and how to fix it.
 fn invalid(op: &str, problem: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(format!("{op}: {problem}"))
+    StoreError::invalid(format!("{op}: {problem}"))
 }
 
 fn positive_limit(op: &str, limit: usize) -> Result<(), StoreError> {

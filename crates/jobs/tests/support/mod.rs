@@ -125,7 +125,7 @@ impl FlakyStore {
     fn gate(&self) -> Result<(), StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("connection refused (test)".into()))
+            Err(StoreError::unavailable("connection refused (test)"))
         } else {
             Ok(())
         }
@@ -157,8 +157,8 @@ impl Store for FlakyStore {
             self.gate()?;
             let applied = self.inner.job_finish_many(params).await?;
             if self.lose_finish_reply.swap(false, Ordering::SeqCst) {
-                return Err(StoreError::Unavailable(
-                    "connection lost after the commit (test)".into(),
+                return Err(StoreError::unavailable(
+                    "connection lost after the commit (test)",
                 ));
             }
             Ok(applied)
