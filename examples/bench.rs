@@ -316,7 +316,7 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
     } else {
         None
     };
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
     Ok(RunResult {
         enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
         process_per_s: options.jobs as f64 / process.as_secs_f64(),

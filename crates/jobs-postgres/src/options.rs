@@ -33,6 +33,7 @@ pub const DEFAULT_APPLICATION_NAME: &str = "jobs";
 /// assert_eq!(options.display_url(), "postgres://app:***@db.internal:5432/app");
 /// # Ok::<(), jobs_postgres::PostgresError>(())
 /// ```
+#[must_use = "options do nothing until `connect_pool()` or `PostgresStore::connect`"]
 #[derive(Clone)]
 pub struct PostgresOptions {
     connect: PgConnectOptions,
@@ -160,6 +161,10 @@ impl PostgresOptions {
     ///
     /// [`PostgresError::Unreachable`], [`PostgresError::AuthenticationFailed`],
     /// [`PostgresError::DatabaseMissing`], or [`PostgresError::Store`] for anything else.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped call closes the connections it opened.
     pub async fn connect_pool(&self) -> Result<PgPool, PostgresError> {
         let probe = PgConnection::connect_with(&self.connect)
             .await

@@ -53,6 +53,10 @@ impl PostgresStore {
     /// # Errors
     ///
     /// Everything [`PostgresOptions::connect_pool`] and [`PostgresStore::open`] report.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only connects and reads.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, PostgresError> {
         let pool = options.connect_pool().await?;
         let listener_pool = listener_pool(&pool, options.listener_connections());
@@ -70,6 +74,10 @@ impl PostgresStore {
     /// [`migrate`](crate::migrate)), [`PostgresError::SchemaTooNew`] (upgrade the binary),
     /// [`PostgresError::PermissionDenied`], or [`PostgresError::Store`] if the database
     /// cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn open(pool: PgPool, schema: SchemaName) -> Result<Self, PostgresError> {
         let listener_pool = listener_pool(&pool, LISTENER_CONNECTIONS);
         Self::open_with(pool, listener_pool, schema).await
@@ -134,6 +142,11 @@ impl PostgresStore {
     ///
     /// [`StoreError::Invalid`] for a batch the rules of [`JobInsertParams::validate`] refuse;
     /// database failures otherwise (the caller's transaction is then aborted).
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may have inserted the jobs in `conn`'s transaction; as for any
+    /// statement, the transaction's commit or rollback decides whether they stay.
     pub async fn insert_in(
         &self,
         conn: &mut PgConnection,
@@ -150,6 +163,10 @@ impl PostgresStore {
     ///
     /// Database failures, or [`StoreError::Invalid`] for a zero `limit` or an invalid queue
     /// name (the rules of [`JobClaimParams::validate`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the transaction is rolled back whether or not the call completes.
     pub async fn explain_claim(&self, queue: &str, limit: usize) -> Result<String, StoreError> {
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
         let params = JobClaimParams {
@@ -220,6 +237,10 @@ impl PostgresStore {
     ///
     /// Database failures. A role that does not own the table gets a server warning and
     /// nothing is vacuumed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a `VACUUM` cut short leaves the table as it was, to be vacuumed later.
     pub async fn vacuum(&self) -> Result<(), StoreError> {
         sqlx::query(&self.inner.vacuum.statement())
             .execute(self.pool())
@@ -233,6 +254,11 @@ impl PostgresStore {
     /// Waits for borrowed connections to come back, except that open listeners get one
     /// second to notice (their `next()` fails with [`StoreError::Closed`]) and are then left
     /// to close when dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once polled, the pools are closed to new calls even if the future is dropped; only
+    /// the wait for borrowed connections is cut short.
     pub async fn close(&self) {
         let listeners = self.inner.listener_pool.close();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), listeners).await;

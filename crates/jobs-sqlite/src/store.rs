@@ -38,6 +38,11 @@ impl SqliteStore {
     ///
     /// [`StoreError::Unavailable`] if the file cannot be opened or created,
     /// [`StoreError::Schema`] if it holds a newer schema than this version understands.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: creating or migrating the schema is one transaction, so a dropped call
+    /// leaves the schema as it was or wholly migrated, never half; opening again goes on.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         SqliteStoreOptions::new().open(path).await
     }

@@ -61,6 +61,7 @@ enum Schedule {
 ///     .run_in_str("10m")?;
 /// # Ok(()) }
 /// ```
+#[must_use = "options do nothing until passed to an enqueue"]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnqueueOptions {
     queue: Option<String>,

@@ -33,6 +33,7 @@ pub struct Client {
 }
 
 /// Jobs of any kinds to insert together, in one transaction.
+#[must_use = "a batch does nothing until `Client::enqueue_batch`"]
 #[derive(Debug, Default)]
 pub struct Batch {
     jobs: Vec<NewJob>,
@@ -101,6 +102,12 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error nothing was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled enqueue may still have inserted (the insert may have
+    /// committed before the future was dropped). Give the job a unique key, or check for it,
+    /// if it must not be enqueued twice when retrying after a cancellation.
     pub async fn enqueue<A: JobArgs>(&self, args: &A) -> Result<JobId, EnqueueError> {
         self.enqueue_with(args, EnqueueOptions::default()).await
     }
@@ -110,6 +117,12 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error nothing was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled enqueue may still have inserted (the insert may have
+    /// committed before the future was dropped). Give the job a unique key, or check for it,
+    /// if it must not be enqueued twice when retrying after a cancellation.
     pub async fn enqueue_with<A: JobArgs>(
         &self,
         args: &A,
@@ -128,6 +141,11 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error none was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled call may still have inserted all the jobs (never some of
+    /// them: the batch is one transaction).
     pub async fn enqueue_many<A: JobArgs>(
         &self,
         args: impl IntoIterator<Item = A>,
@@ -146,6 +164,11 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error none was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled call may still have inserted all the jobs (never some of
+    /// them: the batch is one transaction).
     pub async fn enqueue_batch(&self, batch: Batch) -> Result<Vec<JobId>, EnqueueError> {
         self.insert(batch.jobs, self.clock.now()).await
     }
@@ -165,6 +188,10 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         self.store.job_get(id).await
     }
@@ -174,6 +201,10 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         self.store.queue_stats().await
     }
@@ -184,6 +215,10 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn jobs_in_state(
         &self,
         state: JobState,
@@ -206,6 +241,11 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may still have retried the job; calling again is harmless (it answers
+    /// `false` then).
     pub async fn retry_job(&self, id: JobId) -> Result<bool, StoreError> {
         let now = self.clock.now();
         self.store.job_retry(JobRetryParams { id, now }).await
@@ -217,6 +257,11 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may still have cancelled the job; calling again is harmless (it answers
+    /// `false` then).
     pub async fn cancel_job(&self, id: JobId) -> Result<bool, StoreError> {
         let now = self.clock.now();
         self.store.job_cancel(JobCancelParams { id, now }).await

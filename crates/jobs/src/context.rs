@@ -217,6 +217,11 @@ impl JobContext {
     /// # Errors
     ///
     /// `Interrupted` as above; `Failed` if `state` does not serialize.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call has recorded `state` as the newest progress in this run; whether it
+    /// reached the store is unknown. Call it again at the next safe point.
     pub async fn checkpoint<T: Serialize + ?Sized>(&self, state: &T) -> Result<(), JobError> {
         let value = serde_json::to_value(state)
             .map_err(|e| JobError::failed(format!("checkpoint does not serialize: {e}")))?;
@@ -277,6 +282,12 @@ impl JobContext {
     /// # Errors
     ///
     /// See [`EnqueueError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled enqueue may still have inserted. A follow-up that must
+    /// not be enqueued twice when this job runs again (it runs at least once) wants a unique
+    /// key, or a check in the job's own data.
     pub async fn enqueue<A: JobArgs>(
         &self,
         args: &A,

@@ -20,6 +20,29 @@ use crate::error::BoxError;
 /// `perform` returns `Ok(())` for success or a [`JobError`] saying what happens next; `?` on any
 /// error type gives a retryable failure. A panic is a failure like any other.
 ///
+/// # Obligations
+///
+/// * **Be idempotent: a job runs at least once.** A job whose outcome was not recorded runs
+///   again: after a crash or SIGKILL (its lease expires and a rescuer returns it), after the
+///   grace period of a shutdown (it is released and runs again elsewhere), after a lost
+///   connection. Make the effects safe to repeat (an idempotency key at the payment
+///   provider, an `INSERT … ON CONFLICT DO NOTHING`, a check of what is already done), and
+///   resume from [`JobContext::checkpoint_state`] rather than start over.
+/// * **Expect to be dropped at an `.await`.** Once the shutdown's grace period
+///   ([`PoolConfig::grace`](crate::PoolConfig::grace)) is over, or the worker's
+///   [`timeout`](Worker::timeout) has passed, or the job's lease was lost, the future is
+///   dropped at whatever `.await` it is suspended in: code after it does not run, destructors
+///   do. Keep the state that matters in the database or in checkpoints, not in local
+///   variables that must reach a final step. Watch [`JobContext::is_shutting_down`] or call
+///   [`JobContext::checkpoint`] in long loops to stop at a safe point before that happens.
+/// * **Never block the runtime.** `perform` runs on the tokio runtime beside the pool's
+///   heartbeats: CPU-heavy work or a blocking call (file I/O with `std::fs`, a synchronous
+///   client, `std::thread::sleep`) stalls them, and a stalled heartbeat lets the lease expire
+///   and the job be rescued and run twice. Use `tokio::task::spawn_blocking` (or an async
+///   client). A blocking call cannot be dropped either, so it also defeats the grace period.
+/// * **Be `Send + Sync + 'static`.** One worker value serves every job of its kind,
+///   concurrently up to the queue's concurrency; share state through `Arc` and async locks.
+///
 /// ```
 /// use jobs::{JobArgs, JobContext, JobError, Worker};
 /// use serde::{Deserialize, Serialize};

@@ -52,6 +52,11 @@ pub struct MigrateReport {
 /// [`PostgresError::SchemaTooNew`] if a newer binary migrated the schema,
 /// [`PostgresError::PermissionDenied`] if the role may not create the schema or its objects,
 /// [`PostgresError::Store`] for other database failures.
+///
+/// # Cancel safety
+///
+/// Cancel safe: the migration is one transaction under an advisory lock, so a dropped call
+/// leaves the schema as it was or wholly migrated, never half; migrating again goes on.
 pub async fn migrate(pool: &PgPool, schema: &SchemaName) -> Result<MigrateReport, PostgresError> {
     let mut tx = pool.begin().await.map_err(store_error)?;
     let report = match migrate_in(&mut tx, schema).await {

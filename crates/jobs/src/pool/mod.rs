@@ -74,6 +74,7 @@ pub enum PoolError {
 }
 
 /// Builds a [`Pool`]: register workers, declare queues, then `start`.
+#[must_use = "a builder does nothing until `start()`"]
 pub struct PoolBuilder {
     store: Arc<dyn Store>,
     config: PoolConfig,
@@ -157,6 +158,11 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`PoolError`] for invalid settings or queue names, or if the tree fails to start.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future once the tree's task is spawned leaves the pool
+    /// running with no handle to stop it.
     pub async fn start(mut self) -> Result<Pool, PoolError> {
         self.config.validate()?;
         if self.queues.is_empty() {
@@ -216,6 +222,7 @@ fn default_worker_id() -> String {
 }
 
 /// What a shutdown did.
+#[must_use = "a report tells whether the shutdown was clean and which jobs were released; check `clean`"]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Jobs that were still running (or waiting for a slot) and were released back to their
@@ -291,6 +298,11 @@ impl Pool {
     /// `is_shutting_down()`); give them one shared grace period to finish or checkpoint, with
     /// heartbeats going on; then abort and release the rest (no attempt charged) and stop,
     /// all within `shutdown_timeout`. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once polled, the shutdown goes on even if the future is dropped; only the report
+    /// (the released jobs, the exhausted hooks still to finish) is lost.
     pub async fn shutdown(&self) -> ShutdownReport {
         let started = Instant::now();
         self.stops.shutdown.cancel();
@@ -327,6 +339,10 @@ impl Pool {
     /// # Errors
     ///
     /// If the signal handlers cannot be installed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe until the first signal; after it, as [`shutdown`](Self::shutdown).
     pub async fn run_until_signal(&self) -> std::io::Result<ShutdownReport> {
         let mut signals = supervisor::os_signals()?;
         tokio::select! {
