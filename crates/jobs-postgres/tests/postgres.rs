@@ -503,6 +503,95 @@ async fn transactional_enqueue_follows_the_transaction() {
     assert_eq!(woken, "committed");
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Welcome {
+    user: i64,
+}
+impl jobs::JobArgs for Welcome {
+    const KIND: &'static str = "welcome";
+}
+
+struct Welcomer(tokio::sync::mpsc::UnboundedSender<i64>);
+impl jobs::Worker for Welcomer {
+    type Args = Welcome;
+    async fn perform(&self, _ctx: jobs::JobContext, args: Welcome) -> Result<(), jobs::JobError> {
+        let _ = self.0.send(args.user);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn enqueue_in_the_applications_transaction_runs_on_commit_and_vanishes_on_rollback() {
+    let Some(store) = testkit::fresh_store("enqueue_in").await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let users = format!("{}.users", store.schema().quoted());
+    exec(
+        store.pool(),
+        &format!("CREATE TABLE {users} (id bigint PRIMARY KEY)"),
+    )
+    .await;
+    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
+    let pool = jobs::Pool::builder(store.clone())
+        .register(Welcomer(ran))
+        .start()
+        .await
+        .expect("pool starts");
+    let client = pool.client();
+    let options = jobs::EnqueueOptions::new;
+
+    let mut tx = store.pool().begin().await.expect("begin");
+    exec_on(&mut tx, &format!("INSERT INTO {users} VALUES (1)")).await;
+    let rolled_back = store
+        .enqueue_in(&mut tx, &Welcome { user: 1 }, options())
+        .await
+        .expect("enqueue_in");
+    let many = store
+        .enqueue_many_in(&mut tx, (10..20).map(|user| Welcome { user }), options())
+        .await
+        .expect("enqueue_many_in");
+    let refused = store
+        .enqueue_in(&mut tx, &Welcome { user: 1 }, options().queue("no spaces"))
+        .await;
+    assert!(
+        matches!(refused, Err(jobs::EnqueueError::InvalidQueue(_))),
+        "{refused:?}"
+    );
+    tx.rollback().await.expect("rollback");
+    for id in std::iter::once(rolled_back).chain(many) {
+        assert_eq!(client.job(id).await.expect("get"), None, "rolled back");
+    }
+
+    let mut tx = store.pool().begin().await.expect("begin");
+    exec_on(&mut tx, &format!("INSERT INTO {users} VALUES (2)")).await;
+    let id = store
+        .enqueue_in(&mut tx, &Welcome { user: 2 }, options())
+        .await
+        .expect("enqueue_in");
+    assert_eq!(
+        client.job(id).await.expect("get"),
+        None,
+        "invisible before commit"
+    );
+    tx.commit().await.expect("commit");
+    // The NOTIFY sent inside the transaction wakes the pool at commit.
+    let user = tokio::time::timeout(Duration::from_secs(10), runs.recv())
+        .await
+        .expect("the committed job runs")
+        .expect("the worker reports");
+    assert_eq!(user, 2);
+    assert!(pool.shutdown().await.clean);
+    let job = client.job(id).await.expect("get").expect("committed");
+    assert_eq!(job.state, JobState::Completed);
+    assert!(runs.try_recv().is_err(), "no rolled-back job ever ran");
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {users}"))
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
+}
+
 #[tokio::test]
 async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
     let Some(store) = testkit::fresh_store("notify_paths").await else {

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::EnqueueError;
-use crate::store::NewJob;
+use crate::store::{JobInsertParams, NewJob};
 use crate::time::Timestamp;
 
 /// The queue a job goes to when no option says otherwise.
@@ -186,6 +186,29 @@ impl NewJob {
     /// Any [`EnqueueError`] but `Store`.
     pub fn from_args<A: JobArgs>(args: &A, options: EnqueueOptions) -> Result<Self, EnqueueError> {
         options.new_job(args, Timestamp::now())
+    }
+}
+
+impl JobInsertParams {
+    /// The insert of one job per item of `args`, all with `options` (over `A`'s defaults),
+    /// at `now`: each job built and checked as [`Client::enqueue_many`](crate::Client::enqueue_many)
+    /// builds it. For a store's transactional enqueue on the caller's own transaction
+    /// (`enqueue_in`), which then checks the batch with [`JobInsertParams::validate`] as the
+    /// store facade does for `Client`, so both paths take and refuse the same jobs.
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`] but `Store`.
+    pub fn from_args<A: JobArgs>(
+        args: impl IntoIterator<Item = impl std::borrow::Borrow<A>>,
+        options: EnqueueOptions,
+        now: Timestamp,
+    ) -> Result<Self, EnqueueError> {
+        let jobs = args
+            .into_iter()
+            .map(|args| options.clone().new_job(args.borrow(), now))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(JobInsertParams { jobs, now })
     }
 }
 

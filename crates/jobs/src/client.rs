@@ -151,12 +151,8 @@ impl Client {
         args: impl IntoIterator<Item = A>,
         options: EnqueueOptions,
     ) -> Result<Vec<JobId>, EnqueueError> {
-        let now = self.clock.now();
-        let jobs = args
-            .into_iter()
-            .map(|args| options.clone().new_job(&args, now))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.insert(jobs, now).await
+        let params = JobInsertParams::from_args::<A>(args, options, self.clock.now())?;
+        self.insert(params.jobs, params.now).await
     }
 
     /// Enqueues a [`Batch`] of jobs of any kinds, in one transaction.

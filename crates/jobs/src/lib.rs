@@ -103,7 +103,8 @@ pub use error::{BoxError, EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
 pub use pool::{
-    ConfigError, Pool, PoolBuilder, PoolConfig, PoolError, ShutdownReport, DEFAULT_CONCURRENCY,
+    ConfigError, Pool, PoolBuilder, PoolConfig, PoolError, PoolSpec, PoolStarted, ShutdownReport,
+    DEFAULT_CONCURRENCY, POOL_SUPERVISOR,
 };
 pub use stats::QueueStats;
 pub use time::{Clock, Timestamp};
@@ -111,4 +112,4 @@ pub use worker::{default_retry_backoff, BadInput, JobError, Worker};
 
 /// Types of the `supervisor` crate that this crate's API uses, so tuning a pool needs no
 /// direct dependency on it.
-pub use supervisor::{Backoff, SupervisorHandle};
+pub use supervisor::{Backoff, Intensity, SupervisorHandle};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use supervisor::Backoff;
+use supervisor::{Backoff, Intensity};
 
 /// How a pool leases, heartbeats, rescues, polls and shuts down. Every field has a default
 /// chosen for a platform that sends SIGTERM and SIGKILLs 30 s later (Heroku, Kubernetes'
@@ -64,6 +64,12 @@ pub struct PoolConfig {
     /// Restart delays of the pool's children after a store error (default exponential 100 ms
     /// doubling to 30 s, reset after 30 s of stable running).
     pub restart_backoff: Backoff,
+    /// How many restarts of its children the pool's tree tolerates within a period before it
+    /// gives up and its exit escalates to its parent (default 10,000 in 60 s: restart delays
+    /// already prevent hot loops, and a pool must outlive long store outages; a pool nested
+    /// in an application's tree may choose a lower limit so that its parent sees a pool that
+    /// keeps failing).
+    pub intensity: Intensity,
 }
 
 impl Default for PoolConfig {
@@ -87,6 +93,7 @@ impl Default for PoolConfig {
                 Duration::from_millis(100),
                 Duration::from_secs(30),
             ),
+            intensity: Intensity::new(10_000, Duration::from_secs(60)),
         }
     }
 }

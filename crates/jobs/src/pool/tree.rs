@@ -2,12 +2,11 @@
 //! its struct shows its data flow.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use supervisor::{
-    ChildContext, ChildError, ChildSpec, Intensity, Restart, RestartPolicy, Shutdown, Strategy,
-    Supervisor,
+    ChildContext, ChildError, ChildSpec, Restart, RestartPolicy, Shutdown, Strategy, Supervisor,
 };
 
 use crate::client::Client;
@@ -19,12 +18,16 @@ use crate::pool::executor::{self, Executor};
 use crate::pool::fetcher::Fetcher;
 use crate::pool::heartbeat::Heartbeat;
 use crate::pool::hooks::{ExhaustedHook, Hooks};
+use crate::pool::lifecycle::{Announcer, Lifecycle};
 use crate::pool::maintenance::{Listener, Rescuer, Scheduler};
 use crate::pool::queues::{ClaimSettings, Queues};
 use crate::pool::run::Runner;
 use crate::pool::stops::Stops;
-use crate::pool::{PoolConfig, PoolError};
+use crate::pool::{PoolConfig, PoolError, PoolView};
 use crate::worker::Registry;
+
+/// The id of the pool tree's last child (see [`Lifecycle`]).
+pub(super) const LIFECYCLE_CHILD: &str = "lifecycle";
 
 /// A child spec that runs a clone of `child` on each (re)start.
 fn child<C, Fut>(
@@ -113,10 +116,26 @@ impl Parts {
         }
     }
 
+    /// What a [`Pool`](super::Pool) handle of this incarnation holds besides its supervisor.
+    pub(super) fn view(&self, config: &PoolConfig) -> PoolView {
+        PoolView {
+            client: self.client.clone(),
+            worker_id: Arc::clone(&self.owner),
+            books: Arc::clone(&self.books),
+            stops: self.stops.clone(),
+            hooks: Arc::clone(&self.hooks),
+            shutdown_timeout: config.shutdown_timeout,
+        }
+    }
+
     /// The pool's supervision tree (see the module docs), each child given its parts.
+    ///
+    /// Its last child, the [`Lifecycle`], announces each start to `announce` (for a pool
+    /// nested in an application's tree) and starts the shutdown when the tree stops.
     pub(super) fn tree(
         &self,
         config: &PoolConfig,
+        announce: Option<Announcer>,
     ) -> Result<supervisor::SupervisorSpec, PoolError> {
         let quick = Duration::from_secs(1);
         let flush_bound = config
@@ -148,10 +167,9 @@ impl Parts {
             queues: Arc::clone(&self.queues),
         };
         let executor_bound = config.grace + executor::ABORT_DRAIN + quick;
-        let mut builder = Supervisor::builder("jobs-pool")
+        let mut builder = Supervisor::builder(crate::pool::POOL_SUPERVISOR)
             .strategy(Strategy::OneForOne)
-            // Restart delays already prevent hot loops; the pool must outlive long outages.
-            .intensity(Intensity::new(10_000, Duration::from_secs(60)))
+            .intensity(config.intensity)
             .restart_policy(RestartPolicy::Backoff(config.restart_backoff.clone()))
             .child(child(
                 "completer".into(),
@@ -188,6 +206,24 @@ impl Parts {
             let id = format!("fetcher:{}", queue.name);
             builder = builder.child(child(id, quick, fetcher, Fetcher::run));
         }
-        builder.build().map_err(PoolError::Spec)
+        let supervisor = Arc::new(OnceLock::new());
+        let lifecycle = Lifecycle {
+            view: self.view(config),
+            supervisor: Arc::clone(&supervisor),
+            announce,
+        };
+        builder
+            .on_start(move |handle| {
+                // one tree per incarnation (see `PoolSpec::child_spec`), so this runs once
+                let _ = supervisor.set(handle.clone());
+            })
+            .child(child(
+                LIFECYCLE_CHILD.into(),
+                quick,
+                lifecycle,
+                Lifecycle::run,
+            ))
+            .build()
+            .map_err(PoolError::Spec)
     }
 }
