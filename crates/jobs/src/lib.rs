@@ -90,6 +90,7 @@ mod memory;
 mod pool;
 mod stats;
 pub mod store;
+pub mod testing;
 mod time;
 mod worker;
 
@@ -97,7 +98,7 @@ pub use args::{
     validate_queue_name, EnqueueOptions, JobArgs, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE,
     MAX_QUEUE_NAME_LEN,
 };
-pub use client::{Batch, Client};
+pub use client::{Batch, Client, WaitError};
 pub use context::JobContext;
 pub use error::{EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};

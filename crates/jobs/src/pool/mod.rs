@@ -24,7 +24,7 @@ mod heartbeat;
 mod hooks;
 mod maintenance;
 mod queues;
-mod run;
+pub(crate) mod run;
 mod stops;
 mod tree;
 
