@@ -87,9 +87,11 @@ mod context;
 mod error;
 mod job;
 mod memory;
+mod outcome;
 mod pool;
 mod stats;
 pub mod store;
+pub mod telemetry;
 pub mod testing;
 mod time;
 mod worker;
@@ -103,8 +105,10 @@ pub use context::JobContext;
 pub use error::{EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
+pub use outcome::Outcome;
 pub use pool::{
-    ConfigError, Pool, PoolBuilder, PoolConfig, PoolError, ShutdownReport, DEFAULT_CONCURRENCY,
+    ConfigError, JobEvent, Pool, PoolBuilder, PoolConfig, PoolError, ShutdownReport,
+    DEFAULT_CONCURRENCY,
 };
 pub use stats::QueueStats;
 pub use time::{Clock, Timestamp};

@@ -18,6 +18,7 @@ mod books;
 mod channels;
 mod completer;
 mod config;
+mod events;
 mod executor;
 mod fetcher;
 mod heartbeat;
@@ -38,6 +39,7 @@ use supervisor::SupervisorHandle;
 use tokio::time::Instant;
 
 pub use config::{ConfigError, PoolConfig};
+pub use events::JobEvent;
 
 use crate::args::validate_queue_name;
 use crate::client::Client;
@@ -47,6 +49,7 @@ use crate::store::Store;
 use crate::time::Clock;
 use crate::worker::{Registry, Worker};
 use books::Books;
+use events::Events;
 use hooks::{ExhaustedHook, Hooks};
 use stops::Stops;
 use tree::Parts;
@@ -192,6 +195,7 @@ impl PoolBuilder {
             books: parts.books,
             stops: parts.stops,
             hooks: parts.hooks,
+            events: parts.events,
             shutdown_timeout: self.config.shutdown_timeout,
             supervisor,
         })
@@ -233,6 +237,7 @@ pub struct Pool {
     books: Arc<Books>,
     stops: Stops,
     hooks: Arc<Hooks>,
+    events: Arc<Events>,
     shutdown_timeout: Duration,
     supervisor: SupervisorHandle,
 }
@@ -265,6 +270,38 @@ impl Pool {
     /// Jobs this pool holds now: running, waiting for a slot, or being written back.
     pub fn busy(&self) -> usize {
         self.books.inflight()
+    }
+
+    /// The lifecycle events of the jobs this pool runs: started, finished (with the outcome
+    /// the store recorded), rescued. Like the supervisor's events, a broadcast: a subscriber
+    /// that falls behind by more than 1024 events loses the oldest (`RecvError::Lagged`).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use jobs::{JobArgs, JobContext, JobError, JobEvent, MemoryStore, Outcome, Pool, Worker};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl JobArgs for Ping { const KIND: &'static str = "ping"; }
+    /// # struct Pinger;
+    /// # impl Worker for Pinger {
+    /// #     type Args = Ping;
+    /// #     async fn perform(&self, _: JobContext, _: Ping) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(Arc::new(MemoryStore::new())).register(Pinger).start().await?;
+    /// let mut events = pool.subscribe();
+    /// let id = pool.client().enqueue(&Ping).await?;
+    /// loop {
+    ///     if let JobEvent::Finished { id: done, outcome, .. } = events.recv().await? {
+    ///         assert_eq!((done, outcome), (id, Outcome::Completed));
+    ///         break;
+    ///     }
+    /// }
+    /// # pool.shutdown().await; Ok(()) }
+    /// ```
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
     }
 
     /// The pool's supervision tree (events, children).

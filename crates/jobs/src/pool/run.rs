@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::context::{JobContext, RunState};
 use crate::job::AttemptError;
 use crate::pool::channels::Outcomes;
+use crate::pool::events::Events;
 use crate::pool::queues::Queues;
 use crate::store::FinishOutcome;
 use crate::worker::{BadInput, JobError, Registry};
@@ -23,6 +24,24 @@ pub(crate) struct Runner {
     pub(crate) registry: Registry,
     pub(crate) queues: Arc<Queues>,
     pub(crate) outcomes: Outcomes,
+    /// Where `Started` events go.
+    pub(crate) events: Arc<Events>,
+}
+
+/// A run holding an executor slot, counted in its queue's `jobs_running` gauge until dropped.
+struct Running<'a>(&'a metrics::Gauge);
+
+impl<'a> Running<'a> {
+    fn start(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Running(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Releases the job if the run ends without an outcome (aborted or dropped).
@@ -72,8 +91,23 @@ impl Runner {
             permit = queue.slots.acquire() => permit,
         };
         let started = Instant::now();
+        let running = Running::start(&queue.metrics.running);
+        let waited = run.client().clock().now().duration_since(run.record.run_at);
+        self.events.started(&run);
         let outcome = self.perform(&run).await;
-        queue.record_run_time(started.elapsed());
+        let took = started.elapsed();
+        drop(running);
+        queue.record_run_time(took);
+        queue.metrics.kind(&run.record.kind, |metrics| {
+            metrics.queue_wait_seconds.record(waited);
+            metrics.run_seconds.record(took);
+        });
+        let span = tracing::Span::current();
+        span.record(
+            "outcome",
+            outcome.as_ref().map_or("lease_lost", outcome_name),
+        );
+        span.record("elapsed_ms", took.as_millis() as u64);
         drop(permit);
         guard.finish(outcome);
     }
@@ -206,6 +240,17 @@ fn outcome(
             "timed out after {} (the worker's timeout)",
             humantime::format_duration(limit)
         )),
+    }
+}
+
+/// The name of an outcome, for the job span's `outcome` field.
+fn outcome_name(outcome: &FinishOutcome) -> &'static str {
+    match outcome {
+        FinishOutcome::Completed => "completed",
+        FinishOutcome::Retry { .. } => "retry",
+        FinishOutcome::Dead { .. } => "dead",
+        FinishOutcome::Snooze { .. } => "snoozed",
+        FinishOutcome::Release => "released",
     }
 }
 

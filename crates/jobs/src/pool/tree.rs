@@ -15,6 +15,7 @@ use crate::context::RunEnv;
 use crate::pool::books::Books;
 use crate::pool::channels::{Outcomes, Runs};
 use crate::pool::completer::Completer;
+use crate::pool::events::Events;
 use crate::pool::executor::{self, Executor};
 use crate::pool::fetcher::Fetcher;
 use crate::pool::heartbeat::Heartbeat;
@@ -51,6 +52,7 @@ pub(super) struct Parts {
     pub(super) books: Arc<Books>,
     pub(super) stops: Stops,
     pub(super) hooks: Arc<Hooks>,
+    pub(super) events: Arc<Events>,
     runs: Runs,
     executor: Executor,
     completer: Completer,
@@ -66,22 +68,26 @@ impl Parts {
         queues: Vec<(String, usize)>,
         exhausted_hook: Option<ExhaustedHook>,
     ) -> Self {
-        let queues = Arc::new(Queues::new(queues));
+        let kinds: Vec<_> = registry.kinds().collect();
+        let queues = Arc::new(Queues::new(queues, &kinds));
         let stops = Stops::new();
         let books = Arc::new(Books::new(Arc::clone(&queues), stops.shutdown.clone()));
         let hooks = Arc::new(Hooks::new(exhausted_hook));
+        let events = Arc::new(Events::new());
         let (runs, runs_inbox) = Runs::channel(Arc::clone(&books));
         let (outcomes, completion_inbox) = Outcomes::channel(Arc::clone(&books));
         let runner = Runner {
             registry,
             queues: Arc::clone(&queues),
             outcomes,
+            events: Arc::clone(&events),
         };
         let executor = Executor {
             runs: runs_inbox,
             runner: Arc::new(runner),
             grace: config.grace,
             hard_stop: stops.hard_stop.clone(),
+            owner: Arc::clone(&owner),
         };
         let completer = Completer {
             inbox: completion_inbox,
@@ -91,6 +97,8 @@ impl Parts {
             finish_batch: config.finish_batch,
             books: Arc::clone(&books),
             hooks: Arc::clone(&hooks),
+            queues: Arc::clone(&queues),
+            events: Arc::clone(&events),
         };
         let run_env = Arc::new(RunEnv {
             shutdown: stops.shutdown.clone(),
@@ -106,6 +114,7 @@ impl Parts {
             books,
             stops,
             hooks,
+            events,
             runs,
             executor,
             completer,
@@ -136,11 +145,13 @@ impl Parts {
             interval: config.rescue_interval,
             queues: Arc::clone(&self.queues),
             hooks: Arc::clone(&self.hooks),
+            events: Arc::clone(&self.events),
         };
         let scheduler = Scheduler {
             client: self.client.clone(),
             promote_interval: config.promote_interval,
             retention: config.retention,
+            queue_depth_interval: config.queue_depth_interval,
             queues: Arc::clone(&self.queues),
         };
         let listener = Listener {

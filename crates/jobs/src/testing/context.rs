@@ -16,7 +16,8 @@ use crate::store::NewJob;
 use crate::time::Clock;
 use crate::worker::{decode, Worker};
 
-use super::run::{claim_new, run_env, Outcome};
+use super::run::{claim_new, run_env};
+use crate::outcome::Outcome;
 
 /// Builds the context of one job run for a test: which attempt it is, the checkpoint an
 /// earlier run saved, whether the pool is already shutting down. The job lives in an

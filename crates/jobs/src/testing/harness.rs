@@ -19,7 +19,8 @@ use crate::store::{
 use crate::time::Clock;
 use crate::worker::{Registry, Worker};
 
-use super::run::{run_env, Outcome, TEST_LEASE, TEST_OWNER};
+use super::run::{run_env, TEST_LEASE, TEST_OWNER};
+use crate::outcome::Outcome;
 
 /// A drain that ran this many jobs is taken for a job that enqueues itself forever.
 const MAX_RUNS_PER_DRAIN: usize = 100_000;

@@ -56,8 +56,9 @@ mod flaky;
 mod harness;
 mod run;
 
+#[doc(no_inline)]
+pub use crate::outcome::Outcome;
 pub use assert::{assert_enqueued, enqueued, refute_enqueued};
 pub use context::{run_job, TestContext, TestRun};
 pub use flaky::FlakyStore;
 pub use harness::{Harness, JobRun};
-pub use run::Outcome;

@@ -4,77 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::context::{RunEnv, RunState};
 use crate::job::JobRecord;
-use crate::store::{FinishOutcome, JobClaimParams, JobInsertParams, NewJob};
-use crate::time::Timestamp;
+use crate::store::{JobClaimParams, JobInsertParams, NewJob};
 
 /// The lease a test run holds: long, since nothing rescues jobs in a test.
 pub(super) const TEST_LEASE: Duration = Duration::from_secs(3600);
 /// The lease owner of test runs.
 pub(super) const TEST_OWNER: &str = "jobs-testing";
-
-/// What a run came to, as the engine would record it. [`run_job`](super::run_job) and
-/// [`Harness::drain`](super::Harness::drain) report it.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// `perform` succeeded: the job is `completed`.
-    Completed,
-    /// A failed attempt with attempts left: `scheduled` again at `at` (the worker's backoff).
-    Retry {
-        /// When the job runs again.
-        at: Timestamp,
-        /// The recorded error.
-        error: String,
-    },
-    /// The job went to the dead set (attempts exhausted, discarded, bad input).
-    Dead {
-        /// The recorded error, e.g. `"discarded: <reason>"`.
-        reason: String,
-    },
-    /// Snoozed: `scheduled` at `until`, no attempt charged.
-    Snoozed {
-        /// When the job runs again.
-        until: Timestamp,
-    },
-    /// Stopped at a safe point on shutdown (or aborted): back to `available`, no attempt
-    /// charged, with the checkpoint it saved.
-    Released {
-        /// The newest checkpoint the run gave (or the one it started from).
-        checkpoint: Option<Value>,
-    },
-}
-
-impl Outcome {
-    /// The outcome of `run` from the engine's mapping (`None`: the lease was lost, which a
-    /// test run only sees if the test took it away; it counts as released).
-    pub(super) fn of(run: &RunState, finish: Option<&FinishOutcome>) -> Outcome {
-        match finish {
-            Some(FinishOutcome::Completed) => Outcome::Completed,
-            Some(FinishOutcome::Retry { run_at, error }) => Outcome::Retry {
-                at: *run_at,
-                error: error.message.clone(),
-            },
-            Some(FinishOutcome::Dead { error }) => Outcome::Dead {
-                reason: error.message.clone(),
-            },
-            Some(FinishOutcome::Snooze { run_at }) => Outcome::Snoozed { until: *run_at },
-            Some(FinishOutcome::Release) | None => Outcome::Released {
-                checkpoint: run.latest_checkpoint(),
-            },
-        }
-    }
-
-    /// Whether the job completed.
-    pub fn is_completed(&self) -> bool {
-        matches!(self, Outcome::Completed)
-    }
-}
 
 /// What every test run gets: the client its context uses, and a shutdown and hard stop of
 /// its own.
