@@ -83,6 +83,11 @@ impl RunState {
         }
     }
 
+    /// What the run got from its pool.
+    pub(crate) fn env(&self) -> &RunEnv {
+        &self.env
+    }
+
     /// The pool's client.
     pub(crate) fn client(&self) -> &Client {
         &self.env.client
@@ -93,6 +98,11 @@ impl RunState {
         self.checkpoint
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The newest checkpoint the run gave, or the one it started from.
+    pub(crate) fn latest_checkpoint(&self) -> Option<Value> {
+        self.checkpoint_state().latest.clone()
     }
 
     /// The checkpoint given since the last write, to persist before the job is released.

@@ -87,9 +87,12 @@ mod context;
 mod error;
 mod job;
 mod memory;
+mod outcome;
 mod pool;
 mod stats;
 pub mod store;
+pub mod telemetry;
+pub mod testing;
 mod time;
 mod worker;
 
@@ -97,14 +100,15 @@ pub use args::{
     validate_queue_name, EnqueueOptions, JobArgs, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE,
     MAX_QUEUE_NAME_LEN,
 };
-pub use client::{Batch, Client};
+pub use client::{Batch, Client, WaitError};
 pub use context::JobContext;
 pub use error::{BoxError, EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
+pub use outcome::Outcome;
 pub use pool::{
-    ConfigError, Pool, PoolBuilder, PoolConfig, PoolError, PoolSpec, PoolStarted, ShutdownReport,
-    DEFAULT_CONCURRENCY, POOL_SUPERVISOR,
+    ConfigError, JobEvent, Pool, PoolBuilder, PoolConfig, PoolError, PoolSpec, PoolStarted,
+    ShutdownReport, DEFAULT_CONCURRENCY, POOL_SUPERVISOR,
 };
 pub use stats::QueueStats;
 pub use time::{Clock, Timestamp};

@@ -218,6 +218,14 @@ pub enum BadInput {
     },
 }
 
+/// Decodes a job's stored args as the engine does before a run.
+pub(crate) fn decode<A: JobArgs>(args: Value) -> Result<A, BadInput> {
+    serde_json::from_value(args).map_err(|e| BadInput::UndecodableArgs {
+        kind: A::KIND.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 /// A worker with its args type erased, so workers of all kinds live in one map.
 pub(crate) trait ErasedWorker: Send + Sync {
     fn run(self: Arc<Self>, ctx: JobContext, args: Value) -> Result<RunFuture, BadInput>;
@@ -231,11 +239,7 @@ struct Erased<W>(W);
 
 impl<W: Worker> ErasedWorker for Erased<W> {
     fn run(self: Arc<Self>, ctx: JobContext, args: Value) -> Result<RunFuture, BadInput> {
-        let args: W::Args =
-            serde_json::from_value(args).map_err(|e| BadInput::UndecodableArgs {
-                kind: W::Args::KIND.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let args = decode::<W::Args>(args)?;
         Ok(async move { self.0.perform(ctx, args).await }.boxed())
     }
 

@@ -74,7 +74,9 @@ impl Fetcher {
             lease_ttl: self.run_env.lease_ttl,
             now: self.client.clock().now(),
         };
+        let started = std::time::Instant::now();
         let claimed = self.client.store().job_claim(params).await?;
+        self.queue.metrics.claim_seconds.record(started.elapsed());
         let count = claimed.len();
         for job in claimed {
             tracing::debug!(job_id = %job.record.id, queue = %self.queue.name, "claimed");

@@ -18,6 +18,7 @@ mod books;
 mod channels;
 mod completer;
 mod config;
+mod events;
 mod executor;
 mod fetcher;
 mod heartbeat;
@@ -25,7 +26,7 @@ mod hooks;
 mod lifecycle;
 mod maintenance;
 mod queues;
-mod run;
+pub(crate) mod run;
 mod spec;
 mod stops;
 mod tree;
@@ -42,6 +43,7 @@ use tokio::time::Instant;
 pub use config::{ConfigError, PoolConfig};
 pub use lifecycle::PoolStarted;
 pub use spec::PoolSpec;
+pub use events::JobEvent;
 
 use crate::args::validate_queue_name;
 use crate::client::Client;
@@ -51,6 +53,7 @@ use crate::store::Store;
 use crate::time::Clock;
 use crate::worker::{Registry, Worker};
 use books::Books;
+use events::Events;
 use hooks::{ExhaustedHook, Hooks};
 use spec::Plan;
 use stops::Stops;
@@ -255,6 +258,7 @@ pub(crate) struct PoolView {
     pub(crate) books: Arc<Books>,
     pub(crate) stops: Stops,
     pub(crate) hooks: Arc<Hooks>,
+    pub(crate) events: Arc<Events>,
     pub(crate) shutdown_timeout: Duration,
 }
 
@@ -297,6 +301,38 @@ impl Pool {
     /// Jobs this pool holds now: running, waiting for a slot, or being written back.
     pub fn busy(&self) -> usize {
         self.view.books.inflight()
+    }
+
+    /// The lifecycle events of the jobs this pool runs: started, finished (with the outcome
+    /// the store recorded), rescued. Like the supervisor's events, a broadcast: a subscriber
+    /// that falls behind by more than 1024 events loses the oldest (`RecvError::Lagged`).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use jobs::{JobArgs, JobContext, JobError, JobEvent, MemoryStore, Outcome, Pool, Worker};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl JobArgs for Ping { const KIND: &'static str = "ping"; }
+    /// # struct Pinger;
+    /// # impl Worker for Pinger {
+    /// #     type Args = Ping;
+    /// #     async fn perform(&self, _: JobContext, _: Ping) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(Arc::new(MemoryStore::new())).register(Pinger).start().await?;
+    /// let mut events = pool.subscribe();
+    /// let id = pool.client().enqueue(&Ping).await?;
+    /// loop {
+    ///     if let JobEvent::Finished { id: done, outcome, .. } = events.recv().await? {
+    ///         assert_eq!((done, outcome), (id, Outcome::Completed));
+    ///         break;
+    ///     }
+    /// }
+    /// # pool.shutdown().await; Ok(()) }
+    /// ```
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.view.events.subscribe()
     }
 
     /// The pool's supervision tree (events, children).
