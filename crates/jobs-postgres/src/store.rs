@@ -196,7 +196,7 @@ impl PostgresStore {
         let ids = self.insert_in(conn, params).await?;
         ids.into_iter()
             .next()
-            .ok_or_else(|| StoreError::Other("insert of one job returned no id".into()).into())
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
     }
 
     /// Enqueues one job per item of `args`, all with `options`, on the caller's connection

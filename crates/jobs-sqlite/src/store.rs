@@ -79,10 +79,9 @@ impl SqliteStore {
     pub async fn from_pool(pool: &sqlx::SqlitePool) -> Result<Self, StoreError> {
         let connect = (*pool.connect_options()).clone();
         if connect.get_filename() == Path::new(":memory:") {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::invalid(
                 "from_pool: the pool is on `:memory:`, where each connection is a database of \
-                 its own; open the pool on a file, or use SqliteStore::open_in_memory"
-                    .into(),
+                 its own; open the pool on a file, or use SqliteStore::open_in_memory",
             ));
         }
         let conns = Connections::connect(&SqliteStoreOptions::new(), connect, true).await?;
@@ -143,7 +142,7 @@ impl SqliteStore {
         let ids = self.insert_in(conn, params).await?;
         ids.into_iter()
             .next()
-            .ok_or_else(|| StoreError::Other("insert of one job returned no id".into()).into())
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
     }
 
     /// Enqueues one job per item of `args`, all with `options`, on the caller's connection:
