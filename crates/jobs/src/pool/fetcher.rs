@@ -67,6 +67,8 @@ impl Fetcher {
 
     /// One claim round trip; returns how many jobs it got.
     async fn claim(&self, limit: usize) -> Result<usize, ChildError> {
+        // Taken before `now`, so the run's own lease deadline never falls after the store's.
+        let sent = tokio::time::Instant::now();
         let params = JobClaimParams {
             queue: self.queue.name.clone(),
             owner: self.owner.to_string(),
@@ -84,6 +86,7 @@ impl Fetcher {
                 job.record,
                 job.lease,
                 Arc::clone(&self.run_env),
+                sent,
             ));
             self.books.admit(&self.queue, &run);
             self.runs.send(run);

@@ -157,6 +157,9 @@ where
     let result = tokio::select! {
         biased;
         () = run.aborted() => {
+            if run.lease_expired() && !run.lease_lost() {
+                tracing::warn!(job_id = %run.record.id, "the run's lease ran out on its own clock (no heartbeat held in time); stopping the run and handing the job back");
+            }
             return (!run.lease_lost()).then_some(FinishOutcome::Release);
         }
         result = with_timeout(timeout, guarded) => result,
@@ -234,7 +237,7 @@ fn outcome(
         Ended::Returned(Err(JobError::Snooze(delay))) => FinishOutcome::Snooze {
             run_at: now + delay,
         },
-        Ended::Returned(Err(JobError::Interrupted)) => FinishOutcome::Release,
+        Ended::Returned(Err(JobError::Interrupted | JobError::LeaseLost)) => FinishOutcome::Release,
         Ended::Panicked(message) => failed(format!("panicked: {message}")),
         Ended::TimedOut(limit) => failed(format!(
             "timed out after {} (the worker's timeout)",

@@ -42,6 +42,7 @@ pub struct FlakyStore {
     inner: Arc<dyn Store>,
     failing: AtomicBool,
     lose_finish_reply: AtomicBool,
+    hang_heartbeats: AtomicBool,
     calls: AtomicUsize,
 }
 
@@ -52,6 +53,7 @@ impl FlakyStore {
             inner,
             failing: AtomicBool::new(false),
             lose_finish_reply: AtomicBool::new(false),
+            hang_heartbeats: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
         }
     }
@@ -64,6 +66,12 @@ impl FlakyStore {
     /// The next `job_finish_many` is applied, then reported failed.
     pub fn lose_next_finish_reply(&self) {
         self.lose_finish_reply.store(true, Ordering::SeqCst);
+    }
+
+    /// Heartbeats sent from now on never answer (a hung connection, a frozen network), until
+    /// switched off again.
+    pub fn hang_heartbeats(&self, on: bool) {
+        self.hang_heartbeats.store(on, Ordering::SeqCst);
     }
 
     /// How many calls reached this store.
@@ -113,7 +121,18 @@ impl Store for FlakyStore {
             Ok(applied)
         })
     }
-    forward!(job_heartbeat_many, JobHeartbeatParams, Vec<bool>);
+    fn job_heartbeat_many(
+        &self,
+        params: JobHeartbeatParams,
+    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            self.gate()?;
+            if self.hang_heartbeats.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.job_heartbeat_many(params).await
+        })
+    }
     forward!(job_checkpoint, JobCheckpointParams, bool);
     forward!(job_rescue_expired, JobRescueParams, RescueOutcome);
     forward!(job_promote_scheduled, JobPromoteParams, u64);

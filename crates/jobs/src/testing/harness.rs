@@ -197,7 +197,12 @@ impl HarnessStore {
         let mut runs = Vec::new();
         while let Some(claimed) = next_due(client.store(), self.clock).await {
             for job in claimed {
-                let run = Arc::new(RunState::new(job.record, job.lease, Arc::clone(&env)));
+                let run = Arc::new(RunState::new(
+                    job.record,
+                    job.lease,
+                    Arc::clone(&env),
+                    tokio::time::Instant::now(),
+                ));
                 let finish = perform(&workers, &run).await;
                 write(&env, &run, finish.as_ref()).await;
                 let ran = JobRun {

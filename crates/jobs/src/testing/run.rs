@@ -62,5 +62,6 @@ pub(super) async fn claim_new(
         claimed.record,
         claimed.lease,
         Arc::clone(env),
+        tokio::time::Instant::now(),
     )))
 }
