@@ -41,9 +41,9 @@ use supervisor::{Signal, SupervisorHandle};
 use tokio::time::Instant;
 
 pub use config::{ConfigError, PoolConfig};
+pub use events::JobEvent;
 pub use lifecycle::PoolStarted;
 pub use spec::PoolSpec;
-pub use events::JobEvent;
 
 use crate::args::validate_queue_name;
 use crate::client::Client;
