@@ -198,7 +198,9 @@ fn finish(t: &str) -> String {
                 SET state = f.state, \
                     run_at = coalesce(f.run_at, j.run_at), \
                     attempts = j.attempts + f.charge::int, \
-                    errors = CASE WHEN f.error IS NULL THEN j.errors ELSE j.errors || f.error::jsonb END, \
+                    errors = CASE WHEN f.error IS NULL THEN j.errors \
+                        WHEN jsonb_typeof(j.errors) = 'array' THEN j.errors || f.error::jsonb \
+                        ELSE jsonb_build_array(f.error::jsonb) END, \
                     finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN $7::timestamptz END, \
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
                     lease_owner = NULL, lease_expires_at = NULL \

@@ -14,7 +14,7 @@ use crate::args::{EnqueueOptions, JobArgs};
 use crate::client::Client;
 use crate::error::EnqueueError;
 use crate::job::{JobId, JobRecord};
-use crate::store::{JobCheckpointParams, Lease};
+use crate::store::{ClaimedJob, JobCheckpointParams, Lease};
 use crate::worker::JobError;
 
 /// The running job's view of the engine: who it is, whether it should stop, and its
@@ -43,6 +43,9 @@ pub(crate) struct RunEnv {
 pub(crate) struct RunState {
     pub(crate) record: JobRecord,
     pub(crate) lease: Lease,
+    /// Why the job's stored row could not be read, if it could not: the run then moves it
+    /// to the dead set without performing it.
+    pub(crate) unreadable: Option<String>,
     env: Arc<RunEnv>,
     /// This run's lease was taken over: it must end now and write nothing.
     lost: CancellationToken,
@@ -68,11 +71,17 @@ struct CheckpointState {
 }
 
 impl RunState {
-    pub(crate) fn new(record: JobRecord, lease: Lease, env: Arc<RunEnv>) -> Self {
+    pub(crate) fn new(claimed: ClaimedJob, env: Arc<RunEnv>) -> Self {
+        let ClaimedJob {
+            lease,
+            record,
+            unreadable,
+        } = claimed;
         let latest = record.checkpoint.clone();
         RunState {
             record,
             lease,
+            unreadable,
             env,
             lost: CancellationToken::new(),
             checkpoint: Mutex::new(CheckpointState {

@@ -621,10 +621,7 @@ impl Store for MemoryStore {
             let claimed = self.lock()?.claim(&params);
             Ok(claimed
                 .into_iter()
-                .map(|(lease, record)| ClaimedJob {
-                    lease,
-                    record: Arc::unwrap_or_clone(record),
-                })
+                .map(|(lease, record)| ClaimedJob::new(lease, Arc::unwrap_or_clone(record)))
                 .collect())
         })
     }

@@ -153,6 +153,13 @@ pub enum BadInput {
         /// The deserializer's message.
         reason: String,
     },
+    /// The job's stored row could not be read (see
+    /// [`ClaimedJob::unreadable`](crate::store::ClaimedJob::unreadable)).
+    #[error("unreadable stored row: {reason}; moved to the dead set without running")]
+    UnreadableRow {
+        /// What could not be read, naming the row's id.
+        reason: String,
+    },
 }
 
 /// A worker with its args type erased, so workers of all kinds live in one map.

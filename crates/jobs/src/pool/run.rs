@@ -81,6 +81,10 @@ impl Runner {
     /// Performs the job; `None` when the lease was lost (someone else owns the job now).
     async fn perform(&self, run: &Arc<RunState>) -> Option<FinishOutcome> {
         let record = &run.record;
+        if let Some(reason) = &run.unreadable {
+            let reason = reason.clone();
+            return Some(bad_input(run, BadInput::UnreadableRow { reason }));
+        }
         let worker = match self.registry.get(&record.kind) {
             Ok(worker) => Arc::clone(worker),
             Err(bad) => return Some(bad_input(run, bad)),

@@ -72,6 +72,38 @@ pub struct ClaimedJob {
     pub lease: Lease,
     /// The job as it is now (state running, lease fields set).
     pub record: JobRecord,
+    /// Why the job's stored row could not be read, if it could not (a row written by an
+    /// older version or by hand: JSON that is not JSON or is nested too deep, an `errors`
+    /// column of another shape). The claim still leases it, with what could be read in
+    /// `record` (an unreadable `args` is `null`, an unreadable checkpoint `None`, unreadable
+    /// errors empty), so one bad row never fails its batch; the engine moves it to the dead
+    /// set with this reason without running it. The reason names the row's id.
+    pub unreadable: Option<String>,
+}
+
+impl ClaimedJob {
+    /// A job whose row was read whole.
+    pub fn new(lease: Lease, record: JobRecord) -> Self {
+        ClaimedJob {
+            lease,
+            record,
+            unreadable: None,
+        }
+    }
+
+    /// A job whose stored row could be read only in part: `record` holds what could be, and
+    /// `problem` says what could not. (The one wording of the reason, for every store.)
+    pub fn unreadable(lease: Lease, record: JobRecord, problem: impl std::fmt::Display) -> Self {
+        let reason = format!(
+            "the stored row of job {} cannot be read: {problem}",
+            record.id
+        );
+        ClaimedJob {
+            lease,
+            record,
+            unreadable: Some(reason),
+        }
+    }
 }
 
 /// Params for [`Store::job_insert_many`](super::Store::job_insert_many).
