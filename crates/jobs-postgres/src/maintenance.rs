@@ -28,6 +28,7 @@ pub(crate) async fn rescue_expired(
         .bind(&queries.channel)
         .bind(params.now.as_micros())
         .bind(commit.is_async())
+        .bind(jobs::store::POISON_PILL_MESSAGE)
         .fetch_all(conn)
         .await
         .map_err(store_error)?;

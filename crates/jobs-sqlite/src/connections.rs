@@ -66,8 +66,16 @@ impl Connections {
         path: Option<&Path>,
     ) -> Result<Self, StoreError> {
         let connect = options.connect_options(path);
-        let mut writer = connect.connect().await.map_err(during("open"))?;
-        crate::schema::migrate(&mut writer).await?;
+        let named = |error| match path {
+            Some(path) => crate::error::opening(path, error),
+            None => error,
+        };
+        let mut writer = connect
+            .connect()
+            .await
+            .map_err(during("open"))
+            .map_err(named)?;
+        crate::schema::migrate(&mut writer).await.map_err(named)?;
         let readers = path.map(|_| reader_pool(options, connect));
         Ok(Connections {
             writer: Mutex::new(Some(writer)),

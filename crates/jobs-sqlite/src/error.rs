@@ -32,6 +32,19 @@ pub(crate) fn store_error(op: &'static str, err: sqlx::Error) -> StoreError {
     }
 }
 
+/// `error` of opening the database file at `path`, its message naming the file (every
+/// variant but those without a message is kept as it is).
+pub(crate) fn opening(path: &std::path::Path, error: StoreError) -> StoreError {
+    let named = |message: String| format!("opening {}: {message}", path.display());
+    match error {
+        StoreError::Unavailable(message) => StoreError::Unavailable(named(message)),
+        StoreError::Busy(message) => StoreError::Busy(named(message)),
+        StoreError::Schema(message) => StoreError::Schema(named(message)),
+        StoreError::Other(message) => StoreError::Other(named(message)),
+        other => other,
+    }
+}
+
 /// A closure mapping sqlx errors of operation `op`, for `map_err`.
 pub(crate) fn during(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |err| store_error(op, err)

@@ -22,10 +22,8 @@ fn rescue_sql() -> &'static str {
                 finalized_at = CASE WHEN rescues >= ?2 THEN ?1 END, \
                 errors = CASE WHEN rescues >= ?2 THEN json_insert({ERRORS_TO_APPEND_TO}, '$[#]', json_object( \
                     'attempt', 0, 'at', ?1, 'message', \
-                    'rescued too many times (poison pill): its lease, held by ' \
-                    || coalesce(lease_owner, 'an unknown worker') || ', expired again after ' \
-                    || rescues || ' rescue(s) (max_rescues ' || ?2 || '); the job keeps \
-                    killing or freezing its worker')) \
+                    replace(replace(replace(?4, '{{owner}}', coalesce(lease_owner, '?')), \
+                        '{{rescues}}', rescues + 1), '{{max_rescues}}', ?2))) \
                     ELSE errors END, \
                 lease_owner = NULL, \
                 lease_expires_at = NULL \
@@ -47,6 +45,7 @@ pub(crate) async fn rescue_expired(
         .bind(params.now.as_micros())
         .bind(i64::from(params.max_rescues))
         .bind(crate::maintenance::limit(params.limit))
+        .bind(jobs::store::POISON_PILL_MESSAGE)
         .fetch_all(conn)
         .await
         .map_err(during(OP))?;

@@ -89,6 +89,8 @@ async fn a_newer_schema_is_a_clear_error() {
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::Schema(_)), "{err}");
     assert!(err.to_string().contains("newer"), "{err}");
+    let named = path.display().to_string();
+    assert!(err.to_string().contains(&named), "names the file: {err}");
 }
 
 #[tokio::test]
@@ -108,15 +110,18 @@ async fn a_foreign_jobs_table_is_a_schema_error() {
     conn.close().await.unwrap();
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::Schema(_)), "{err}");
+    let named = path.display().to_string();
+    assert!(err.to_string().contains(&named), "names the file: {err}");
 }
 
 #[tokio::test]
 async fn a_file_that_cannot_be_created_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
-    let err = SqliteStore::open(dir.path().join("missing-dir").join("jobs.db"))
-        .await
-        .unwrap_err();
+    let path = dir.path().join("missing-dir").join("jobs.db");
+    let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let named = path.display().to_string();
+    assert!(err.to_string().contains(&named), "names the file: {err}");
     assert!(err.is_transient());
 }
 

@@ -23,6 +23,7 @@ use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
 use crate::job::{AttemptError, JobId, JobRecord, JobState};
+use crate::store::poison_pill_message;
 use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
@@ -567,25 +568,21 @@ enum Rescued {
 }
 
 fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
-    let owner = job.lease_owner.take().unwrap_or_default();
-    let expired_at = job.lease_expires_at.take();
+    let owner = job.lease_owner.take();
+    job.lease_expires_at = None;
     let poison = job.rescues >= params.max_rescues;
     job.rescues = job.rescues.saturating_add(1);
     if !poison {
         job.state = JobState::Available;
         return Rescued::Requeued(job.queue.clone());
     }
-    let expired_at = expired_at.map_or_else(|| "an unknown time".to_owned(), |t| t.to_string());
     job.errors.push(AttemptError {
         attempt: 0,
         at: params.now,
-        message: format!(
-            "poison pill: the lease of worker {owner:?} expired at {expired_at}; this job's \
-             leases have now expired {rescues} times (rescue limit {max}): its worker keeps \
-             dying or freezing while running it, so it was moved to the dead set instead of \
-             being rescued again",
-            rescues = job.rescues,
-            max = params.max_rescues,
+        message: poison_pill_message(
+            owner.as_deref().unwrap_or("?"),
+            job.rescues,
+            params.max_rescues,
         ),
     });
     job.state = JobState::Dead;

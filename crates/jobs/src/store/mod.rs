@@ -61,6 +61,7 @@ pub use crate::error::StoreError;
 #[doc(no_inline)]
 pub use crate::stats::QueueStats;
 pub use facade::{FacadeListener, StoreFacade, STORE_CALL_FAILURES, STORE_CALL_SECONDS};
+pub use params::{poison_pill_message, POISON_PILL_MESSAGE};
 pub use params::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
