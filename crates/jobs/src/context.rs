@@ -14,7 +14,7 @@ use crate::args::{EnqueueOptions, JobArgs};
 use crate::client::Client;
 use crate::error::EnqueueError;
 use crate::job::{JobId, JobRecord};
-use crate::store::{ClaimedJob, JobCheckpointParams, Lease};
+use crate::store::{checkpoint_problem, ClaimedJob, JobCheckpointParams, Lease};
 use crate::worker::JobError;
 
 /// The running job's view of the engine: who it is, whether it should stop, and its
@@ -225,10 +225,17 @@ impl JobContext {
     ///
     /// # Errors
     ///
-    /// `Interrupted` as above; `Failed` if `state` does not serialize.
+    /// `Interrupted` as above; `Failed` if `state` does not serialize or nests arrays and
+    /// objects deeper than [`MAX_JSON_DEPTH`](crate::store::MAX_JSON_DEPTH) (nothing is
+    /// saved then).
     pub async fn checkpoint<T: Serialize + ?Sized>(&self, state: &T) -> Result<(), JobError> {
         let value = serde_json::to_value(state)
             .map_err(|e| JobError::failed(format!("checkpoint does not serialize: {e}")))?;
+        if let Some(problem) = checkpoint_problem(&value) {
+            // Refused here, before it is kept: a checkpoint no store could read back must
+            // never reach a write (the completer's among them).
+            return Err(JobError::failed(problem));
+        }
         let write_now = {
             let mut saved = self.run.checkpoint_state();
             saved.latest = Some(value.clone());

@@ -67,7 +67,7 @@ pub use params::{
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, RescueOutcome,
 };
-pub(crate) use validate::is_valid_name;
+pub(crate) use validate::{checkpoint_problem, is_valid_name};
 pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};
 
 /// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, or an
