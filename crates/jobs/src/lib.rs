@@ -56,9 +56,12 @@
 //!   heartbeat renews; every write a run makes is fenced by its lease (token and owner), so a
 //!   stale run (frozen, rescued, re-claimed elsewhere) cannot overwrite a newer one, and it
 //!   is stopped as soon as a heartbeat finds its lease gone.
-//! * **Bad input never takes the pool down.** Invalid options are typed errors at enqueue
-//!   ([`EnqueueError`]); an unknown kind or undecodable args sends the job to the dead set
-//!   with the reason ([`BadInput`]), and the exhausted hook sees it.
+//! * **Bad input never takes the pool down.** Invalid options, names and args nested
+//!   deeper than a store can read back are typed errors at enqueue ([`EnqueueError`]; the
+//!   one rule set is `jobs::store::NewJob::validate`); an unknown kind, undecodable args or
+//!   a stored row that cannot be read (written by hand or by an older version) sends that one
+//!   job to the dead set with the reason ([`BadInput`]), the rest of its batch runs, and the
+//!   exhausted hook sees it.
 //!
 //! # Outcomes
 //!
