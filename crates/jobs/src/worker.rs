@@ -155,9 +155,10 @@ pub enum BadInput {
     },
     /// The job's stored row could not be read (see
     /// [`ClaimedJob::unreadable`](crate::store::ClaimedJob::unreadable)).
-    #[error("unreadable stored row: {reason}; moved to the dead set without running")]
+    #[error("{reason}; moved to the dead set without running")]
     UnreadableRow {
-        /// What could not be read, naming the row's id.
+        /// What could not be read, naming the row's id ("the stored row of job 42 cannot be
+        /// read: …").
         reason: String,
     },
 }
