@@ -57,9 +57,12 @@
 //!   stale run (frozen, rescued, re-claimed elsewhere) cannot overwrite a newer one, and it
 //!   is stopped as soon as its lease is gone: a heartbeat finds it taken over, or it runs
 //!   out on the run's own clock (checked at every safe point, without waiting for the store).
-//! * **Bad input never takes the pool down.** Invalid options are typed errors at enqueue
-//!   ([`EnqueueError`]); an unknown kind or undecodable args sends the job to the dead set
-//!   with the reason ([`BadInput`]), and the exhausted hook sees it.
+//! * **Bad input never takes the pool down.** Invalid options, names and args nested
+//!   deeper than a store can read back are typed errors at enqueue ([`EnqueueError`]; the
+//!   one rule set is `jobs::store::NewJob::validate`); an unknown kind, undecodable args or
+//!   a stored row that cannot be read (written by hand or by an older version) sends that one
+//!   job to the dead set with the reason ([`BadInput`]), the rest of its batch runs, and the
+//!   exhausted hook sees it.
 //!
 //! # Outcomes
 //!
