@@ -4,13 +4,16 @@
 //! ```text
 //! crash_worker (--sqlite PATH | --postgres URL --schema NAME) --log PATH
 //!              [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
-//!              [--max-connections N] [--log-lease]
+//!              [--max-connections N] [--log-lease] [--checkpoint-ms N]
 //! ```
 //!
-//! It runs two job kinds: `import` (rows one by one, checkpointing each, appending
-//! `import <row>` to the log after processing a row) and `logged` (appends `job <id>`, or
-//! with `--log-lease` `job <id> <token> <worker id>`: the run's lease token and owner, so a
-//! test can tell runs apart; the worker id is then `crash-<pid>`).
+//! It runs three job kinds: `import` (rows one by one, checkpointing each, appending
+//! `import <row>` to the log after processing a row), `steps` (forever: checkpoint, then
+//! append `step <n> <pid>` as the step's side effect, then wait `--row-ms`) and `logged`
+//! (appends `job <id>`, or with `--log-lease` `job <id> <token> <worker id>`: the run's
+//! lease token and owner, so a test can tell runs apart; the worker id is then
+//! `crash-<pid>`). `--checkpoint-ms` sets how often checkpoints are written at most
+//! (default 1 s).
 //! `--max-connections` sizes the PostgreSQL pool (default 10).
 //! It prints `ready <worker id>` once its pool runs, and exits 0 after a clean shutdown on
 //! SIGTERM/SIGINT.
@@ -71,6 +74,32 @@ impl Worker for Importer {
     }
 }
 
+/// Steps forever, each one a side effect logged with this process's id.
+#[derive(Serialize, Deserialize)]
+pub struct Steps;
+impl JobArgs for Steps {
+    const KIND: &'static str = "steps";
+}
+
+struct Stepper {
+    log: Arc<Log>,
+    step_time: Duration,
+}
+impl Worker for Stepper {
+    type Args = Steps;
+    async fn perform(&self, ctx: JobContext, _args: Steps) -> Result<(), JobError> {
+        let mut step: u64 = ctx.checkpoint_state()?.unwrap_or(0);
+        loop {
+            // The safe point comes before the side effect: a run that lost its lease stops here.
+            ctx.checkpoint(&step).await?;
+            self.log
+                .line(&format!("step {step} {}", std::process::id()))?;
+            step += 1;
+            tokio::time::sleep(self.step_time).await;
+        }
+    }
+}
+
 struct LoggedWorker {
     log: Arc<Log>,
     /// With `--log-lease`: the pool's worker id, logged with each run's lease token.
@@ -100,6 +129,7 @@ struct Flags {
     concurrency: usize,
     max_connections: u32,
     log_lease: bool,
+    checkpoint_interval: Duration,
 }
 
 fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
@@ -121,6 +151,7 @@ fn flags() -> Result<Flags, String> {
         concurrency: 10,
         max_connections: jobs_postgres::DEFAULT_MAX_CONNECTIONS,
         log_lease: false,
+        checkpoint_interval: PoolConfig::default().checkpoint_interval,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -141,6 +172,7 @@ fn flags() -> Result<Flags, String> {
             "--lease-ms" => flags.lease = millis(args.next(), &flag)?,
             "--row-ms" => flags.row_time = millis(args.next(), &flag)?,
             "--grace-ms" => flags.grace = millis(args.next(), &flag)?,
+            "--checkpoint-ms" => flags.checkpoint_interval = millis(args.next(), &flag)?,
             "--concurrency" => {
                 flags.concurrency = args
                     .next()
@@ -198,6 +230,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(100),
         grace: flags.grace,
         shutdown_timeout: flags.grace + Duration::from_secs(5),
+        checkpoint_interval: flags.checkpoint_interval,
         ..PoolConfig::default()
     };
     let owner = flags
@@ -209,6 +242,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(Importer {
             log: log.clone(),
             row_time: flags.row_time,
+        })
+        .register(Stepper {
+            log: log.clone(),
+            step_time: flags.row_time,
         })
         .register(LoggedWorker {
             log,

@@ -55,6 +55,10 @@ impl PostgresStore {
     /// # Errors
     ///
     /// Everything [`PostgresOptions::connect_pool`] and [`PostgresStore::open`] report.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only connects and reads.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, PostgresError> {
         let pool = options.connect_pool().await?;
         let listener_pool = listener_pool(&pool, options.listener_connections());
@@ -72,6 +76,10 @@ impl PostgresStore {
     /// [`migrate`](crate::migrate)), [`PostgresError::SchemaTooNew`] (upgrade the binary),
     /// [`PostgresError::PermissionDenied`], or [`PostgresError::Store`] if the database
     /// cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn open(pool: PgPool, schema: SchemaName) -> Result<Self, PostgresError> {
         let listener_pool = listener_pool(&pool, LISTENER_CONNECTIONS);
         Self::open_with(pool, listener_pool, schema).await
@@ -136,6 +144,11 @@ impl PostgresStore {
     ///
     /// [`StoreError::Invalid`] for a batch the rules of [`JobInsertParams::validate`] refuse;
     /// database failures otherwise (the caller's transaction is then aborted).
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may have inserted the jobs in `conn`'s transaction; as for any
+    /// statement, the transaction's commit or rollback decides whether they stay.
     pub async fn insert_in(
         &self,
         conn: &mut PgConnection,
@@ -183,7 +196,7 @@ impl PostgresStore {
         let ids = self.insert_in(conn, params).await?;
         ids.into_iter()
             .next()
-            .ok_or_else(|| StoreError::Other("insert of one job returned no id".into()).into())
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
     }
 
     /// Enqueues one job per item of `args`, all with `options`, on the caller's connection
@@ -214,6 +227,10 @@ impl PostgresStore {
     ///
     /// Database failures, or [`StoreError::Invalid`] for a zero `limit` or an invalid queue
     /// name (the rules of [`JobClaimParams::validate`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the transaction is rolled back whether or not the call completes.
     pub async fn explain_claim(&self, queue: &str, limit: usize) -> Result<String, StoreError> {
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
         let params = JobClaimParams {
@@ -284,6 +301,10 @@ impl PostgresStore {
     ///
     /// Database failures. A role that does not own the table gets a server warning and
     /// nothing is vacuumed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a `VACUUM` cut short leaves the table as it was, to be vacuumed later.
     pub async fn vacuum(&self) -> Result<(), StoreError> {
         sqlx::query(&self.inner.vacuum.statement())
             .execute(self.pool())
@@ -297,6 +318,11 @@ impl PostgresStore {
     /// Waits for borrowed connections to come back, except that open listeners get one
     /// second to notice (their `next()` fails with [`StoreError::Closed`]) and are then left
     /// to close when dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once polled, the pools are closed to new calls even if the future is dropped; only
+    /// the wait for borrowed connections is cut short.
     pub async fn close(&self) {
         let listeners = self.inner.listener_pool.close();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), listeners).await;

@@ -67,6 +67,7 @@ impl Synchronous {
 /// # Ok(())
 /// # }
 /// ```
+#[must_use = "options do nothing until `open()`"]
 #[derive(Clone, Debug)]
 pub struct SqliteStoreOptions {
     pub(crate) busy_timeout: Duration,
@@ -124,6 +125,11 @@ impl SqliteStoreOptions {
     ///
     /// [`StoreError::Unavailable`] if the file cannot be opened or created,
     /// [`StoreError::Schema`] if it holds a newer schema than this version understands.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: creating or migrating the schema is one transaction, so a dropped call
+    /// leaves the schema as it was or wholly migrated, never half; opening again goes on.
     pub async fn open(&self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_with(self, Some(path.as_ref())).await
     }

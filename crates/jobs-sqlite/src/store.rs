@@ -41,6 +41,11 @@ impl SqliteStore {
     ///
     /// [`StoreError::Unavailable`] if the file cannot be opened or created,
     /// [`StoreError::Schema`] if it holds a newer schema than this version understands.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: creating or migrating the schema is one transaction, so a dropped call
+    /// leaves the schema as it was or wholly migrated, never half; opening again goes on.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         SqliteStoreOptions::new().open(path).await
     }
@@ -74,10 +79,9 @@ impl SqliteStore {
     pub async fn from_pool(pool: &sqlx::SqlitePool) -> Result<Self, StoreError> {
         let connect = (*pool.connect_options()).clone();
         if connect.get_filename() == Path::new(":memory:") {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::invalid(
                 "from_pool: the pool is on `:memory:`, where each connection is a database of \
-                 its own; open the pool on a file, or use SqliteStore::open_in_memory"
-                    .into(),
+                 its own; open the pool on a file, or use SqliteStore::open_in_memory",
             ));
         }
         let conns = Connections::connect(&SqliteStoreOptions::new(), connect, true).await?;
@@ -138,7 +142,7 @@ impl SqliteStore {
         let ids = self.insert_in(conn, params).await?;
         ids.into_iter()
             .next()
-            .ok_or_else(|| StoreError::Other("insert of one job returned no id".into()).into())
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
     }
 
     /// Enqueues one job per item of `args`, all with `options`, on the caller's connection:

@@ -13,6 +13,13 @@ use jobs::{JobState, StoreError};
 use jobs_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous, SCHEMA_VERSION};
 use sqlx::{ConnectOptions, Connection};
 
+/// The SQLite result code of the `sqlx::Error` that `err` keeps as its `source()`.
+fn sqlite_code(err: &StoreError) -> Option<String> {
+    let source = std::error::Error::source(err)?;
+    let db = source.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    db.code().map(|code| code.into_owned())
+}
+
 async fn raw(path: &std::path::Path) -> sqlx::SqliteConnection {
     sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
@@ -87,7 +94,7 @@ async fn a_newer_schema_is_a_clear_error() {
         .unwrap();
     conn.close().await.unwrap();
     let err = SqliteStore::open(&path).await.unwrap_err();
-    assert!(matches!(err, StoreError::Schema(_)), "{err}");
+    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
     assert!(err.to_string().contains("newer"), "{err}");
 }
 
@@ -107,7 +114,12 @@ async fn a_foreign_jobs_table_is_a_schema_error() {
         .unwrap();
     conn.close().await.unwrap();
     let err = SqliteStore::open(&path).await.unwrap_err();
-    assert!(matches!(err, StoreError::Schema(_)), "{err}");
+    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
+    assert_eq!(
+        sqlite_code(&err).as_deref(),
+        Some("1"),
+        "SQLITE_ERROR kept as the source"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +128,7 @@ async fn a_file_that_cannot_be_created_is_unavailable() {
     let err = SqliteStore::open(dir.path().join("missing-dir").join("jobs.db"))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
     assert!(err.is_transient());
 }
 
@@ -144,8 +156,13 @@ async fn a_write_lock_held_past_the_busy_timeout_is_busy() {
         now: T0,
     };
     let err = store.job_claim(params.clone()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Busy(_)), "{err}");
+    assert!(matches!(err, StoreError::Busy { .. }), "{err}");
     assert!(err.is_transient());
+    assert_eq!(
+        sqlite_code(&err).as_deref(),
+        Some("5"),
+        "SQLITE_BUSY kept as the source"
+    );
     // Reads do not wait for writers in WAL mode.
     assert_eq!(store.queue_stats().await.unwrap()[0].available, 1);
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();

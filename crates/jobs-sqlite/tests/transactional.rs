@@ -131,7 +131,7 @@ async fn enqueue_in_refuses_what_the_client_refuses_and_leaves_the_transaction_u
         store
             .enqueue_in(&mut tx, &Welcome { user: 1 }, no_attempts)
             .await,
-        Err(EnqueueError::InvalidMaxAttempts)
+        Err(EnqueueError::InvalidMaxAttempts(_))
     ));
     let id = store
         .enqueue_in(&mut tx, &Welcome { user: 1 }, EnqueueOptions::new())
@@ -149,6 +149,6 @@ async fn a_pool_whose_connections_are_separate_in_memory_databases_is_refused() 
     let pool = SqlitePool::connect_with(connect).await.unwrap();
     assert!(matches!(
         SqliteStore::from_pool(&pool).await,
-        Err(jobs::StoreError::Invalid(_))
+        Err(jobs::StoreError::Invalid { .. })
     ));
 }

@@ -160,10 +160,9 @@ impl fmt::Debug for MemoryStore {
 impl Shared {
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
         self.inner.lock().map_err(|_| {
-            StoreError::Other(
+            StoreError::other(
                 "memory store mutex poisoned: a panic interrupted an earlier call, so its \
-                 state may be inconsistent; create a new MemoryStore"
-                    .to_owned(),
+                 state may be inconsistent; create a new MemoryStore",
             )
         })
     }
@@ -1098,7 +1097,9 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         let result = store.queue_stats().await;
-        assert!(matches!(result, Err(StoreError::Other(message)) if message.contains("poisoned")));
+        assert!(
+            matches!(result, Err(StoreError::Other { message, .. }) if message.contains("poisoned"))
+        );
     }
 
     #[tokio::test]

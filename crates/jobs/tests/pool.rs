@@ -118,7 +118,7 @@ async fn failed_attempts_are_retried_after_the_workers_backoff() {
         .map(|e| (e.attempt, e.message.as_str()))
         .collect();
     assert_eq!(messages, vec![(1, "failure 1"), (2, "failure 2")]);
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,7 +151,7 @@ async fn exhausted_jobs_go_to_the_dead_set_and_the_hook_gets_the_whole_job() {
         (stored.state, stored.attempts, stored.errors.len()),
         (JobState::Dead, 3, 3)
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -231,7 +231,7 @@ async fn a_dead_finish_rejected_because_the_lease_was_lost_does_not_reach_the_ho
         (job.state, job.lease_owner.as_deref()),
         (JobState::Running, Some("other"))
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 /// Does what its args say.
@@ -316,7 +316,7 @@ async fn discard_panic_timeout_and_snooze_map_to_their_states() {
         (0, 2),
         "a snooze charges no attempt"
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -349,7 +349,7 @@ async fn bad_input_goes_to_the_dead_set_and_the_pool_keeps_running() {
         .starts_with("args of job kind \"noop\" do not deserialize"));
     assert_eq!(dead.lock().unwrap().len(), 2, "the hook sees bad input too");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 /// A long import that checkpoints every row (one second each).
@@ -420,7 +420,7 @@ async fn shutdown_releases_a_checkpointing_job_at_once_and_the_next_run_resumes(
         (0..100).collect::<Vec<_>>(),
         "every row exactly once across the two runs"
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -547,7 +547,7 @@ async fn jobs_of_a_dead_worker_are_rescued_after_their_lease_expires() {
     );
     let job = job(&store, id).await;
     assert_eq!((job.rescues, job.claims), (1, 2));
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -578,7 +578,7 @@ async fn a_job_that_keeps_killing_its_worker_becomes_a_dead_poison_pill() {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_secs(45)).await;
-        rescuer.shutdown().await;
+        let _ = rescuer.shutdown().await;
     }
     let job = job(&store, id).await;
     // three expired leases: two rescues back to the queue, the third one is the poison pill
@@ -648,7 +648,7 @@ async fn each_queue_runs_at_most_its_concurrency() {
         .unwrap();
     wait_for(|| count(&store, JobState::Completed), 30).await;
     assert_eq!(peak.load(Ordering::SeqCst), 3);
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 struct Gauge {
@@ -883,5 +883,5 @@ async fn inspection_shows_latency_running_jobs_and_retries_and_cancels() {
     wait_for(|| count(&store, JobState::Completed), 2).await;
     let retried = job(&store, doomed).await;
     assert_eq!(retried.errors.len(), 2, "errors are kept across a retry");
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }

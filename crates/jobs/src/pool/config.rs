@@ -61,6 +61,10 @@ pub struct PoolConfig {
     /// Completed and cancelled jobs are deleted this long after they finished (default 24 h;
     /// dead jobs are kept until retried or deleted by hand).
     pub retention: Duration,
+    /// How often the scheduler samples the store's per-queue, per-state counts into the
+    /// `jobs_queue_depth` gauges (default 10 s; `None`: never). One `queue_stats` call each
+    /// time, off the hot path.
+    pub queue_depth_interval: Option<Duration>,
     /// Restart delays of the pool's children after a store error (default exponential 100 ms
     /// doubling to 30 s, reset after 30 s of stable running).
     pub restart_backoff: Backoff,
@@ -89,6 +93,7 @@ impl Default for PoolConfig {
             grace: Duration::from_secs(20),
             shutdown_timeout: Duration::from_secs(25),
             retention: Duration::from_secs(24 * 3600),
+            queue_depth_interval: Some(Duration::from_secs(10)),
             restart_backoff: Backoff::exponential(
                 Duration::from_millis(100),
                 Duration::from_secs(30),

@@ -18,6 +18,7 @@ mod books;
 mod channels;
 mod completer;
 mod config;
+mod events;
 mod executor;
 mod fetcher;
 mod heartbeat;
@@ -25,7 +26,7 @@ mod hooks;
 mod lifecycle;
 mod maintenance;
 mod queues;
-mod run;
+pub(crate) mod run;
 mod spec;
 mod stops;
 mod tree;
@@ -40,6 +41,7 @@ use supervisor::{Signal, SupervisorHandle};
 use tokio::time::Instant;
 
 pub use config::{ConfigError, PoolConfig};
+pub use events::JobEvent;
 pub use lifecycle::PoolStarted;
 pub use spec::PoolSpec;
 
@@ -51,6 +53,7 @@ use crate::store::Store;
 use crate::time::Clock;
 use crate::worker::{Registry, Worker};
 use books::Books;
+use events::Events;
 use hooks::{ExhaustedHook, Hooks};
 use spec::Plan;
 use stops::Stops;
@@ -71,9 +74,13 @@ pub enum PoolError {
     /// A queue name is invalid.
     #[error(transparent)]
     Queue(#[from] EnqueueError),
-    /// The supervision tree could not be built or started.
+    /// The supervision tree's spec was refused (a bug in the pool's tree, never the
+    /// application's settings: those are checked first).
+    #[error("the pool's supervision tree is invalid: {0}")]
+    Spec(#[source] supervisor::SpecError),
+    /// The supervision tree could not be started.
     #[error("the pool's supervision tree failed to start: {0}")]
-    Supervisor(String),
+    Supervisor(#[source] supervisor::StartError),
     /// The pool's child spec is gone (its tree ended), so no pool will start any more.
     #[error("the pool's child spec was dropped: its supervision tree has ended and will not start the pool again")]
     Gone,
@@ -81,6 +88,7 @@ pub enum PoolError {
 
 /// Builds a [`Pool`]: register workers, declare queues, then [`start`](Self::start) it on
 /// its own or [`build`](Self::build) a [`PoolSpec`] to nest in your supervision tree.
+#[must_use = "a builder does nothing until `start()` or `build()`"]
 pub struct PoolBuilder {
     store: Arc<dyn Store>,
     config: PoolConfig,
@@ -203,6 +211,11 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`PoolError`] for invalid settings or queue names, or if the tree fails to start.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future once the tree's task is spawned leaves the pool
+    /// running with no handle to stop it.
     pub async fn start(self) -> Result<Pool, PoolError> {
         self.build()?.start().await
     }
@@ -222,6 +235,7 @@ fn default_worker_id() -> String {
 }
 
 /// What a shutdown did.
+#[must_use = "a report tells whether the shutdown was clean and which jobs were released; check `clean`"]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Jobs that were still running (or waiting for a slot) and were released back to their
@@ -244,6 +258,7 @@ pub(crate) struct PoolView {
     pub(crate) books: Arc<Books>,
     pub(crate) stops: Stops,
     pub(crate) hooks: Arc<Hooks>,
+    pub(crate) events: Arc<Events>,
     pub(crate) shutdown_timeout: Duration,
 }
 
@@ -288,6 +303,38 @@ impl Pool {
         self.view.books.inflight()
     }
 
+    /// The lifecycle events of the jobs this pool runs: started, finished (with the outcome
+    /// the store recorded), rescued. Like the supervisor's events, a broadcast: a subscriber
+    /// that falls behind by more than 1024 events loses the oldest (`RecvError::Lagged`).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use jobs::{JobArgs, JobContext, JobError, JobEvent, MemoryStore, Outcome, Pool, Worker};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl JobArgs for Ping { const KIND: &'static str = "ping"; }
+    /// # struct Pinger;
+    /// # impl Worker for Pinger {
+    /// #     type Args = Ping;
+    /// #     async fn perform(&self, _: JobContext, _: Ping) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(Arc::new(MemoryStore::new())).register(Pinger).start().await?;
+    /// let mut events = pool.subscribe();
+    /// let id = pool.client().enqueue(&Ping).await?;
+    /// loop {
+    ///     if let JobEvent::Finished { id: done, outcome, .. } = events.recv().await? {
+    ///         assert_eq!((done, outcome), (id, Outcome::Completed));
+    ///         break;
+    ///     }
+    /// }
+    /// # pool.shutdown().await; Ok(()) }
+    /// ```
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.view.events.subscribe()
+    }
+
     /// The pool's supervision tree (events, children).
     pub fn supervisor(&self) -> &SupervisorHandle {
         &self.supervisor
@@ -309,6 +356,10 @@ impl Pool {
     /// heartbeats going on; then abort and release the rest (no attempt charged) and stop,
     /// all within `shutdown_timeout`. Idempotent.
     ///
+    /// # Cancel safety
+    ///
+    /// Once polled, the shutdown goes on even if the future is dropped; only the report
+    /// (the released jobs, the exhausted hooks still to finish) is lost.
     /// For a pool nested in your own tree ([`PoolSpec::child_spec`]), stop the tree instead:
     /// this stops only the pool's current incarnation, which its parent then restarts (the
     /// child is permanent).
@@ -357,6 +408,10 @@ impl Pool {
     /// # Errors
     ///
     /// If the signal handlers cannot be installed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe until the first signal; after it, as [`shutdown`](Self::shutdown).
     pub async fn run_until_signal(&self) -> std::io::Result<ShutdownReport> {
         Ok(self.run_until_signals(supervisor::os_signals()?).await)
     }

@@ -134,7 +134,7 @@ impl PoolSpec {
             .tree(&plan.config, None)?
             .start()
             .await
-            .map_err(|e| PoolError::Supervisor(e.to_string()))?;
+            .map_err(PoolError::Supervisor)?;
         Ok(Pool::new(parts.view(&plan.config), supervisor))
     }
 }

@@ -14,6 +14,7 @@ use crate::context::RunEnv;
 use crate::pool::books::Books;
 use crate::pool::channels::{Outcomes, Runs};
 use crate::pool::completer::Completer;
+use crate::pool::events::Events;
 use crate::pool::executor::{self, Executor};
 use crate::pool::fetcher::Fetcher;
 use crate::pool::heartbeat::Heartbeat;
@@ -54,6 +55,7 @@ pub(super) struct Parts {
     pub(super) books: Arc<Books>,
     pub(super) stops: Stops,
     pub(super) hooks: Arc<Hooks>,
+    pub(super) events: Arc<Events>,
     runs: Runs,
     executor: Executor,
     completer: Completer,
@@ -69,22 +71,26 @@ impl Parts {
         queues: Vec<(String, usize)>,
         exhausted_hook: Option<ExhaustedHook>,
     ) -> Self {
-        let queues = Arc::new(Queues::new(queues));
+        let kinds: Vec<_> = registry.kinds().collect();
+        let queues = Arc::new(Queues::new(queues, &kinds));
         let stops = Stops::new();
         let books = Arc::new(Books::new(Arc::clone(&queues), stops.shutdown.clone()));
         let hooks = Arc::new(Hooks::new(exhausted_hook));
+        let events = Arc::new(Events::new());
         let (runs, runs_inbox) = Runs::channel(Arc::clone(&books));
         let (outcomes, completion_inbox) = Outcomes::channel(Arc::clone(&books));
         let runner = Runner {
             registry,
             queues: Arc::clone(&queues),
             outcomes,
+            events: Arc::clone(&events),
         };
         let executor = Executor {
             runs: runs_inbox,
             runner: Arc::new(runner),
             grace: config.grace,
             hard_stop: stops.hard_stop.clone(),
+            owner: Arc::clone(&owner),
         };
         let completer = Completer {
             inbox: completion_inbox,
@@ -94,6 +100,8 @@ impl Parts {
             finish_batch: config.finish_batch,
             books: Arc::clone(&books),
             hooks: Arc::clone(&hooks),
+            queues: Arc::clone(&queues),
+            events: Arc::clone(&events),
         };
         let run_env = Arc::new(RunEnv {
             shutdown: stops.shutdown.clone(),
@@ -109,6 +117,7 @@ impl Parts {
             books,
             stops,
             hooks,
+            events,
             runs,
             executor,
             completer,
@@ -124,6 +133,7 @@ impl Parts {
             books: Arc::clone(&self.books),
             stops: self.stops.clone(),
             hooks: Arc::clone(&self.hooks),
+            events: Arc::clone(&self.events),
             shutdown_timeout: config.shutdown_timeout,
         }
     }
@@ -155,11 +165,13 @@ impl Parts {
             interval: config.rescue_interval,
             queues: Arc::clone(&self.queues),
             hooks: Arc::clone(&self.hooks),
+            events: Arc::clone(&self.events),
         };
         let scheduler = Scheduler {
             client: self.client.clone(),
             promote_interval: config.promote_interval,
             retention: config.retention,
+            queue_depth_interval: config.queue_depth_interval,
             queues: Arc::clone(&self.queues),
         };
         let listener = Listener {
@@ -224,6 +236,6 @@ impl Parts {
                 Lifecycle::run,
             ))
             .build()
-            .map_err(|e| PoolError::Supervisor(e.to_string()))
+            .map_err(PoolError::Spec)
     }
 }
