@@ -4,9 +4,10 @@
 //!
 //! ```text
 //! service (one_for_one)
-//! ├── jobs-pool   the worker pool (a supervisor child)   started first, stopped last
+//! ├── jobs-pool   the worker pool (a supervisor child)      started first, stopped last
 //! ├── reporter    logs queue depths every few seconds
-//! └── http        axum: POST /signups, GET /signups/{id}  started last, stopped first
+//! └── http        axum: POST /signups, GET /signups/{id},   started last, stopped first
+//!                 GET /jobs/{id}, GET /metrics (Prometheus)
 //! ```
 //!
 //! One Ctrl-C or SIGTERM stops the tree in reverse start order: the server stops accepting
@@ -40,6 +41,7 @@ use jobs::{
 };
 use jobs_postgres::{PostgresStore, SchemaName};
 use jobs_sqlite::{SqliteStore, SqliteStoreOptions};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgPool, SqlitePool};
 use supervisor::{ChildContext, ChildError, ChildSpec, Shutdown, Supervisor};
@@ -288,6 +290,7 @@ impl Db {
 struct App {
     db: Db,
     jobs: Client,
+    metrics: PrometheusHandle,
 }
 
 #[derive(Deserialize)]
@@ -337,28 +340,39 @@ async fn show_job(State(app): State<App>, Path(id): Path<i64>) -> Reply<String> 
     }
 }
 
-/// The service's routes. (`/metrics`, Prometheus text from the pool's metrics, is mounted
-/// here too once the metrics recorder is wired in: `.route("/metrics", get(metrics))`.)
+/// The pool's metrics (and any others recorded) in Prometheus's text format.
+async fn metrics(State(app): State<App>) -> String {
+    app.metrics.render()
+}
+
+/// The service's routes.
 fn routes(app: App) -> Router {
     Router::new()
         .route("/signups", post(create_signup))
         .route("/signups/{id}", get(show_signup))
         .route("/jobs/{id}", get(show_job))
+        .route("/metrics", get(metrics))
         .with_state(app)
 }
 
 /// The HTTP server as a supervised child: it serves until its supervisor stops it, then
 /// stops accepting and finishes the requests in flight (axum's graceful shutdown).
-fn http_child(listener: std::net::TcpListener, db: Db, pool: PoolStarted) -> ChildSpec {
+fn http_child(
+    listener: std::net::TcpListener,
+    db: Db,
+    pool: PoolStarted,
+    metrics: PrometheusHandle,
+) -> ChildSpec {
     let listener = Arc::new(listener);
     ChildSpec::new("http", move |ctx: ChildContext| {
         let (listener, db, mut pool) = (listener.clone(), db.clone(), pool.clone());
+        let metrics = metrics.clone();
         async move {
             // Started after the pool, so this resolves at once; no polling.
             let jobs = pool.wait().await?.client();
             let listener = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
             let stop = ctx.token().clone().cancelled_owned();
-            axum::serve(listener, routes(App { db, jobs }))
+            axum::serve(listener, routes(App { db, jobs, metrics }))
                 .with_graceful_shutdown(stop)
                 .await?;
             Ok::<(), ChildError>(())
@@ -398,6 +412,8 @@ async fn main() -> Result<ExitCode, Box<dyn Error>> {
         )
         .init();
     let flags = Flags::parse();
+    // The metrics recorder goes in before the pool starts (the pool builds its handles then).
+    let metrics = PrometheusBuilder::new().install_recorder()?;
     let db = Db::open(&flags).await?;
     let config = PoolConfig {
         grace: flags.grace,
@@ -418,7 +434,7 @@ async fn main() -> Result<ExitCode, Box<dyn Error>> {
     let app = Supervisor::builder("service")
         .child(pool) // started first, stopped last
         .child(reporter_child(Client::new(db.store())))
-        .child(http_child(listener, db, started)) // started last, stopped first
+        .child(http_child(listener, db, started, metrics)) // started last, stopped first
         .build()?
         .start()
         .await?;

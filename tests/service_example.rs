@@ -1,7 +1,7 @@
 //! `examples/service.rs` as a real process on a SQLite file: a POST writes a row and enqueues
 //! its job in one transaction and the job runs; one SIGTERM stops the HTTP server first, then
 //! the pool, which releases the job still running (its checkpoint kept) and exits cleanly; a
-//! second run resumes that job from its checkpoint.
+//! second run resumes that job from its checkpoint. `/metrics` serves the pool's metrics.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -190,6 +190,12 @@ fn a_request_enqueues_in_its_transaction_sigterm_stops_server_then_pool_and_a_re
     assert_eq!(
         service.job_state(ada["job"].as_i64().expect("a job")),
         "completed"
+    );
+    let (status, metrics) = service.request("GET", "/metrics", None);
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"jobs_completed_total{queue="default",kind="welcome"} 1"#),
+        "the pool's metrics in Prometheus's format:\n{metrics}"
     );
 
     // 40 steps of 100 ms: still running when SIGTERM comes.
