@@ -6,6 +6,11 @@
 //! a supervision tree (crate `supervisor`): a lost database connection means delayed
 //! restarts of the affected child, never a crash or a hot loop.
 //!
+//! The pool can also be a child of your own supervision tree, beside your HTTP server:
+//! [`PoolBuilder::build`] gives a [`PoolSpec`] whose [`child_spec`](PoolSpec::child_spec) you
+//! add to your tree, and whose [`PoolStarted`] hands you the pool once it runs; the tree's
+//! order then decides the shutdown (the server stops first, then the pool).
+//!
 //! This crate root is the application's API. The storage seam, the [`Store`](store::Store)
 //! trait with its params types, is in [`store`], for those who write or test a store.
 //!
