@@ -13,6 +13,9 @@
 //!
 //! This crate root is the application's API. The storage seam, the [`Store`](store::Store)
 //! trait with its params types, is in [`store`], for those who write or test a store.
+//! [`testing`] helps test workers without a pool (direct runs, inline and manual modes,
+//! assertions on enqueued jobs); [`telemetry`] names the metrics the engine records, and
+//! [`Pool::subscribe`] streams job events.
 //!
 //! ```
 //! use std::sync::Arc;
