@@ -30,6 +30,7 @@ mod tree;
 
 use std::future::Future;
 
+#[cfg(feature = "signals")]
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -334,7 +335,8 @@ impl Pool {
     }
 
     /// Runs until SIGTERM or SIGINT (or until the pool's tree ends by itself), then shuts
-    /// down; a second signal skips the grace period.
+    /// down; a second signal skips the grace period. Needs the `signals` feature (on by
+    /// default).
     ///
     /// # Errors
     ///
@@ -343,6 +345,7 @@ impl Pool {
     /// # Cancel safety
     ///
     /// Cancel safe until the first signal; after it, as [`shutdown`](Self::shutdown).
+    #[cfg(feature = "signals")]
     pub async fn run_until_signal(&self) -> std::io::Result<ShutdownReport> {
         let mut signals = supervisor::os_signals()?;
         tokio::select! {
