@@ -90,7 +90,7 @@ pub use lease::{
     checkpoint_saves_and_renews, fencing_rejects_stale_leases, heartbeat_extends_lease,
     poison_pill_goes_dead, rescue_expired_only,
 };
-pub use listen::listener_wakes_on_insert;
+pub use listen::{listener_wakes_on_insert, listener_wakes_whenever_jobs_become_available};
 
 /// Runs one case on a store from `factory`, or prints a notice and returns if the factory
 /// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
@@ -159,6 +159,7 @@ macro_rules! store_conformance_tests {
             errors_accumulate,
             json_round_trip,
             listener_wakes_on_insert,
+            listener_wakes_whenever_jobs_become_available,
         );
     };
 }

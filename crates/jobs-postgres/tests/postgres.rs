@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jobs::store::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
-    JobPromoteParams, NewJob, Store,
+    NewJob, Store,
 };
 use jobs::{JobState, StoreError, Timestamp};
 use jobs_postgres::{
@@ -503,8 +503,10 @@ async fn transactional_enqueue_follows_the_transaction() {
     assert_eq!(woken, "committed");
 }
 
+/// (Which changes wake a listener is a rule of every store: the conformance suite's
+/// `listener_wakes_whenever_jobs_become_available`.)
 #[tokio::test]
-async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
+async fn notify_wakes_listeners_for_sql_enqueue_and_once_per_statement_and_queue() {
     let Some(store) = testkit::fresh_store("notify_paths").await else {
         return;
     };
@@ -516,49 +518,6 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
     )
     .await;
     assert_eq!(next_queue(&mut listener).await, "from_sql");
-
-    let claimed = store.job_claim(claim("from_sql", 1)).await.expect("claim");
-    let finish = JobFinishParams {
-        owner: "w".into(),
-        finishes: vec![JobFinish {
-            lease: claimed[0].lease,
-            outcome: FinishOutcome::Release,
-        }],
-        now: Timestamp::now(),
-    };
-    assert_eq!(
-        store.job_finish_many(finish).await.expect("release"),
-        vec![true]
-    );
-    assert_eq!(
-        next_queue(&mut listener).await,
-        "from_sql",
-        "a release wakes fetchers"
-    );
-
-    let mut later = job("scheduled_q");
-    let now = Timestamp::now();
-    later.run_at = Some(now + Duration::from_secs(60));
-    store
-        .job_insert_many(JobInsertParams {
-            jobs: vec![later],
-            now,
-        })
-        .await
-        .expect("insert scheduled");
-    let promote = JobPromoteParams {
-        now: now + Duration::from_secs(61),
-        limit: 10,
-    };
-    assert_eq!(
-        store.job_promote_scheduled(promote).await.expect("promote"),
-        1
-    );
-    assert_eq!(
-        next_queue(&mut listener).await,
-        "scheduled_q",
-        "scheduled inserts don't notify; promotion does"
-    );
 
     // One notification per statement and queue, not per row.
     let bulk: Vec<NewJob> = (0..500).map(|_| job("bulk")).collect();
