@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- --store sqlite [--jobs 20000] [--runs 3] [--workers 10]
-//! cargo run --release --example bench -- --store memory
+//! cargo run --release --example bench -- --store memory [--metrics]
 //! JOBS_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example bench -- --store postgres
 //!     [--backlog 1000000] [--processes 4] [--explain] [--sync-leases]
 //! ```
@@ -11,6 +11,10 @@
 //! concurrency 10 and time until the store itself counts N completed (process jobs/s); then,
 //! with the pool idle, enqueue single jobs and time until their handler starts (pickup latency,
 //! median of 50 samples with 20-120 ms random gaps). Prints each run, then median and range.
+//!
+//! `--metrics` installs a metrics recorder first (`metrics-exporter-prometheus`'s, without its
+//! HTTP listener), so every metric the engine records is recorded for real; compare with the
+//! same command without it, alternating, to see what telemetry costs.
 //!
 //! PostgreSQL only:
 //!
@@ -105,6 +109,9 @@ struct Options {
     /// Run as one of the `--processes` worker processes (spawned by the benchmark itself).
     #[arg(long, hide = true)]
     worker_process: bool,
+    /// Install a metrics recorder (Prometheus, no HTTP listener) before the pools start.
+    #[arg(long)]
+    metrics: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -346,6 +353,7 @@ async fn in_processes(
             .args(["--store", "postgres", "--worker-process"])
             .args(["--workers", &options.workers.to_string()])
             .args(options.sync_leases.then_some("--sync-leases"))
+            .args(options.metrics.then_some("--metrics"))
             .stdout(Stdio::piped())
             .spawn()?;
         children.push(Workers(child));
@@ -455,18 +463,28 @@ fn load_average() -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = parse_args()?;
+    // Installed before any pool starts, as an application does (without it, no recorder).
+    let prometheus = options
+        .metrics
+        .then(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder())
+        .transpose()?;
     if options.worker_process {
         return worker_process(&options).await;
     }
     println!(
-        "store={} jobs={} workers={} runs={} pickup samples={} backlog={} processes={}",
+        "store={} jobs={} workers={} runs={} pickup samples={} backlog={} processes={} metrics={}",
         options.store,
         options.jobs,
         options.workers,
         options.runs,
         options.samples,
         options.backlog,
-        options.processes
+        options.processes,
+        if prometheus.is_some() {
+            "prometheus"
+        } else {
+            "none"
+        }
     );
     let mut results = Vec::new();
     for run in 1..=options.runs {
@@ -500,5 +518,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Vec<_>>(),
         "ms",
     );
+    if let Some(prometheus) = prometheus {
+        let rendered = prometheus.render();
+        let completed = rendered
+            .lines()
+            .filter(|line| line.starts_with(jobs::telemetry::JOBS_COMPLETED))
+            .count();
+        println!(
+            "metrics: {} lines rendered, {completed} completed series",
+            rendered.lines().count()
+        );
+    }
     Ok(())
 }

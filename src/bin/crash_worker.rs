@@ -4,13 +4,16 @@
 //! ```text
 //! crash_worker (--sqlite PATH | --postgres URL --schema NAME) --log PATH
 //!              [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
-//!              [--max-connections N] [--log-lease]
+//!              [--max-connections N] [--log-lease] [--checkpoint-ms N]
 //! ```
 //!
-//! It runs two job kinds: `import` (rows one by one, checkpointing each, appending
-//! `import <row>` to the log after processing a row) and `logged` (appends `job <id>`, or
-//! with `--log-lease` `job <id> <token> <worker id>`: the run's lease token and owner, so a
-//! test can tell runs apart; the worker id is then `crash-<pid>`).
+//! It runs three job kinds: `import` (rows one by one, checkpointing each, appending
+//! `import <row>` to the log after processing a row), `steps` (forever: checkpoint, then
+//! append `step <n> <pid>` as the step's side effect, then wait `--row-ms`) and `logged`
+//! (appends `job <id>`, or with `--log-lease` `job <id> <token> <worker id>`: the run's
+//! lease token and owner, so a test can tell runs apart; the worker id is then
+//! `crash-<pid>`). `--checkpoint-ms` sets how often checkpoints are written at most
+//! (default 1 s).
 //! `--max-connections` sizes the PostgreSQL pool (default 10).
 //! It prints `ready <worker id>` once its pool runs, and exits 0 after a clean shutdown on
 //! SIGTERM/SIGINT.
@@ -72,6 +75,32 @@ impl Worker for Importer {
     }
 }
 
+/// Steps forever, each one a side effect logged with this process's id.
+#[derive(Serialize, Deserialize)]
+pub struct Steps;
+impl JobArgs for Steps {
+    const KIND: &'static str = "steps";
+}
+
+struct Stepper {
+    log: Arc<Log>,
+    step_time: Duration,
+}
+impl Worker for Stepper {
+    type Args = Steps;
+    async fn perform(&self, ctx: JobContext, _args: Steps) -> Result<(), JobError> {
+        let mut step: u64 = ctx.checkpoint_state()?.unwrap_or(0);
+        loop {
+            // The safe point comes before the side effect: a run that lost its lease stops here.
+            ctx.checkpoint(&step).await?;
+            self.log
+                .line(&format!("step {step} {}", std::process::id()))?;
+            step += 1;
+            tokio::time::sleep(self.step_time).await;
+        }
+    }
+}
+
 struct LoggedWorker {
     log: Arc<Log>,
     /// With `--log-lease`: the pool's worker id, logged with each run's lease token.
@@ -130,6 +159,9 @@ struct Flags {
     /// Log each `logged` job's lease token and owner, and use `crash-<pid>` as worker id.
     #[arg(long)]
     log_lease: bool,
+    /// How often a checkpoint is written at most, in milliseconds (default: the pool's).
+    #[arg(long = "checkpoint-ms", value_name = "N", value_parser = millis)]
+    checkpoint_interval: Option<Duration>,
 }
 
 fn millis(value: &str) -> Result<Duration, std::num::ParseIntError> {
@@ -174,6 +206,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(100),
         grace: flags.grace,
         shutdown_timeout: flags.grace + Duration::from_secs(5),
+        checkpoint_interval: flags
+            .checkpoint_interval
+            .unwrap_or(PoolConfig::default().checkpoint_interval),
         ..PoolConfig::default()
     };
     let owner = flags
@@ -185,6 +220,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(Importer {
             log: log.clone(),
             row_time: flags.row_time,
+        })
+        .register(Stepper {
+            log: log.clone(),
+            step_time: flags.row_time,
         })
         .register(LoggedWorker {
             log,

@@ -79,7 +79,7 @@ pub use claim::{claim_only_from_named_queue, claim_order_and_limit, claim_sets_l
 pub use concurrency::{
     concurrent_claimers, concurrent_heartbeats_and_finishes_complete, concurrent_rescuers,
 };
-pub use data::{errors_accumulate, json_round_trip};
+pub use data::{errors_accumulate, json_depth_limit, json_round_trip};
 pub use finish::{
     empty_batches_do_nothing, finish_completed, finish_dead, finish_release, finish_retry,
     finish_snooze, lease_twice_in_one_batch_finishes_once, mixed_batch_applies_what_holds,
@@ -161,6 +161,7 @@ macro_rules! store_conformance_tests {
             prune_old_finalized,
             errors_accumulate,
             json_round_trip,
+            json_depth_limit,
             listener_wakes_on_insert,
             listener_wakes_whenever_jobs_become_available,
         );

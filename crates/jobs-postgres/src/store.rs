@@ -11,7 +11,9 @@ use jobs::store::{
     JobHeartbeatParams, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
-use jobs::{JobId, JobRecord, QueueStats, StoreError};
+use jobs::{
+    EnqueueError, EnqueueOptions, JobArgs, JobId, JobRecord, QueueStats, StoreError, Timestamp,
+};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -154,6 +156,68 @@ impl PostgresStore {
     ) -> Result<Vec<JobId>, StoreError> {
         params.validate()?;
         insert::insert_jobs(conn, &self.inner.queries, &params).await
+    }
+
+    /// Enqueues one job on the caller's connection, typically inside its own transaction:
+    /// the job exists if and only if that transaction commits. Takes what
+    /// [`Client::enqueue_with`](jobs::Client::enqueue_with) takes and refuses what it refuses
+    /// (the same [`JobInsertParams::validate`] rules). The wake-up `NOTIFY` is part of the
+    /// transaction, so PostgreSQL delivers it at commit: a listening pool claims the job at
+    /// once, and never before the job is visible.
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user: i64 }
+    /// # impl jobs::JobArgs for Welcome { const KIND: &'static str = "welcome"; }
+    /// # async fn demo(store: &jobs_postgres::PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// use jobs::EnqueueOptions;
+    ///
+    /// let mut tx = store.pool().begin().await?;
+    /// sqlx::query("UPDATE accounts SET welcomed = true WHERE id = $1").bind(42_i64).execute(&mut *tx).await?;
+    /// let id = store.enqueue_in(&mut tx, &Welcome { user: 42 }, EnqueueOptions::new()).await?;
+    /// tx.commit().await?; // the update and the job land together, or neither does
+    /// # let _ = id; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`]; on a database error the caller's transaction is aborted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it may leave the job inserted in the caller's transaction (or not): roll
+    /// the transaction back rather than commit after a cancelled call.
+    pub async fn enqueue_in<A: JobArgs>(
+        &self,
+        conn: &mut PgConnection,
+        args: &A,
+        options: EnqueueOptions,
+    ) -> Result<JobId, EnqueueError> {
+        let params = JobInsertParams::from_args::<A>([args], options, Timestamp::now())?;
+        let ids = self.insert_in(conn, params).await?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
+    }
+
+    /// Enqueues one job per item of `args`, all with `options`, on the caller's connection
+    /// in one statement: [`enqueue_in`](Self::enqueue_in) for many jobs, as
+    /// [`Client::enqueue_many`](jobs::Client::enqueue_many).
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`]; none of the jobs is inserted then.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`enqueue_in`](Self::enqueue_in).
+    pub async fn enqueue_many_in<A: JobArgs>(
+        &self,
+        conn: &mut PgConnection,
+        args: impl IntoIterator<Item = A>,
+        options: EnqueueOptions,
+    ) -> Result<Vec<JobId>, EnqueueError> {
+        let params = JobInsertParams::from_args::<A>(args, options, Timestamp::now())?;
+        Ok(self.insert_in(conn, params).await?)
     }
 
     /// Runs the claim query under `EXPLAIN (ANALYZE, BUFFERS)` in a transaction that is

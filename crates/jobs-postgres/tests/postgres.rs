@@ -124,9 +124,16 @@ async fn migrate_is_idempotent_and_safe_concurrently() {
         assert_eq!(report.to, jobs_postgres::SCHEMA_VERSION);
         applied.extend(report.applied);
     }
-    assert_eq!(applied, vec![1], "exactly one caller applied version 1");
+    let every_version: Vec<i32> = (1..=jobs_postgres::SCHEMA_VERSION).collect();
+    assert_eq!(
+        applied, every_version,
+        "exactly one caller applied each version"
+    );
     let again = migrate(&pool, &schema).await.expect("migrate again");
-    assert_eq!((again.from, again.applied.len()), (1, 0));
+    assert_eq!(
+        (again.from, again.applied.len()),
+        (jobs_postgres::SCHEMA_VERSION, 0)
+    );
     let versions: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM {}.schema_version",
         schema.quoted()
@@ -134,7 +141,7 @@ async fn migrate_is_idempotent_and_safe_concurrently() {
     .fetch_one(&pool)
     .await
     .expect("count versions");
-    assert_eq!(versions, 1);
+    assert_eq!(versions, i64::from(jobs_postgres::SCHEMA_VERSION));
 }
 
 #[tokio::test]
@@ -160,7 +167,11 @@ async fn opening_checks_the_schema_version() {
         .expect("current version opens");
 
     let versions = format!("{}.schema_version", schema.quoted());
-    exec(&pool, &format!("UPDATE {versions} SET version = 0")).await;
+    exec(
+        &pool,
+        &format!("DELETE FROM {versions} WHERE version > 1; UPDATE {versions} SET version = 0"),
+    )
+    .await;
     let err = PostgresStore::open(pool.clone(), schema.clone())
         .await
         .expect_err("old");
@@ -169,7 +180,7 @@ async fn opening_checks_the_schema_version() {
             err,
             PostgresError::SchemaTooOld {
                 found: 0,
-                expected: 1,
+                expected: jobs_postgres::SCHEMA_VERSION,
                 ..
             }
         ),
@@ -367,13 +378,10 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         "inserting",
     );
     for (call, message) in [
-        (
-            "'k', '{}', max_attempts => 0",
-            "max_attempts must be at least 1",
-        ),
-        ("'', '{}'", "kind must be"),
-        ("'k', '{}', queue => ''", "queue must be"),
-        ("'k', '{}', priority => 40000", "priority must be between"),
+        ("'k', '{}', max_attempts => 0", "invalid max_attempts 0"),
+        ("'', '{}'", "invalid job kind"),
+        ("'k', '{}', queue => ''", "invalid queue name"),
+        ("'k', '{}', priority => 40000", "invalid priority 40000"),
         (
             "'k', '{}', run_at => 'infinity'",
             "run_at must be a finite time",
@@ -397,7 +405,10 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         (record.kind.as_str(), record.queue.as_str()),
         ("send_email", "mail")
     );
-    assert_eq!((record.priority, record.max_attempts), (5, 25));
+    assert_eq!(
+        (record.priority, record.max_attempts),
+        (5, jobs::DEFAULT_MAX_ATTEMPTS)
+    );
     assert_eq!(record.args, json!({"to": "ada@example.com"}));
     assert_eq!(record.state, JobState::Available);
     let record = store
@@ -498,6 +509,95 @@ async fn transactional_enqueue_follows_the_transaction() {
         .expect("a wake-up within 5 s")
         .expect("listener works");
     assert_eq!(woken, "committed");
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Welcome {
+    user: i64,
+}
+impl jobs::JobArgs for Welcome {
+    const KIND: &'static str = "welcome";
+}
+
+struct Welcomer(tokio::sync::mpsc::UnboundedSender<i64>);
+impl jobs::Worker for Welcomer {
+    type Args = Welcome;
+    async fn perform(&self, _ctx: jobs::JobContext, args: Welcome) -> Result<(), jobs::JobError> {
+        let _ = self.0.send(args.user);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn enqueue_in_the_applications_transaction_runs_on_commit_and_vanishes_on_rollback() {
+    let Some(store) = testkit::fresh_store("enqueue_in").await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let users = format!("{}.users", store.schema().quoted());
+    exec(
+        store.pool(),
+        &format!("CREATE TABLE {users} (id bigint PRIMARY KEY)"),
+    )
+    .await;
+    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
+    let pool = jobs::Pool::builder(store.clone())
+        .register(Welcomer(ran))
+        .start()
+        .await
+        .expect("pool starts");
+    let client = pool.client();
+    let options = jobs::EnqueueOptions::new;
+
+    let mut tx = store.pool().begin().await.expect("begin");
+    exec_on(&mut tx, &format!("INSERT INTO {users} VALUES (1)")).await;
+    let rolled_back = store
+        .enqueue_in(&mut tx, &Welcome { user: 1 }, options())
+        .await
+        .expect("enqueue_in");
+    let many = store
+        .enqueue_many_in(&mut tx, (10..20).map(|user| Welcome { user }), options())
+        .await
+        .expect("enqueue_many_in");
+    let refused = store
+        .enqueue_in(&mut tx, &Welcome { user: 1 }, options().queue("no spaces"))
+        .await;
+    assert!(
+        matches!(refused, Err(jobs::EnqueueError::InvalidQueue(_))),
+        "{refused:?}"
+    );
+    tx.rollback().await.expect("rollback");
+    for id in std::iter::once(rolled_back).chain(many) {
+        assert_eq!(client.job(id).await.expect("get"), None, "rolled back");
+    }
+
+    let mut tx = store.pool().begin().await.expect("begin");
+    exec_on(&mut tx, &format!("INSERT INTO {users} VALUES (2)")).await;
+    let id = store
+        .enqueue_in(&mut tx, &Welcome { user: 2 }, options())
+        .await
+        .expect("enqueue_in");
+    assert_eq!(
+        client.job(id).await.expect("get"),
+        None,
+        "invisible before commit"
+    );
+    tx.commit().await.expect("commit");
+    // The NOTIFY sent inside the transaction wakes the pool at commit.
+    let user = tokio::time::timeout(Duration::from_secs(10), runs.recv())
+        .await
+        .expect("the committed job runs")
+        .expect("the worker reports");
+    assert_eq!(user, 2);
+    assert!(pool.shutdown().await.clean);
+    let job = client.job(id).await.expect("get").expect("committed");
+    assert_eq!(job.state, JobState::Completed);
+    assert!(runs.try_recv().is_err(), "no rolled-back job ever ran");
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {users}"))
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
 }
 
 /// (Which changes wake a listener is a rule of every store: the conformance suite's
@@ -841,4 +941,196 @@ async fn a_refused_statement_keeps_the_sqlx_error_with_its_sqlstate() {
         Some("23514"),
         "check_violation: {err}"
     );
+}
+
+/// One enqueue case for both sides: kind, args, queue, priority, max_attempts, and whether
+/// the rules accept it.
+struct EnqueueCase {
+    kind: String,
+    args: serde_json::Value,
+    queue: String,
+    priority: i32,
+    max_attempts: i32,
+    valid: bool,
+}
+
+/// `depth` levels of arrays and objects.
+fn nested_json(depth: usize) -> serde_json::Value {
+    (0..depth).fold(json!(1), |inner, level| {
+        if level % 2 == 0 {
+            json!([inner])
+        } else {
+            json!({ "k": inner })
+        }
+    })
+}
+
+fn enqueue_cases() -> Vec<EnqueueCase> {
+    let case = |kind: &str, queue: &str, valid| EnqueueCase {
+        kind: kind.to_owned(),
+        args: json!({"n": 1}),
+        queue: queue.to_owned(),
+        priority: 0,
+        max_attempts: 20,
+        valid,
+    };
+    let max_name = "n".repeat(jobs::store::MAX_NAME_LEN);
+    let too_long = "n".repeat(jobs::store::MAX_NAME_LEN + 1);
+    let depth = jobs::store::MAX_JSON_DEPTH;
+    vec![
+        case("send_email", "default", true),
+        case("a.b:c-d_9", "A.z:0-9_", true),
+        case(&max_name, &max_name, true),
+        case("k", "bad queue!", false),
+        case("k", "", false),
+        case("k", &too_long, false),
+        case("k", "tab\tqueue", false),
+        case("k", "ünïcode", false),
+        case("bad kind!", "q", false),
+        case("", "q", false),
+        case(&too_long, "q", false),
+        case("k", "q'; DROP TABLE x; --", false),
+        EnqueueCase {
+            args: nested_json(depth),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            args: nested_json(depth + 1),
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            args: nested_json(129),
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            args: json!(null),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MIN),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MAX),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MAX) + 1,
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MIN) - 1,
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            max_attempts: 1,
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            max_attempts: i32::MAX,
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            max_attempts: 0,
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            max_attempts: -1,
+            ..case("k", "q", false)
+        },
+    ]
+}
+
+/// The Rust enqueue (the rules of `NewJob::validate`, checked by the store facade
+/// `Client::enqueue` goes through) and the SQL `enqueue()` accept and refuse the same jobs,
+/// case by case from one table, and give a job the same default `max_attempts`.
+#[tokio::test]
+async fn rust_and_sql_enqueue_follow_one_rule_set() {
+    let Some(store) = testkit::fresh_store("enqueue_rules").await else {
+        return;
+    };
+    let pool = store.pool().clone();
+    let q = store.schema().quoted();
+    let facade = jobs::store::StoreFacade::new(std::sync::Arc::new(store.clone()));
+    for case in enqueue_cases() {
+        let what = format!(
+            "kind {:?} queue {:?} priority {} max_attempts {} args depth {}",
+            case.kind.chars().take(20).collect::<String>(),
+            case.queue.chars().take(20).collect::<String>(),
+            case.priority,
+            case.max_attempts,
+            jobs::store::json_depth(&case.args)
+        );
+        let rust = match (
+            i16::try_from(case.priority),
+            u32::try_from(case.max_attempts),
+        ) {
+            (Ok(priority), Ok(max_attempts)) => {
+                let job = NewJob {
+                    kind: case.kind.clone(),
+                    args: case.args.clone(),
+                    queue: case.queue.clone(),
+                    priority,
+                    max_attempts,
+                    run_at: None,
+                };
+                assert_eq!(
+                    job.validate().is_ok(),
+                    case.valid,
+                    "NewJob::validate: {what}"
+                );
+                facade.job_insert_many(insert(vec![job])).await.is_ok()
+            }
+            _ => false, // not even representable: the types are the rule
+        };
+        let sql = sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT {q}.enqueue($1, $2, queue => $3, priority => $4, max_attempts => $5)"
+        ))
+        .bind(&case.kind)
+        .bind(&case.args)
+        .bind(&case.queue)
+        .bind(case.priority)
+        .bind(case.max_attempts)
+        .fetch_one(&pool)
+        .await;
+        assert_eq!(rust, case.valid, "Rust enqueue: {what}");
+        match sql {
+            Ok(_) => assert!(case.valid, "SQL enqueue() accepted: {what}"),
+            Err(error) => {
+                assert!(!case.valid, "SQL enqueue() refused: {what}: {error}");
+                assert_sqlstate::<()>(Err(error), "22023", &what);
+            }
+        }
+    }
+    // The defaults agree too.
+    let id: i64 = sqlx::query_scalar(&format!("SELECT {q}.enqueue('k', '{{}}')"))
+        .fetch_one(&pool)
+        .await
+        .expect("enqueue with defaults");
+    let from_sql = store
+        .job_get(jobs::JobId(id))
+        .await
+        .expect("get")
+        .expect("exists");
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct K {}
+    impl jobs::JobArgs for K {
+        const KIND: &'static str = "k";
+    }
+    let client = jobs::Client::new(std::sync::Arc::new(store.clone()));
+    let id = client.enqueue(&K {}).await.expect("enqueue with defaults");
+    let from_rust = client.job(id).await.expect("get").expect("exists");
+    assert_eq!(
+        (
+            from_sql.queue.as_str(),
+            from_sql.priority,
+            from_sql.max_attempts
+        ),
+        (
+            from_rust.queue.as_str(),
+            from_rust.priority,
+            from_rust.max_attempts
+        ),
+    );
+    assert_eq!(from_sql.max_attempts, jobs::DEFAULT_MAX_ATTEMPTS);
 }

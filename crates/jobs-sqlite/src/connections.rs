@@ -65,10 +65,20 @@ impl Connections {
         options: &SqliteStoreOptions,
         path: Option<&Path>,
     ) -> Result<Self, StoreError> {
-        let connect = options.connect_options(path);
+        let connect = options.connect_options_for(path);
+        Self::connect(options, connect, path.is_some()).await
+    }
+
+    /// Connects the writer with `connect` (which migrates the schema) and, for a file, the
+    /// reader pool with the same options, read-only.
+    pub(crate) async fn connect(
+        options: &SqliteStoreOptions,
+        connect: SqliteConnectOptions,
+        file: bool,
+    ) -> Result<Self, StoreError> {
         let mut writer = connect.connect().await.map_err(during("open"))?;
         crate::schema::migrate(&mut writer).await?;
-        let readers = path.map(|_| reader_pool(options, connect));
+        let readers = file.then(|| reader_pool(options, connect));
         Ok(Connections {
             writer: Mutex::new(Some(writer)),
             readers,

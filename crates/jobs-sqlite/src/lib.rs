@@ -116,3 +116,7 @@ mod store;
 pub use options::{SqliteStoreOptions, Synchronous};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
+
+/// The sqlx this crate is built on, for [`SqliteStore::from_pool`] and
+/// [`SqliteStore::enqueue_in`] users who want the same version.
+pub use sqlx;

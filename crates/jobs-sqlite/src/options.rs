@@ -144,7 +144,27 @@ impl SqliteStoreOptions {
         SqliteStore::open_with(self, None).await
     }
 
-    pub(crate) fn connect_options(
+    /// The connect options the store uses for the database file at `path`, for an
+    /// application's own pool on the same file (see [`SqliteStore::from_pool`]): WAL journal
+    /// mode (readers never wait for the writer), `synchronous` as set (default `NORMAL`: a
+    /// commit is durable across a process crash, and across a power loss once the WAL is
+    /// checkpointed), the busy timeout (a write waits up to this long for another
+    /// connection's write), `cache_size`, `temp_store = memory`, created if missing.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use jobs_sqlite::{SqliteStore, SqliteStoreOptions};
+    ///
+    /// let connect = SqliteStoreOptions::new().connect_options("app.db");
+    /// let app_pool = sqlx::SqlitePool::connect_with(connect).await?;
+    /// let store = SqliteStore::from_pool(&app_pool).await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub fn connect_options(&self, path: impl AsRef<Path>) -> sqlx::sqlite::SqliteConnectOptions {
+        self.connect_options_for(Some(path.as_ref()))
+    }
+
+    pub(crate) fn connect_options_for(
         &self,
         path: Option<&Path>,
     ) -> sqlx::sqlite::SqliteConnectOptions {

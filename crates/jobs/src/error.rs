@@ -1,15 +1,31 @@
 //! Errors of the client and the stores.
 
+use crate::store::{JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN};
+
 /// Why an enqueue was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EnqueueError {
     /// The queue name is empty, too long or has characters outside `[A-Za-z0-9_.:-]`.
-    #[error("invalid queue name {0:?}: use 1 to 128 characters of letters, digits, '_', '.', ':' or '-'")]
+    #[error("invalid queue name {0:?}: use 1 to {MAX_NAME_LEN} characters of letters, digits, '_', '.', ':' or '-'")]
     InvalidQueue(String),
-    /// `max_attempts` was 0.
-    #[error("invalid max_attempts 0: a job needs at least one attempt")]
-    InvalidMaxAttempts,
+    /// The job kind is empty, too long or has characters outside `[A-Za-z0-9_.:-]`.
+    #[error("invalid job kind {0:?}: use 1 to {MAX_NAME_LEN} characters of letters, digits, '_', '.', ':' or '-'")]
+    InvalidKind(String),
+    /// `max_attempts` was 0 (a job needs at least one attempt) or above
+    /// [`MAX_ATTEMPTS_LIMIT`](crate::store::MAX_ATTEMPTS_LIMIT).
+    #[error("invalid max_attempts {0}: use 1 to {MAX_ATTEMPTS_LIMIT}")]
+    InvalidMaxAttempts(u32),
+    /// The args nest arrays and objects deeper than
+    /// [`MAX_JSON_DEPTH`](crate::store::MAX_JSON_DEPTH): the store could keep them but not
+    /// read them back.
+    #[error("args nested {depth} levels deep: at most {max} levels of arrays and objects can be stored and read back; flatten the args")]
+    ArgsTooDeep {
+        /// The args' nesting depth.
+        depth: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A `run_in` duration did not parse.
     #[error("invalid duration {input:?}: {reason} (write it like \"90s\", \"10m\" or \"1h 30m\")")]
     InvalidDuration {
@@ -35,6 +51,17 @@ pub enum EnqueueError {
 /// for the SQL stores a `sqlx::Error`, from which the SQLSTATE or SQLite result code can be
 /// read.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl From<JobRuleError> for EnqueueError {
+    fn from(broken: JobRuleError) -> Self {
+        match broken {
+            JobRuleError::InvalidKind(kind) => EnqueueError::InvalidKind(kind),
+            JobRuleError::InvalidQueue(queue) => EnqueueError::InvalidQueue(queue),
+            JobRuleError::InvalidMaxAttempts(given) => EnqueueError::InvalidMaxAttempts(given),
+            JobRuleError::ArgsTooDeep { depth, max } => EnqueueError::ArgsTooDeep { depth, max },
+        }
+    }
+}
 
 /// A store's failure.
 ///

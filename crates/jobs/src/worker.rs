@@ -148,6 +148,13 @@ pub enum JobError {
     /// The job stopped at a safe point because the pool is shutting down (or the job was
     /// cancelled): it is released back to its queue at once, checkpoint kept, no attempt charged.
     Interrupted,
+    /// The run's lease is gone: it ran out on the run's own clock (heartbeats did not renew
+    /// it in time: the process was frozen, or the store unreachable), or another worker took
+    /// the job over. [`JobContext::checkpoint`](crate::JobContext::checkpoint) returns it;
+    /// the run must stop now, as another worker may already be running the job. Nothing is
+    /// charged: the engine hands the job back fenced by the run's lease, which is a no-op if
+    /// it was taken over.
+    LeaseLost,
 }
 
 impl JobError {
@@ -183,6 +190,7 @@ impl fmt::Debug for JobError {
             JobError::Discard(r) => f.debug_tuple("Discard").field(r).finish(),
             JobError::Snooze(d) => f.debug_tuple("Snooze").field(d).finish(),
             JobError::Interrupted => f.write_str("Interrupted"),
+            JobError::LeaseLost => f.write_str("LeaseLost"),
         }
     }
 }
@@ -194,6 +202,7 @@ impl fmt::Display for JobError {
             JobError::Discard(r) => write!(f, "discarded: {r}"),
             JobError::Snooze(d) => write!(f, "snoozed for {}", humantime::format_duration(*d)),
             JobError::Interrupted => f.write_str("interrupted by shutdown"),
+            JobError::LeaseLost => f.write_str("the run's lease ran out or was taken over"),
         }
     }
 }
@@ -218,6 +227,14 @@ pub enum BadInput {
     },
 }
 
+/// Decodes a job's stored args as the engine does before a run.
+pub(crate) fn decode<A: JobArgs>(args: Value) -> Result<A, BadInput> {
+    serde_json::from_value(args).map_err(|e| BadInput::UndecodableArgs {
+        kind: A::KIND.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 /// A worker with its args type erased, so workers of all kinds live in one map.
 pub(crate) trait ErasedWorker: Send + Sync {
     fn run(self: Arc<Self>, ctx: JobContext, args: Value) -> Result<RunFuture, BadInput>;
@@ -231,11 +248,7 @@ struct Erased<W>(W);
 
 impl<W: Worker> ErasedWorker for Erased<W> {
     fn run(self: Arc<Self>, ctx: JobContext, args: Value) -> Result<RunFuture, BadInput> {
-        let args: W::Args =
-            serde_json::from_value(args).map_err(|e| BadInput::UndecodableArgs {
-                kind: W::Args::KIND.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let args = decode::<W::Args>(args)?;
         Ok(async move { self.0.perform(ctx, args).await }.boxed())
     }
 

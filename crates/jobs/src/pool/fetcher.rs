@@ -67,6 +67,8 @@ impl Fetcher {
 
     /// One claim round trip; returns how many jobs it got.
     async fn claim(&self, limit: usize) -> Result<usize, ChildError> {
+        // Taken before `now`, so the run's own lease deadline never falls after the store's.
+        let sent = tokio::time::Instant::now();
         let params = JobClaimParams {
             queue: self.queue.name.clone(),
             owner: self.owner.to_string(),
@@ -74,7 +76,9 @@ impl Fetcher {
             lease_ttl: self.run_env.lease_ttl,
             now: self.client.clock().now(),
         };
+        let started = std::time::Instant::now();
         let claimed = self.client.store().job_claim(params).await?;
+        self.queue.metrics.claim_seconds.record(started.elapsed());
         let count = claimed.len();
         for job in claimed {
             tracing::debug!(job_id = %job.record.id, queue = %self.queue.name, "claimed");
@@ -82,6 +86,7 @@ impl Fetcher {
                 job.record,
                 job.lease,
                 Arc::clone(&self.run_env),
+                sent,
             ));
             self.books.admit(&self.queue, &run);
             self.runs.send(run);

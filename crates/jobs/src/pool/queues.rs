@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
+use crate::telemetry::QueueMetrics;
+
 /// How much a fetcher claims at once (from [`PoolConfig`](crate::PoolConfig)).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ClaimSettings {
@@ -31,11 +33,14 @@ pub(crate) struct QueueState {
     pub(crate) wake: Notify,
     /// Wakes the fetcher: room to claim again.
     pub(crate) room: Notify,
+    /// The queue's metric handles.
+    pub(crate) metrics: QueueMetrics,
 }
 
 impl QueueState {
-    fn new(name: String, concurrency: usize) -> Self {
+    fn new(name: String, concurrency: usize, kinds: &[&'static str]) -> Self {
         QueueState {
+            metrics: QueueMetrics::new(&name, kinds),
             name,
             concurrency,
             slots: Semaphore::new(concurrency),
@@ -97,12 +102,14 @@ impl QueueState {
 pub(crate) struct Queues(HashMap<String, Arc<QueueState>>);
 
 impl Queues {
-    pub(crate) fn new(queues: Vec<(String, usize)>) -> Self {
+    /// The queues, with metric handles for the job `kinds` the pool runs.
+    pub(crate) fn new(queues: Vec<(String, usize)>, kinds: &[&'static str]) -> Self {
         Queues(
             queues
                 .into_iter()
                 .map(|(name, concurrency)| {
-                    (name.clone(), Arc::new(QueueState::new(name, concurrency)))
+                    let state = QueueState::new(name.clone(), concurrency, kinds);
+                    (name, Arc::new(state))
                 })
                 .collect(),
         )

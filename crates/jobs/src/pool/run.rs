@@ -13,9 +13,10 @@ use tokio::time::Instant;
 use crate::context::{JobContext, RunState};
 use crate::job::AttemptError;
 use crate::pool::channels::Outcomes;
+use crate::pool::events::Events;
 use crate::pool::queues::Queues;
 use crate::store::FinishOutcome;
-use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
+use crate::worker::{BadInput, JobError, Registry};
 
 /// What every run of the pool needs: the workers, the queues' slots, and where outcomes go.
 #[derive(Debug)]
@@ -23,6 +24,24 @@ pub(crate) struct Runner {
     pub(crate) registry: Registry,
     pub(crate) queues: Arc<Queues>,
     pub(crate) outcomes: Outcomes,
+    /// Where `Started` events go.
+    pub(crate) events: Arc<Events>,
+}
+
+/// A run holding an executor slot, counted in its queue's `jobs_running` gauge until dropped.
+struct Running<'a>(&'a metrics::Gauge);
+
+impl<'a> Running<'a> {
+    fn start(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Running(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Releases the job if the run ends without an outcome (aborted or dropped).
@@ -72,46 +91,83 @@ impl Runner {
             permit = queue.slots.acquire() => permit,
         };
         let started = Instant::now();
+        let running = Running::start(&queue.metrics.running);
+        let waited = run.client().clock().now().duration_since(run.record.run_at);
+        self.events.started(&run);
         let outcome = self.perform(&run).await;
-        queue.record_run_time(started.elapsed());
+        let took = started.elapsed();
+        drop(running);
+        queue.record_run_time(took);
+        queue.metrics.kind(&run.record.kind, |metrics| {
+            metrics.queue_wait_seconds.record(waited);
+            metrics.run_seconds.record(took);
+        });
+        let span = tracing::Span::current();
+        span.record(
+            "outcome",
+            outcome.as_ref().map_or("lease_lost", outcome_name),
+        );
+        span.record("elapsed_ms", took.as_millis() as u64);
         drop(permit);
         guard.finish(outcome);
     }
 
     /// Performs the job; `None` when the lease was lost (someone else owns the job now).
     async fn perform(&self, run: &Arc<RunState>) -> Option<FinishOutcome> {
-        let record = &run.record;
-        let worker = match self.registry.get(&record.kind) {
-            Ok(worker) => Arc::clone(worker),
-            Err(bad) => return Some(bad_input(run, bad)),
-        };
-        let ctx = JobContext::new(Arc::clone(run));
-        let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
-            Ok(future) => future,
-            Err(bad) => return Some(bad_input(run, bad)),
-        };
-        run_to_end(run, &*worker, future).await
+        perform(&self.registry, run).await
     }
 }
 
-/// Awaits a started run (timeout, panics caught) and maps how it ended to an outcome.
-async fn run_to_end(
+/// Runs a claimed job with its registered worker and maps how it ended to the outcome the
+/// store records (bad input: the dead set); `None` when the lease was lost.
+pub(crate) async fn perform(registry: &Registry, run: &Arc<RunState>) -> Option<FinishOutcome> {
+    let record = &run.record;
+    let worker = match registry.get(&record.kind) {
+        Ok(worker) => Arc::clone(worker),
+        Err(bad) => return Some(bad_input(run, bad)),
+    };
+    let ctx = JobContext::new(Arc::clone(run));
+    let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
+        Ok(future) => future,
+        Err(bad) => return Some(bad_input(run, bad)),
+    };
+    run_to_end(
+        run,
+        worker.timeout(),
+        &|attempt| worker.backoff(attempt),
+        future,
+    )
+    .await
+}
+
+/// Awaits a started run (the worker's `timeout`, panics caught) and maps how it ended to the
+/// outcome the store records, retries spaced by `backoff`; `None` when the lease was lost.
+///
+/// The one outcome mapping: the executor and `jobs::testing` both run jobs through it.
+pub(crate) async fn run_to_end<F>(
     run: &RunState,
-    worker: &dyn ErasedWorker,
-    future: crate::worker::RunFuture,
-) -> Option<FinishOutcome> {
+    timeout: Option<Duration>,
+    backoff: &(dyn Fn(u32) -> Duration + Sync),
+    future: F,
+) -> Option<FinishOutcome>
+where
+    F: std::future::Future<Output = Result<(), JobError>>,
+{
     let guarded = AssertUnwindSafe(future).catch_unwind();
     let result = tokio::select! {
         biased;
         () = run.aborted() => {
+            if run.lease_expired() && !run.lease_lost() {
+                tracing::warn!(job_id = %run.record.id, "the run's lease ran out on its own clock (no heartbeat held in time); stopping the run and handing the job back");
+            }
             return (!run.lease_lost()).then_some(FinishOutcome::Release);
         }
-        result = with_timeout(worker.timeout(), guarded) => result,
+        result = with_timeout(timeout, guarded) => result,
     };
     if run.lease_lost() {
         return None;
     }
-    Some(outcome(run, worker, result))
+    Some(outcome(run, backoff, result))
 }
 
 /// How a run ended, before it is mapped to an outcome.
@@ -146,7 +202,11 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
-fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOutcome {
+fn outcome(
+    run: &RunState,
+    backoff: &(dyn Fn(u32) -> Duration + Sync),
+    ended: Ended,
+) -> FinishOutcome {
     let now = run.client().clock().now();
     let failed = |message: String| {
         let attempt = run.record.next_attempt();
@@ -159,7 +219,7 @@ fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOut
             FinishOutcome::Dead { error }
         } else {
             FinishOutcome::Retry {
-                run_at: now + worker.backoff(attempt),
+                run_at: now + backoff(attempt),
                 error,
             }
         }
@@ -177,7 +237,7 @@ fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOut
         Ended::Returned(Err(JobError::Snooze(delay))) => FinishOutcome::Snooze {
             run_at: now + delay,
         },
-        Ended::Returned(Err(JobError::Interrupted)) => FinishOutcome::Release,
+        Ended::Returned(Err(JobError::Interrupted | JobError::LeaseLost)) => FinishOutcome::Release,
         Ended::Panicked(message) => failed(format!("panicked: {message}")),
         Ended::TimedOut(limit) => failed(format!(
             "timed out after {} (the worker's timeout)",
@@ -186,7 +246,19 @@ fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOut
     }
 }
 
-fn bad_input(run: &RunState, bad: BadInput) -> FinishOutcome {
+/// The name of an outcome, for the job span's `outcome` field.
+fn outcome_name(outcome: &FinishOutcome) -> &'static str {
+    match outcome {
+        FinishOutcome::Completed => "completed",
+        FinishOutcome::Retry { .. } => "retry",
+        FinishOutcome::Dead { .. } => "dead",
+        FinishOutcome::Snooze { .. } => "snoozed",
+        FinishOutcome::Release => "released",
+    }
+}
+
+/// The outcome of a job that could not even start: the dead set, with the reason.
+pub(crate) fn bad_input(run: &RunState, bad: BadInput) -> FinishOutcome {
     tracing::error!(job_id = %run.record.id, error = %bad, "bad input; moving the job to the dead set");
     FinishOutcome::Dead {
         error: AttemptError {

@@ -283,12 +283,15 @@ impl StoreFacade {
             .await
     }
 
-    /// [`Store::job_checkpoint`].
+    /// [`Store::job_checkpoint`], after [`JobCheckpointParams::validate`].
     ///
     /// # Errors
     ///
-    /// The store's error.
+    /// [`StoreError::Invalid`] from the rules, or the store's error.
     pub async fn job_checkpoint(&self, params: JobCheckpointParams) -> Result<bool, StoreError> {
+        if let Err(error) = params.validate() {
+            return self.refused(Op::Checkpoint, error);
+        }
         self.call(Op::Checkpoint, self.store.job_checkpoint(params))
             .await
     }
@@ -444,7 +447,7 @@ mod tests {
     use super::*;
     use crate::job::JobState;
     use crate::memory::MemoryStore;
-    use crate::store::{NewJob, MAX_ATTEMPTS_LIMIT};
+    use crate::store::{Lease, NewJob, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH};
     use crate::time::Timestamp;
 
     /// A store that fails the test if any call reaches it.
@@ -579,6 +582,20 @@ mod tests {
                     ..job("q")
                 },
             ),
+            (
+                "kind with a space",
+                NewJob {
+                    kind: "bad kind!".to_owned(),
+                    ..job("q")
+                },
+            ),
+            (
+                "args nested too deep",
+                NewJob {
+                    args: (0..=MAX_JSON_DEPTH).fold(json!(1), |inner, _| json!([inner])),
+                    ..job("q")
+                },
+            ),
             ("empty queue", job("")),
             ("queue with a space", job("has space")),
             ("queue of 129 characters", job(&long)),
@@ -623,6 +640,21 @@ mod tests {
             facade.job_rescue_expired(rescue).await,
             "job_rescue_expired",
             "rescue limit 0",
+        );
+        let checkpoint = JobCheckpointParams {
+            owner: "w".to_owned(),
+            lease: Lease {
+                job: JobId(1),
+                token: 1,
+            },
+            checkpoint: (0..=MAX_JSON_DEPTH).fold(json!(1), |inner, _| json!({ "a": inner })),
+            lease_ttl: Duration::from_secs(30),
+            now: NOW,
+        };
+        assert_refused(
+            facade.job_checkpoint(checkpoint).await,
+            "job_checkpoint",
+            "checkpoint nested too deep",
         );
         let promote = JobPromoteParams { now: NOW, limit: 0 };
         assert_refused(

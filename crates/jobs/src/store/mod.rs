@@ -19,9 +19,10 @@
 //!
 //! # Obligations of an implementation
 //!
-//! * A store receives only requests that pass their params type's `validate` (non-empty kinds,
-//!   valid queue names, `max_attempts` in range, positive limits, terminal prune states, and
-//!   no empty insert batch): it need not check them again.
+//! * A store receives only requests that pass their params type's `validate` (valid kind and
+//!   queue names, `max_attempts` in range, args and checkpoints nested at most
+//!   [`MAX_JSON_DEPTH`] deep, positive limits, terminal prune states, and no empty insert
+//!   batch): it need not check them again.
 //! * Every batch operation is atomic per job and costs one round trip / one transaction for
 //!   the whole batch, not one per job.
 //! * `job_claim` never hands the same job to two claimers while a lease holds (SKIP
@@ -60,7 +61,8 @@ pub use params::{
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, RescueOutcome,
 };
-pub use validate::MAX_ATTEMPTS_LIMIT;
+pub(crate) use validate::is_valid_name;
+pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};
 
 /// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, or an
 /// in-process channel), so idle fetchers wake at once instead of polling tightly.
