@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use jobs::store::Store;
 use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, Worker};
 use jobs_postgres::PostgresStore;
@@ -74,60 +75,47 @@ const BACKLOG_BASE: u64 = 1 << 41;
 /// The PostgreSQL schema the benchmark recreates on every run.
 const PG_SCHEMA: &str = "jobs_bench";
 
+/// The job throughput benchmark (see the file's docs).
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
 struct Options {
+    /// The store under test.
+    #[arg(long, default_value = "sqlite", value_parser = ["memory", "sqlite", "postgres"])]
     store: String,
+    /// Measured jobs per run.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     jobs: u64,
+    /// Runs (the median and range are reported).
+    #[arg(long, value_name = "N", default_value_t = 3)]
     runs: usize,
+    /// The pool's concurrency (per process).
+    #[arg(long, value_name = "N", default_value_t = 10)]
     workers: usize,
+    /// Pickup latency samples per run.
+    #[arg(long, value_name = "N", default_value_t = 50)]
     samples: usize,
+    /// PostgreSQL: jobs waiting behind the measured ones.
+    #[arg(long, value_name = "N", default_value_t = 0)]
     backlog: u64,
+    /// PostgreSQL: worker processes.
+    #[arg(long, value_name = "N", default_value_t = 1)]
     processes: usize,
+    /// PostgreSQL: print the claim query's plan once.
+    #[arg(long)]
     explain: bool,
+    /// PostgreSQL: lease writes wait for their WAL flush.
+    #[arg(long)]
     sync_leases: bool,
+    /// Run as one of the `--processes` worker processes (spawned by the benchmark itself).
+    #[arg(long, hide = true)]
     worker_process: bool,
+    /// Install a metrics recorder (Prometheus, no HTTP listener) before the pools start.
+    #[arg(long)]
     metrics: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut options = Options {
-        store: "sqlite".into(),
-        jobs: 20_000,
-        runs: 3,
-        workers: 10,
-        samples: 50,
-        backlog: 0,
-        processes: 1,
-        explain: false,
-        sync_leases: false,
-        worker_process: false,
-        metrics: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--store" => options.store = value()?,
-            "--jobs" => options.jobs = value()?.parse().map_err(|e| format!("--jobs: {e}"))?,
-            "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
-            "--workers" => {
-                options.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
-            }
-            "--samples" => {
-                options.samples = value()?.parse().map_err(|e| format!("--samples: {e}"))?
-            }
-            "--backlog" => {
-                options.backlog = value()?.parse().map_err(|e| format!("--backlog: {e}"))?
-            }
-            "--processes" => {
-                options.processes = value()?.parse().map_err(|e| format!("--processes: {e}"))?
-            }
-            "--explain" => options.explain = true,
-            "--sync-leases" => options.sync_leases = true,
-            "--worker-process" => options.worker_process = true,
-            "--metrics" => options.metrics = true,
-            other => return Err(format!("unknown flag {other}; see the file's docs")),
-        }
-    }
+    let options = Options::parse();
     let postgres_only =
         options.backlog > 0 || options.processes != 1 || options.explain || options.sync_leases;
     if postgres_only && options.store != "postgres" {

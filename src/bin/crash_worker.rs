@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use jobs::store::Store;
 use jobs::{JobArgs, JobContext, JobError, Pool, PoolConfig, Worker};
 use serde::{Deserialize, Serialize};
@@ -119,87 +120,62 @@ impl Worker for LoggedWorker {
     }
 }
 
+/// A worker process for the crash tests: runs `import` and `logged` jobs until SIGTERM/SIGINT.
+#[derive(Parser, Debug)]
+#[command(name = "crash_worker")]
 struct Flags {
+    /// The SQLite database file.
+    #[arg(long, value_name = "PATH", required_unless_present = "postgres")]
     sqlite: Option<PathBuf>,
-    postgres: Option<(String, String)>,
+    /// The PostgreSQL database URL.
+    #[arg(long, value_name = "URL", conflicts_with = "sqlite")]
+    postgres: Option<String>,
+    /// The PostgreSQL schema of the jobs tables.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "jobs",
+        requires = "postgres"
+    )]
+    schema: String,
+    /// The file to append `import <row>` and `job <id>` lines to.
+    #[arg(long, value_name = "PATH", default_value = "crash_worker.log")]
     log: PathBuf,
+    /// The lease time to live, in milliseconds.
+    #[arg(long = "lease-ms", value_name = "N", default_value = "30000", value_parser = millis)]
     lease: Duration,
+    /// How long an import takes per row, in milliseconds.
+    #[arg(long = "row-ms", value_name = "N", default_value = "20", value_parser = millis)]
     row_time: Duration,
+    /// The shutdown grace period, in milliseconds.
+    #[arg(long = "grace-ms", value_name = "N", default_value = "10000", value_parser = millis)]
     grace: Duration,
+    /// Jobs run at once.
+    #[arg(long, value_name = "N", default_value_t = 10)]
     concurrency: usize,
+    /// The size of the PostgreSQL connection pool.
+    #[arg(long, value_name = "N", default_value_t = jobs_postgres::DEFAULT_MAX_CONNECTIONS)]
     max_connections: u32,
+    /// Log each `logged` job's lease token and owner, and use `crash-<pid>` as worker id.
+    #[arg(long)]
     log_lease: bool,
-    checkpoint_interval: Duration,
+    /// How often a checkpoint is written at most, in milliseconds (default: the pool's).
+    #[arg(long = "checkpoint-ms", value_name = "N", value_parser = millis)]
+    checkpoint_interval: Option<Duration>,
 }
 
-fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
-    let value = value.ok_or(format!("{flag} needs a value"))?;
-    value
-        .parse()
-        .map(Duration::from_millis)
-        .map_err(|e| format!("{flag} {value}: {e}"))
-}
-
-fn flags() -> Result<Flags, String> {
-    let mut flags = Flags {
-        sqlite: None,
-        postgres: None,
-        log: PathBuf::from("crash_worker.log"),
-        lease: Duration::from_secs(30),
-        row_time: Duration::from_millis(20),
-        grace: Duration::from_secs(10),
-        concurrency: 10,
-        max_connections: jobs_postgres::DEFAULT_MAX_CONNECTIONS,
-        log_lease: false,
-        checkpoint_interval: PoolConfig::default().checkpoint_interval,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--sqlite" => flags.sqlite = args.next().map(PathBuf::from),
-            "--postgres" => {
-                let url = args.next().ok_or("--postgres needs a URL")?;
-                flags.postgres = Some((url, "jobs".to_owned()));
-            }
-            "--schema" => {
-                let schema = args.next().ok_or("--schema needs a name")?;
-                match &mut flags.postgres {
-                    Some((_, s)) => *s = schema,
-                    None => return Err("--schema goes after --postgres URL".into()),
-                }
-            }
-            "--log" => flags.log = args.next().ok_or("--log needs a path")?.into(),
-            "--lease-ms" => flags.lease = millis(args.next(), &flag)?,
-            "--row-ms" => flags.row_time = millis(args.next(), &flag)?,
-            "--grace-ms" => flags.grace = millis(args.next(), &flag)?,
-            "--checkpoint-ms" => flags.checkpoint_interval = millis(args.next(), &flag)?,
-            "--concurrency" => {
-                flags.concurrency = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or("--concurrency needs a number")?;
-            }
-            "--max-connections" => {
-                flags.max_connections = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or("--max-connections needs a number")?;
-            }
-            "--log-lease" => flags.log_lease = true,
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(flags)
+fn millis(value: &str) -> Result<Duration, std::num::ParseIntError> {
+    value.parse().map(Duration::from_millis)
 }
 
 async fn open_store(flags: &Flags) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
     if let Some(path) = &flags.sqlite {
         return Ok(Arc::new(jobs_sqlite::SqliteStore::open(path).await?));
     }
-    let Some((url, schema)) = &flags.postgres else {
+    let Some(url) = &flags.postgres else {
         return Err("give --sqlite PATH or --postgres URL".into());
     };
-    let schema = jobs_postgres::SchemaName::new(schema)?;
+    let schema = jobs_postgres::SchemaName::new(&flags.schema)?;
     let options = jobs_postgres::PostgresOptions::new(url)?
         .schema(schema)
         .max_connections(flags.max_connections);
@@ -218,7 +194,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let flags = flags()?;
+    let flags = Flags::parse();
     let store = open_store(&flags).await?;
     let log = Arc::new(Log(flags.log.clone()));
     let lease_ms = flags.lease.as_millis() as u64;
@@ -230,7 +206,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(100),
         grace: flags.grace,
         shutdown_timeout: flags.grace + Duration::from_secs(5),
-        checkpoint_interval: flags.checkpoint_interval,
+        checkpoint_interval: flags
+            .checkpoint_interval
+            .unwrap_or(PoolConfig::default().checkpoint_interval),
         ..PoolConfig::default()
     };
     let owner = flags

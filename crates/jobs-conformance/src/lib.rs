@@ -76,7 +76,9 @@ pub use admin::{
     retry_dead_and_cancelled,
 };
 pub use claim::{claim_only_from_named_queue, claim_order_and_limit, claim_sets_lease};
-pub use concurrency::{concurrent_claimers, concurrent_rescuers};
+pub use concurrency::{
+    concurrent_claimers, concurrent_heartbeats_and_finishes_complete, concurrent_rescuers,
+};
 pub use data::{errors_accumulate, json_depth_limit, json_round_trip};
 pub use finish::{
     empty_batches_do_nothing, finish_completed, finish_dead, finish_release, finish_retry,
@@ -90,7 +92,7 @@ pub use lease::{
     checkpoint_saves_and_renews, fencing_rejects_stale_leases, heartbeat_extends_lease,
     poison_pill_goes_dead, rescue_expired_only,
 };
-pub use listen::listener_wakes_on_insert;
+pub use listen::{listener_wakes_on_insert, listener_wakes_whenever_jobs_become_available};
 
 /// Runs one case on a store from `factory`, or prints a notice and returns if the factory
 /// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
@@ -151,6 +153,7 @@ macro_rules! store_conformance_tests {
             poison_pill_goes_dead,
             concurrent_claimers,
             concurrent_rescuers,
+            concurrent_heartbeats_and_finishes_complete,
             retry_dead_and_cancelled,
             cancel_waiting_only,
             list_filters_and_paging,
@@ -160,6 +163,7 @@ macro_rules! store_conformance_tests {
             json_round_trip,
             json_depth_limit,
             listener_wakes_on_insert,
+            listener_wakes_whenever_jobs_become_available,
         );
     };
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jobs::store::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
-    JobPromoteParams, NewJob, Store,
+    NewJob, Store,
 };
 use jobs::{JobState, StoreError, Timestamp};
 use jobs_postgres::{
@@ -603,8 +603,10 @@ async fn enqueue_in_the_applications_transaction_runs_on_commit_and_vanishes_on_
     assert_eq!(rows, 1);
 }
 
+/// (Which changes wake a listener is a rule of every store: the conformance suite's
+/// `listener_wakes_whenever_jobs_become_available`.)
 #[tokio::test]
-async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
+async fn notify_wakes_listeners_for_sql_enqueue_and_once_per_statement_and_queue() {
     let Some(store) = testkit::fresh_store("notify_paths").await else {
         return;
     };
@@ -616,49 +618,6 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
     )
     .await;
     assert_eq!(next_queue(&mut listener).await, "from_sql");
-
-    let claimed = store.job_claim(claim("from_sql", 1)).await.expect("claim");
-    let finish = JobFinishParams {
-        owner: "w".into(),
-        finishes: vec![JobFinish {
-            lease: claimed[0].lease,
-            outcome: FinishOutcome::Release,
-        }],
-        now: Timestamp::now(),
-    };
-    assert_eq!(
-        store.job_finish_many(finish).await.expect("release"),
-        vec![true]
-    );
-    assert_eq!(
-        next_queue(&mut listener).await,
-        "from_sql",
-        "a release wakes fetchers"
-    );
-
-    let mut later = job("scheduled_q");
-    let now = Timestamp::now();
-    later.run_at = Some(now + Duration::from_secs(60));
-    store
-        .job_insert_many(JobInsertParams {
-            jobs: vec![later],
-            now,
-        })
-        .await
-        .expect("insert scheduled");
-    let promote = JobPromoteParams {
-        now: now + Duration::from_secs(61),
-        limit: 10,
-    };
-    assert_eq!(
-        store.job_promote_scheduled(promote).await.expect("promote"),
-        1
-    );
-    assert_eq!(
-        next_queue(&mut listener).await,
-        "scheduled_q",
-        "scheduled inserts don't notify; promotion does"
-    );
 
     // One notification per statement and queue, not per row.
     let bulk: Vec<NewJob> = (0..500).map(|_| job("bulk")).collect();
@@ -843,44 +802,16 @@ async fn timestamps_round_trip_exactly() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
-    let Some(store) = testkit::fresh_store("no_deadlock").await else {
+/// (That concurrent heartbeats and finishes of the same leases never deadlock is a rule of
+/// every store: the conformance suite's `concurrent_heartbeats_and_finishes_complete`.)
+#[tokio::test]
+async fn the_owner_vacuums_and_an_explicit_vacuum_runs() {
+    let Some(store) = testkit::fresh_store("vacuum").await else {
         return;
     };
-    let jobs: Vec<NewJob> = (0..400).map(|_| job("q")).collect();
+    let jobs: Vec<NewJob> = (0..100).map(|_| job("q")).collect();
     store.job_insert_many(insert(jobs)).await.expect("insert");
-    for _ in 0..4 {
-        let claimed = store.job_claim(claim("q", 100)).await.expect("claim");
-        let mut leases: Vec<_> = claimed.iter().map(|c| c.lease).collect();
-        let heartbeat = JobHeartbeatParams {
-            owner: "w".into(),
-            leases: leases.clone(),
-            lease_ttl: Duration::from_secs(30),
-            now: Timestamp::now(),
-        };
-        leases.reverse();
-        let finish = JobFinishParams {
-            owner: "w".into(),
-            finishes: leases
-                .iter()
-                .map(|&lease| JobFinish {
-                    lease,
-                    outcome: FinishOutcome::Completed,
-                })
-                .collect(),
-            now: Timestamp::now(),
-        };
-        let (beat, done) = tokio::join!(
-            store.job_heartbeat_many(heartbeat),
-            store.job_finish_many(finish)
-        );
-        beat.expect("heartbeat does not deadlock");
-        assert!(done.expect("finish does not deadlock").iter().all(|&ok| ok));
-    }
-    let stats = store.queue_stats().await.expect("stats");
-    assert_eq!(stats[0].completed, 400);
-    assert!(store.auto_vacuum(), "the owner vacuums the churned table");
+    assert!(store.auto_vacuum(), "the owner vacuums the table");
     // Each call reads fresh statistics, not the transaction's cached snapshot.
     let vacuums_sql = format!(
         "SELECT pg_stat_clear_snapshot() IS NULL, coalesce(vacuum_count, 0) \

@@ -815,18 +815,6 @@ mod tests {
         claimed.into_iter().map(|c| c.lease).collect()
     }
 
-    async fn finish(store: &MemoryStore, lease: Lease, outcome: FinishOutcome, now: Timestamp) {
-        let finishes = vec![JobFinish { lease, outcome }];
-        let owner = "w".to_owned();
-        let params = JobFinishParams {
-            owner,
-            finishes,
-            now,
-        };
-        let applied = store.job_finish_many(params).await.expect("finish");
-        assert_eq!(applied, vec![true]);
-    }
-
     fn error(at: Timestamp) -> AttemptError {
         AttemptError {
             attempt: 1,
@@ -841,68 +829,6 @@ mod tests {
             .await
             .expect("a wake-up is pending")
             .expect("the store is open")
-    }
-
-    #[tokio::test]
-    async fn listener_wakes_whenever_jobs_become_available() {
-        let store = MemoryStore::new();
-        let mut listener = store.listen().await.expect("listen").expect("a listener");
-        insert(&store, vec![job("later", 0, Some(t(60)))], t(0)).await;
-        insert(&store, vec![job("a", 0, None), job("a", 0, None)], t(0)).await;
-        assert_eq!(
-            woken(&mut listener).await,
-            "a",
-            "one wake-up per batch and queue"
-        );
-
-        let leases = claim(&store, "a", 2, t(0)).await;
-        finish(&store, leases[0], FinishOutcome::Release, t(1)).await;
-        assert_eq!(woken(&mut listener).await, "a", "release");
-        let retry_now = FinishOutcome::Retry {
-            run_at: t(1),
-            error: error(t(1)),
-        };
-        finish(&store, leases[1], retry_now, t(1)).await;
-        assert_eq!(woken(&mut listener).await, "a", "retry due at once");
-
-        let promoted = store.job_promote_scheduled(JobPromoteParams {
-            now: t(60),
-            limit: 10,
-        });
-        assert_eq!(promoted.await.expect("promote"), 1);
-        assert_eq!(woken(&mut listener).await, "later", "promotion");
-
-        let lease = claim(&store, "later", 1, t(60)).await[0];
-        let rescue = JobRescueParams {
-            now: t(100),
-            max_rescues: 5,
-            limit: 10,
-        };
-        let outcome = store.job_rescue_expired(rescue).await.expect("rescue");
-        assert_eq!(outcome.requeued, vec![lease.job]);
-        assert_eq!(woken(&mut listener).await, "later", "rescue");
-
-        let lease = claim(&store, "later", 1, t(100)).await[0];
-        let dead = FinishOutcome::Dead {
-            error: error(t(101)),
-        };
-        finish(&store, lease, dead, t(101)).await;
-        let retried = store.job_retry(JobRetryParams {
-            id: lease.job,
-            now: t(102),
-        });
-        assert!(retried.await.expect("retry"));
-        assert_eq!(woken(&mut listener).await, "later", "manual retry");
-
-        let lease = claim(&store, "later", 1, t(102)).await[0];
-        let snooze = FinishOutcome::Snooze { run_at: t(500) };
-        finish(&store, lease, snooze, t(103)).await;
-        insert(&store, vec![job("z", 0, None)], t(103)).await;
-        assert_eq!(
-            woken(&mut listener).await,
-            "z",
-            "a future snooze wakes nobody"
-        );
     }
 
     #[tokio::test]

@@ -403,7 +403,8 @@ impl Pool {
 
     /// Runs until SIGTERM or SIGINT (or until the pool's tree ends by itself), then shuts
     /// down as [`shutdown`](Self::shutdown) does; a second signal skips the grace period
-    /// (running jobs are aborted and released at once).
+    /// (running jobs are aborted and released at once). Needs the `signals` feature (on by
+    /// default).
     ///
     /// # Errors
     ///
@@ -412,6 +413,7 @@ impl Pool {
     /// # Cancel safety
     ///
     /// Cancel safe until the first signal; after it, as [`shutdown`](Self::shutdown).
+    #[cfg(feature = "signals")]
     pub async fn run_until_signal(&self) -> std::io::Result<ShutdownReport> {
         Ok(self.run_until_signals(supervisor::os_signals()?).await)
     }
