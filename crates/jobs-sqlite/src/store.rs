@@ -1,6 +1,8 @@
 //! [`SqliteStore`]: the [`Store`] implementation over the connections.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jobs::store::{
@@ -11,6 +13,7 @@ use jobs::store::{
 use jobs::{JobId, JobRecord, QueueStats, StoreError};
 
 use crate::connections::Connections;
+use crate::data_version::DataVersionPoll;
 use crate::listener::Notifier;
 use crate::options::SqliteStoreOptions;
 
@@ -26,8 +29,10 @@ use crate::options::SqliteStoreOptions;
 /// Every method of [`Store`] returns [`StoreError::Closed`] after [`close`](Self::close).
 #[derive(Debug)]
 pub struct SqliteStore {
-    conns: Connections,
+    conns: Arc<Connections>,
     notifier: Notifier,
+    /// How often listeners poll `data_version` for other processes' writes (files only).
+    wake_poll: Option<Duration>,
 }
 
 impl SqliteStore {
@@ -58,8 +63,9 @@ impl SqliteStore {
         let conns = Connections::open(options, path).await?;
         tracing::debug!(path = ?path, "sqlite job store opened");
         Ok(SqliteStore {
-            conns,
+            conns: Arc::new(conns),
             notifier: Notifier::new(),
+            wake_poll: path.and(options.wake_poll_interval),
         })
     }
 
@@ -223,7 +229,10 @@ impl Store for SqliteStore {
     fn listen(&self) -> BoxFuture<'_, Result<Option<Box<dyn JobListener>>, StoreError>> {
         Box::pin(async move {
             self.conns.check_open()?;
-            let listener = self.notifier.subscribe().ok_or(StoreError::Closed)?;
+            let poll = self
+                .wake_poll
+                .map(|every| DataVersionPoll::new(Arc::downgrade(&self.conns), every));
+            let listener = self.notifier.subscribe(poll).ok_or(StoreError::Closed)?;
             Ok(Some(Box::new(listener) as Box<dyn JobListener>))
         })
     }
