@@ -25,6 +25,7 @@ mod hooks;
 mod maintenance;
 mod queues;
 mod run;
+mod slots;
 mod stops;
 mod tree;
 

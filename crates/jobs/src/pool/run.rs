@@ -69,7 +69,7 @@ impl Runner {
         let permit = tokio::select! {
             biased;
             () = run.stopping() => return, // never started: released by the guard
-            permit = queue.slots.acquire() => permit,
+            permit = queue.slots.acquire(run.record.priority) => permit,
         };
         let started = Instant::now();
         let outcome = self.perform(&run).await;
