@@ -187,7 +187,10 @@ pub async fn json_depth_limit(store: Arc<dyn Store>) {
         now: at(2),
     };
     let deeper = h.store.job_checkpoint(checkpoint(MAX_JSON_DEPTH + 1)).await;
-    assert!(matches!(deeper, Err(StoreError::Invalid { .. })), "{deeper:?}");
+    assert!(
+        matches!(deeper, Err(StoreError::Invalid { .. })),
+        "{deeper:?}"
+    );
     assert!(h.ok(
         h.store.job_checkpoint(checkpoint(MAX_JSON_DEPTH)).await,
         "checkpoint"

@@ -41,9 +41,9 @@ use supervisor::{Signal, SupervisorHandle};
 use tokio::time::Instant;
 
 pub use config::{ConfigError, PoolConfig};
+pub use events::JobEvent;
 pub use lifecycle::PoolStarted;
 pub use spec::PoolSpec;
-pub use events::JobEvent;
 
 use crate::args::validate_queue_name;
 use crate::client::Client;
@@ -436,6 +436,10 @@ impl Pool {
     /// assert!(report.clean);
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe until `stop` resolves; after it, as [`shutdown`](Self::shutdown).
     pub async fn run_until<F: Future>(&self, stop: F) -> ShutdownReport {
         self.run_until_signals(stream::once(stop).map(|_| Signal::Terminate))
             .await
