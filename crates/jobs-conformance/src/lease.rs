@@ -232,7 +232,8 @@ pub async fn rescue_expired_only(store: Arc<dyn Store>) {
 
 /// A job whose lease expires again after it was already rescued `max_rescues` times goes to
 /// `dead` instead (a poison pill): `rescues` + 1, lease cleared, `finalized_at` = now, one
-/// error with attempt 0, time now and a message mentioning the rescue; it is returned in
+/// error with attempt 0, time now and the message `jobs::store::poison_pill_message` words
+/// (one wording for every store, naming the worker and the counts); it is returned in
 /// `dead` exactly as `job_get` then shows it. `max_rescues` 0 kills at the first expiry.
 pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
     let h = Harness::new(store);
@@ -259,10 +260,10 @@ pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
     );
     assert_eq!(dead.errors.len(), 1);
     assert_eq!((dead.errors[0].attempt, dead.errors[0].at), (0, at(231)));
-    let message = dead.errors[0].message.to_lowercase();
-    assert!(
-        message.contains("rescue"),
-        "the error explains the poison pill: {message}"
+    assert_eq!(
+        dead.errors[0].message,
+        jobs::store::poison_pill_message(WORKER, 3, 2),
+        "the one wording of every store"
     );
     assert_eq!(&h.get(id).await, dead);
 
@@ -277,5 +278,9 @@ pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
     assert_eq!(
         (job.state, job.rescues, job.errors.len()),
         (JobState::Dead, 1, 1)
+    );
+    assert_eq!(
+        job.errors[0].message,
+        jobs::store::poison_pill_message(WORKER, 1, 0)
     );
 }

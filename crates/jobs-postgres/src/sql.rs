@@ -198,7 +198,9 @@ fn finish(t: &str) -> String {
                 SET state = f.state, \
                     run_at = coalesce(f.run_at, j.run_at), \
                     attempts = j.attempts + f.charge::int, \
-                    errors = CASE WHEN f.error IS NULL THEN j.errors ELSE j.errors || f.error::jsonb END, \
+                    errors = CASE WHEN f.error IS NULL THEN j.errors \
+                        WHEN jsonb_typeof(j.errors) = 'array' THEN j.errors || f.error::jsonb \
+                        ELSE jsonb_build_array(f.error::jsonb) END, \
                     finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN $7::timestamptz END, \
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
                     lease_owner = NULL, lease_expires_at = NULL \
@@ -261,7 +263,7 @@ fn heartbeat(t: &str) -> String {
 }
 
 /// `$1` now, `$2` limit, `$3` max rescues, `$4` channel, `$5` now as µs (for the error JSON),
-/// `$6` asynchronous commit.
+/// `$6` asynchronous commit, `$7` [`jobs::store::POISON_PILL_MESSAGE`].
 /// Skips rows another rescuer (or a heartbeat) holds, so two rescuers never return the same
 /// job.
 fn rescue(t: &str) -> String {
@@ -280,9 +282,10 @@ fn rescue(t: &str) -> String {
                     errors = CASE WHEN j.rescues >= $3::int4 \
                         THEN j.errors || jsonb_build_object( \
                                  'attempt', 0, 'at', $5::int8, \
-                                 'message', format('rescued too many times (%s): the lease of worker %s expired again; \
-                                                    poison pill, moved to the dead set', \
-                                                   j.rescues, coalesce(j.lease_owner, '?'))) \
+                                 'message', replace(replace(replace($7::text, \
+                                     '{{owner}}', coalesce(j.lease_owner, '?')), \
+                                     '{{rescues}}', (j.rescues + 1)::text), \
+                                     '{{max_rescues}}', $3::int4::text)) \
                         ELSE j.errors END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM c WHERE j.id = c.id AND {gate} \

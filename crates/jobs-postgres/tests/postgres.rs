@@ -6,7 +6,10 @@ use jobs_postgres_testkit as testkit;
 
 use std::time::Duration;
 
-use jobs::store::{JobClaimParams, JobHeartbeatParams, JobInsertParams, NewJob, Store};
+use jobs::store::{
+    FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    NewJob, Store,
+};
 use jobs::{JobState, StoreError, Timestamp};
 use jobs_postgres::{
     migrate, LeaseCommit, PostgresError, PostgresOptions, PostgresStore, SchemaName,
@@ -1133,4 +1136,94 @@ async fn rust_and_sql_enqueue_follow_one_rule_set() {
         ),
     );
     assert_eq!(from_sql.max_attempts, jobs::DEFAULT_MAX_ATTEMPTS);
+}
+
+/// A row written behind the store's back (args nested deeper than the decoder reads, errors
+/// that are not an array) never fails its claim batch: the others are claimed as usual, the
+/// damaged ones `unreadable` with a reason naming their id; a `Dead` finish of them applies
+/// beside the others' completions, and a rescue reads past them.
+#[tokio::test]
+async fn a_damaged_row_is_claimed_unreadable_naming_the_job() {
+    let Some(store) = testkit::fresh_store("damaged_row").await else {
+        return;
+    };
+    let pool = store.pool().clone();
+    let q = store.schema().quoted();
+    let ids = store
+        .job_insert_many(insert(vec![job("q"), job("q"), job("q"), job("q")]))
+        .await
+        .expect("insert");
+    let too_deep = format!("{}1{}", "[".repeat(129), "]".repeat(129));
+    exec(
+        &pool,
+        &format!(
+            "UPDATE {q}.jobs SET args = '{too_deep}' WHERE id = {};
+             UPDATE {q}.jobs SET errors = '{{}}' WHERE id = {};
+             UPDATE {q}.jobs SET checkpoint = '{too_deep}' WHERE id = {}",
+            ids[1].0, ids[2].0, ids[3].0
+        ),
+    )
+    .await;
+    let claimed = store
+        .job_claim(claim("q", 10))
+        .await
+        .expect("the batch is claimed");
+    assert_eq!(claimed.len(), 4);
+    let mut claimed = claimed;
+    claimed.sort_by_key(|c| c.record.id);
+    assert!(claimed[0].unreadable.is_none());
+    for (n, column) in [(1, "args"), (2, "errors"), (3, "checkpoint")] {
+        let reason = claimed[n].unreadable.as_deref().unwrap_or_default();
+        assert!(reason.contains(&format!("job {}", ids[n])), "{reason}");
+        assert!(reason.contains(column), "{reason}");
+    }
+    assert_eq!(claimed[1].record.args, json!(null));
+    let finish = |c: &jobs::store::ClaimedJob, outcome| JobFinish {
+        lease: c.lease,
+        outcome,
+    };
+    let dead = || FinishOutcome::Dead {
+        error: jobs::AttemptError {
+            attempt: 1,
+            at: Timestamp::now(),
+            message: "unreadable".into(),
+        },
+    };
+    let applied = store
+        .job_finish_many(JobFinishParams {
+            owner: "w".into(),
+            finishes: vec![
+                finish(&claimed[0], FinishOutcome::Completed),
+                finish(&claimed[1], dead()),
+                finish(&claimed[2], dead()),
+                finish(&claimed[3], FinishOutcome::Release),
+            ],
+            now: Timestamp::now(),
+        })
+        .await
+        .expect("finish");
+    assert_eq!(applied, vec![true; 4]);
+    let repaired = store
+        .job_get(ids[2])
+        .await
+        .expect("readable again")
+        .expect("exists");
+    assert_eq!((repaired.state, repaired.errors.len()), (JobState::Dead, 1));
+    assert!(matches!(
+        store.job_get(ids[1]).await,
+        Err(StoreError::Corrupt { id, .. }) if id == ids[1].0
+    ));
+    // The released one, rescued after its lease expires, is buried without an error.
+    let again = store.job_claim(claim("q", 10)).await.expect("claim");
+    assert_eq!(again.len(), 1);
+    let rescued = store
+        .job_rescue_expired(jobs::store::JobRescueParams {
+            now: Timestamp::now() + Duration::from_secs(3600),
+            max_rescues: 0,
+            limit: 10,
+        })
+        .await
+        .expect("the rescue reads past the damaged row");
+    assert_eq!(rescued.dead.len(), 1);
+    assert_eq!(rescued.dead[0].checkpoint, None);
 }

@@ -66,7 +66,13 @@ impl Connections {
         path: Option<&Path>,
     ) -> Result<Self, StoreError> {
         let connect = options.connect_options_for(path);
-        Self::connect(options, connect, path.is_some()).await
+        let named = |error| match path {
+            Some(path) => crate::error::opening(path, error),
+            None => error,
+        };
+        Self::connect(options, connect, path.is_some())
+            .await
+            .map_err(named)
     }
 
     /// Connects the writer with `connect` (which migrates the schema) and, for a file, the

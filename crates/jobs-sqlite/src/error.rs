@@ -20,6 +20,22 @@ pub(crate) fn store_error(op: &'static str, err: sqlx::Error) -> StoreError {
     classify(op, &err).with_source(err)
 }
 
+/// `error` of opening the database file at `path`, its message naming the file (every
+/// variant but those without a message is kept as it is).
+pub(crate) fn opening(path: &std::path::Path, error: StoreError) -> StoreError {
+    let mut error = error;
+    match &mut error {
+        StoreError::Unavailable { message, .. }
+        | StoreError::Busy { message, .. }
+        | StoreError::Schema { message, .. }
+        | StoreError::Other { message, .. } => {
+            *message = format!("opening {}: {message}", path.display());
+        }
+        _ => {}
+    }
+    error
+}
+
 /// A closure mapping sqlx errors of operation `op`, for `map_err`.
 pub(crate) fn during(op: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |err| store_error(op, err)

@@ -68,6 +68,15 @@
 //! atomic. A claim cancelled after SQLite ran it leaves its jobs leased to no one until the
 //! rescuer returns them, one lease period later.
 //!
+//! # Transactional enqueue
+//!
+//! An application that keeps its own tables in the same file opens its sqlx pool with
+//! [`SqliteStoreOptions::connect_options`] (the store's pragmas), the store on it with
+//! [`SqliteStore::from_pool`], and enqueues inside its own transactions with
+//! [`SqliteStore::enqueue_in`]: the job exists if and only if the transaction commits. After
+//! the commit, [`SqliteStore::wake`] wakes this process's pool at once (SQLite has no
+//! notifications between connections; without it the pool finds the job at its next poll).
+//!
 //! # Several processes
 //!
 //! Any number of processes may open the same file. Each write statement takes SQLite's write

@@ -15,7 +15,7 @@ use crate::client::Client;
 use crate::error::EnqueueError;
 use crate::job::{JobId, JobRecord};
 use crate::lease_clock::{deadline_after, LeaseClock};
-use crate::store::{JobCheckpointParams, Lease};
+use crate::store::{checkpoint_problem, ClaimedJob, JobCheckpointParams, Lease};
 use crate::worker::JobError;
 
 /// The running job's view of the engine: who it is, whether it should stop, and its
@@ -44,6 +44,9 @@ pub(crate) struct RunEnv {
 pub(crate) struct RunState {
     pub(crate) record: JobRecord,
     pub(crate) lease: Lease,
+    /// Why the job's stored row could not be read, if it could not: the run then moves it
+    /// to the dead set without performing it.
+    pub(crate) unreadable: Option<String>,
     env: Arc<RunEnv>,
     /// This run's lease was taken over: it must end now and write nothing.
     lost: CancellationToken,
@@ -75,17 +78,18 @@ struct CheckpointState {
 impl RunState {
     /// A run of a job claimed by a claim sent at `claim_sent` (its lease runs out one lease
     /// length later, unless renewed).
-    pub(crate) fn new(
-        record: JobRecord,
-        lease: Lease,
-        env: Arc<RunEnv>,
-        claim_sent: Instant,
-    ) -> Self {
+    pub(crate) fn new(claimed: ClaimedJob, env: Arc<RunEnv>, claim_sent: Instant) -> Self {
+        let ClaimedJob {
+            lease,
+            record,
+            unreadable,
+        } = claimed;
         let latest = record.checkpoint.clone();
         let lease_clock = LeaseClock::new(deadline_after(claim_sent, env.lease_ttl));
         RunState {
             record,
             lease,
+            unreadable,
             env,
             lost: CancellationToken::new(),
             lease_clock,
@@ -271,7 +275,9 @@ impl JobContext {
     ///
     /// # Errors
     ///
-    /// `LeaseLost` and `Interrupted` as above; `Failed` if `state` does not serialize.
+    /// `LeaseLost` and `Interrupted` as above; `Failed` if `state` does not serialize or
+    /// nests arrays and objects deeper than [`MAX_JSON_DEPTH`](crate::store::MAX_JSON_DEPTH)
+    /// (nothing is saved then).
     ///
     /// # Cancel safety
     ///
@@ -283,6 +289,11 @@ impl JobContext {
         }
         let value = serde_json::to_value(state)
             .map_err(|e| JobError::failed(format!("checkpoint does not serialize: {e}")))?;
+        if let Some(problem) = checkpoint_problem(&value) {
+            // Refused here, before it is kept: a checkpoint no store could read back must
+            // never reach a write (the completer's among them).
+            return Err(JobError::failed(problem));
+        }
         let write_now = {
             let mut saved = self.run.checkpoint_state();
             saved.latest = Some(value.clone());

@@ -6,8 +6,16 @@
 //! a supervision tree (crate `supervisor`): a lost database connection means delayed
 //! restarts of the affected child, never a crash or a hot loop.
 //!
+//! The pool can also be a child of your own supervision tree, beside your HTTP server:
+//! [`PoolBuilder::build`] gives a [`PoolSpec`] whose [`child_spec`](PoolSpec::child_spec) you
+//! add to your tree, and whose [`PoolStarted`] hands you the pool once it runs; the tree's
+//! order then decides the shutdown (the server stops first, then the pool).
+//!
 //! This crate root is the application's API. The storage seam, the [`Store`](store::Store)
 //! trait with its params types, is in [`store`], for those who write or test a store.
+//! [`testing`] helps test workers without a pool (direct runs, inline and manual modes,
+//! assertions on enqueued jobs); [`telemetry`] names the metrics the engine records, and
+//! [`Pool::subscribe`] streams job events.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -57,9 +65,12 @@
 //!   stale run (frozen, rescued, re-claimed elsewhere) cannot overwrite a newer one, and it
 //!   is stopped as soon as its lease is gone: a heartbeat finds it taken over, or it runs
 //!   out on the run's own clock (checked at every safe point, without waiting for the store).
-//! * **Bad input never takes the pool down.** Invalid options are typed errors at enqueue
-//!   ([`EnqueueError`]); an unknown kind or undecodable args sends the job to the dead set
-//!   with the reason ([`BadInput`]), and the exhausted hook sees it.
+//! * **Bad input never takes the pool down.** Invalid options, names and args nested
+//!   deeper than a store can read back are typed errors at enqueue ([`EnqueueError`]; the
+//!   one rule set is `jobs::store::NewJob::validate`); an unknown kind, undecodable args or
+//!   a stored row that cannot be read (written by hand or by an older version) sends that one
+//!   job to the dead set with the reason ([`BadInput`]), the rest of its batch runs, and the
+//!   exhausted hook sees it.
 //!
 //! # Outcomes
 //!

@@ -23,6 +23,7 @@ use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
 use crate::job::{AttemptError, JobId, JobRecord, JobState};
+use crate::store::poison_pill_message;
 use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
@@ -566,25 +567,21 @@ enum Rescued {
 }
 
 fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
-    let owner = job.lease_owner.take().unwrap_or_default();
-    let expired_at = job.lease_expires_at.take();
+    let owner = job.lease_owner.take();
+    job.lease_expires_at = None;
     let poison = job.rescues >= params.max_rescues;
     job.rescues = job.rescues.saturating_add(1);
     if !poison {
         job.state = JobState::Available;
         return Rescued::Requeued(job.queue.clone());
     }
-    let expired_at = expired_at.map_or_else(|| "an unknown time".to_owned(), |t| t.to_string());
     job.errors.push(AttemptError {
         attempt: 0,
         at: params.now,
-        message: format!(
-            "poison pill: the lease of worker {owner:?} expired at {expired_at}; this job's \
-             leases have now expired {rescues} times (rescue limit {max}): its worker keeps \
-             dying or freezing while running it, so it was moved to the dead set instead of \
-             being rescued again",
-            rescues = job.rescues,
-            max = params.max_rescues,
+        message: poison_pill_message(
+            owner.as_deref().unwrap_or("?"),
+            job.rescues,
+            params.max_rescues,
         ),
     });
     job.state = JobState::Dead;
@@ -620,10 +617,7 @@ impl Store for MemoryStore {
             let claimed = self.lock()?.claim(&params);
             Ok(claimed
                 .into_iter()
-                .map(|(lease, record)| ClaimedJob {
-                    lease,
-                    record: Arc::unwrap_or_clone(record),
-                })
+                .map(|(lease, record)| ClaimedJob::new(lease, Arc::unwrap_or_clone(record)))
                 .collect())
         })
     }

@@ -225,6 +225,14 @@ pub enum BadInput {
         /// The deserializer's message.
         reason: String,
     },
+    /// The job's stored row could not be read (see
+    /// [`ClaimedJob::unreadable`](crate::store::ClaimedJob::unreadable)).
+    #[error("{reason}; moved to the dead set without running")]
+    UnreadableRow {
+        /// What could not be read, naming the row's id ("the stored row of job 42 cannot be
+        /// read: …").
+        reason: String,
+    },
 }
 
 /// Decodes a job's stored args as the engine does before a run.

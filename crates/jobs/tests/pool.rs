@@ -885,3 +885,68 @@ async fn inspection_shows_latency_running_jobs_and_retries_and_cancels() {
     assert_eq!(retried.errors.len(), 2, "errors are kept across a retry");
     let _ = pool.shutdown().await;
 }
+
+/// Checkpoints `depth` levels deep twice, then fails with whatever the second one answered.
+struct DeepCheckpointer;
+#[derive(Serialize, Deserialize)]
+struct DeepCheckpoint(usize);
+impl JobArgs for DeepCheckpoint {
+    const KIND: &'static str = "deep_checkpoint";
+}
+impl Worker for DeepCheckpointer {
+    type Args = DeepCheckpoint;
+    async fn perform(
+        &self,
+        ctx: JobContext,
+        DeepCheckpoint(depth): DeepCheckpoint,
+    ) -> Result<(), JobError> {
+        let state = (0..depth).fold(serde_json::json!(1), |v, _| serde_json::json!([v]));
+        // The first is buffered (the checkpoint interval has not passed), so only the run's
+        // end would write it.
+        ctx.checkpoint(&state).await?;
+        ctx.checkpoint(&state).await
+    }
+}
+
+/// A checkpoint nested deeper than any store reads back is refused to the job at once (its
+/// attempt fails with the reason) and never kept: before, it was buffered and the
+/// completer's write of it was refused again and again, holding up every finish behind it.
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_too_deep_to_read_back_fails_the_attempt_and_nothing_else() {
+    let store = memory();
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .register(DeepCheckpointer)
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let options = EnqueueOptions::new().max_attempts(1);
+    let client = pool.client();
+    let deep = client
+        .enqueue_with(
+            &DeepCheckpoint(jobs::store::MAX_JSON_DEPTH + 1),
+            options.clone(),
+        )
+        .await
+        .unwrap();
+    let fine = client
+        .enqueue_with(&DeepCheckpoint(jobs::store::MAX_JSON_DEPTH), options)
+        .await
+        .unwrap();
+    wait_for(|| async { dead.lock().unwrap().len() }, 1).await;
+    wait_for(
+        || async { usize::from(job(&store, fine).await.state == JobState::Completed) },
+        1,
+    )
+    .await;
+    let buried = job(&store, deep).await;
+    assert_eq!(buried.state, JobState::Dead);
+    assert_eq!(buried.checkpoint, None, "nothing of it was saved");
+    assert!(
+        buried.errors[0].message.contains("nested 101 levels deep"),
+        "{:?}",
+        buried.errors
+    );
+    assert!(pool.shutdown().await.clean);
+}

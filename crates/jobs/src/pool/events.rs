@@ -1,6 +1,8 @@
 //! The pool's job lifecycle events ([`Pool::subscribe`](crate::Pool::subscribe)), typed like
 //! the supervisor's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::broadcast;
 
 use crate::context::RunState;
@@ -66,22 +68,28 @@ impl JobEvent {
 #[derive(Debug)]
 pub(crate) struct Events {
     tx: broadcast::Sender<JobEvent>,
+    /// Whether anyone ever subscribed: until then a run pays one atomic load, not the
+    /// channel's lock.
+    subscribed: AtomicBool,
 }
 
 impl Events {
     pub(crate) fn new() -> Self {
         Events {
             tx: broadcast::channel(EVENT_CAPACITY).0,
+            subscribed: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
-        self.tx.subscribe()
+        let receiver = self.tx.subscribe();
+        self.subscribed.store(true, Ordering::Release);
+        receiver
     }
 
     /// Sends the event `make` builds, if anyone listens.
     fn send(&self, make: impl FnOnce() -> JobEvent) {
-        if self.tx.receiver_count() > 0 {
+        if self.subscribed.load(Ordering::Acquire) && self.tx.receiver_count() > 0 {
             // A subscriber gone between the check and the send is fine: nobody to tell.
             let _ = self.tx.send(make());
         }

@@ -82,12 +82,7 @@ impl Fetcher {
         let count = claimed.len();
         for job in claimed {
             tracing::debug!(job_id = %job.record.id, queue = %self.queue.name, "claimed");
-            let run = Arc::new(RunState::new(
-                job.record,
-                job.lease,
-                Arc::clone(&self.run_env),
-                sent,
-            ));
+            let run = Arc::new(RunState::new(job, Arc::clone(&self.run_env), sent));
             self.books.admit(&self.queue, &run);
             self.runs.send(run);
         }

@@ -473,3 +473,52 @@ impl Pool {
         self.report(not_stopped, started).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{JobArgs, JobContext, JobError, JobState, MemoryStore};
+
+    struct Stubborn;
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct StubbornArgs;
+    impl JobArgs for StubbornArgs {
+        const KIND: &'static str = "stubborn";
+    }
+    impl Worker for Stubborn {
+        type Args = StubbornArgs;
+        async fn perform(&self, _ctx: JobContext, _args: StubbornArgs) -> Result<(), JobError> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_skips_the_grace_and_still_releases_the_running_jobs() {
+        let pool = Pool::builder(Arc::new(MemoryStore::new()))
+            .clock(Clock::tokio())
+            .register(Stubborn)
+            .start()
+            .await
+            .unwrap();
+        let client = pool.client();
+        let id = client.enqueue(&StubbornArgs).await.unwrap();
+        while client.job(id).await.unwrap().map(|job| job.state) != Some(JobState::Running) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let second_after_1s = stream::once(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Signal::Interrupt
+        });
+        let signals = stream::iter([Signal::Terminate]).chain(second_after_1s);
+        let report = pool.run_until_signals(signals).await;
+        assert!(
+            report.took < Duration::from_secs(3),
+            "not the 20 s grace: {report:?}"
+        );
+        assert_eq!(report.released, vec![id]);
+        assert!(report.clean, "released, not killed: {report:?}");
+        let job = client.job(id).await.unwrap().unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Available, 0));
+    }
+}

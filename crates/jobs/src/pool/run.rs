@@ -122,6 +122,10 @@ impl Runner {
 /// store records (bad input: the dead set); `None` when the lease was lost.
 pub(crate) async fn perform(registry: &Registry, run: &Arc<RunState>) -> Option<FinishOutcome> {
     let record = &run.record;
+    if let Some(reason) = &run.unreadable {
+        let reason = reason.clone();
+        return Some(bad_input(run, BadInput::UnreadableRow { reason }));
+    }
     let worker = match registry.get(&record.kind) {
         Ok(worker) => Arc::clone(worker),
         Err(bad) => return Some(bad_input(run, bad)),

@@ -27,6 +27,11 @@
 //!   the whole batch, not one per job.
 //! * `job_claim` never hands the same job to two claimers while a lease holds (SKIP
 //!   LOCKED-style), orders by priority (high first), then `run_at`, then id.
+//! * One stored row that cannot be read (written by an older version or by hand) never fails
+//!   a claim, a rescue or the finish that buries it: `job_claim` leases it like the others
+//!   and returns it with [`ClaimedJob::unreadable`] set (what could be read in its record),
+//!   and the engine moves it to the dead set with that reason. A read of that one job
+//!   (`job_get`, `job_list`) is [`StoreError::Corrupt`] naming it.
 //! * Fenced operations (`job_finish_many`, `job_heartbeat_many`, `job_checkpoint`) match on
 //!   `id`, `claims == lease.token`, `lease_owner == owner` and `state == running`, and report
 //!   per job whether they applied; a mismatch is not an error. A finish batch naming one
@@ -56,12 +61,13 @@ pub use crate::error::StoreError;
 #[doc(no_inline)]
 pub use crate::stats::QueueStats;
 pub use facade::{FacadeListener, StoreFacade, STORE_CALL_FAILURES, STORE_CALL_SECONDS};
+pub use params::{poison_pill_message, POISON_PILL_MESSAGE};
 pub use params::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
     JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, RescueOutcome,
 };
-pub(crate) use validate::is_valid_name;
+pub(crate) use validate::{checkpoint_problem, is_valid_name};
 pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};
 
 /// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, or an

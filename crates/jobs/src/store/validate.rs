@@ -207,6 +207,18 @@ impl JobClaimParams {
     }
 }
 
+/// What is wrong with a checkpoint, if anything: nested deeper than [`MAX_JSON_DEPTH`] (it
+/// could be stored but not read back).
+pub(crate) fn checkpoint_problem(checkpoint: &Value) -> Option<String> {
+    let depth = json_depth(checkpoint);
+    (depth > MAX_JSON_DEPTH).then(|| {
+        format!(
+            "a checkpoint nested {depth} levels deep; at most {MAX_JSON_DEPTH} levels of arrays \
+             and objects can be stored and read back"
+        )
+    })
+}
+
 impl JobCheckpointParams {
     /// Checks that the checkpoint nests at most [`MAX_JSON_DEPTH`] deep (a deeper one could
     /// be stored but not read back).
@@ -215,17 +227,10 @@ impl JobCheckpointParams {
     ///
     /// [`StoreError::Invalid`] naming the depth.
     pub fn validate(&self) -> Result<(), StoreError> {
-        let depth = json_depth(&self.checkpoint);
-        if depth > MAX_JSON_DEPTH {
-            return Err(invalid(
-                "job_checkpoint",
-                format!(
-                    "a checkpoint nested {depth} levels deep; at most {MAX_JSON_DEPTH} levels \
-                     of arrays and objects can be stored and read back"
-                ),
-            ));
+        match checkpoint_problem(&self.checkpoint) {
+            Some(problem) => Err(invalid("job_checkpoint", problem)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

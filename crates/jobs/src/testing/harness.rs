@@ -198,8 +198,7 @@ impl HarnessStore {
         while let Some(claimed) = next_due(client.store(), self.clock).await {
             for job in claimed {
                 let run = Arc::new(RunState::new(
-                    job.record,
-                    job.lease,
+                    job,
                     Arc::clone(&env),
                     tokio::time::Instant::now(),
                 ));

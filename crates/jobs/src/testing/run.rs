@@ -59,8 +59,7 @@ pub(super) async fn claim_new(
         .expect("a job just inserted alone into its own store is claimable");
     adjust(&mut claimed.record);
     Ok(Arc::new(RunState::new(
-        claimed.record,
-        claimed.lease,
+        claimed,
         Arc::clone(env),
         tokio::time::Instant::now(),
     )))
