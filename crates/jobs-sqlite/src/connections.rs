@@ -109,6 +109,20 @@ impl Connections {
         })
     }
 
+    /// The writer if no other write of this process holds it now and no unfinished script
+    /// left a transaction open; `None` otherwise (or once closed).
+    pub(crate) fn try_writer(&self) -> Option<Writer<'_>> {
+        if self.is_closed() || self.in_script.load(Ordering::Acquire) {
+            return None;
+        }
+        let guard = self.writer.try_lock().ok()?;
+        let conn = MutexGuard::try_map(guard, Option::as_mut).ok()?;
+        Some(Writer {
+            conn,
+            in_script: &self.in_script,
+        })
+    }
+
     /// A connection for reads: a pooled reader for a file, the writer in memory.
     pub(crate) async fn reader(&self) -> Result<Reader<'_>, StoreError> {
         self.check_open()?;

@@ -82,8 +82,13 @@
 //! Any number of processes may open the same file. Each write statement takes SQLite's write
 //! lock for its whole run, so two claimers never take the same job; a writer that finds the
 //! lock held waits up to the [busy timeout](SqliteStoreOptions::busy_timeout) and then fails
-//! with the transient [`jobs::StoreError::Busy`]. Wake-ups from [`jobs::store::Store::listen`] are
-//! in-process only; the engine's polling finds jobs inserted by other processes.
+//! with the transient [`jobs::StoreError::Busy`]. Wake-ups from [`jobs::store::Store::listen`]
+//! reach across processes: besides this store's own writes, a listener polls
+//! `PRAGMA data_version` on the writer connection every
+//! [few milliseconds](SqliteStoreOptions::wake_poll_interval) (no I/O), which changes only
+//! when another connection commits, and wakes every queue when it changed and some job is
+//! available; a job enqueued or released by another process is picked up within
+//! milliseconds instead of at the next poll.
 //!
 //! # Errors
 //!
@@ -109,6 +114,7 @@
 
 mod claim;
 mod connections;
+mod data_version;
 mod error;
 mod finish;
 mod insert;

@@ -7,6 +7,9 @@ use jobs::StoreError;
 
 use crate::store::SqliteStore;
 
+/// How often listeners check for other processes' writes by default.
+const DEFAULT_WAKE_POLL_INTERVAL: Duration = Duration::from_millis(5);
+
 /// How often SQLite waits for the disk (`PRAGMA synchronous`).
 ///
 /// In WAL mode every level survives a crash of the *process* (SIGKILL, panic, OOM kill):
@@ -48,6 +51,7 @@ impl Synchronous {
 /// | [`synchronous`](Self::synchronous) | [`Synchronous::Normal`] | durability against machine crashes |
 /// | [`readers`](Self::readers) | 2 | read connections for `job_get`, `job_list`, `queue_stats` (files only) |
 /// | [`cache_size_kib`](Self::cache_size_kib) | 16,384 (16 MiB) | page cache per connection |
+/// | [`wake_poll_interval`](Self::wake_poll_interval) | 5 ms | how often a listener checks for other processes' writes (files only) |
 ///
 /// Files always use WAL mode and one writer connection per store (writes are serialised
 /// in-process and never contend with each other; other processes are waited for up to the
@@ -74,6 +78,7 @@ pub struct SqliteStoreOptions {
     pub(crate) synchronous: Synchronous,
     pub(crate) readers: u32,
     pub(crate) cache_size_kib: u32,
+    pub(crate) wake_poll_interval: Option<Duration>,
 }
 
 impl Default for SqliteStoreOptions {
@@ -83,6 +88,7 @@ impl Default for SqliteStoreOptions {
             synchronous: Synchronous::Normal,
             readers: 2,
             cache_size_kib: 16 * 1024,
+            wake_poll_interval: Some(DEFAULT_WAKE_POLL_INTERVAL),
         }
     }
 }
@@ -116,6 +122,17 @@ impl SqliteStoreOptions {
     /// The page cache of each connection in KiB. Default 16 MiB.
     pub fn cache_size_kib(mut self, kib: u32) -> Self {
         self.cache_size_kib = kib;
+        self
+    }
+
+    /// How often a listener ([`Store::listen`](jobs::store::Store::listen), which a pool
+    /// opens) checks whether another process wrote to the file (`PRAGMA data_version` on the
+    /// writer connection: no I/O, skipped while this store writes), so jobs enqueued or
+    /// released by other processes are picked up within about this long. `None` turns it
+    /// off (other processes' jobs are then found by the pool's poll). Default 5 ms; no
+    /// effect on in-memory stores.
+    pub fn wake_poll_interval(mut self, every: Option<Duration>) -> Self {
+        self.wake_poll_interval = every.filter(|every| !every.is_zero());
         self
     }
 

@@ -1,6 +1,8 @@
 //! [`SqliteStore`]: the [`Store`] implementation over the connections.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jobs::store::{
@@ -14,6 +16,7 @@ use jobs::{
 use sqlx::SqliteConnection;
 
 use crate::connections::Connections;
+use crate::data_version::DataVersionPoll;
 use crate::listener::Notifier;
 use crate::options::SqliteStoreOptions;
 
@@ -29,8 +32,10 @@ use crate::options::SqliteStoreOptions;
 /// Every method of [`Store`] returns [`StoreError::Closed`] after [`close`](Self::close).
 #[derive(Debug)]
 pub struct SqliteStore {
-    conns: Connections,
+    conns: Arc<Connections>,
     notifier: Notifier,
+    /// How often listeners poll `data_version` for other processes' writes (files only).
+    wake_poll: Option<Duration>,
 }
 
 impl SqliteStore {
@@ -89,11 +94,13 @@ impl SqliteStore {
                  its own; open the pool on a file, or use SqliteStore::open_in_memory",
             ));
         }
-        let conns = Connections::connect(&SqliteStoreOptions::new(), connect, true).await?;
+        let options = SqliteStoreOptions::new();
+        let conns = Connections::connect(&options, connect, true).await?;
         tracing::debug!(path = ?pool.connect_options().get_filename(), "sqlite job store opened on an application pool");
         Ok(SqliteStore {
-            conns,
+            conns: Arc::new(conns),
             notifier: Notifier::new(),
+            wake_poll: options.wake_poll_interval,
         })
     }
 
@@ -183,7 +190,9 @@ impl SqliteStore {
 
     /// Wakes this store's listening pools for `queue`, as the store's own inserts do: call it
     /// after committing a transaction that enqueued jobs with [`enqueue_in`](Self::enqueue_in).
-    /// Pools of other processes on the same file are not woken; they poll.
+    /// Without it, the pool still sees the commit within its `wake_poll_interval` (the
+    /// application's pool is another connection, so `PRAGMA data_version` changes), as pools
+    /// of other processes on the same file do.
     pub fn wake(&self, queue: &str) {
         self.notifier.notify(vec![queue.to_owned()]);
     }
@@ -195,8 +204,9 @@ impl SqliteStore {
         let conns = Connections::open(options, path).await?;
         tracing::debug!(path = ?path, "sqlite job store opened");
         Ok(SqliteStore {
-            conns,
+            conns: Arc::new(conns),
             notifier: Notifier::new(),
+            wake_poll: path.and(options.wake_poll_interval),
         })
     }
 
@@ -360,7 +370,10 @@ impl Store for SqliteStore {
     fn listen(&self) -> BoxFuture<'_, Result<Option<Box<dyn JobListener>>, StoreError>> {
         Box::pin(async move {
             self.conns.check_open()?;
-            let listener = self.notifier.subscribe().ok_or(StoreError::Closed)?;
+            let poll = self
+                .wake_poll
+                .map(|every| DataVersionPoll::new(Arc::downgrade(&self.conns), every));
+            let listener = self.notifier.subscribe(poll).ok_or(StoreError::Closed)?;
             Ok(Some(Box::new(listener) as Box<dyn JobListener>))
         })
     }

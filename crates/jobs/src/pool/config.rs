@@ -45,7 +45,8 @@ pub struct PoolConfig {
     /// wait locally, leased; released at once on shutdown), so short jobs cost few round
     /// trips. Default 100; 0 claims only for free slots. Prefetch switches off by itself while
     /// the queue's recent jobs take longer than `prefetch_max_job_time`, so long jobs are
-    /// shared fairly between workers.
+    /// shared fairly between workers. Prefetched jobs never hold back a more urgent one: they
+    /// start highest priority first, and a wake-up refills the buffer early.
     pub prefetch: usize,
     /// See `prefetch` (default 10 ms).
     pub prefetch_max_job_time: Duration,

@@ -38,21 +38,25 @@ impl Fetcher {
     /// flight is never cancelled midway (that could orphan claimed jobs until their lease
     /// expires).
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        // Jobs became available while the buffer was full (maybe more urgent ones).
+        let mut woken = false;
         loop {
             if self.stop_fetching.is_cancelled() || ctx.is_cancelled() {
                 // Drained: stay idle until stopped, so a permanent child is not restarted.
                 ctx.cancelled().await;
                 return Ok(());
             }
-            let room = self.queue.claim_room(&self.claim);
+            let room = self.queue.claim_room(&self.claim, woken);
             if room == 0 {
                 tokio::select! {
                     () = self.queue.room.notified() => {}
+                    () = self.queue.wake.notified() => woken = true,
                     () = self.stop_fetching.cancelled() => {}
                     () = ctx.cancelled() => {}
                 }
                 continue;
             }
+            woken = false;
             let claimed = self.claim(room).await?;
             if claimed < room {
                 tokio::select! {

@@ -12,7 +12,7 @@ use crate::job::JobState;
 use crate::pool::events::Events;
 use crate::pool::hooks::Hooks;
 use crate::pool::queues::Queues;
-use crate::store::{JobPromoteParams, JobPruneParams, JobRescueParams, StoreError};
+use crate::store::{JobPromoteParams, JobPruneParams, JobRescueParams, StoreError, ANY_QUEUE};
 use crate::telemetry;
 
 /// Jobs per rescue, promote or prune round trip.
@@ -162,7 +162,7 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// Wakes fetchers when the store reports new jobs (PostgreSQL NOTIFY, in-process
-    /// channel). Stores without wake-ups leave this child idle; fetchers poll.
+    /// channel, SQLite's `data_version`; [`ANY_QUEUE`] wakes them all). Stores without wake-ups leave this child idle; fetchers poll.
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
         let Some(mut listener) = self.client.store().listen().await? else {
             ctx.cancelled().await;
@@ -175,7 +175,9 @@ impl Listener {
                 queue = listener.next() => queue?,
                 () = ctx.cancelled() => return Ok(()),
             };
-            if let Some(state) = self.queues.get(&queue) {
+            if queue == ANY_QUEUE {
+                self.queues.wake_all();
+            } else if let Some(state) = self.queues.get(&queue) {
                 state.wake.notify_one();
             }
         }

@@ -27,6 +27,7 @@ mod lifecycle;
 mod maintenance;
 mod queues;
 pub(crate) mod run;
+mod slots;
 mod spec;
 mod stops;
 mod tree;

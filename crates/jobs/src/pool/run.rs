@@ -88,7 +88,7 @@ impl Runner {
         let permit = tokio::select! {
             biased;
             () = run.stopping() => return, // never started: released by the guard
-            permit = queue.slots.acquire() => permit,
+            permit = queue.slots.acquire(run.record.priority) => permit,
         };
         let started = Instant::now();
         let running = Running::start(&queue.metrics.running);

@@ -94,7 +94,9 @@ impl PoolSpec {
     /// (bounded by [`PoolConfig::shutdown_timeout`] through its children's own bounds). Each
     /// (re)start builds the pool afresh from this spec and delivers it to [`PoolStarted`].
     /// When the pool's own tree exceeds its [`PoolConfig::intensity`], its exit escalates to
-    /// its parent like any nested supervisor's.
+    /// its parent like any nested supervisor's. Each start is a new [`Pool`]: a client keeps
+    /// working across restarts, but per-pool handles (`subscribe`, `busy`, `drain`) belong to
+    /// one incarnation; take fresh ones from [`PoolStarted::next`] after a restart.
     ///
     /// A second signal given to `supervisor::run_until_signal` kills the whole application
     /// tree at once: jobs the pool was running are then not released but rescued once their

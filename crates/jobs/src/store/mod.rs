@@ -70,11 +70,17 @@ pub use params::{
 pub(crate) use validate::{checkpoint_problem, is_valid_name};
 pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};
 
-/// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, or an
-/// in-process channel), so idle fetchers wake at once instead of polling tightly.
+/// The name a [`JobListener`] returns when jobs may have become available in any queue (the
+/// store saw another process write, but not which queues): the engine wakes every queue.
+/// Never a valid queue name.
+pub const ANY_QUEUE: &str = "*";
+
+/// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, an
+/// in-process channel, SQLite's `data_version`), so idle fetchers wake at once instead of
+/// polling tightly.
 pub trait JobListener: Send + fmt::Debug {
-    /// The next queue that received jobs. An error ends the listener; the engine's supervisor
-    /// opens a new one after a delay.
+    /// The next queue that received jobs, or [`ANY_QUEUE`]. An error ends the listener; the
+    /// engine's supervisor opens a new one after a delay.
     ///
     /// # Cancel safety
     ///
