@@ -5,6 +5,7 @@
 //! crash_worker (--sqlite PATH | --postgres URL --schema NAME) --log PATH
 //!              [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
 //!              [--max-connections N] [--log-lease]
+//!              [--kinds K,K,...] [--max-rescues N] [--nap-ms N] [--dead-log PATH]
 //! ```
 //!
 //! It runs two job kinds: `import` (rows one by one, checkpointing each, appending
@@ -12,6 +13,12 @@
 //! with `--log-lease` `job <id> <token> <worker id>`: the run's lease token and owner, so a
 //! test can tell runs apart; the worker id is then `crash-<pid>`).
 //! `--max-connections` sizes the PostgreSQL pool (default 10).
+//!
+//! For the blame and rolling-deploy tests it also runs `poison` (aborts the process, every
+//! time), `nap` (sleeps `--nap-ms`, default 1000, then appends `nap <id> <pid>`) and `fresh`
+//! (appends `fresh <id> <pid>`). `--kinds` registers only the kinds named (default: all of
+//! them), as an older binary that does not know a newer kind would; `--max-rescues` sets the
+//! pool's poison-pill limit; `--dead-log` makes the exhausted hook append `dead <id> <kind>`.
 //! It prints `ready <worker id>` once its pool runs, and exits 0 after a clean shutdown on
 //! SIGTERM/SIGINT.
 
@@ -40,6 +47,27 @@ impl JobArgs for Import {
 pub struct Logged(pub u64);
 impl JobArgs for Logged {
     const KIND: &'static str = "logged";
+}
+
+/// A job that aborts its process every time it runs (a poison pill).
+#[derive(Serialize, Deserialize)]
+pub struct Poison;
+impl JobArgs for Poison {
+    const KIND: &'static str = "poison";
+}
+
+/// A job that sleeps a while, then logs its id and the process id.
+#[derive(Serialize, Deserialize)]
+pub struct Nap(pub u64);
+impl JobArgs for Nap {
+    const KIND: &'static str = "nap";
+}
+
+/// A job of a kind only newer processes know; logs its id and the process id.
+#[derive(Serialize, Deserialize)]
+pub struct Fresh(pub u64);
+impl JobArgs for Fresh {
+    const KIND: &'static str = "fresh";
 }
 
 struct Log(PathBuf);
@@ -90,6 +118,38 @@ impl Worker for LoggedWorker {
     }
 }
 
+struct PoisonWorker;
+impl Worker for PoisonWorker {
+    type Args = Poison;
+    async fn perform(&self, _ctx: JobContext, _args: Poison) -> Result<(), JobError> {
+        std::process::abort()
+    }
+}
+
+struct NapWorker {
+    log: Arc<Log>,
+    nap: Duration,
+}
+impl Worker for NapWorker {
+    type Args = Nap;
+    async fn perform(&self, ctx: JobContext, _args: Nap) -> Result<(), JobError> {
+        tokio::time::sleep(self.nap).await;
+        self.log
+            .line(&format!("nap {} {}", ctx.id(), std::process::id()))
+    }
+}
+
+struct FreshWorker {
+    log: Arc<Log>,
+}
+impl Worker for FreshWorker {
+    type Args = Fresh;
+    async fn perform(&self, ctx: JobContext, _args: Fresh) -> Result<(), JobError> {
+        self.log
+            .line(&format!("fresh {} {}", ctx.id(), std::process::id()))
+    }
+}
+
 struct Flags {
     sqlite: Option<PathBuf>,
     postgres: Option<(String, String)>,
@@ -100,6 +160,10 @@ struct Flags {
     concurrency: usize,
     max_connections: u32,
     log_lease: bool,
+    kinds: Option<Vec<String>>,
+    max_rescues: Option<u32>,
+    nap: Duration,
+    dead_log: Option<PathBuf>,
 }
 
 fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
@@ -121,6 +185,10 @@ fn flags() -> Result<Flags, String> {
         concurrency: 10,
         max_connections: jobs_postgres::DEFAULT_MAX_CONNECTIONS,
         log_lease: false,
+        kinds: None,
+        max_rescues: None,
+        nap: Duration::from_millis(1000),
+        dead_log: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -154,6 +222,21 @@ fn flags() -> Result<Flags, String> {
                     .ok_or("--max-connections needs a number")?;
             }
             "--log-lease" => flags.log_lease = true,
+            "--kinds" => {
+                let kinds = args.next().ok_or("--kinds needs a list")?;
+                flags.kinds = Some(kinds.split(',').map(str::to_owned).collect());
+            }
+            "--max-rescues" => {
+                flags.max_rescues = Some(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--max-rescues needs a number")?,
+                );
+            }
+            "--nap-ms" => flags.nap = millis(args.next(), &flag)?,
+            "--dead-log" => {
+                flags.dead_log = Some(args.next().ok_or("--dead-log needs a path")?.into())
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -198,22 +281,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(100),
         grace: flags.grace,
         shutdown_timeout: flags.grace + Duration::from_secs(5),
+        max_rescues: flags
+            .max_rescues
+            .unwrap_or(PoolConfig::default().max_rescues),
         ..PoolConfig::default()
+    };
+    let knows = |kind: &str| match &flags.kinds {
+        Some(kinds) => kinds.iter().any(|k| k == kind),
+        None => true,
     };
     let owner = flags
         .log_lease
         .then(|| format!("crash-{}", std::process::id()));
     let mut builder = Pool::builder(store)
         .config(config)
-        .queue("default", flags.concurrency)
-        .register(Importer {
+        .queue("default", flags.concurrency);
+    if knows(Import::KIND) {
+        builder = builder.register(Importer {
             log: log.clone(),
             row_time: flags.row_time,
-        })
-        .register(LoggedWorker {
-            log,
+        });
+    }
+    if knows(Logged::KIND) {
+        builder = builder.register(LoggedWorker {
+            log: log.clone(),
             owner: owner.clone(),
         });
+    }
+    if knows(Poison::KIND) {
+        builder = builder.register(PoisonWorker);
+    }
+    if knows(Nap::KIND) {
+        builder = builder.register(NapWorker {
+            log: log.clone(),
+            nap: flags.nap,
+        });
+    }
+    if knows(Fresh::KIND) {
+        builder = builder.register(FreshWorker { log });
+    }
+    if let Some(path) = flags.dead_log.clone() {
+        let dead_log = Arc::new(Log(path));
+        builder = builder.on_exhausted(move |job: jobs::JobRecord| {
+            let dead_log = Arc::clone(&dead_log);
+            async move {
+                let _ = dead_log.line(&format!("dead {} {}", job.id, job.kind));
+            }
+        });
+    }
     if let Some(owner) = owner {
         builder = builder.worker_id(owner);
     }

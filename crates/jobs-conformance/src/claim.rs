@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::support::{at, claimed_ids, job_at, new_job, secs, sorted, Harness, WORKER};
-use jobs::store::{FinishOutcome, Store};
+use super::support::{at, claimed_ids, job_at, new_job, secs, sorted, Claim, Harness, WORKER};
+use jobs::store::{FinishOutcome, NewJob, Store};
 use jobs::JobState;
 
 /// Claims take available jobs by priority (high first), then `run_at`, then id, and at most
@@ -110,4 +110,69 @@ pub async fn claim_sets_lease(store: Arc<dyn Store>) {
     assert_eq!(again[0].record.lease_owner.as_deref(), Some("worker-8"));
     assert_eq!(again[0].record.lease_expires_at, Some(at(13)));
     assert_eq!(again[0].record.attempted_at, Some(at(3)));
+}
+
+/// A claim with a kind list never returns a job of another kind, and leaves those jobs
+/// available (not charged, not leased) for a claimer that knows their kind; without a list
+/// it takes any kind.
+pub async fn claim_only_listed_kinds(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let kinded = |kind: &str, priority: i16| NewJob {
+        kind: kind.to_owned(),
+        priority,
+        ..new_job("q")
+    };
+    let ids = h
+        .insert(
+            vec![
+                kinded("b", 5),
+                kinded("a", 0),
+                kinded("c", 9),
+                kinded("a", 1),
+                kinded("b", 0),
+            ],
+            at(0),
+        )
+        .await;
+    let old_kinds: &[&str] = &["a"];
+    let old = h
+        .claim_with(Claim {
+            queue: "q",
+            owner: "old",
+            limit: 10,
+            ttl: secs(30),
+            now: at(1),
+            kinds: Some(old_kinds),
+            suspects: false,
+        })
+        .await;
+    assert_eq!(claimed_ids(&old), vec![ids[1], ids[3]], "only kind a");
+    let stats = h.queue("q").await;
+    assert_eq!((stats.available, stats.running), (3, 2));
+    for id in [ids[0], ids[2], ids[4]] {
+        let job = h.get(id).await;
+        assert_eq!(
+            (job.state, job.claims, job.attempts),
+            (JobState::Available, 0, 0)
+        );
+    }
+    let new_kinds: &[&str] = &["a", "b"];
+    let new = h
+        .claim_with(Claim {
+            queue: "q",
+            owner: "new",
+            limit: 10,
+            ttl: secs(30),
+            now: at(2),
+            kinds: Some(new_kinds),
+            suspects: false,
+        })
+        .await;
+    assert_eq!(
+        claimed_ids(&new),
+        vec![ids[0], ids[4]],
+        "kinds a and b: the b jobs left"
+    );
+    let any = h.claim("q", "any", 10, secs(30), at(3)).await;
+    assert_eq!(claimed_ids(&any), vec![ids[2]], "no list: any kind");
 }

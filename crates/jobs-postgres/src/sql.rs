@@ -37,6 +37,7 @@ fn columns(alias: &str, with_lease: bool) -> String {
         "attempts",
         "max_attempts",
         "rescues",
+        "suspect",
         "claims",
         "run_at",
         "created_at",
@@ -78,6 +79,7 @@ pub(crate) struct Queries {
     pub(crate) next_ids: String,
     pub(crate) copy_in: String,
     pub(crate) claim: String,
+    pub(crate) claim_suspects: String,
     pub(crate) finish: String,
     pub(crate) complete: String,
     pub(crate) heartbeat: String,
@@ -109,7 +111,8 @@ impl Queries {
                 "COPY {t} (id, kind, queue, args, state, priority, max_attempts, run_at, created_at) \
                  FROM STDIN (FORMAT binary)"
             ),
-            claim: claim(&t),
+            claim: claim(&t, false),
+            claim_suspects: claim(&t, true),
             finish: finish(&t),
             complete: complete(&t),
             heartbeat: heartbeat(&t),
@@ -154,15 +157,26 @@ fn insert_unnest(t: &str) -> String {
     )
 }
 
-/// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry, `$6` asynchronous commit.
+/// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry, `$6` asynchronous commit,
+/// `$7` the kinds to take (NULL: any).
 ///
 /// The update finds the locked rows by `ctid` (a direct fetch, no primary-key lookup): a row
 /// locked by this statement cannot move before this statement updates it.
-fn claim(t: &str) -> String {
+///
+/// The normal claim (`suspects` false) walks the claim index and skips suspects and other
+/// kinds as it locks rows (both are heap columns `FOR UPDATE` reads anyway); the quarantine
+/// claim (`suspects` true) walks the small partial index of available suspects.
+fn claim(t: &str, suspects: bool) -> String {
+    let suspect = if suspects {
+        "suspect > 0"
+    } else {
+        "suspect = 0"
+    };
     format!(
         "WITH c AS ( \
              SELECT ctid FROM {t} \
-              WHERE state = 'available' AND queue = $1 \
+              WHERE state = 'available' AND queue = $1 AND {suspect} \
+                AND ($7::text[] IS NULL OR kind = ANY($7::text[])) \
               ORDER BY priority DESC, run_at, id \
               LIMIT $2 \
                 FOR UPDATE SKIP LOCKED) \
@@ -201,6 +215,7 @@ fn finish(t: &str) -> String {
                     errors = CASE WHEN f.error IS NULL THEN j.errors ELSE j.errors || f.error::jsonb END, \
                     finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN $7::timestamptz END, \
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
+                    suspect = CASE WHEN f.state = 'available' AND f.run_at IS NULL THEN j.suspect ELSE 0 END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM f \
               WHERE j.id = f.id AND j.claims = f.token AND j.lease_owner = $10 \
@@ -221,7 +236,7 @@ fn finish(t: &str) -> String {
 fn complete(t: &str) -> String {
     format!(
         "UPDATE {t} j \
-            SET state = 'completed', finalized_at = $3, checkpoint = NULL, \
+            SET state = 'completed', finalized_at = $3, checkpoint = NULL, suspect = 0, \
                 lease_owner = NULL, lease_expires_at = NULL \
            FROM UNNEST((SELECT $1::int8[]), (SELECT $2::int8[])) AS f(id, token) \
           WHERE j.id = f.id AND j.claims = f.token AND j.lease_owner = $5 \
@@ -274,15 +289,17 @@ fn rescue(t: &str) -> String {
                 FOR UPDATE SKIP LOCKED), \
          u AS ( \
              UPDATE {t} j \
-                SET state = CASE WHEN j.rescues >= $3::int4 THEN 'dead' ELSE 'available' END, \
+                SET state = CASE WHEN j.suspect > $3::int4 THEN 'dead' ELSE 'available' END, \
                     rescues = j.rescues + 1, \
-                    finalized_at = CASE WHEN j.rescues >= $3::int4 THEN $1::timestamptz END, \
-                    errors = CASE WHEN j.rescues >= $3::int4 \
+                    suspect = j.suspect + 1, \
+                    finalized_at = CASE WHEN j.suspect > $3::int4 THEN $1::timestamptz END, \
+                    errors = CASE WHEN j.suspect > $3::int4 \
                         THEN j.errors || jsonb_build_object( \
                                  'attempt', 0, 'at', $5::int8, \
-                                 'message', format('rescued too many times (%s): the lease of worker %s expired again; \
+                                 'message', format('rescued too many times (%s) while it ran alone in quarantine: \
+                                                    the lease of worker %s expired again; \
                                                     poison pill, moved to the dead set', \
-                                                   j.rescues, coalesce(j.lease_owner, '?'))) \
+                                                   j.suspect - 1, coalesce(j.lease_owner, '?'))) \
                         ELSE j.errors END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM c WHERE j.id = c.id AND {gate} \
@@ -329,6 +346,7 @@ fn retry(t: &str) -> String {
     format!(
         "WITH u AS ( \
              UPDATE {t} SET state = 'available', run_at = $2, attempts = 0, rescues = 0, \
+                            suspect = least(suspect, 1), \
                             finalized_at = NULL, lease_owner = NULL, lease_expires_at = NULL \
               WHERE id = $1 AND state IN ('dead', 'cancelled') \
              RETURNING queue, state), \

@@ -158,6 +158,8 @@ impl PostgresStore {
             limit,
             lease_ttl: Duration::ZERO,
             now: jobs::Timestamp::now(),
+            kinds: None,
+            suspects: false,
         };
         params.validate()?;
         let sql_limit = lease::sql_limit(limit);

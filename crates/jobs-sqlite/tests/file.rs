@@ -142,6 +142,8 @@ async fn a_write_lock_held_past_the_busy_timeout_is_busy() {
         limit: 1,
         lease_ttl: TTL,
         now: T0,
+        kinds: None,
+        suspects: false,
     };
     let err = store.job_claim(params.clone()).await.unwrap_err();
     assert!(matches!(err, StoreError::Busy(_)), "{err}");
@@ -271,6 +273,8 @@ async fn a_cancelled_claim_leaves_no_transaction_open() {
         limit: 5,
         lease_ttl: TTL,
         now: T0,
+        kinds: None,
+        suspects: false,
     };
     // Polled once (the script is sent to SQLite), then dropped.
     assert!(a.job_claim(params).now_or_never().is_none());
@@ -312,6 +316,8 @@ async fn a_damaged_row_is_corrupt_naming_the_job() {
             limit: 10,
             lease_ttl: TTL,
             now: T0,
+            kinds: None,
+            suspects: false,
         })
         .await;
     assert!(is_corrupt(claimed.unwrap_err()));

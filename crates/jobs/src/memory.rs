@@ -5,7 +5,7 @@
 //! affected jobs:
 //!
 //! * one ordered set per queue of its available jobs, keyed by `(priority desc, run_at, id)`:
-//!   a claim pops the first `limit` entries;
+//!   a claim takes the first `limit` entries it may take (kind, suspect or not);
 //! * one ordered set of running jobs by lease expiry, for the rescuer;
 //! * one ordered set of scheduled jobs by `run_at`, for the scheduler;
 //! * one ordered set of terminal jobs by `finalized_at`, for pruning;
@@ -329,17 +329,26 @@ impl Inner {
         id
     }
 
-    /// Leases up to `limit` jobs; returns each lease with a snapshot of its record.
+    /// Leases up to `limit` jobs; returns each lease with a snapshot of its record. Jobs the
+    /// claim may not take (another kind, or a suspect for a normal claim and the reverse)
+    /// stay where they are.
     fn claim(&mut self, params: &JobClaimParams) -> Vec<(Lease, Arc<JobRecord>)> {
         let Some(queue) = self.index.queues.get_mut(&params.queue) else {
             return Vec::new();
         };
+        let jobs = &self.jobs;
+        let taken: Vec<AvailableKey> = queue
+            .available
+            .iter()
+            .filter(|&&(_, _, id)| jobs.get(&id).is_some_and(|job| claimable(job, params)))
+            .take(params.limit)
+            .copied()
+            .collect();
         let expires = params.now + params.lease_ttl;
-        let mut claimed = Vec::with_capacity(params.limit.min(queue.available.len()));
-        while claimed.len() < params.limit {
-            let Some((_, _, id)) = queue.available.pop_first() else {
-                break;
-            };
+        let mut claimed = Vec::with_capacity(taken.len());
+        for key in taken {
+            queue.available.remove(&key);
+            let id = key.2;
             let Some(entry) = self.jobs.get_mut(&id) else {
                 continue;
             };
@@ -446,6 +455,7 @@ impl Inner {
                     job.run_at = params.now;
                     job.attempts = 0;
                     job.rescues = 0;
+                    job.suspect = job.suspect.map(|_| 0);
                     job.finalized_at = None;
                     woken.add(&job.queue);
                 })
@@ -497,6 +507,16 @@ impl Inner {
     }
 }
 
+/// Whether a claim with `params` may take the available `job`: a kind it asked for, and a
+/// suspect exactly when it is a quarantine claim.
+fn claimable(job: &JobRecord, params: &JobClaimParams) -> bool {
+    let kind_ok = match &params.kinds {
+        Some(kinds) => kinds.contains(&job.kind),
+        None => true,
+    };
+    job.suspect.is_some() == params.suspects && kind_ok
+}
+
 /// Makes an available job `running` under a new lease for `params.owner`.
 fn take_lease(job: &mut JobRecord, params: &JobClaimParams, expires: Timestamp) -> Lease {
     job.state = JobState::Running;
@@ -527,6 +547,9 @@ fn listed(job: &JobRecord, params: &JobListParams) -> bool {
 fn apply_outcome(job: &mut JobRecord, outcome: FinishOutcome, now: Timestamp) {
     job.lease_owner = None;
     job.lease_expires_at = None;
+    if !matches!(outcome, FinishOutcome::Release) {
+        job.suspect = None;
+    }
     match outcome {
         FinishOutcome::Completed => {
             job.state = JobState::Completed;
@@ -569,8 +592,12 @@ enum Rescued {
 fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
     let owner = job.lease_owner.take().unwrap_or_default();
     let expired_at = job.lease_expires_at.take();
-    let poison = job.rescues >= params.max_rescues;
     job.rescues = job.rescues.saturating_add(1);
+    let (strikes, poison) = match job.suspect {
+        None => (0, false),
+        Some(strikes) => (strikes.saturating_add(1), strikes >= params.max_rescues),
+    };
+    job.suspect = Some(strikes);
     if !poison {
         job.state = JobState::Available;
         return Rescued::Requeued(job.queue.clone());
@@ -581,10 +608,9 @@ fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
         at: params.now,
         message: format!(
             "poison pill: the lease of worker {owner:?} expired at {expired_at}; this job's \
-             leases have now expired {rescues} times (rescue limit {max}): its worker keeps \
-             dying or freezing while running it, so it was moved to the dead set instead of \
-             being rescued again",
-            rescues = job.rescues,
+             leases have now expired {strikes} times while it ran alone in quarantine (rescue \
+             limit {max}): its worker keeps dying or freezing while running it, so it was \
+             moved to the dead set instead of being rescued again",
             max = params.max_rescues,
         ),
     });
@@ -811,12 +837,25 @@ mod tests {
     }
 
     async fn claim(store: &MemoryStore, queue: &str, limit: usize, now: Timestamp) -> Vec<Lease> {
+        claim_as(store, queue, limit, now, false).await
+    }
+
+    /// A claim; `suspects`: a quarantine claim.
+    async fn claim_as(
+        store: &MemoryStore,
+        queue: &str,
+        limit: usize,
+        now: Timestamp,
+        suspects: bool,
+    ) -> Vec<Lease> {
         let params = JobClaimParams {
             queue: queue.to_owned(),
             owner: "w".to_owned(),
             limit,
             lease_ttl: Duration::from_secs(10),
             now,
+            kinds: None,
+            suspects,
         };
         let claimed = store.job_claim(params).await.expect("valid claim");
         claimed.into_iter().map(|c| c.lease).collect()
@@ -889,7 +928,7 @@ mod tests {
         assert_eq!(outcome.requeued, vec![lease.job]);
         assert_eq!(woken(&mut listener).await, "later", "rescue");
 
-        let lease = claim(&store, "later", 1, t(100)).await[0];
+        let lease = claim_as(&store, "later", 1, t(100), true).await[0];
         let dead = FinishOutcome::Dead {
             error: error(t(101)),
         };

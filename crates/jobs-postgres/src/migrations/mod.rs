@@ -14,14 +14,21 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "jobs table, claim/scheduler/lease/prune indexes, enqueue()",
-    sql: include_str!("v1.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "jobs table, claim/scheduler/lease/prune indexes, enqueue()",
+        sql: include_str!("v1.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "robust: suspect column and the quarantine claim index",
+        sql: include_str!("v2_robust.sql"),
+    },
+];
 
 /// The schema version this build of the crate works with.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// First key of the advisory lock migrations hold ("jobs" in ASCII); the second is
 /// `hashtext(schema)`, so migrations of different schemas don't wait for each other.

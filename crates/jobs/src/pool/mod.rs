@@ -23,6 +23,7 @@ mod fetcher;
 mod heartbeat;
 mod hooks;
 mod maintenance;
+mod quarantine;
 mod queues;
 mod run;
 mod stops;

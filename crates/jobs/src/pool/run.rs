@@ -13,16 +13,25 @@ use tokio::time::Instant;
 use crate::context::{JobContext, RunState};
 use crate::job::AttemptError;
 use crate::pool::channels::Outcomes;
+use crate::pool::quarantine::Lane;
 use crate::pool::queues::Queues;
 use crate::store::FinishOutcome;
 use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
 
-/// What every run of the pool needs: the workers, the queues' slots, and where outcomes go.
+/// How long a job of a kind this pool has no worker for is handed back for (no attempt
+/// charged) when one reaches it anyway (the pool's claims name its kinds, so only a job
+/// claimed by other means, such as a store that ignores the list, gets here).
+const UNKNOWN_KIND_SNOOZE: Duration = Duration::from_secs(60);
+
+/// What every run of the pool needs: the workers, the queues' slots, the quarantine lane,
+/// and where outcomes go.
 #[derive(Debug)]
 pub(crate) struct Runner {
     pub(crate) registry: Registry,
     pub(crate) queues: Arc<Queues>,
     pub(crate) outcomes: Outcomes,
+    /// Held shared by every normal run, exclusively by a suspect's.
+    pub(crate) lane: Arc<Lane>,
 }
 
 /// Releases the job if the run ends without an outcome (aborted or dropped).
@@ -71,10 +80,34 @@ impl Runner {
             () = run.stopping() => return, // never started: released by the guard
             permit = queue.slots.acquire() => permit,
         };
+        let lane = tokio::select! {
+            biased;
+            () = run.stopping() => return, // never started: released by the guard
+            lane = self.lane.read() => lane,
+        };
         let started = Instant::now();
         let outcome = self.perform(&run).await;
         queue.record_run_time(started.elapsed());
+        drop(lane);
         drop(permit);
+        guard.finish(outcome);
+    }
+
+    /// Runs one suspect alone (see [`quarantine`](crate::pool::quarantine)): once every
+    /// normal run has ended, and with none starting until it is over. It takes no slot of
+    /// its queue.
+    pub(crate) async fn execute_alone(self: Arc<Self>, run: Arc<RunState>) {
+        let guard = ReleaseOnDrop {
+            runner: Arc::clone(&self),
+            run: Some(Arc::clone(&run)),
+        };
+        let alone = tokio::select! {
+            biased;
+            () = run.stopping() => return, // never started: released by the guard
+            alone = self.lane.write() => alone,
+        };
+        let outcome = self.perform(&run).await;
+        drop(alone);
         guard.finish(outcome);
     }
 
@@ -83,6 +116,7 @@ impl Runner {
         let record = &run.record;
         let worker = match self.registry.get(&record.kind) {
             Ok(worker) => Arc::clone(worker),
+            Err(bad @ BadInput::UnknownKind { .. }) => return Some(unknown_kind(run, bad)),
             Err(bad) => return Some(bad_input(run, bad)),
         };
         let ctx = JobContext::new(Arc::clone(run));
@@ -183,6 +217,16 @@ fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOut
             "timed out after {} (the worker's timeout)",
             humantime::format_duration(limit)
         )),
+    }
+}
+
+/// A job of a kind this pool cannot run: handed back without charging an attempt, for a
+/// process that knows its kind (it never goes to the dead set for being unknown here).
+fn unknown_kind(run: &RunState, bad: BadInput) -> FinishOutcome {
+    tracing::warn!(job_id = %run.record.id, kind = %run.record.kind, error = %bad,
+        "no worker for this kind here; handing the job back without charging an attempt");
+    FinishOutcome::Snooze {
+        run_at: run.client().clock().now() + UNKNOWN_KIND_SNOOZE,
     }
 }
 

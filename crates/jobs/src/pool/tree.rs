@@ -20,6 +20,7 @@ use crate::pool::fetcher::Fetcher;
 use crate::pool::heartbeat::Heartbeat;
 use crate::pool::hooks::{ExhaustedHook, Hooks};
 use crate::pool::maintenance::{Listener, Rescuer, Scheduler};
+use crate::pool::quarantine::{Lane, Quarantine};
 use crate::pool::queues::{ClaimSettings, Queues};
 use crate::pool::run::Runner;
 use crate::pool::stops::Stops;
@@ -55,6 +56,9 @@ pub(super) struct Parts {
     executor: Executor,
     completer: Completer,
     run_env: Arc<RunEnv>,
+    /// The kinds this pool has workers for (its claims name them).
+    kinds: Arc<[String]>,
+    lane: Arc<Lane>,
 }
 
 impl Parts {
@@ -72,10 +76,14 @@ impl Parts {
         let hooks = Arc::new(Hooks::new(exhausted_hook));
         let (runs, runs_inbox) = Runs::channel(Arc::clone(&books));
         let (outcomes, completion_inbox) = Outcomes::channel(Arc::clone(&books));
+        let mut kinds: Vec<String> = registry.kinds().map(str::to_owned).collect();
+        kinds.sort();
+        let lane = Arc::new(Lane::default());
         let runner = Runner {
             registry,
             queues: Arc::clone(&queues),
             outcomes,
+            lane: Arc::clone(&lane),
         };
         let executor = Executor {
             runs: runs_inbox,
@@ -110,6 +118,23 @@ impl Parts {
             executor,
             completer,
             run_env,
+            kinds: kinds.into(),
+            lane,
+        }
+    }
+
+    /// The quarantine child: suspects, one at a time, alone.
+    fn quarantine(&self, config: &PoolConfig) -> Quarantine {
+        Quarantine {
+            client: self.client.clone(),
+            owner: Arc::clone(&self.owner),
+            kinds: Arc::clone(&self.kinds),
+            queues: Arc::clone(&self.queues),
+            poll_interval: config.poll_interval,
+            stop_fetching: self.stops.stop_fetching.clone(),
+            run_env: Arc::clone(&self.run_env),
+            books: Arc::clone(&self.books),
+            runner: Arc::clone(&self.executor.runner),
         }
     }
 
@@ -168,6 +193,12 @@ impl Parts {
                 executor_bound,
                 self.executor.clone(),
                 Executor::run,
+            ))
+            .child(child(
+                "quarantine".into(),
+                executor_bound,
+                self.quarantine(config),
+                Quarantine::run,
             ));
         for queue in self.queues.all() {
             let fetcher = Fetcher {
@@ -179,6 +210,8 @@ impl Parts {
                     prefetch: config.prefetch,
                     prefetch_max_job_time: config.prefetch_max_job_time,
                 },
+                kinds: Arc::clone(&self.kinds),
+                lane: Arc::clone(&self.lane),
                 poll_interval: config.poll_interval,
                 stop_fetching: self.stops.stop_fetching.clone(),
                 run_env: Arc::clone(&self.run_env),

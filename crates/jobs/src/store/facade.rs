@@ -159,6 +159,8 @@ impl Instruments {
 ///     limit: 0,
 ///     lease_ttl: std::time::Duration::from_secs(30),
 ///     now: Timestamp::now(),
+///     kinds: None,
+///     suspects: false,
 /// };
 /// let refused = store.job_claim(claim).await;
 /// assert!(matches!(refused, Err(StoreError::Invalid(_)))); // never reached the store
@@ -541,6 +543,8 @@ mod tests {
             limit,
             lease_ttl: Duration::from_secs(30),
             now: NOW,
+            kinds: None,
+            suspects: false,
         }
     }
 

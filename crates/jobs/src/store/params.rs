@@ -1,6 +1,7 @@
 //! The params and results of the [`Store`](super::Store) operations.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -40,6 +41,7 @@ impl NewJob {
             attempts: 0,
             max_attempts: self.max_attempts,
             rescues: 0,
+            suspect: None,
             claims: 0,
             run_at,
             created_at: now,
@@ -97,9 +99,18 @@ pub struct JobClaimParams {
     pub lease_ttl: Duration,
     /// Now.
     pub now: Timestamp,
+    /// Only jobs of these kinds (a pool passes the kinds it has workers for, so a process
+    /// that does not know a kind never takes its jobs); `None`: any kind.
+    pub kinds: Option<Arc<[String]>>,
+    /// `false`: the normal claim, which never takes a suspect ([`JobRecord::suspect`]).
+    /// `true`: the quarantine claim, which takes only suspects (the pool asks for one at a
+    /// time and runs it alone in its process).
+    pub suspects: bool,
 }
 
-/// What a worker's run of a job came to. Only `Completed` clears the checkpoint.
+/// What a worker's run of a job came to. Only `Completed` clears the checkpoint; every
+/// outcome but `Release` clears [`JobRecord::suspect`] (the run ended without taking its
+/// process down).
 #[derive(Clone, Debug, PartialEq)]
 pub enum FinishOutcome {
     /// Success: state `completed`, checkpoint cleared.
@@ -193,16 +204,25 @@ pub struct JobCheckpointParams {
 /// Params for [`Store::job_rescue_expired`](super::Store::job_rescue_expired).
 ///
 /// A running job is rescued when `lease_expires_at < now` (a lease expiring exactly at `now`
-/// still holds). Every rescue increments `rescues`. A job whose `rescues` was below
-/// `max_rescues` goes back to `available` (no error recorded, no attempt charged, `claims`
-/// and `run_at` kept, lease cleared); one whose `rescues` already equalled `max_rescues` is a
-/// poison pill: it goes to `dead` with one error (attempt 0) whose message says it was
-/// rescued too many times.
+/// still holds). Every rescue increments `rescues`. Blame lands only on a job that ran
+/// alone:
+///
+/// * A job that was not a suspect (claimed normally, perhaps beside the job that really
+///   killed the process) becomes a suspect with no strike (`suspect = Some(0)`) and goes
+///   back to `available`.
+/// * A suspect (claimed in quarantine, so it ran alone in its process) gets a strike. One
+///   whose strikes were below `max_rescues` goes back to `available`, still a suspect; one
+///   whose strikes already equalled `max_rescues` is a poison pill: it goes to `dead` with
+///   one error (attempt 0) whose message says it was rescued too many times.
+///
+/// In both cases no attempt is charged, `claims` and `run_at` are kept and the lease is
+/// cleared.
 #[derive(Clone, Debug)]
 pub struct JobRescueParams {
     /// Leases that expired before this are rescued.
     pub now: Timestamp,
-    /// A job already rescued this many times goes to the dead set instead (poison pill).
+    /// A suspect with this many strikes (rescues in quarantine) goes to the dead set instead
+    /// of being rescued again (poison pill).
     pub max_rescues: u32,
     /// At most this many jobs per call.
     pub limit: usize,
@@ -211,7 +231,7 @@ pub struct JobRescueParams {
 /// What [`Store::job_rescue_expired`](super::Store::job_rescue_expired) did.
 #[derive(Clone, Debug, Default)]
 pub struct RescueOutcome {
-    /// Jobs returned to `available` (`rescues` incremented, lease cleared).
+    /// Jobs returned to `available` (`rescues` incremented, now suspects, lease cleared).
     pub requeued: Vec<JobId>,
     /// Poison pills moved to `dead`, as they are now (for the exhausted hook).
     pub dead: Vec<JobRecord>,
@@ -254,7 +274,8 @@ impl Default for JobListParams {
 #[derive(Clone, Debug)]
 pub struct JobRetryParams {
     /// A dead or cancelled job to run again: state `available` at `now`, attempts and rescues
-    /// reset to 0, errors kept.
+    /// reset to 0, errors kept; a suspect stays one, its strikes reset to 0 (a poison pill
+    /// retried runs in quarantine).
     pub id: JobId,
     /// Now.
     pub now: Timestamp,

@@ -87,13 +87,21 @@ impl JobInsertParams {
 }
 
 impl JobClaimParams {
-    /// Checks a positive `limit` and a valid queue name.
+    /// Checks a positive `limit`, a valid queue name and, if `kinds` is given, at least one
+    /// kind.
     ///
     /// # Errors
     ///
     /// [`StoreError::Invalid`] naming the rule broken.
     pub fn validate(&self) -> Result<(), StoreError> {
         positive_limit("job_claim", self.limit)?;
+        if self.kinds.as_ref().is_some_and(|kinds| kinds.is_empty()) {
+            return Err(invalid(
+                "job_claim",
+                "an empty kind list can never return anything; pass the kinds the claimer \
+                 has workers for, or None for any kind",
+            ));
+        }
         match queue_problem(&self.queue) {
             Some(problem) => Err(invalid("job_claim", format!("a claim from {problem}"))),
             None => Ok(()),
