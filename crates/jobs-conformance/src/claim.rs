@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::support::{at, claimed_ids, job_at, new_job, secs, sorted, Claim, Harness, WORKER};
-use jobs::store::{FinishOutcome, NewJob, Store};
+use jobs::store::{FinishOutcome, JobExpireUnknownKindsParams, NewJob, Store};
 use jobs::JobState;
 
 /// Claims take available jobs by priority (high first), then `run_at`, then id, and at most
@@ -175,4 +175,61 @@ pub async fn claim_only_listed_kinds(store: Arc<dyn Store>) {
     );
     let any = h.claim("q", "any", 10, secs(30), at(3)).await;
     assert_eq!(claimed_ids(&any), vec![ids[2]], "no list: any kind");
+}
+
+/// `job_expire_unknown_kinds` moves available jobs of kinds not in the known list, available
+/// since before the cut-off, to `dead` (one error of attempt 0 naming the kind,
+/// `finalized_at` = now), returns them as `job_get` then shows them, and counts the jobs of
+/// unknown kinds still waiting; jobs of known kinds, younger ones and running ones stay.
+pub async fn unknown_kinds_wait_then_expire(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let kinded = |kind: &str, run_at: i64| NewJob {
+        kind: kind.to_owned(),
+        ..job_at("q", 0, at(run_at))
+    };
+    let ids = h
+        .insert(
+            vec![
+                kinded("a", 0),
+                kinded("b", 0),
+                kinded("b", 50),
+                kinded("c", 1),
+            ],
+            at(60),
+        )
+        .await;
+    let running = h.claim_one("q", ids[0], at(60)).await;
+    let expire = |waiting_since, limit| JobExpireUnknownKindsParams {
+        known: vec!["a".to_owned(), "c".to_owned()].into(),
+        waiting_since: at(waiting_since),
+        now: at(61),
+        limit,
+    };
+    let outcome = h.store.job_expire_unknown_kinds(expire(10, 10)).await;
+    let outcome = h.ok(outcome, "job_expire_unknown_kinds");
+    assert_eq!(outcome.waiting, 1, "the younger b job still waits");
+    assert_eq!(outcome.dead.len(), 1);
+    let dead = &outcome.dead[0];
+    assert_eq!((dead.id, dead.state), (ids[1], JobState::Dead));
+    assert_eq!(dead.finalized_at, Some(at(61)));
+    assert_eq!(dead.errors.len(), 1);
+    assert_eq!((dead.errors[0].attempt, dead.errors[0].at), (0, at(61)));
+    assert!(
+        dead.errors[0].message.contains("\"b\""),
+        "{:?}",
+        dead.errors
+    );
+    assert_eq!(&h.get(ids[1]).await, dead);
+    assert_eq!(h.get(ids[2]).await.state, JobState::Available);
+    assert_eq!(h.get(ids[3]).await.state, JobState::Available, "known kind");
+    assert_eq!(h.get(running.job).await.state, JobState::Running);
+
+    let outcome = h.store.job_expire_unknown_kinds(expire(100, 1)).await;
+    let outcome = h.ok(outcome, "job_expire_unknown_kinds");
+    assert_eq!(
+        (outcome.dead.len(), outcome.waiting),
+        (1, 0),
+        "the limit, then nothing left"
+    );
+    assert_eq!(outcome.dead[0].id, ids[2]);
 }

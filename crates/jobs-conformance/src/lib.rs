@@ -77,6 +77,7 @@ pub use admin::{
 };
 pub use claim::{
     claim_only_from_named_queue, claim_only_listed_kinds, claim_order_and_limit, claim_sets_lease,
+    unknown_kinds_wait_then_expire,
 };
 pub use concurrency::{concurrent_claimers, concurrent_rescuers};
 pub use data::{errors_accumulate, json_round_trip};
@@ -140,6 +141,7 @@ macro_rules! store_conformance_tests {
             claim_only_from_named_queue,
             claim_sets_lease,
             claim_only_listed_kinds,
+            unknown_kinds_wait_then_expire,
             finish_completed,
             finish_retry,
             finish_dead,

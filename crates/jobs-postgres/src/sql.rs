@@ -85,6 +85,8 @@ pub(crate) struct Queries {
     pub(crate) heartbeat: String,
     pub(crate) checkpoint: String,
     pub(crate) rescue: String,
+    pub(crate) expire_unknown_kinds: String,
+    pub(crate) waiting_unknown_kinds: String,
     pub(crate) promote: String,
     pub(crate) get: String,
     pub(crate) list: String,
@@ -123,6 +125,11 @@ impl Queries {
                 gate = gate("$5"),
             ),
             rescue: rescue(&t),
+            expire_unknown_kinds: expire_unknown_kinds(&t),
+            // `$1` known kinds.
+            waiting_unknown_kinds: format!(
+                "SELECT count(*) FROM {t} WHERE state = 'available' AND kind <> ALL($1::text[])"
+            ),
             promote: promote(&t),
             get: format!("SELECT {} FROM {t} j WHERE j.id = $1", job_columns("j")),
             list: list(&t),
@@ -309,6 +316,30 @@ fn rescue(t: &str) -> String {
         cols = job_columns("j"),
         notify = notify_cte("u", "$4"),
         gate = gate("$6"),
+    )
+}
+
+/// `$1` now, `$2` known kinds, `$3` waiting since, `$4` limit, `$5` now as µs (for the error
+/// JSON). Skips locked rows (a claim taking one now knows its kind).
+fn expire_unknown_kinds(t: &str) -> String {
+    format!(
+        "WITH c AS ( \
+             SELECT id FROM {t} \
+              WHERE state = 'available' AND run_at < $3 AND kind <> ALL($2::text[]) \
+              ORDER BY run_at, id \
+              LIMIT $4 \
+                FOR UPDATE SKIP LOCKED) \
+         UPDATE {t} j \
+            SET state = 'dead', finalized_at = $1, \
+                errors = j.errors || jsonb_build_object( \
+                    'attempt', 0, 'at', $5::int8, \
+                    'message', format('no running process has a worker for kind %s: the job waited \
+                                       longer than the pool''s unknown_kind_ttl without being \
+                                       claimed, so it was moved to the dead set (deploy a worker \
+                                       for the kind and retry it)', to_json(j.kind))) \
+           FROM c WHERE j.id = c.id \
+         RETURNING {cols}",
+        cols = job_columns("j"),
     )
 }
 

@@ -11,6 +11,7 @@ use jobs::store::{
     JobHeartbeatParams, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
+use jobs::store::{JobExpireUnknownKindsParams, UnknownKinds};
 use jobs::{JobId, JobRecord, QueueStats, StoreError};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
@@ -378,6 +379,17 @@ impl Store for PostgresStore {
 
     fn job_prune(&self, params: JobPruneParams) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(maintenance::prune(self.pool(), self.queries(), params))
+    }
+
+    fn job_expire_unknown_kinds(
+        &self,
+        params: JobExpireUnknownKindsParams,
+    ) -> BoxFuture<'_, Result<UnknownKinds, StoreError>> {
+        Box::pin(maintenance::expire_unknown_kinds(
+            self.pool(),
+            self.queries(),
+            params,
+        ))
     }
 
     fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {

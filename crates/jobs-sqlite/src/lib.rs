@@ -114,6 +114,7 @@ mod rescue;
 mod row;
 mod schema;
 mod store;
+mod unknown_kinds;
 
 pub use options::{SqliteStoreOptions, Synchronous};
 pub use schema::SCHEMA_VERSION;

@@ -24,10 +24,10 @@ use tokio::sync::broadcast;
 
 use crate::job::{AttemptError, JobId, JobRecord, JobState};
 use crate::store::{
-    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
-    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
-    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, QueueStats,
-    RescueOutcome, Store, StoreError,
+    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
+    JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    JobListParams, JobListener, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams,
+    Lease, NewJob, QueueStats, RescueOutcome, Store, StoreError, UnknownKinds,
 };
 use crate::time::Timestamp;
 
@@ -411,6 +411,41 @@ impl Inner {
         outcome
     }
 
+    /// Expires available jobs of unknown kinds waiting since before the cut-off; counts the
+    /// rest. (A scan of every available job: this runs once a minute.)
+    fn expire_unknown_kinds(&mut self, params: &JobExpireUnknownKindsParams) -> UnknownKinds {
+        let unknown: Vec<(i64, bool)> = self
+            .index
+            .queues
+            .values()
+            .flat_map(|queue| queue.available.iter())
+            .filter_map(|&(_, run_at, id)| {
+                let job = self.jobs.get(&id)?;
+                (!params.known.contains(&job.kind)).then_some((id, run_at < params.waiting_since))
+            })
+            .collect();
+        let mut outcome = UnknownKinds::default();
+        for (id, expired) in unknown {
+            if !expired || outcome.dead.len() >= params.limit {
+                outcome.waiting += 1;
+                continue;
+            }
+            let dead = self.update(id, |job| {
+                job.errors.push(AttemptError {
+                    attempt: 0,
+                    at: params.now,
+                    message: unknown_kind_message(&job.kind),
+                });
+                job.state = JobState::Dead;
+                job.finalized_at = Some(params.now);
+                job.clone()
+            });
+            outcome.dead.extend(dead);
+        }
+        outcome.dead.sort_by_key(|job| job.id);
+        outcome
+    }
+
     fn promote(&mut self, params: &JobPromoteParams, woken: &mut Woken) -> u64 {
         let due: Vec<i64> = self
             .index
@@ -581,6 +616,15 @@ fn wait_until(job: &mut JobRecord, run_at: Timestamp, now: Timestamp) {
     job.state = JobState::waiting_for(run_at, now);
 }
 
+/// The error recorded on a job expired because no process knew its kind.
+fn unknown_kind_message(kind: &str) -> String {
+    format!(
+        "no running process has a worker for kind {kind:?}: the job waited longer than the \
+         pool's unknown_kind_ttl without being claimed, so it was moved to the dead set \
+         (deploy a worker for the kind and retry it)"
+    )
+}
+
 /// What a rescue did to one job.
 enum Rescued {
     /// Back to `available` in this queue.
@@ -715,6 +759,13 @@ impl Store for MemoryStore {
         params: JobPromoteParams,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move { self.with_inner(|inner, woken| Ok(inner.promote(&params, woken))) })
+    }
+
+    fn job_expire_unknown_kinds(
+        &self,
+        params: JobExpireUnknownKindsParams,
+    ) -> BoxFuture<'_, Result<UnknownKinds, StoreError>> {
+        Box::pin(async move { Ok(self.lock()?.expire_unknown_kinds(&params)) })
     }
 
     fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {

@@ -903,3 +903,106 @@ async fn inspection_shows_latency_running_jobs_and_retries_and_cancels() {
     assert_eq!(retried.errors.len(), 2, "errors are kept across a retry");
     pool.shutdown().await;
 }
+
+/// A job that takes `secs` seconds and records how many others ran beside it when it
+/// started (`alone` holds the count seen by the suspect, `id` 0).
+#[derive(Serialize, Deserialize)]
+struct Busy {
+    id: u32,
+    secs: u64,
+}
+impl JobArgs for Busy {
+    const KIND: &'static str = "busy";
+}
+
+struct BusyWorker {
+    active: Arc<AtomicUsize>,
+    beside_suspect: Arc<Mutex<Vec<usize>>>,
+}
+impl Worker for BusyWorker {
+    type Args = Busy;
+    async fn perform(&self, _ctx: JobContext, args: Busy) -> Result<(), JobError> {
+        let others = self.active.fetch_add(1, Ordering::SeqCst);
+        if args.id == 0 {
+            self.beside_suspect.lock().unwrap().push(others);
+        }
+        tokio::time::sleep(Duration::from_secs(args.secs)).await;
+        let others = self.active.fetch_sub(1, Ordering::SeqCst) - 1;
+        if args.id == 0 {
+            self.beside_suspect.lock().unwrap().push(others);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_suspect_runs_alone_in_quarantine_and_is_cleared() {
+    let store = memory();
+    let clock = Clock::tokio();
+    let client = Client::new(store.clone()).with_clock(clock);
+    let suspect = client.enqueue(&Busy { id: 0, secs: 5 }).await.unwrap();
+    // A worker claims it and dies: once its lease expires, the job is a suspect.
+    let claimed = store
+        .job_claim(claim_one("dead-worker", Duration::from_secs(30), clock))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    for id in 1..=40 {
+        client.enqueue(&Busy { id, secs: 7 }).await.unwrap();
+    }
+    let active = Arc::new(AtomicUsize::new(0));
+    let beside_suspect = Arc::new(Mutex::new(Vec::new()));
+    let pool = pool_on(&store)
+        .clock(clock)
+        .queue("default", 4)
+        .register(BusyWorker {
+            active: active.clone(),
+            beside_suspect: beside_suspect.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
+    wait_for(|| count(&store, JobState::Completed), 41).await;
+    assert_eq!(
+        *beside_suspect.lock().unwrap(),
+        vec![0, 0],
+        "nothing ran beside the suspect, from its start to its end"
+    );
+    let job = job(&store, suspect).await;
+    assert_eq!(
+        (job.state, job.rescues, job.suspect),
+        (JobState::Completed, 1, None),
+        "{job:?}"
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kind_no_process_knows_waits_then_goes_dead_after_unknown_kind_ttl() {
+    let store = memory();
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .config(PoolConfig {
+            unknown_kind_ttl: Duration::from_secs(3600),
+            ..PoolConfig::default()
+        })
+        .register(NoopWorker(Arc::new(AtomicUsize::new(0))))
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let unknown = insert_raw(&store, "from_the_future", serde_json::json!({})).await;
+    tokio::time::sleep(Duration::from_secs(1800)).await;
+    let waiting = job(&store, unknown).await;
+    assert_eq!((waiting.state, waiting.claims), (JobState::Available, 0));
+    tokio::time::sleep(Duration::from_secs(1900)).await;
+    let expired = job(&store, unknown).await;
+    assert_eq!(expired.state, JobState::Dead);
+    assert!(
+        expired.errors[0].message.contains("from_the_future"),
+        "{:?}",
+        expired.errors
+    );
+    assert_eq!(dead.lock().unwrap().len(), 1, "the hook sees it");
+    pool.shutdown().await;
+}

@@ -167,6 +167,9 @@ impl Parts {
             promote_interval: config.promote_interval,
             retention: config.retention,
             queues: Arc::clone(&self.queues),
+            kinds: Arc::clone(&self.kinds),
+            unknown_kind_ttl: config.unknown_kind_ttl,
+            hooks: Arc::clone(&self.hooks),
         };
         let listener = Listener {
             client: self.client.clone(),

@@ -237,6 +237,33 @@ pub struct RescueOutcome {
     pub dead: Vec<JobRecord>,
 }
 
+/// Params for [`Store::job_expire_unknown_kinds`](super::Store::job_expire_unknown_kinds).
+///
+/// Available jobs (suspects included) whose kind is not in `known` and whose `run_at` is
+/// before `waiting_since` (no process claimed them for that long) go to `dead` with one error
+/// (attempt 0, at `now`) naming their kind; at most `limit` per call. The call also counts
+/// the available jobs of other kinds left waiting.
+#[derive(Clone, Debug)]
+pub struct JobExpireUnknownKindsParams {
+    /// The kinds the caller knows (never expired).
+    pub known: Arc<[String]>,
+    /// Jobs available since before this are expired.
+    pub waiting_since: Timestamp,
+    /// Now (`finalized_at`, the error's time).
+    pub now: Timestamp,
+    /// At most this many per call.
+    pub limit: usize,
+}
+
+/// What [`Store::job_expire_unknown_kinds`](super::Store::job_expire_unknown_kinds) did.
+#[derive(Clone, Debug, Default)]
+pub struct UnknownKinds {
+    /// The jobs moved to `dead`, as they are now (for the exhausted hook).
+    pub dead: Vec<JobRecord>,
+    /// Available jobs of kinds not in `known` still waiting (after the call).
+    pub waiting: u64,
+}
+
 /// Params for [`Store::job_promote_scheduled`](super::Store::job_promote_scheduled).
 #[derive(Clone, Debug)]
 pub struct JobPromoteParams {

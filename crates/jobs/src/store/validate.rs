@@ -10,8 +10,8 @@ use crate::error::StoreError;
 use crate::job::JobState;
 
 use super::params::{
-    JobClaimParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
-    JobRescueParams, NewJob,
+    JobClaimParams, JobExpireUnknownKindsParams, JobInsertParams, JobListParams, JobPromoteParams,
+    JobPruneParams, JobRescueParams, NewJob,
 };
 
 /// The most attempts a job may be given: what every store can hold (PostgreSQL's `integer`).
@@ -106,6 +106,25 @@ impl JobClaimParams {
             Some(problem) => Err(invalid("job_claim", format!("a claim from {problem}"))),
             None => Ok(()),
         }
+    }
+}
+
+impl JobExpireUnknownKindsParams {
+    /// Checks a positive `limit` and at least one known kind.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] naming the rule broken.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        positive_limit("job_expire_unknown_kinds", self.limit)?;
+        if self.known.is_empty() {
+            return Err(invalid(
+                "job_expire_unknown_kinds",
+                "an empty list of known kinds would expire every waiting job; pass the kinds \
+                 the caller has workers for",
+            ));
+        }
+        Ok(())
     }
 }
 
