@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- --store sqlite [--jobs 20000] [--runs 3] [--workers 10]
-//! cargo run --release --example bench -- --store memory
+//! cargo run --release --example bench -- --store memory [--metrics]
 //! JOBS_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example bench -- --store postgres
 //!     [--backlog 1000000] [--processes 4] [--explain] [--sync-leases]
 //! ```
@@ -11,6 +11,10 @@
 //! concurrency 10 and time until the store itself counts N completed (process jobs/s); then,
 //! with the pool idle, enqueue single jobs and time until their handler starts (pickup latency,
 //! median of 50 samples with 20-120 ms random gaps). Prints each run, then median and range.
+//!
+//! `--metrics` installs a metrics recorder first (`metrics-exporter-prometheus`'s, without its
+//! HTTP listener), so every metric the engine records is recorded for real; compare with the
+//! same command without it, alternating, to see what telemetry costs.
 //!
 //! PostgreSQL only:
 //!
@@ -33,6 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use jobs::store::Store;
 use jobs::{Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, Worker};
 use jobs_postgres::PostgresStore;
@@ -70,57 +75,47 @@ const BACKLOG_BASE: u64 = 1 << 41;
 /// The PostgreSQL schema the benchmark recreates on every run.
 const PG_SCHEMA: &str = "jobs_bench";
 
+/// The job throughput benchmark (see the file's docs).
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
 struct Options {
+    /// The store under test.
+    #[arg(long, default_value = "sqlite", value_parser = ["memory", "sqlite", "postgres"])]
     store: String,
+    /// Measured jobs per run.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     jobs: u64,
+    /// Runs (the median and range are reported).
+    #[arg(long, value_name = "N", default_value_t = 3)]
     runs: usize,
+    /// The pool's concurrency (per process).
+    #[arg(long, value_name = "N", default_value_t = 10)]
     workers: usize,
+    /// Pickup latency samples per run.
+    #[arg(long, value_name = "N", default_value_t = 50)]
     samples: usize,
+    /// PostgreSQL: jobs waiting behind the measured ones.
+    #[arg(long, value_name = "N", default_value_t = 0)]
     backlog: u64,
+    /// PostgreSQL: worker processes.
+    #[arg(long, value_name = "N", default_value_t = 1)]
     processes: usize,
+    /// PostgreSQL: print the claim query's plan once.
+    #[arg(long)]
     explain: bool,
+    /// PostgreSQL: lease writes wait for their WAL flush.
+    #[arg(long)]
     sync_leases: bool,
+    /// Run as one of the `--processes` worker processes (spawned by the benchmark itself).
+    #[arg(long, hide = true)]
     worker_process: bool,
+    /// Install a metrics recorder (Prometheus, no HTTP listener) before the pools start.
+    #[arg(long)]
+    metrics: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut options = Options {
-        store: "sqlite".into(),
-        jobs: 20_000,
-        runs: 3,
-        workers: 10,
-        samples: 50,
-        backlog: 0,
-        processes: 1,
-        explain: false,
-        sync_leases: false,
-        worker_process: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--store" => options.store = value()?,
-            "--jobs" => options.jobs = value()?.parse().map_err(|e| format!("--jobs: {e}"))?,
-            "--runs" => options.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
-            "--workers" => {
-                options.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
-            }
-            "--samples" => {
-                options.samples = value()?.parse().map_err(|e| format!("--samples: {e}"))?
-            }
-            "--backlog" => {
-                options.backlog = value()?.parse().map_err(|e| format!("--backlog: {e}"))?
-            }
-            "--processes" => {
-                options.processes = value()?.parse().map_err(|e| format!("--processes: {e}"))?
-            }
-            "--explain" => options.explain = true,
-            "--sync-leases" => options.sync_leases = true,
-            "--worker-process" => options.worker_process = true,
-            other => return Err(format!("unknown flag {other}; see the file's docs")),
-        }
-    }
+    let options = Options::parse();
     let postgres_only =
         options.backlog > 0 || options.processes != 1 || options.explain || options.sync_leases;
     if postgres_only && options.store != "postgres" {
@@ -316,7 +311,7 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
     } else {
         None
     };
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
     Ok(RunResult {
         enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
         process_per_s: options.jobs as f64 / process.as_secs_f64(),
@@ -358,6 +353,7 @@ async fn in_processes(
             .args(["--store", "postgres", "--worker-process"])
             .args(["--workers", &options.workers.to_string()])
             .args(options.sync_leases.then_some("--sync-leases"))
+            .args(options.metrics.then_some("--metrics"))
             .stdout(Stdio::piped())
             .spawn()?;
         children.push(Workers(child));
@@ -467,18 +463,28 @@ fn load_average() -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = parse_args()?;
+    // Installed before any pool starts, as an application does (without it, no recorder).
+    let prometheus = options
+        .metrics
+        .then(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder())
+        .transpose()?;
     if options.worker_process {
         return worker_process(&options).await;
     }
     println!(
-        "store={} jobs={} workers={} runs={} pickup samples={} backlog={} processes={}",
+        "store={} jobs={} workers={} runs={} pickup samples={} backlog={} processes={} metrics={}",
         options.store,
         options.jobs,
         options.workers,
         options.runs,
         options.samples,
         options.backlog,
-        options.processes
+        options.processes,
+        if prometheus.is_some() {
+            "prometheus"
+        } else {
+            "none"
+        }
     );
     let mut results = Vec::new();
     for run in 1..=options.runs {
@@ -512,5 +518,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Vec<_>>(),
         "ms",
     );
+    if let Some(prometheus) = prometheus {
+        let rendered = prometheus.render();
+        let completed = rendered
+            .lines()
+            .filter(|line| line.starts_with(jobs::telemetry::JOBS_COMPLETED))
+            .count();
+        println!(
+            "metrics: {} lines rendered, {completed} completed series",
+            rendered.lines().count()
+        );
+    }
     Ok(())
 }

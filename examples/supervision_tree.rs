@@ -10,6 +10,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use supervisor::{
     Backoff, ChildContext, ChildSpec, Event, Intensity, RestartPolicy, Shutdown, Strategy,
     Supervisor, SupervisorSpec,
@@ -91,10 +92,17 @@ fn tree() -> Result<SupervisorSpec, supervisor::SpecError> {
         .build()
 }
 
+/// A small supervision tree that prints its events and stops cleanly on Ctrl-C / SIGTERM.
+#[derive(Parser, Debug)]
+#[command(name = "supervision_tree")]
+struct Flags {
+    /// Stop by itself after this many seconds.
+    #[arg(long, value_name = "SECS", env = "RUN_FOR_SECS")]
+    run_for: Option<f64>,
+}
+
 fn run_for() -> Option<Duration> {
-    let mut args = std::env::args().skip_while(|a| a != "--run-for").skip(1);
-    let secs = args.next().or_else(|| std::env::var("RUN_FOR_SECS").ok())?;
-    secs.parse().ok().map(Duration::from_secs_f64)
+    Flags::parse().run_for.map(Duration::from_secs_f64)
 }
 
 #[tokio::main]

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use jobs::store::Store;
 use jobs::{
     Client, EnqueueOptions, JobArgs, JobContext, JobError, JobState, Pool, PoolConfig, QueueStats,
@@ -114,42 +115,27 @@ impl Worker for Importer {
     }
 }
 
+/// A supervised worker pool on SQLite (or PostgreSQL): Ctrl-C stops it cleanly, the next run
+/// resumes.
+#[derive(Parser, Debug)]
+#[command(name = "worker_pool")]
 struct Flags {
+    /// Shut down by itself after this many seconds.
+    #[arg(long, value_name = "N")]
     seconds: Option<u64>,
+    /// Delete the database (or drop the PostgreSQL schema) first.
+    #[arg(long)]
     fresh: bool,
+    /// The SQLite database file.
+    #[arg(long, value_name = "PATH", default_value = "worker_pool.db")]
     db: PathBuf,
+    /// Use PostgreSQL at this URL instead of SQLite.
+    #[arg(long, value_name = "URL")]
     postgres: Option<String>,
 }
 
 /// The PostgreSQL schema of the demo (`--postgres`).
 const PG_SCHEMA: &str = "worker_pool";
-
-fn flags() -> Result<Flags, String> {
-    let mut flags = Flags {
-        seconds: None,
-        fresh: false,
-        db: PathBuf::from("worker_pool.db"),
-        postgres: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--seconds" => {
-                let n = args.next().ok_or("--seconds needs a number")?;
-                flags.seconds = Some(n.parse().map_err(|e| format!("--seconds {n}: {e}"))?);
-            }
-            "--fresh" => flags.fresh = true,
-            "--db" => flags.db = args.next().ok_or("--db needs a path")?.into(),
-            "--postgres" => flags.postgres = Some(args.next().ok_or("--postgres needs a URL")?),
-            other => {
-                return Err(format!(
-                    "unknown flag {other}: use --seconds N, --fresh, --db PATH, --postgres URL"
-                ))
-            }
-        }
-    }
-    Ok(flags)
-}
 
 async fn enqueue_demo_jobs(client: &Client) -> Result<(), jobs::EnqueueError> {
     let emails = (0..2_000).map(|i| SendEmail {
@@ -195,7 +181,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let flags = flags()?;
+    let flags = Flags::parse();
     let (store, place) = match &flags.postgres {
         Some(url) => (open_postgres(url, flags.fresh).await?, PG_SCHEMA.to_owned()),
         None => (

@@ -4,14 +4,17 @@
 //! ```text
 //! crash_worker (--sqlite PATH | --postgres URL --schema NAME) --log PATH
 //!              [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
-//!              [--max-connections N] [--log-lease]
+//!              [--max-connections N] [--log-lease] [--checkpoint-ms N]
 //!              [--kinds K,K,...] [--max-rescues N] [--nap-ms N] [--dead-log PATH]
 //! ```
 //!
-//! It runs two job kinds: `import` (rows one by one, checkpointing each, appending
-//! `import <row>` to the log after processing a row) and `logged` (appends `job <id>`, or
-//! with `--log-lease` `job <id> <token> <worker id>`: the run's lease token and owner, so a
-//! test can tell runs apart; the worker id is then `crash-<pid>`).
+//! It runs three job kinds: `import` (rows one by one, checkpointing each, appending
+//! `import <row>` to the log after processing a row), `steps` (forever: checkpoint, then
+//! append `step <n> <pid>` as the step's side effect, then wait `--row-ms`) and `logged`
+//! (appends `job <id>`, or with `--log-lease` `job <id> <token> <worker id>`: the run's
+//! lease token and owner, so a test can tell runs apart; the worker id is then
+//! `crash-<pid>`). `--checkpoint-ms` sets how often checkpoints are written at most
+//! (default 1 s).
 //! `--max-connections` sizes the PostgreSQL pool (default 10).
 //!
 //! For the blame and rolling-deploy tests it also runs `poison` (aborts the process, every
@@ -28,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use jobs::store::Store;
 use jobs::{JobArgs, JobContext, JobError, Pool, PoolConfig, Worker};
 use serde::{Deserialize, Serialize};
@@ -99,6 +103,32 @@ impl Worker for Importer {
     }
 }
 
+/// Steps forever, each one a side effect logged with this process's id.
+#[derive(Serialize, Deserialize)]
+pub struct Steps;
+impl JobArgs for Steps {
+    const KIND: &'static str = "steps";
+}
+
+struct Stepper {
+    log: Arc<Log>,
+    step_time: Duration,
+}
+impl Worker for Stepper {
+    type Args = Steps;
+    async fn perform(&self, ctx: JobContext, _args: Steps) -> Result<(), JobError> {
+        let mut step: u64 = ctx.checkpoint_state()?.unwrap_or(0);
+        loop {
+            // The safe point comes before the side effect: a run that lost its lease stops here.
+            ctx.checkpoint(&step).await?;
+            self.log
+                .line(&format!("step {step} {}", std::process::id()))?;
+            step += 1;
+            tokio::time::sleep(self.step_time).await;
+        }
+    }
+}
+
 struct LoggedWorker {
     log: Arc<Log>,
     /// With `--log-lease`: the pool's worker id, logged with each run's lease token.
@@ -150,107 +180,74 @@ impl Worker for FreshWorker {
     }
 }
 
+/// A worker process for the crash tests: runs its jobs until SIGTERM/SIGINT.
+#[derive(Parser, Debug)]
+#[command(name = "crash_worker")]
 struct Flags {
+    /// The SQLite database file.
+    #[arg(long, value_name = "PATH", required_unless_present = "postgres")]
     sqlite: Option<PathBuf>,
-    postgres: Option<(String, String)>,
+    /// The PostgreSQL database URL.
+    #[arg(long, value_name = "URL", conflicts_with = "sqlite")]
+    postgres: Option<String>,
+    /// The PostgreSQL schema of the jobs tables.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "jobs",
+        requires = "postgres"
+    )]
+    schema: String,
+    /// The file to append `import <row>` and `job <id>` lines to.
+    #[arg(long, value_name = "PATH", default_value = "crash_worker.log")]
     log: PathBuf,
+    /// The lease time to live, in milliseconds.
+    #[arg(long = "lease-ms", value_name = "N", default_value = "30000", value_parser = millis)]
     lease: Duration,
+    /// How long an import takes per row, in milliseconds.
+    #[arg(long = "row-ms", value_name = "N", default_value = "20", value_parser = millis)]
     row_time: Duration,
+    /// The shutdown grace period, in milliseconds.
+    #[arg(long = "grace-ms", value_name = "N", default_value = "10000", value_parser = millis)]
     grace: Duration,
+    /// Jobs run at once.
+    #[arg(long, value_name = "N", default_value_t = 10)]
     concurrency: usize,
+    /// The size of the PostgreSQL connection pool.
+    #[arg(long, value_name = "N", default_value_t = jobs_postgres::DEFAULT_MAX_CONNECTIONS)]
     max_connections: u32,
+    /// Log each `logged` job's lease token and owner, and use `crash-<pid>` as worker id.
+    #[arg(long)]
     log_lease: bool,
+    /// How often a checkpoint is written at most, in milliseconds (default: the pool's).
+    #[arg(long = "checkpoint-ms", value_name = "N", value_parser = millis)]
+    checkpoint_interval: Option<Duration>,
+    /// Register only these kinds (comma-separated; default: all of them).
+    #[arg(long, value_name = "K,K,...", value_delimiter = ',')]
     kinds: Option<Vec<String>>,
+    /// The pool's poison-pill limit (default: the pool's).
+    #[arg(long = "max-rescues", value_name = "N")]
     max_rescues: Option<u32>,
+    /// How long a `nap` job sleeps, in milliseconds.
+    #[arg(long = "nap-ms", value_name = "N", default_value = "1000", value_parser = millis)]
     nap: Duration,
+    /// Make the exhausted hook append `dead <id> <kind>` to this file.
+    #[arg(long = "dead-log", value_name = "PATH")]
     dead_log: Option<PathBuf>,
 }
 
-fn millis(value: Option<String>, flag: &str) -> Result<Duration, String> {
-    let value = value.ok_or(format!("{flag} needs a value"))?;
-    value
-        .parse()
-        .map(Duration::from_millis)
-        .map_err(|e| format!("{flag} {value}: {e}"))
-}
-
-fn flags() -> Result<Flags, String> {
-    let mut flags = Flags {
-        sqlite: None,
-        postgres: None,
-        log: PathBuf::from("crash_worker.log"),
-        lease: Duration::from_secs(30),
-        row_time: Duration::from_millis(20),
-        grace: Duration::from_secs(10),
-        concurrency: 10,
-        max_connections: jobs_postgres::DEFAULT_MAX_CONNECTIONS,
-        log_lease: false,
-        kinds: None,
-        max_rescues: None,
-        nap: Duration::from_millis(1000),
-        dead_log: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--sqlite" => flags.sqlite = args.next().map(PathBuf::from),
-            "--postgres" => {
-                let url = args.next().ok_or("--postgres needs a URL")?;
-                flags.postgres = Some((url, "jobs".to_owned()));
-            }
-            "--schema" => {
-                let schema = args.next().ok_or("--schema needs a name")?;
-                match &mut flags.postgres {
-                    Some((_, s)) => *s = schema,
-                    None => return Err("--schema goes after --postgres URL".into()),
-                }
-            }
-            "--log" => flags.log = args.next().ok_or("--log needs a path")?.into(),
-            "--lease-ms" => flags.lease = millis(args.next(), &flag)?,
-            "--row-ms" => flags.row_time = millis(args.next(), &flag)?,
-            "--grace-ms" => flags.grace = millis(args.next(), &flag)?,
-            "--concurrency" => {
-                flags.concurrency = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or("--concurrency needs a number")?;
-            }
-            "--max-connections" => {
-                flags.max_connections = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or("--max-connections needs a number")?;
-            }
-            "--log-lease" => flags.log_lease = true,
-            "--kinds" => {
-                let kinds = args.next().ok_or("--kinds needs a list")?;
-                flags.kinds = Some(kinds.split(',').map(str::to_owned).collect());
-            }
-            "--max-rescues" => {
-                flags.max_rescues = Some(
-                    args.next()
-                        .and_then(|n| n.parse().ok())
-                        .ok_or("--max-rescues needs a number")?,
-                );
-            }
-            "--nap-ms" => flags.nap = millis(args.next(), &flag)?,
-            "--dead-log" => {
-                flags.dead_log = Some(args.next().ok_or("--dead-log needs a path")?.into())
-            }
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    Ok(flags)
+fn millis(value: &str) -> Result<Duration, std::num::ParseIntError> {
+    value.parse().map(Duration::from_millis)
 }
 
 async fn open_store(flags: &Flags) -> Result<Arc<dyn Store>, Box<dyn std::error::Error>> {
     if let Some(path) = &flags.sqlite {
         return Ok(Arc::new(jobs_sqlite::SqliteStore::open(path).await?));
     }
-    let Some((url, schema)) = &flags.postgres else {
+    let Some(url) = &flags.postgres else {
         return Err("give --sqlite PATH or --postgres URL".into());
     };
-    let schema = jobs_postgres::SchemaName::new(schema)?;
+    let schema = jobs_postgres::SchemaName::new(&flags.schema)?;
     let options = jobs_postgres::PostgresOptions::new(url)?
         .schema(schema)
         .max_connections(flags.max_connections);
@@ -269,7 +266,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let flags = flags()?;
+    let flags = Flags::parse();
     let store = open_store(&flags).await?;
     let log = Arc::new(Log(flags.log.clone()));
     let lease_ms = flags.lease.as_millis() as u64;
@@ -284,6 +281,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_rescues: flags
             .max_rescues
             .unwrap_or(PoolConfig::default().max_rescues),
+        checkpoint_interval: flags
+            .checkpoint_interval
+            .unwrap_or(PoolConfig::default().checkpoint_interval),
         ..PoolConfig::default()
     };
     let knows = |kind: &str| match &flags.kinds {
@@ -300,6 +300,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.register(Importer {
             log: log.clone(),
             row_time: flags.row_time,
+        });
+    }
+    if knows(Steps::KIND) {
+        builder = builder.register(Stepper {
+            log: log.clone(),
+            step_time: flags.row_time,
         });
     }
     if knows(Logged::KIND) {

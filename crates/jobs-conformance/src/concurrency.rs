@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::support::{at, new_job, secs, Harness};
+use super::support::{at, new_job, secs, Harness, WORKER};
 use jobs::store::{FinishOutcome, JobFinish, Store};
 use jobs::Timestamp;
 use jobs::{JobId, JobState};
@@ -156,4 +156,52 @@ pub async fn concurrent_rescuers(store: Arc<dyn Store>) {
         assert_eq!((job.state, job.rescues), (JobState::Dead, 2), "job {id}");
         assert_eq!(job.errors.len(), 1, "job {id}: one poison-pill error");
     }
+}
+
+/// A heartbeat batch and a finish batch over the same leases (in opposite orders), sent at
+/// once, both complete and every finish applies: a store's own writers never deadlock (or,
+/// if the database detects one, the store does not pass it on as an error).
+pub async fn concurrent_heartbeats_and_finishes_complete(store: Arc<dyn Store>) {
+    const BATCH: usize = 100;
+    let h = Harness::new(store.clone());
+    let name = store.name();
+    h.insert((0..4 * BATCH).map(|_| new_job("beat")).collect(), at(0))
+        .await;
+    for round in 0..4 {
+        let claimed = h.claim("beat", WORKER, BATCH, secs(30), at(1)).await;
+        assert_eq!(claimed.len(), BATCH, "{name}: round {round} claims a batch");
+        let mut leases: Vec<_> = claimed.iter().map(|c| c.lease).collect();
+        let beat = {
+            let h = Harness::new(store.clone());
+            let leases = leases.clone();
+            tokio::spawn(async move { h.heartbeat(leases, secs(30), at(2)).await })
+        };
+        leases.reverse();
+        let finishes: Vec<JobFinish> = leases
+            .iter()
+            .map(|&lease| JobFinish {
+                lease,
+                outcome: FinishOutcome::Completed,
+            })
+            .collect();
+        let done = {
+            let h = Harness::new(store.clone());
+            tokio::spawn(async move { h.finish_many(finishes, at(2)).await })
+        };
+        let both = tokio::time::timeout(secs(30), async { (beat.await, done.await) }).await;
+        let Ok((beat, done)) = both else {
+            panic!("{name}: a heartbeat and a finish of the same leases hung for 30 s");
+        };
+        if let Err(error) = beat {
+            panic!("{name}: the heartbeat failed: {error}");
+        }
+        match done {
+            Ok(applied) => assert!(
+                applied.iter().all(|&ok| ok),
+                "{name}: every finish applies, round {round}"
+            ),
+            Err(error) => panic!("{name}: the finish failed: {error}"),
+        }
+    }
+    assert_eq!(h.queue("beat").await.completed, 4 * BATCH as u64);
 }

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::support::{at, attempt_error, new_job, secs, Harness, WORKER};
-use jobs::store::{FinishOutcome, NewJob, Store};
+use jobs::store::{
+    FinishOutcome, JobCheckpointParams, JobInsertParams, NewJob, Store, MAX_JSON_DEPTH,
+};
 use jobs::JobState;
+use jobs::StoreError;
 
 /// Errors accumulate oldest first across attempts (two retries, then dead), each exactly as
 /// recorded (attempt number, time, message), and `attempts` counts them.
@@ -124,5 +127,80 @@ pub async fn json_round_trip(store: Arc<dyn Store>) {
         reclaimed[0].record.checkpoint,
         Some(tricky_json()),
         "claim returns it"
+    );
+}
+
+/// JSON nested `depth` levels deep, alternating arrays and objects, with a string at the bottom.
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!("bottom"), |inner, level| {
+        if level % 2 == 0 {
+            json!([inner, 1])
+        } else {
+            json!({ "k": inner })
+        }
+    })
+}
+
+/// Args and checkpoints nested [`MAX_JSON_DEPTH`] levels deep are stored and read back by
+/// every read (get, list, claim); one level deeper is refused before it reaches the store
+/// (so no row that cannot be read back is ever written), and nothing of the batch is inserted.
+pub async fn json_depth_limit(store: Arc<dyn Store>) {
+    let h = Harness::new(store);
+    let deepest = NewJob {
+        args: nested(MAX_JSON_DEPTH),
+        ..new_job("q")
+    };
+    let id = h.insert_one(deepest, at(0)).await;
+    assert_eq!(h.get(id).await.args, nested(MAX_JSON_DEPTH));
+    let too_deep = NewJob {
+        args: nested(MAX_JSON_DEPTH + 1),
+        ..new_job("q")
+    };
+    let refused = h
+        .store
+        .job_insert_many(JobInsertParams {
+            jobs: vec![new_job("q"), too_deep],
+            now: at(0),
+        })
+        .await;
+    match refused {
+        Err(StoreError::Invalid { message, .. }) => {
+            assert!(message.contains("nested 101 levels deep"), "{message}");
+        }
+        other => panic!("args one level too deep: expected Invalid, got {other:?}"),
+    }
+    assert_eq!(
+        h.queue("q").await.available,
+        1,
+        "nothing of the batch was inserted"
+    );
+
+    let claimed = h.claim("q", WORKER, 10, secs(30), at(1)).await;
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].record.args, nested(MAX_JSON_DEPTH));
+    let lease = claimed[0].lease;
+    let checkpoint = |depth| JobCheckpointParams {
+        owner: WORKER.to_owned(),
+        lease,
+        checkpoint: nested(depth),
+        lease_ttl: secs(30),
+        now: at(2),
+    };
+    let deeper = h.store.job_checkpoint(checkpoint(MAX_JSON_DEPTH + 1)).await;
+    assert!(
+        matches!(deeper, Err(StoreError::Invalid { .. })),
+        "{deeper:?}"
+    );
+    assert!(h.ok(
+        h.store.job_checkpoint(checkpoint(MAX_JSON_DEPTH)).await,
+        "checkpoint"
+    ));
+    assert!(h.finish(lease, FinishOutcome::Release, at(3)).await);
+    let reclaimed = h.claim("q", WORKER, 10, secs(30), at(4)).await;
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].record.checkpoint, Some(nested(MAX_JSON_DEPTH)));
+    assert_eq!(
+        h.list(Default::default()).await[0].args,
+        nested(MAX_JSON_DEPTH)
     );
 }

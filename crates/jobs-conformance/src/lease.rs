@@ -240,10 +240,11 @@ pub async fn rescue_expired_only(store: Arc<dyn Store>) {
 
 /// A job whose lease expires in quarantine after it already had `max_rescues` strikes
 /// (rescues in quarantine) goes to `dead` instead (a poison pill): `rescues` + 1, lease cleared,
-/// `finalized_at` = now, one error with attempt 0, time now and a message mentioning the
-/// rescue; it is returned in `dead` exactly as `job_get` then shows it. Its first expiry (out
-/// of quarantine) only made it a suspect. `max_rescues` 0 kills at the first expiry in
-/// quarantine.
+/// `finalized_at` = now, one error with attempt 0, time now and the message
+/// `jobs::store::poison_pill_message` words (one wording for every store, naming the worker,
+/// the strikes and `max_rescues`); it is returned in `dead` exactly as `job_get` then shows
+/// it. Its first expiry (out of quarantine) only made it a suspect. `max_rescues` 0 kills at
+/// the first expiry in quarantine.
 pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
     let h = Harness::new(store);
     let id = h.insert_one(new_job("q"), at(0)).await;
@@ -275,10 +276,10 @@ pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
     );
     assert_eq!(dead.errors.len(), 1);
     assert_eq!((dead.errors[0].attempt, dead.errors[0].at), (0, at(331)));
-    let message = dead.errors[0].message.to_lowercase();
-    assert!(
-        message.contains("rescue"),
-        "the error explains the poison pill: {message}"
+    assert_eq!(
+        dead.errors[0].message,
+        jobs::store::poison_pill_message(WORKER, 3, 2),
+        "the one wording of every store"
     );
     assert_eq!(&h.get(id).await, dead);
 
@@ -295,6 +296,10 @@ pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
     assert_eq!(
         (job.state, job.rescues, job.errors.len()),
         (JobState::Dead, 2, 1)
+    );
+    assert_eq!(
+        job.errors[0].message,
+        jobs::store::poison_pill_message(WORKER, 1, 0)
     );
 }
 

@@ -79,8 +79,10 @@ pub use claim::{
     claim_only_from_named_queue, claim_only_listed_kinds, claim_order_and_limit, claim_sets_lease,
     unknown_kinds_wait_then_expire,
 };
-pub use concurrency::{concurrent_claimers, concurrent_rescuers};
-pub use data::{errors_accumulate, json_round_trip};
+pub use concurrency::{
+    concurrent_claimers, concurrent_heartbeats_and_finishes_complete, concurrent_rescuers,
+};
+pub use data::{errors_accumulate, json_depth_limit, json_round_trip};
 pub use finish::{
     empty_batches_do_nothing, finish_completed, finish_dead, finish_release, finish_retry,
     finish_snooze, lease_twice_in_one_batch_finishes_once, mixed_batch_applies_what_holds,
@@ -94,7 +96,7 @@ pub use lease::{
     heartbeat_extends_lease, only_quarantine_rescues_count, poison_pill_goes_dead,
     rescue_expired_only, rescue_makes_a_suspect,
 };
-pub use listen::listener_wakes_on_insert;
+pub use listen::{listener_wakes_on_insert, listener_wakes_whenever_jobs_become_available};
 
 /// Runs one case on a store from `factory`, or prints a notice and returns if the factory
 /// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
@@ -160,6 +162,7 @@ macro_rules! store_conformance_tests {
             a_suspect_that_completes_is_cleared,
             concurrent_claimers,
             concurrent_rescuers,
+            concurrent_heartbeats_and_finishes_complete,
             retry_dead_and_cancelled,
             cancel_waiting_only,
             list_filters_and_paging,
@@ -167,7 +170,9 @@ macro_rules! store_conformance_tests {
             prune_old_finalized,
             errors_accumulate,
             json_round_trip,
+            json_depth_limit,
             listener_wakes_on_insert,
+            listener_wakes_whenever_jobs_become_available,
         );
     };
 }

@@ -31,24 +31,33 @@ pub enum PostgresError {
     Unreachable {
         /// Where we tried to connect, password redacted.
         target: String,
-        /// The underlying failure.
+        /// The underlying failure, secrets redacted.
         reason: String,
+        /// The underlying error (the OS's or the driver's; it never holds the password).
+        #[source]
+        source: sqlx::Error,
     },
     /// The server rejected the user name or password.
     #[error("PostgreSQL at {target} rejected the login: {reason} (check the user and password in the URL, and pg_hba.conf)")]
     AuthenticationFailed {
         /// Where we tried to connect, password redacted.
         target: String,
-        /// The server's message.
+        /// The server's message, secrets redacted.
         reason: String,
+        /// The server's error, with its SQLSTATE.
+        #[source]
+        source: sqlx::Error,
     },
     /// The database named in the URL does not exist.
     #[error("PostgreSQL at {target}: {reason} (create the database or fix its name in the URL)")]
     DatabaseMissing {
         /// Where we tried to connect, password redacted.
         target: String,
-        /// The server's message.
+        /// The server's message, secrets redacted.
         reason: String,
+        /// The server's error, with its SQLSTATE.
+        #[source]
+        source: sqlx::Error,
     },
     /// The job schema (or its version table) does not exist in this database.
     #[error("the jobs schema {schema:?} does not exist in this database: run migrate (jobs_postgres::migrate) first")]
@@ -85,29 +94,43 @@ pub enum PostgresError {
         detail: String,
         /// How to fix it.
         hint: String,
+        /// The server's error, with its SQLSTATE, when a statement was refused.
+        #[source]
+        source: Option<sqlx::Error>,
     },
     /// Any other database failure while setting up.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Maps a database error to the engine's error, classifying what is transient.
+/// Maps a database error to the engine's error, classifying what is transient and keeping
+/// the sqlx error (and so its SQLSTATE) as the `source()`.
 pub(crate) fn store_error(err: sqlx::Error) -> StoreError {
+    classify(&err).with_source(err)
+}
+
+/// The message [`store_error`] gives `err`, for a caller that keeps `err` itself.
+pub(crate) fn store_error_message(err: &sqlx::Error) -> String {
+    classify(err).to_string()
+}
+
+/// The kind of failure `err` is, with a hint at the fix, without its source.
+fn classify(err: &sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::PoolClosed => StoreError::Closed,
-        sqlx::Error::PoolTimedOut => StoreError::Unavailable(
-            "timed out waiting for a PostgreSQL connection from the pool (is the database up? is the pool large enough?)".to_owned(),
+        sqlx::Error::PoolTimedOut => StoreError::unavailable(
+            "timed out waiting for a PostgreSQL connection from the pool (is the database up? is the pool large enough?)",
         ),
-        sqlx::Error::Io(e) => StoreError::Unavailable(format!("PostgreSQL connection failed: {e}")),
-        sqlx::Error::Tls(e) => StoreError::Unavailable(format!("PostgreSQL TLS failure: {e}")),
+        sqlx::Error::Io(e) => StoreError::unavailable(format!("PostgreSQL connection failed: {e}")),
+        sqlx::Error::Tls(e) => StoreError::unavailable(format!("PostgreSQL TLS failure: {e}")),
         sqlx::Error::Protocol(e) => {
-            StoreError::Unavailable(format!("PostgreSQL connection broke: {e}"))
+            StoreError::unavailable(format!("PostgreSQL connection broke: {e}"))
         }
         sqlx::Error::WorkerCrashed => {
-            StoreError::Unavailable("PostgreSQL connection worker crashed".to_owned())
+            StoreError::unavailable("PostgreSQL connection worker crashed")
         }
-        sqlx::Error::Database(db) => database_error(&*db),
-        other => StoreError::Other(format!("PostgreSQL: {other}")),
+        sqlx::Error::Database(db) => database_error(&**db),
+        other => StoreError::other(format!("PostgreSQL: {other}")),
     }
 }
 
@@ -115,18 +138,18 @@ fn database_error(db: &dyn DatabaseError) -> StoreError {
     let code = db.code().unwrap_or_default();
     let msg = format!("{} (SQLSTATE {code})", db.message());
     match &*code {
-        c if c.starts_with("08") => StoreError::Unavailable(msg),
-        "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(msg),
-        "40001" | "40P01" | "55P03" | "55006" | "57014" => StoreError::Busy(msg),
-        c if c.starts_with("53") => StoreError::Busy(msg),
+        c if c.starts_with("08") => StoreError::unavailable(msg),
+        "57P01" | "57P02" | "57P03" | "53300" => StoreError::unavailable(msg),
+        "40001" | "40P01" | "55P03" | "55006" | "57014" => StoreError::busy(msg),
+        c if c.starts_with("53") => StoreError::busy(msg),
         "3F000" | "42P01" | "42883" | "42703" => {
-            StoreError::Schema(format!("{msg}: the jobs schema is missing or outdated, run migrate"))
+            StoreError::schema(format!("{msg}: the jobs schema is missing or outdated, run migrate"))
         }
-        "42501" => StoreError::Other(format!(
+        "42501" => StoreError::other(format!(
             "{msg}: grant the role USAGE on the jobs schema and SELECT, INSERT, UPDATE, DELETE on its tables"
         )),
-        c if c.starts_with("22") || c.starts_with("23") => StoreError::Invalid(msg),
-        _ => StoreError::Other(msg),
+        c if c.starts_with("22") || c.starts_with("23") => StoreError::invalid(msg),
+        _ => StoreError::other(msg),
     }
 }
 

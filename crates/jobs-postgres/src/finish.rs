@@ -22,8 +22,9 @@ struct Write {
 
 fn write_for(outcome: &FinishOutcome, now: Timestamp) -> Result<Write, StoreError> {
     let error_json = |e| {
-        serde_json::to_string(e)
-            .map_err(|e| StoreError::Invalid(format!("attempt error does not serialize: {e}")))
+        serde_json::to_string(e).map_err(|e| {
+            StoreError::invalid(format!("attempt error does not serialize: {e}")).with_source(e)
+        })
     };
     Ok(match outcome {
         FinishOutcome::Completed => Write {

@@ -48,15 +48,16 @@ fn row(job: &NewJob, now: Timestamp) -> Result<Row<'_>, StoreError> {
     let max_attempts = i32::try_from(job.max_attempts).unwrap_or(i32::MAX);
     let run_at = job.run_at.unwrap_or(now);
     if run_at < MIN_TIMESTAMP || now < MIN_TIMESTAMP {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::invalid(format!(
             "run_at of a {:?} job is {} µs from the epoch, before PostgreSQL's earliest timestamp (4714 BC)",
             job.kind,
             run_at.as_micros().min(now.as_micros())
         )));
     }
     let state = JobState::waiting_for(run_at, now);
-    let args = serde_json::to_string(&job.args)
-        .map_err(|e| StoreError::Invalid(format!("args of a {:?} job: {e}", job.kind)))?;
+    let args = serde_json::to_string(&job.args).map_err(|e| {
+        StoreError::invalid(format!("args of a {:?} job: {e}", job.kind)).with_source(e)
+    })?;
     Ok(Row {
         job,
         args,
@@ -112,7 +113,7 @@ async fn copy_in(
     let (ids, encoded) = futures::join!(next_ids, async { encode_copy(rows, now) });
     let (mut ids, mut copy_data) = (ids.map_err(store_error)?, encoded?);
     if ids.len() != rows.len() {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "asked the id sequence for {} ids, got {}",
             rows.len(),
             ids.len()
@@ -205,7 +206,7 @@ fn field_len(len: usize) -> i32 {
 fn pg_timestamp(t: Timestamp) -> Result<i64, StoreError> {
     PgTime(t)
         .to_pg()
-        .map_err(|e| StoreError::Invalid(e.to_string()))
+        .map_err(|e| StoreError::invalid(e.to_string()).with_source(e))
 }
 
 #[cfg(test)]
@@ -229,7 +230,10 @@ mod tests {
         let now = Timestamp::from_micros(1_000);
         let mut ancient = job("k", "q", 1);
         ancient.run_at = Some(Timestamp::from_micros(i64::MIN));
-        assert!(matches!(row(&ancient, now), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            row(&ancient, now),
+            Err(StoreError::Invalid { .. })
+        ));
         ancient.run_at = Some(MIN_TIMESTAMP);
         assert!(row(&ancient, now).is_ok());
     }

@@ -64,12 +64,19 @@ pub(crate) async fn claim(
     let mut claimed = rows
         .iter()
         .map(|row| {
-            let record = claimed_record(row, &leased)?;
+            let (record, unreadable) = claimed_record(row, &leased)?;
             let lease = Lease {
                 job: record.id,
                 token: record.claims,
             };
-            Ok(ClaimedJob { lease, record })
+            Ok(match unreadable {
+                None => ClaimedJob::new(lease, record),
+                Some(problem) => {
+                    tracing::error!(job_id = %record.id, problem = %problem,
+                        "a claimed job's stored row cannot be read; it goes to the dead set");
+                    ClaimedJob::unreadable(lease, record, problem)
+                }
+            })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     claimed.sort_by_key(|c| (Reverse(c.record.priority), c.record.run_at, c.record.id));

@@ -81,8 +81,14 @@
 //! # Enqueue from any language
 //!
 //! The migration creates `<schema>.enqueue(kind text, args jsonb, queue text DEFAULT
-//! 'default', priority integer DEFAULT 0, max_attempts integer DEFAULT 25, run_at
-//! timestamptz DEFAULT now()) RETURNS bigint`. It is `SECURITY DEFINER` with a fixed
+//! 'default', priority integer DEFAULT 0, max_attempts integer DEFAULT 20, run_at
+//! timestamptz DEFAULT now()) RETURNS bigint`. It enforces the rules of the Rust enqueue
+//! ([`NewJob::validate`](jobs::store::NewJob::validate)) with the same constants: kind and
+//! queue of 1 to 128 characters of `[A-Za-z0-9_.:-]`, a priority that fits `smallint`,
+//! `max_attempts` at least 1 (default 20, as
+//! [`DEFAULT_MAX_ATTEMPTS`](jobs::DEFAULT_MAX_ATTEMPTS)), args nested at most 100 levels
+//! ([`MAX_JSON_DEPTH`](jobs::store::MAX_JSON_DEPTH)); it raises SQLSTATE `22023` naming the
+//! rule otherwise. It is `SECURITY DEFINER` with a fixed
 //! `search_path`, and `EXECUTE` is revoked from `PUBLIC`, so an application role needs only:
 //!
 //! ```sql

@@ -53,7 +53,7 @@ impl JobListener for PgJobListener {
         Box::pin(async move {
             match self.listener.try_recv().await {
                 Ok(Some(notification)) => Ok(notification.payload().to_owned()),
-                Ok(None) => Err(StoreError::Unavailable(format!(
+                Ok(None) => Err(StoreError::unavailable(format!(
                     "the LISTEN connection for channel {:?} was lost; open a new listener",
                     self.channel
                 ))),

@@ -11,7 +11,7 @@ use crate::error::store_error;
 use crate::lease::sql_limit;
 use crate::lease_commit::LeaseCommit;
 use crate::pg_time::PgTime;
-use crate::row::job_record;
+use crate::row::job_record_in_part;
 use crate::sql::Queries;
 
 /// One atomic statement (SKIP LOCKED): expired leases go back to `available`, poison pills to
@@ -31,12 +31,18 @@ pub(crate) async fn rescue_expired(
         .bind(&queries.channel)
         .bind(params.now.as_micros())
         .bind(commit.is_async())
+        .bind(jobs::store::POISON_PILL_MESSAGE)
         .fetch_all(conn)
         .await
         .map_err(store_error)?;
     let mut outcome = RescueOutcome::default();
     for row in &rows {
-        let record = job_record(row)?;
+        // The rescue has already applied: a row whose JSON cannot be read is still reported
+        // (its hook record without what could not be read), never an error for the batch.
+        let (record, unreadable) = job_record_in_part(row)?;
+        if let Some(problem) = unreadable {
+            tracing::error!(job_id = record.id.0, problem = %problem, "a rescued job's stored row cannot be read in full");
+        }
         if record.state == JobState::Dead {
             tracing::warn!(job_id = record.id.0, kind = %record.kind, rescues = record.rescues, "poison pill: job moved to the dead set");
             outcome.dead.push(record);
@@ -64,7 +70,16 @@ pub(crate) async fn expire_unknown_kinds(
         .fetch_all(pool)
         .await
         .map_err(store_error)?;
-    let mut dead = rows.iter().map(job_record).collect::<Result<Vec<_>, _>>()?;
+    // The expiry has already applied: a row whose JSON cannot be read is still reported (its
+    // hook record without what could not be read), never an error for the batch.
+    let mut dead = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (record, unreadable) = job_record_in_part(row)?;
+        if let Some(problem) = unreadable {
+            tracing::error!(job_id = record.id.0, problem = %problem, "an expired job's stored row cannot be read in full");
+        }
+        dead.push(record);
+    }
     dead.sort_by_key(|job| job.id);
     let waiting: i64 = sqlx::query_scalar(&queries.waiting_unknown_kinds)
         .bind(&*params.known)

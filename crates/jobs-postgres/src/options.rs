@@ -33,6 +33,7 @@ pub const DEFAULT_APPLICATION_NAME: &str = "jobs";
 /// assert_eq!(options.display_url(), "postgres://app:***@db.internal:5432/app");
 /// # Ok::<(), jobs_postgres::PostgresError>(())
 /// ```
+#[must_use = "options do nothing until `connect_pool()` or `PostgresStore::connect`"]
 #[derive(Clone)]
 pub struct PostgresOptions {
     connect: PgConnectOptions,
@@ -160,6 +161,10 @@ impl PostgresOptions {
     ///
     /// [`PostgresError::Unreachable`], [`PostgresError::AuthenticationFailed`],
     /// [`PostgresError::DatabaseMissing`], or [`PostgresError::Store`] for anything else.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped call closes the connections it opened.
     pub async fn connect_pool(&self) -> Result<PgPool, PostgresError> {
         let probe = PgConnection::connect_with(&self.connect)
             .await
@@ -184,12 +189,25 @@ impl PostgresOptions {
         let target = self.display_url.clone();
         let reason = scrub(&err.to_string(), &self.secrets);
         match sqlstate(&err).as_deref() {
-            Some("28P01" | "28000") => PostgresError::AuthenticationFailed { target, reason },
-            Some("3D000") => PostgresError::DatabaseMissing { target, reason },
-            Some(_) => PostgresError::Store(jobs::StoreError::Other(format!(
-                "connecting to {target}: {reason}"
-            ))),
-            None => PostgresError::Unreachable { target, reason },
+            Some("28P01" | "28000") => PostgresError::AuthenticationFailed {
+                target,
+                reason,
+                source: err,
+            },
+            Some("3D000") => PostgresError::DatabaseMissing {
+                target,
+                reason,
+                source: err,
+            },
+            Some(_) => PostgresError::Store(
+                jobs::StoreError::other(format!("connecting to {target}: {reason}"))
+                    .with_source(err),
+            ),
+            None => PostgresError::Unreachable {
+                target,
+                reason,
+                source: err,
+            },
         }
     }
 }

@@ -10,6 +10,21 @@ use crate::pg_time::PgTime;
 
 /// One row as a job record; a value that does not fit is reported as [`StoreError::Corrupt`].
 pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
+    let (record, unreadable) = decode(row, None)?;
+    match unreadable {
+        None => Ok(record),
+        Some(reason) => Err(StoreError::Corrupt {
+            id: record.id.0,
+            reason,
+        }),
+    }
+}
+
+/// One row as a job record even when its JSON columns (args, checkpoint, errors) do not
+/// decode (nested too deep, or another shape): those are left out (null, none, empty) and
+/// the second value says what could not be read. Other values that do not fit are
+/// [`StoreError::Corrupt`] (the table's constraints exclude them).
+pub(crate) fn job_record_in_part(row: &PgRow) -> Result<(JobRecord, Option<String>), StoreError> {
     decode(row, None)
 }
 
@@ -22,19 +37,66 @@ pub(crate) struct Leased<'a> {
     pub(crate) expires_at: Timestamp,
 }
 
-/// A row returned by the claim (`sql::claimed_columns`) as the leased job's record.
-pub(crate) fn claimed_record(row: &PgRow, leased: &Leased<'_>) -> Result<JobRecord, StoreError> {
+/// A row returned by the claim (`sql::claimed_columns`) as the leased job's record, read as
+/// [`job_record_in_part`] reads.
+pub(crate) fn claimed_record(
+    row: &PgRow,
+    leased: &Leased<'_>,
+) -> Result<(JobRecord, Option<String>), StoreError> {
     decode(row, Some(leased))
 }
 
-fn decode(row: &PgRow, leased: Option<&Leased<'_>>) -> Result<JobRecord, StoreError> {
+/// The JSON columns of a row, each left out (null, none, empty) if it does not decode, with
+/// what did not.
+struct JsonColumns {
+    args: Value,
+    checkpoint: Option<Value>,
+    errors: Vec<AttemptError>,
+    unreadable: Option<String>,
+}
+
+fn json_columns(row: &PgRow) -> JsonColumns {
+    let mut problems: Vec<String> = Vec::new();
+    let mut note = |column: &str, error: &dyn std::fmt::Display| {
+        problems.push(format!("{column}: {error}"));
+    };
+    let args = row.try_get::<Value, _>("args").unwrap_or_else(|e| {
+        note("args", &e);
+        Value::Null
+    });
+    let checkpoint = row
+        .try_get::<Option<Value>, _>("checkpoint")
+        .unwrap_or_else(|e| {
+            note("checkpoint", &e);
+            None
+        });
+    let errors = row
+        .try_get::<Value, _>("errors")
+        .map_err(|e| e.to_string())
+        .and_then(|v| serde_json::from_value::<Vec<AttemptError>>(v).map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| {
+            note("errors", &e);
+            Vec::new()
+        });
+    JsonColumns {
+        args,
+        checkpoint,
+        errors,
+        unreadable: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+fn decode(
+    row: &PgRow,
+    leased: Option<&Leased<'_>>,
+) -> Result<(JobRecord, Option<String>), StoreError> {
     let id: i64 = row.try_get("id").map_err(store_error)?;
     let corrupt = |reason: String| StoreError::Corrupt { id, reason };
     let get_u32 = |column: &str| -> Result<u32, StoreError> {
         let v: i32 = row.try_get(column).map_err(store_error)?;
         u32::try_from(v).map_err(|_| corrupt(format!("{column} is negative ({v})")))
     };
-    let errors: Value = row.try_get("errors").map_err(store_error)?;
+    let json = json_columns(row);
     let (queue, state, attempted_at, lease_owner, lease_expires_at) = match leased {
         Some(l) => (
             l.queue.to_owned(),
@@ -56,11 +118,11 @@ fn decode(row: &PgRow, leased: Option<&Leased<'_>>) -> Result<JobRecord, StoreEr
             )
         }
     };
-    Ok(JobRecord {
+    let record = JobRecord {
         id: JobId(id),
         kind: row.try_get("kind").map_err(store_error)?,
         queue,
-        args: row.try_get("args").map_err(store_error)?,
+        args: json.args,
         state,
         priority: row.try_get("priority").map_err(store_error)?,
         attempts: get_u32("attempts")?,
@@ -76,10 +138,10 @@ fn decode(row: &PgRow, leased: Option<&Leased<'_>>) -> Result<JobRecord, StoreEr
         finalized_at: timestamp(row, "finalized_at")?,
         lease_owner,
         lease_expires_at,
-        checkpoint: row.try_get("checkpoint").map_err(store_error)?,
-        errors: serde_json::from_value::<Vec<AttemptError>>(errors)
-            .map_err(|e| corrupt(format!("errors column: {e}")))?,
-    })
+        checkpoint: json.checkpoint,
+        errors: json.errors,
+    };
+    Ok((record, json.unreadable))
 }
 
 fn timestamp(row: &PgRow, column: &str) -> Result<Option<Timestamp>, StoreError> {

@@ -219,7 +219,9 @@ fn finish(t: &str) -> String {
                 SET state = f.state, \
                     run_at = coalesce(f.run_at, j.run_at), \
                     attempts = j.attempts + f.charge::int, \
-                    errors = CASE WHEN f.error IS NULL THEN j.errors ELSE j.errors || f.error::jsonb END, \
+                    errors = CASE WHEN f.error IS NULL THEN j.errors \
+                        WHEN jsonb_typeof(j.errors) = 'array' THEN j.errors || f.error::jsonb \
+                        ELSE jsonb_build_array(f.error::jsonb) END, \
                     finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN $7::timestamptz END, \
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
                     suspect = CASE WHEN f.state = 'available' AND f.run_at IS NULL THEN j.suspect ELSE 0 END, \
@@ -283,7 +285,7 @@ fn heartbeat(t: &str) -> String {
 }
 
 /// `$1` now, `$2` limit, `$3` max rescues, `$4` channel, `$5` now as µs (for the error JSON),
-/// `$6` asynchronous commit.
+/// `$6` asynchronous commit, `$7` [`jobs::store::POISON_PILL_MESSAGE`].
 /// Skips rows another rescuer (or a heartbeat) holds, so two rescuers never return the same
 /// job.
 fn rescue(t: &str) -> String {
@@ -303,10 +305,10 @@ fn rescue(t: &str) -> String {
                     errors = CASE WHEN j.suspect > $3::int4 \
                         THEN j.errors || jsonb_build_object( \
                                  'attempt', 0, 'at', $5::int8, \
-                                 'message', format('rescued too many times (%s) while it ran alone in quarantine: \
-                                                    the lease of worker %s expired again; \
-                                                    poison pill, moved to the dead set', \
-                                                   j.suspect - 1, coalesce(j.lease_owner, '?'))) \
+                                 'message', replace(replace(replace($7::text, \
+                                     '{{owner}}', coalesce(j.lease_owner, '?')), \
+                                     '{{rescues}}', j.suspect::text), \
+                                     '{{max_rescues}}', $3::int4::text)) \
                         ELSE j.errors END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM c WHERE j.id = c.id AND {gate} \
@@ -331,7 +333,7 @@ fn expire_unknown_kinds(t: &str) -> String {
                 FOR UPDATE SKIP LOCKED) \
          UPDATE {t} j \
             SET state = 'dead', finalized_at = $1, \
-                errors = j.errors || jsonb_build_object( \
+                errors = (CASE WHEN jsonb_typeof(j.errors) = 'array' THEN j.errors ELSE '[]'::jsonb END) || jsonb_build_object( \
                     'attempt', 0, 'at', $5::int8, \
                     'message', format('no running process has a worker for kind %s: the job waited \
                                        longer than the pool''s unknown_kind_ttl without being \

@@ -12,7 +12,9 @@ use jobs::store::{
     JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
 use jobs::store::{JobExpireUnknownKindsParams, UnknownKinds};
-use jobs::{JobId, JobRecord, QueueStats, StoreError};
+use jobs::{
+    EnqueueError, EnqueueOptions, JobArgs, JobId, JobRecord, QueueStats, StoreError, Timestamp,
+};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -54,6 +56,10 @@ impl PostgresStore {
     /// # Errors
     ///
     /// Everything [`PostgresOptions::connect_pool`] and [`PostgresStore::open`] report.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only connects and reads.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, PostgresError> {
         let pool = options.connect_pool().await?;
         let listener_pool = listener_pool(&pool, options.listener_connections());
@@ -71,6 +77,10 @@ impl PostgresStore {
     /// [`migrate`](crate::migrate)), [`PostgresError::SchemaTooNew`] (upgrade the binary),
     /// [`PostgresError::PermissionDenied`], or [`PostgresError::Store`] if the database
     /// cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn open(pool: PgPool, schema: SchemaName) -> Result<Self, PostgresError> {
         let listener_pool = listener_pool(&pool, LISTENER_CONNECTIONS);
         Self::open_with(pool, listener_pool, schema).await
@@ -135,6 +145,11 @@ impl PostgresStore {
     ///
     /// [`StoreError::Invalid`] for a batch the rules of [`JobInsertParams::validate`] refuse;
     /// database failures otherwise (the caller's transaction is then aborted).
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may have inserted the jobs in `conn`'s transaction; as for any
+    /// statement, the transaction's commit or rollback decides whether they stay.
     pub async fn insert_in(
         &self,
         conn: &mut PgConnection,
@@ -144,6 +159,68 @@ impl PostgresStore {
         insert::insert_jobs(conn, &self.inner.queries, &params).await
     }
 
+    /// Enqueues one job on the caller's connection, typically inside its own transaction:
+    /// the job exists if and only if that transaction commits. Takes what
+    /// [`Client::enqueue_with`](jobs::Client::enqueue_with) takes and refuses what it refuses
+    /// (the same [`JobInsertParams::validate`] rules). The wake-up `NOTIFY` is part of the
+    /// transaction, so PostgreSQL delivers it at commit: a listening pool claims the job at
+    /// once, and never before the job is visible.
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user: i64 }
+    /// # impl jobs::JobArgs for Welcome { const KIND: &'static str = "welcome"; }
+    /// # async fn demo(store: &jobs_postgres::PostgresStore) -> Result<(), Box<dyn std::error::Error>> {
+    /// use jobs::EnqueueOptions;
+    ///
+    /// let mut tx = store.pool().begin().await?;
+    /// sqlx::query("UPDATE accounts SET welcomed = true WHERE id = $1").bind(42_i64).execute(&mut *tx).await?;
+    /// let id = store.enqueue_in(&mut tx, &Welcome { user: 42 }, EnqueueOptions::new()).await?;
+    /// tx.commit().await?; // the update and the job land together, or neither does
+    /// # let _ = id; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`]; on a database error the caller's transaction is aborted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it may leave the job inserted in the caller's transaction (or not): roll
+    /// the transaction back rather than commit after a cancelled call.
+    pub async fn enqueue_in<A: JobArgs>(
+        &self,
+        conn: &mut PgConnection,
+        args: &A,
+        options: EnqueueOptions,
+    ) -> Result<JobId, EnqueueError> {
+        let params = JobInsertParams::from_args::<A>([args], options, Timestamp::now())?;
+        let ids = self.insert_in(conn, params).await?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
+    }
+
+    /// Enqueues one job per item of `args`, all with `options`, on the caller's connection
+    /// in one statement: [`enqueue_in`](Self::enqueue_in) for many jobs, as
+    /// [`Client::enqueue_many`](jobs::Client::enqueue_many).
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`]; none of the jobs is inserted then.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`enqueue_in`](Self::enqueue_in).
+    pub async fn enqueue_many_in<A: JobArgs>(
+        &self,
+        conn: &mut PgConnection,
+        args: impl IntoIterator<Item = A>,
+        options: EnqueueOptions,
+    ) -> Result<Vec<JobId>, EnqueueError> {
+        let params = JobInsertParams::from_args::<A>(args, options, Timestamp::now())?;
+        Ok(self.insert_in(conn, params).await?)
+    }
+
     /// Runs the claim query under `EXPLAIN (ANALYZE, BUFFERS)` in a transaction that is
     /// rolled back (nothing is claimed) and returns the plan, for diagnosing a slow queue.
     ///
@@ -151,6 +228,10 @@ impl PostgresStore {
     ///
     /// Database failures, or [`StoreError::Invalid`] for a zero `limit` or an invalid queue
     /// name (the rules of [`JobClaimParams::validate`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the transaction is rolled back whether or not the call completes.
     pub async fn explain_claim(&self, queue: &str, limit: usize) -> Result<String, StoreError> {
         let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", self.queries().claim);
         let params = JobClaimParams {
@@ -223,6 +304,10 @@ impl PostgresStore {
     ///
     /// Database failures. A role that does not own the table gets a server warning and
     /// nothing is vacuumed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a `VACUUM` cut short leaves the table as it was, to be vacuumed later.
     pub async fn vacuum(&self) -> Result<(), StoreError> {
         sqlx::query(&self.inner.vacuum.statement())
             .execute(self.pool())
@@ -236,6 +321,11 @@ impl PostgresStore {
     /// Waits for borrowed connections to come back, except that open listeners get one
     /// second to notice (their `next()` fails with [`StoreError::Closed`]) and are then left
     /// to close when dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once polled, the pools are closed to new calls even if the future is dropped; only
+    /// the wait for borrowed connections is cut short.
     pub async fn close(&self) {
         let listeners = self.inner.listener_pool.close();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), listeners).await;

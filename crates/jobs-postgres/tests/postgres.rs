@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jobs::store::{
     FinishOutcome, JobClaimParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
-    JobPromoteParams, NewJob, Store,
+    NewJob, Store,
 };
 use jobs::{JobState, StoreError, Timestamp};
 use jobs_postgres::{
@@ -130,8 +130,11 @@ async fn migrate_is_idempotent_and_safe_concurrently() {
         applied.extend(report.applied);
     }
     applied.sort_unstable();
-    let every: Vec<i32> = (1..=jobs_postgres::SCHEMA_VERSION).collect();
-    assert_eq!(applied, every, "exactly one caller applied each version");
+    let every_version: Vec<i32> = (1..=jobs_postgres::SCHEMA_VERSION).collect();
+    assert_eq!(
+        applied, every_version,
+        "exactly one caller applied each version"
+    );
     let again = migrate(&pool, &schema).await.expect("migrate again");
     assert_eq!(
         (again.from, again.applied.len()),
@@ -239,6 +242,11 @@ async fn bad_urls_give_clear_errors_without_the_password() {
     assert!(
         matches!(err, PostgresError::DatabaseMissing { .. }),
         "{msg}"
+    );
+    assert_eq!(
+        sqlstate_of(&err).as_deref(),
+        Some("3D000"),
+        "the server's error is the source"
     );
     assert!(
         msg.contains("jt_no_such_database") && !msg.contains("hunter2"),
@@ -376,13 +384,10 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         "inserting",
     );
     for (call, message) in [
-        (
-            "'k', '{}', max_attempts => 0",
-            "max_attempts must be at least 1",
-        ),
-        ("'', '{}'", "kind must be"),
-        ("'k', '{}', queue => ''", "queue must be"),
-        ("'k', '{}', priority => 40000", "priority must be between"),
+        ("'k', '{}', max_attempts => 0", "invalid max_attempts 0"),
+        ("'', '{}'", "invalid job kind"),
+        ("'k', '{}', queue => ''", "invalid queue name"),
+        ("'k', '{}', priority => 40000", "invalid priority 40000"),
         (
             "'k', '{}', run_at => 'infinity'",
             "run_at must be a finite time",
@@ -406,7 +411,10 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         (record.kind.as_str(), record.queue.as_str()),
         ("send_email", "mail")
     );
-    assert_eq!((record.priority, record.max_attempts), (5, 25));
+    assert_eq!(
+        (record.priority, record.max_attempts),
+        (5, jobs::DEFAULT_MAX_ATTEMPTS)
+    );
     assert_eq!(record.args, json!({"to": "ada@example.com"}));
     assert_eq!(record.state, JobState::Available);
     let record = store
@@ -509,8 +517,99 @@ async fn transactional_enqueue_follows_the_transaction() {
     assert_eq!(woken, "committed");
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Welcome {
+    user: i64,
+}
+impl jobs::JobArgs for Welcome {
+    const KIND: &'static str = "welcome";
+}
+
+struct Welcomer(tokio::sync::mpsc::UnboundedSender<i64>);
+impl jobs::Worker for Welcomer {
+    type Args = Welcome;
+    async fn perform(&self, _ctx: jobs::JobContext, args: Welcome) -> Result<(), jobs::JobError> {
+        let _ = self.0.send(args.user);
+        Ok(())
+    }
+}
+
 #[tokio::test]
-async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
+async fn enqueue_in_the_applications_transaction_runs_on_commit_and_vanishes_on_rollback() {
+    let Some(store) = testkit::fresh_store("enqueue_in").await else {
+        return;
+    };
+    let store = std::sync::Arc::new(store);
+    let users = format!("{}.users", store.schema().quoted());
+    exec(
+        store.pool(),
+        &format!("CREATE TABLE {users} (id bigint PRIMARY KEY)"),
+    )
+    .await;
+    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
+    let pool = jobs::Pool::builder(store.clone())
+        .register(Welcomer(ran))
+        .start()
+        .await
+        .expect("pool starts");
+    let client = pool.client();
+    let options = jobs::EnqueueOptions::new;
+
+    let mut tx = store.pool().begin().await.expect("begin");
+    exec_on(&mut tx, &format!("INSERT INTO {users} VALUES (1)")).await;
+    let rolled_back = store
+        .enqueue_in(&mut tx, &Welcome { user: 1 }, options())
+        .await
+        .expect("enqueue_in");
+    let many = store
+        .enqueue_many_in(&mut tx, (10..20).map(|user| Welcome { user }), options())
+        .await
+        .expect("enqueue_many_in");
+    let refused = store
+        .enqueue_in(&mut tx, &Welcome { user: 1 }, options().queue("no spaces"))
+        .await;
+    assert!(
+        matches!(refused, Err(jobs::EnqueueError::InvalidQueue(_))),
+        "{refused:?}"
+    );
+    tx.rollback().await.expect("rollback");
+    for id in std::iter::once(rolled_back).chain(many) {
+        assert_eq!(client.job(id).await.expect("get"), None, "rolled back");
+    }
+
+    let mut tx = store.pool().begin().await.expect("begin");
+    exec_on(&mut tx, &format!("INSERT INTO {users} VALUES (2)")).await;
+    let id = store
+        .enqueue_in(&mut tx, &Welcome { user: 2 }, options())
+        .await
+        .expect("enqueue_in");
+    assert_eq!(
+        client.job(id).await.expect("get"),
+        None,
+        "invisible before commit"
+    );
+    tx.commit().await.expect("commit");
+    // The NOTIFY sent inside the transaction wakes the pool at commit.
+    let user = tokio::time::timeout(Duration::from_secs(10), runs.recv())
+        .await
+        .expect("the committed job runs")
+        .expect("the worker reports");
+    assert_eq!(user, 2);
+    assert!(pool.shutdown().await.clean);
+    let job = client.job(id).await.expect("get").expect("committed");
+    assert_eq!(job.state, JobState::Completed);
+    assert!(runs.try_recv().is_err(), "no rolled-back job ever ran");
+    let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {users}"))
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
+}
+
+/// (Which changes wake a listener is a rule of every store: the conformance suite's
+/// `listener_wakes_whenever_jobs_become_available`.)
+#[tokio::test]
+async fn notify_wakes_listeners_for_sql_enqueue_and_once_per_statement_and_queue() {
     let Some(store) = testkit::fresh_store("notify_paths").await else {
         return;
     };
@@ -522,49 +621,6 @@ async fn notify_wakes_listeners_for_sql_inserts_releases_and_promotions() {
     )
     .await;
     assert_eq!(next_queue(&mut listener).await, "from_sql");
-
-    let claimed = store.job_claim(claim("from_sql", 1)).await.expect("claim");
-    let finish = JobFinishParams {
-        owner: "w".into(),
-        finishes: vec![JobFinish {
-            lease: claimed[0].lease,
-            outcome: FinishOutcome::Release,
-        }],
-        now: Timestamp::now(),
-    };
-    assert_eq!(
-        store.job_finish_many(finish).await.expect("release"),
-        vec![true]
-    );
-    assert_eq!(
-        next_queue(&mut listener).await,
-        "from_sql",
-        "a release wakes fetchers"
-    );
-
-    let mut later = job("scheduled_q");
-    let now = Timestamp::now();
-    later.run_at = Some(now + Duration::from_secs(60));
-    store
-        .job_insert_many(JobInsertParams {
-            jobs: vec![later],
-            now,
-        })
-        .await
-        .expect("insert scheduled");
-    let promote = JobPromoteParams {
-        now: now + Duration::from_secs(61),
-        limit: 10,
-    };
-    assert_eq!(
-        store.job_promote_scheduled(promote).await.expect("promote"),
-        1
-    );
-    assert_eq!(
-        next_queue(&mut listener).await,
-        "scheduled_q",
-        "scheduled inserts don't notify; promotion does"
-    );
 
     // One notification per statement and queue, not per row.
     let bulk: Vec<NewJob> = (0..500).map(|_| job("bulk")).collect();
@@ -742,48 +798,23 @@ async fn timestamps_round_trip_exactly() {
             })
             .await
             .expect_err("before PostgreSQL's timestamptz range");
-        assert!(matches!(err, StoreError::Invalid(_)), "{count} jobs: {err}");
+        assert!(
+            matches!(err, StoreError::Invalid { .. }),
+            "{count} jobs: {err}"
+        );
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_heartbeats_and_finishes_do_not_deadlock() {
-    let Some(store) = testkit::fresh_store("no_deadlock").await else {
+/// (That concurrent heartbeats and finishes of the same leases never deadlock is a rule of
+/// every store: the conformance suite's `concurrent_heartbeats_and_finishes_complete`.)
+#[tokio::test]
+async fn the_owner_vacuums_and_an_explicit_vacuum_runs() {
+    let Some(store) = testkit::fresh_store("vacuum").await else {
         return;
     };
-    let jobs: Vec<NewJob> = (0..400).map(|_| job("q")).collect();
+    let jobs: Vec<NewJob> = (0..100).map(|_| job("q")).collect();
     store.job_insert_many(insert(jobs)).await.expect("insert");
-    for _ in 0..4 {
-        let claimed = store.job_claim(claim("q", 100)).await.expect("claim");
-        let mut leases: Vec<_> = claimed.iter().map(|c| c.lease).collect();
-        let heartbeat = JobHeartbeatParams {
-            owner: "w".into(),
-            leases: leases.clone(),
-            lease_ttl: Duration::from_secs(30),
-            now: Timestamp::now(),
-        };
-        leases.reverse();
-        let finish = JobFinishParams {
-            owner: "w".into(),
-            finishes: leases
-                .iter()
-                .map(|&lease| JobFinish {
-                    lease,
-                    outcome: FinishOutcome::Completed,
-                })
-                .collect(),
-            now: Timestamp::now(),
-        };
-        let (beat, done) = tokio::join!(
-            store.job_heartbeat_many(heartbeat),
-            store.job_finish_many(finish)
-        );
-        beat.expect("heartbeat does not deadlock");
-        assert!(done.expect("finish does not deadlock").iter().all(|&ok| ok));
-    }
-    let stats = store.queue_stats().await.expect("stats");
-    assert_eq!(stats[0].completed, 400);
-    assert!(store.auto_vacuum(), "the owner vacuums the churned table");
+    assert!(store.auto_vacuum(), "the owner vacuums the table");
     // Each call reads fresh statistics, not the transaction's cached snapshot.
     let vacuums_sql = format!(
         "SELECT pg_stat_clear_snapshot() IS NULL, coalesce(vacuum_count, 0) \
@@ -824,7 +855,7 @@ async fn lease_commit_mode_round_trips_and_explain_refuses_a_zero_limit() {
     store.set_lease_commit(LeaseCommit::Asynchronous);
     assert_eq!(store.lease_commit(), LeaseCommit::Asynchronous);
     let err = store.explain_claim("q", 0).await.expect_err("limit 0");
-    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
     assert!(store.explain_claim("q", 10).await.is_ok());
 }
 
@@ -891,4 +922,311 @@ async fn close_ends_listeners_and_later_calls() {
     assert!(ended.is_err(), "a closed store's listener ends: {ended:?}");
     let err = store.queue_stats().await.expect_err("closed");
     assert!(matches!(err, StoreError::Closed), "{err}");
+}
+
+/// The SQLSTATE of the `sqlx::Error` that `err` keeps as its `source()`.
+fn sqlstate_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let source = err.source()?;
+    let db = source.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    db.code().map(|code| code.into_owned())
+}
+
+#[tokio::test]
+async fn a_refused_statement_keeps_the_sqlx_error_with_its_sqlstate() {
+    let Some(store) = testkit::fresh_store("error_source").await else {
+        return;
+    };
+    // The store trusts the facade's validation; straight to the store, the table's CHECK
+    // refuses the empty kind.
+    let mut bad = job("q");
+    bad.kind = String::new();
+    let err = store.job_insert_many(insert(vec![bad])).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    assert_eq!(
+        sqlstate_of(&err).as_deref(),
+        Some("23514"),
+        "check_violation: {err}"
+    );
+}
+
+/// One enqueue case for both sides: kind, args, queue, priority, max_attempts, and whether
+/// the rules accept it.
+struct EnqueueCase {
+    kind: String,
+    args: serde_json::Value,
+    queue: String,
+    priority: i32,
+    max_attempts: i32,
+    valid: bool,
+}
+
+/// `depth` levels of arrays and objects.
+fn nested_json(depth: usize) -> serde_json::Value {
+    (0..depth).fold(json!(1), |inner, level| {
+        if level % 2 == 0 {
+            json!([inner])
+        } else {
+            json!({ "k": inner })
+        }
+    })
+}
+
+fn enqueue_cases() -> Vec<EnqueueCase> {
+    let case = |kind: &str, queue: &str, valid| EnqueueCase {
+        kind: kind.to_owned(),
+        args: json!({"n": 1}),
+        queue: queue.to_owned(),
+        priority: 0,
+        max_attempts: 20,
+        valid,
+    };
+    let max_name = "n".repeat(jobs::store::MAX_NAME_LEN);
+    let too_long = "n".repeat(jobs::store::MAX_NAME_LEN + 1);
+    let depth = jobs::store::MAX_JSON_DEPTH;
+    vec![
+        case("send_email", "default", true),
+        case("a.b:c-d_9", "A.z:0-9_", true),
+        case(&max_name, &max_name, true),
+        case("k", "bad queue!", false),
+        case("k", "", false),
+        case("k", &too_long, false),
+        case("k", "tab\tqueue", false),
+        case("k", "ünïcode", false),
+        case("bad kind!", "q", false),
+        case("", "q", false),
+        case(&too_long, "q", false),
+        case("k", "q'; DROP TABLE x; --", false),
+        EnqueueCase {
+            args: nested_json(depth),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            args: nested_json(depth + 1),
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            args: nested_json(129),
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            args: json!(null),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MIN),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MAX),
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MAX) + 1,
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            priority: i32::from(i16::MIN) - 1,
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            max_attempts: 1,
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            max_attempts: i32::MAX,
+            ..case("k", "q", true)
+        },
+        EnqueueCase {
+            max_attempts: 0,
+            ..case("k", "q", false)
+        },
+        EnqueueCase {
+            max_attempts: -1,
+            ..case("k", "q", false)
+        },
+    ]
+}
+
+/// The Rust enqueue (the rules of `NewJob::validate`, checked by the store facade
+/// `Client::enqueue` goes through) and the SQL `enqueue()` accept and refuse the same jobs,
+/// case by case from one table, and give a job the same default `max_attempts`.
+#[tokio::test]
+async fn rust_and_sql_enqueue_follow_one_rule_set() {
+    let Some(store) = testkit::fresh_store("enqueue_rules").await else {
+        return;
+    };
+    let pool = store.pool().clone();
+    let q = store.schema().quoted();
+    let facade = jobs::store::StoreFacade::new(std::sync::Arc::new(store.clone()));
+    for case in enqueue_cases() {
+        let what = format!(
+            "kind {:?} queue {:?} priority {} max_attempts {} args depth {}",
+            case.kind.chars().take(20).collect::<String>(),
+            case.queue.chars().take(20).collect::<String>(),
+            case.priority,
+            case.max_attempts,
+            jobs::store::json_depth(&case.args)
+        );
+        let rust = match (
+            i16::try_from(case.priority),
+            u32::try_from(case.max_attempts),
+        ) {
+            (Ok(priority), Ok(max_attempts)) => {
+                let job = NewJob {
+                    kind: case.kind.clone(),
+                    args: case.args.clone(),
+                    queue: case.queue.clone(),
+                    priority,
+                    max_attempts,
+                    run_at: None,
+                };
+                assert_eq!(
+                    job.validate().is_ok(),
+                    case.valid,
+                    "NewJob::validate: {what}"
+                );
+                facade.job_insert_many(insert(vec![job])).await.is_ok()
+            }
+            _ => false, // not even representable: the types are the rule
+        };
+        let sql = sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT {q}.enqueue($1, $2, queue => $3, priority => $4, max_attempts => $5)"
+        ))
+        .bind(&case.kind)
+        .bind(&case.args)
+        .bind(&case.queue)
+        .bind(case.priority)
+        .bind(case.max_attempts)
+        .fetch_one(&pool)
+        .await;
+        assert_eq!(rust, case.valid, "Rust enqueue: {what}");
+        match sql {
+            Ok(_) => assert!(case.valid, "SQL enqueue() accepted: {what}"),
+            Err(error) => {
+                assert!(!case.valid, "SQL enqueue() refused: {what}: {error}");
+                assert_sqlstate::<()>(Err(error), "22023", &what);
+            }
+        }
+    }
+    // The defaults agree too.
+    let id: i64 = sqlx::query_scalar(&format!("SELECT {q}.enqueue('k', '{{}}')"))
+        .fetch_one(&pool)
+        .await
+        .expect("enqueue with defaults");
+    let from_sql = store
+        .job_get(jobs::JobId(id))
+        .await
+        .expect("get")
+        .expect("exists");
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct K {}
+    impl jobs::JobArgs for K {
+        const KIND: &'static str = "k";
+    }
+    let client = jobs::Client::new(std::sync::Arc::new(store.clone()));
+    let id = client.enqueue(&K {}).await.expect("enqueue with defaults");
+    let from_rust = client.job(id).await.expect("get").expect("exists");
+    assert_eq!(
+        (
+            from_sql.queue.as_str(),
+            from_sql.priority,
+            from_sql.max_attempts
+        ),
+        (
+            from_rust.queue.as_str(),
+            from_rust.priority,
+            from_rust.max_attempts
+        ),
+    );
+    assert_eq!(from_sql.max_attempts, jobs::DEFAULT_MAX_ATTEMPTS);
+}
+
+/// A row written behind the store's back (args nested deeper than the decoder reads, errors
+/// that are not an array) never fails its claim batch: the others are claimed as usual, the
+/// damaged ones `unreadable` with a reason naming their id; a `Dead` finish of them applies
+/// beside the others' completions, and a rescue reads past them.
+#[tokio::test]
+async fn a_damaged_row_is_claimed_unreadable_naming_the_job() {
+    let Some(store) = testkit::fresh_store("damaged_row").await else {
+        return;
+    };
+    let pool = store.pool().clone();
+    let q = store.schema().quoted();
+    let ids = store
+        .job_insert_many(insert(vec![job("q"), job("q"), job("q"), job("q")]))
+        .await
+        .expect("insert");
+    let too_deep = format!("{}1{}", "[".repeat(129), "]".repeat(129));
+    exec(
+        &pool,
+        &format!(
+            "UPDATE {q}.jobs SET args = '{too_deep}' WHERE id = {};
+             UPDATE {q}.jobs SET errors = '{{}}' WHERE id = {};
+             UPDATE {q}.jobs SET checkpoint = '{too_deep}' WHERE id = {}",
+            ids[1].0, ids[2].0, ids[3].0
+        ),
+    )
+    .await;
+    let claimed = store
+        .job_claim(claim("q", 10))
+        .await
+        .expect("the batch is claimed");
+    assert_eq!(claimed.len(), 4);
+    let mut claimed = claimed;
+    claimed.sort_by_key(|c| c.record.id);
+    assert!(claimed[0].unreadable.is_none());
+    for (n, column) in [(1, "args"), (2, "errors"), (3, "checkpoint")] {
+        let reason = claimed[n].unreadable.as_deref().unwrap_or_default();
+        assert!(reason.contains(&format!("job {}", ids[n])), "{reason}");
+        assert!(reason.contains(column), "{reason}");
+    }
+    assert_eq!(claimed[1].record.args, json!(null));
+    let finish = |c: &jobs::store::ClaimedJob, outcome| JobFinish {
+        lease: c.lease,
+        outcome,
+    };
+    let dead = || FinishOutcome::Dead {
+        error: jobs::AttemptError {
+            attempt: 1,
+            at: Timestamp::now(),
+            message: "unreadable".into(),
+        },
+    };
+    let applied = store
+        .job_finish_many(JobFinishParams {
+            owner: "w".into(),
+            finishes: vec![
+                finish(&claimed[0], FinishOutcome::Completed),
+                finish(&claimed[1], dead()),
+                finish(&claimed[2], dead()),
+                finish(&claimed[3], FinishOutcome::Release),
+            ],
+            now: Timestamp::now(),
+        })
+        .await
+        .expect("finish");
+    assert_eq!(applied, vec![true; 4]);
+    let repaired = store
+        .job_get(ids[2])
+        .await
+        .expect("readable again")
+        .expect("exists");
+    assert_eq!((repaired.state, repaired.errors.len()), (JobState::Dead, 1));
+    assert!(matches!(
+        store.job_get(ids[1]).await,
+        Err(StoreError::Corrupt { id, .. }) if id == ids[1].0
+    ));
+    // The released one, rescued after its lease expires, is buried without an error.
+    let again = store.job_claim(claim("q", 10)).await.expect("claim");
+    assert_eq!(again.len(), 1);
+    let rescued = store
+        .job_rescue_expired(jobs::store::JobRescueParams {
+            now: Timestamp::now() + Duration::from_secs(3600),
+            max_rescues: 0,
+            limit: 10,
+        })
+        .await
+        .expect("the rescue reads past the damaged row");
+    assert_eq!(rescued.dead.len(), 1);
+    assert_eq!(rescued.dead[0].checkpoint, None);
 }

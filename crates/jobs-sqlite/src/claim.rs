@@ -8,7 +8,7 @@ use jobs::StoreError;
 
 use crate::connections::Writer;
 use crate::error::during;
-use crate::row::{decode_claimed, Claim, CLAIMED};
+use crate::row::{decode_claimed, decode_in_part, Claim, BARE_RECORD, CLAIMED, RECORD};
 
 const OP: &str = "job_claim";
 
@@ -42,7 +42,8 @@ fn claim_sql(suspects: bool) -> &'static str {
     sql.get_or_init(|| {
         format!(
             "BEGIN IMMEDIATE; \
-             SELECT coalesce('[' || group_concat({CLAIMED}, ',') || ']', '[]') \
+             SELECT coalesce('[' || group_concat({CLAIMED}, ',') || ']', '[]'), \
+                    coalesce(group_concat(id), '') \
                  FROM jobs WHERE id IN ({take}); \
              UPDATE jobs SET state = 'running', claims = claims + 1, attempted_at = ?1, \
                  lease_owner = ?2, lease_expires_at = ?3 \
@@ -70,8 +71,8 @@ pub(crate) async fn claim(
         .as_ref()
         .map(|kinds| serde_json::to_string(&**kinds))
         .transpose()
-        .map_err(|err| StoreError::Other(format!("sqlite {OP}: kind list: {err}")))?;
-    let rows: Vec<String> = sqlx::query_scalar(claim_sql(params.suspects))
+        .map_err(|err| StoreError::other(format!("sqlite {OP}: kind list")).with_source(err))?;
+    let rows: Vec<(String, String)> = sqlx::query_as(claim_sql(params.suspects))
         .bind(params.now.as_micros())
         .bind(&params.owner)
         .bind(claim.expires_at.as_micros())
@@ -82,21 +83,16 @@ pub(crate) async fn claim(
         .await
         .map_err(during(OP))?;
     conn.end_script();
-    let batch = rows.first().map_or("[]", String::as_str);
-    let records = match decode_claimed(batch, &claim) {
-        Ok(records) => records,
-        Err(err) => return Err(corrupt(conn, &claim, err).await),
+    let (batch, ids) = rows
+        .first()
+        .map_or(("[]", ""), |(batch, ids)| (batch.as_str(), ids.as_str()));
+    let mut claimed: Vec<ClaimedJob> = match decode_claimed(batch, &claim) {
+        Ok(records) => records
+            .into_iter()
+            .map(|record| ClaimedJob::new(lease_of(&record), record))
+            .collect(),
+        Err(_) => read_one_by_one(conn, ids).await?,
     };
-    let mut claimed: Vec<ClaimedJob> = records
-        .into_iter()
-        .map(|record| ClaimedJob {
-            lease: Lease {
-                job: record.id,
-                token: record.claims,
-            },
-            record,
-        })
-        .collect();
     claimed.sort_by_key(|job| {
         let record = &job.record;
         (std::cmp::Reverse(record.priority), record.run_at, record.id)
@@ -104,29 +100,48 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-/// Names the job of a claimed batch whose stored row does not decode.
-///
-/// (Only a row written by something else than this crate can be undecodable. Its batch stays
-/// claimed; the rescuer returns it once the lease expires, and buries the job as a poison
-/// pill if it keeps failing.)
-async fn corrupt(conn: &mut Writer<'_>, claim: &Claim<'_>, err: serde_json::Error) -> StoreError {
-    let id: Option<i64> = sqlx::query_scalar(CORRUPT)
-        .bind(claim.owner)
-        .bind(claim.now.as_micros())
-        .fetch_optional(&mut **conn)
-        .await
-        .ok()
-        .flatten();
-    tracing::error!(job_id = ?id, error = %err, "a claimed job's stored row does not decode");
-    crate::error::corrupt(
-        id.unwrap_or(0),
-        format!("its stored row does not decode: {err}"),
-    )
+fn lease_of(record: &jobs::JobRecord) -> Lease {
+    Lease {
+        job: record.id,
+        token: record.claims,
+    }
 }
 
-/// A job of this claim whose stored JSON columns are not JSON.
-const CORRUPT: &str = "SELECT id FROM jobs \
-    WHERE state = 'running' AND lease_owner = ?1 AND attempted_at = ?2 \
-        AND NOT (json_valid(args) AND json_valid(errors) \
-                 AND json_valid(coalesce(checkpoint, 'null'))) \
-    ORDER BY id LIMIT 1";
+/// The jobs of a claimed batch whose rendering did not decode, read again one row at a time
+/// (`ids`, comma-separated): the rows that decode are claimed as usual, a row whose stored
+/// JSON does not is claimed [`unreadable`](ClaimedJob::unreadable), so the engine moves that
+/// one job to the dead set and the rest of the batch runs. (Only a row written by something
+/// else than this crate, or by an older version, can be undecodable; this costs nothing
+/// unless one is claimed.)
+async fn read_one_by_one(conn: &mut Writer<'_>, ids: &str) -> Result<Vec<ClaimedJob>, StoreError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(reread_sql())
+        .bind(format!("[{ids}]"))
+        .fetch_all(&mut **conn)
+        .await
+        .map_err(during(OP))?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (whole, bare) in &rows {
+        match decode_in_part(whole, bare) {
+            Ok((record, None)) => claimed.push(ClaimedJob::new(lease_of(&record), record)),
+            Ok((record, Some(problem))) => {
+                tracing::error!(job_id = %record.id, problem = %problem,
+                    "a claimed job's stored row cannot be read; it goes to the dead set");
+                claimed.push(ClaimedJob::unreadable(lease_of(&record), record, problem));
+            }
+            // Not even its plain columns read (values out of range, written by hand): it
+            // stays leased and is rescued when the lease expires; the rest still runs.
+            Err(error) => {
+                tracing::error!(%error, "a claimed job's stored row cannot be read at all")
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// Each row of a claimed batch (`?1`, a JSON array of ids), whole and bare.
+fn reread_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!("SELECT {RECORD}, {BARE_RECORD} FROM jobs WHERE id IN (SELECT value FROM json_each(?1))")
+    })
+}

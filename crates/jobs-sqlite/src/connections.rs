@@ -65,10 +65,26 @@ impl Connections {
         options: &SqliteStoreOptions,
         path: Option<&Path>,
     ) -> Result<Self, StoreError> {
-        let connect = options.connect_options(path);
+        let connect = options.connect_options_for(path);
+        let named = |error| match path {
+            Some(path) => crate::error::opening(path, error),
+            None => error,
+        };
+        Self::connect(options, connect, path.is_some())
+            .await
+            .map_err(named)
+    }
+
+    /// Connects the writer with `connect` (which migrates the schema) and, for a file, the
+    /// reader pool with the same options, read-only.
+    pub(crate) async fn connect(
+        options: &SqliteStoreOptions,
+        connect: SqliteConnectOptions,
+        file: bool,
+    ) -> Result<Self, StoreError> {
         let mut writer = connect.connect().await.map_err(during("open"))?;
         crate::schema::migrate(&mut writer).await?;
-        let readers = path.map(|_| reader_pool(options, connect));
+        let readers = file.then(|| reader_pool(options, connect));
         Ok(Connections {
             writer: Mutex::new(Some(writer)),
             readers,
@@ -88,6 +104,20 @@ impl Connections {
             self.in_script.store(false, Ordering::Release);
         }
         Ok(Writer {
+            conn,
+            in_script: &self.in_script,
+        })
+    }
+
+    /// The writer if no other write of this process holds it now and no unfinished script
+    /// left a transaction open; `None` otherwise (or once closed).
+    pub(crate) fn try_writer(&self) -> Option<Writer<'_>> {
+        if self.is_closed() || self.in_script.load(Ordering::Acquire) {
+            return None;
+        }
+        let guard = self.writer.try_lock().ok()?;
+        let conn = MutexGuard::try_map(guard, Option::as_mut).ok()?;
+        Some(Writer {
             conn,
             in_script: &self.in_script,
         })

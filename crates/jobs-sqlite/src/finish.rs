@@ -17,6 +17,7 @@ use jobs::{AttemptError, JobState, StoreError};
 use sqlx::{Connection, SqliteConnection};
 
 use crate::error::{during, invalid};
+use crate::row::ERRORS_TO_APPEND_TO;
 
 const OP: &str = "job_finish_many";
 
@@ -55,7 +56,11 @@ fn complete_each_sql() -> &'static str {
 }
 
 /// Every outcome, with CASE expressions picking the new state and columns.
-const FINISH: &str = "WITH f AS ( \
+fn finish_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH f AS ( \
         SELECT value ->> 0 AS job_id, value ->> 1 AS token, value ->> 2 AS outcome, \
                value ->> 3 AS due, value -> 4 AS error \
         FROM json_each(?1)) \
@@ -73,13 +78,16 @@ const FINISH: &str = "WITH f AS ( \
         checkpoint = CASE WHEN f.outcome = 'completed' THEN NULL ELSE checkpoint END, \
         suspect = CASE WHEN f.outcome = 'release' THEN suspect ELSE 0 END, \
         errors = CASE WHEN f.outcome IN ('retry', 'dead') \
-            THEN json_insert(errors, '$[#]', json(f.error)) ELSE errors END \
+            THEN json_insert({ERRORS_TO_APPEND_TO}, '$[#]', json(f.error)) ELSE errors END \
     FROM f \
     WHERE jobs.id = f.job_id AND jobs.claims = f.token AND jobs.lease_owner = ?3 \
       AND jobs.state = 'running' \
-    RETURNING jobs.id, jobs.claims, jobs.state, jobs.queue";
+    RETURNING jobs.id, jobs.claims, jobs.state, jobs.queue"
+        )
+    })
+}
 
-/// One finish as the JSON array [`FINISH`] reads.
+/// One finish as the JSON array [`finish_sql`] reads.
 type Entry<'a> = (
     i64,
     i64,
@@ -194,7 +202,7 @@ async fn finish_others(
     others: &str,
     params: &JobFinishParams,
 ) -> Result<Applied, StoreError> {
-    let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(FINISH)
+    let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(finish_sql())
         .bind(others)
         .bind(params.now.as_micros())
         .bind(&params.owner)

@@ -81,26 +81,55 @@ pub(crate) async fn insert_many(
             woken: Vec::new(),
         });
     }
-    let runs = runs(&rows);
     let mut tx = conn
         .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(during(OP))?;
+    let inserted = insert_rows(&mut tx, &rows, params.now).await?;
+    tx.commit().await.map_err(during(OP))?;
+    Ok(inserted)
+}
+
+/// Inserts `params.jobs` on the caller's connection: inside the caller's transaction (as a
+/// savepoint), or in a transaction of its own if it has none.
+pub(crate) async fn insert_in(
+    conn: &mut SqliteConnection,
+    params: &JobInsertParams,
+) -> Result<Inserted, StoreError> {
+    let rows = rows(&params.jobs, params.now);
+    if rows.is_empty() {
+        return Ok(Inserted {
+            ids: Vec::new(),
+            woken: Vec::new(),
+        });
+    }
+    let mut savepoint = conn.begin().await.map_err(during(OP))?;
+    let inserted = insert_rows(&mut savepoint, &rows, params.now).await?;
+    savepoint.commit().await.map_err(during(OP))?;
+    Ok(inserted)
+}
+
+/// The statements of an insert, in the transaction the caller opened.
+async fn insert_rows(
+    tx: &mut SqliteConnection,
+    rows: &[Row<'_>],
+    now: Timestamp,
+) -> Result<Inserted, StoreError> {
+    let runs = runs(rows);
     let first: i64 = sqlx::query_scalar(NEXT_ID)
         .fetch_one(&mut *tx)
         .await
         .map_err(during(OP))?;
     if runs.len() <= MAX_RUNS {
         for run in &runs {
-            insert_run(&mut tx, first, &rows, run.clone(), params.now).await?;
+            insert_run(&mut *tx, first, rows, run.clone(), now).await?;
         }
     } else {
-        insert_any(&mut tx, first, &rows, params.now).await?;
+        insert_any(&mut *tx, first, rows, now).await?;
     }
-    tx.commit().await.map_err(during(OP))?;
     Ok(Inserted {
         ids: (0..rows.len() as i64).map(|i| JobId(first + i)).collect(),
-        woken: available_queues(&rows),
+        woken: available_queues(rows),
     })
 }
 

@@ -110,9 +110,9 @@ fn stats_row(row: &sqlx::sqlite::SqliteRow) -> Result<StatsRow, StoreError> {
     let state: String = row.try_get(1).map_err(&op)?;
     let count: i64 = row.try_get(2).map_err(&op)?;
     let oldest: Option<i64> = row.try_get(3).map_err(&op)?;
-    let state = state
-        .parse()
-        .map_err(|err| StoreError::Other(format!("sqlite queue_stats: queue {queue}: {err}")))?;
+    let state = state.parse().map_err(|err| {
+        StoreError::other(format!("sqlite queue_stats: queue {queue}: {err}")).with_source(err)
+    })?;
     Ok((queue, state, count.max(0) as u64, oldest))
 }
 

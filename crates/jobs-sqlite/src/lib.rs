@@ -70,13 +70,27 @@
 //! atomic. A claim cancelled after SQLite ran it leaves its jobs leased to no one until the
 //! rescuer returns them, one lease period later.
 //!
+//! # Transactional enqueue
+//!
+//! An application that keeps its own tables in the same file opens its sqlx pool with
+//! [`SqliteStoreOptions::connect_options`] (the store's pragmas), the store on it with
+//! [`SqliteStore::from_pool`], and enqueues inside its own transactions with
+//! [`SqliteStore::enqueue_in`]: the job exists if and only if the transaction commits. After
+//! the commit, [`SqliteStore::wake`] wakes this process's pool at once (SQLite has no
+//! notifications between connections; without it the pool finds the job at its next poll).
+//!
 //! # Several processes
 //!
 //! Any number of processes may open the same file. Each write statement takes SQLite's write
 //! lock for its whole run, so two claimers never take the same job; a writer that finds the
 //! lock held waits up to the [busy timeout](SqliteStoreOptions::busy_timeout) and then fails
-//! with the transient [`jobs::StoreError::Busy`]. Wake-ups from [`jobs::store::Store::listen`] are
-//! in-process only; the engine's polling finds jobs inserted by other processes.
+//! with the transient [`jobs::StoreError::Busy`]. Wake-ups from [`jobs::store::Store::listen`]
+//! reach across processes: besides this store's own writes, a listener polls
+//! `PRAGMA data_version` on the writer connection every
+//! [few milliseconds](SqliteStoreOptions::wake_poll_interval) (no I/O), which changes only
+//! when another connection commits, and wakes every queue when it changed and some job is
+//! available; a job enqueued or released by another process is picked up within
+//! milliseconds instead of at the next poll.
 //!
 //! # Errors
 //!
@@ -102,6 +116,7 @@
 
 mod claim;
 mod connections;
+mod data_version;
 mod error;
 mod finish;
 mod insert;
@@ -119,3 +134,7 @@ mod unknown_kinds;
 pub use options::{SqliteStoreOptions, Synchronous};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
+
+/// The sqlx this crate is built on, for [`SqliteStore::from_pool`] and
+/// [`SqliteStore::enqueue_in`] users who want the same version.
+pub use sqlx;

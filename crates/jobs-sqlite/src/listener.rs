@@ -1,13 +1,16 @@
-//! In-process wake-ups: a broadcast of the queue names that got available jobs from this
-//! store (insert, release, retry or rescue to available, promotion). Other processes on the
-//! same file are not heard; the engine's polling covers them.
+//! Wake-ups: a broadcast of the queue names that got available jobs from this store
+//! (insert, release, retry or rescue to available, promotion), and, for a file, a poll of
+//! `data_version` that hears other processes' writes ([`ANY_QUEUE`]: the engine wakes every
+//! queue).
 
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
-use jobs::store::JobListener;
+use jobs::store::{JobListener, ANY_QUEUE};
 use jobs::StoreError;
 use tokio::sync::broadcast;
+
+use crate::data_version::DataVersionPoll;
 
 /// Wake-ups buffered per listener before the oldest are dropped (a lagging listener still
 /// wakes: the newest names stay).
@@ -43,14 +46,16 @@ impl Notifier {
         }
     }
 
-    /// A new listener, or `None` once closed.
-    pub(crate) fn subscribe(&self) -> Option<SqliteListener> {
+    /// A new listener (hearing other processes through `poll`, if given), or `None` once
+    /// closed.
+    pub(crate) fn subscribe(&self, poll: Option<DataVersionPoll>) -> Option<SqliteListener> {
         let guard = self
             .sender
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard.as_ref().map(|sender| SqliteListener {
             receiver: sender.subscribe(),
+            poll,
         })
     }
 
@@ -68,10 +73,13 @@ impl Notifier {
 #[derive(Debug)]
 pub(crate) struct SqliteListener {
     receiver: broadcast::Receiver<String>,
+    /// Other processes' writes (files only).
+    poll: Option<DataVersionPoll>,
 }
 
 impl JobListener for SqliteListener {
-    /// The next queue that got available jobs from this process.
+    /// The next queue that got available jobs from this process, or [`ANY_QUEUE`] when
+    /// another process wrote and some job is available.
     ///
     /// # Cancel safety
     ///
@@ -79,7 +87,14 @@ impl JobListener for SqliteListener {
     fn next(&mut self) -> BoxFuture<'_, Result<String, StoreError>> {
         Box::pin(async move {
             loop {
-                match self.receiver.recv().await {
+                let received = tokio::select! {
+                    received = self.receiver.recv() => received,
+                    changed = other_writes(self.poll.as_mut()) => {
+                        changed?;
+                        return Ok(ANY_QUEUE.to_owned());
+                    }
+                };
+                match received {
                     Ok(queue) => return Ok(queue),
                     // Missed wake-ups: the buffer still holds the newest, read on.
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -89,5 +104,13 @@ impl JobListener for SqliteListener {
                 }
             }
         })
+    }
+}
+
+/// Resolves when another process wrote (never without a poll).
+async fn other_writes(poll: Option<&mut DataVersionPoll>) -> Result<(), StoreError> {
+    match poll {
+        Some(poll) => poll.changed().await,
+        None => std::future::pending().await,
     }
 }

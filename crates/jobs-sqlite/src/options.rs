@@ -7,6 +7,9 @@ use jobs::StoreError;
 
 use crate::store::SqliteStore;
 
+/// How often listeners check for other processes' writes by default.
+const DEFAULT_WAKE_POLL_INTERVAL: Duration = Duration::from_millis(5);
+
 /// How often SQLite waits for the disk (`PRAGMA synchronous`).
 ///
 /// In WAL mode every level survives a crash of the *process* (SIGKILL, panic, OOM kill):
@@ -48,6 +51,7 @@ impl Synchronous {
 /// | [`synchronous`](Self::synchronous) | [`Synchronous::Normal`] | durability against machine crashes |
 /// | [`readers`](Self::readers) | 2 | read connections for `job_get`, `job_list`, `queue_stats` (files only) |
 /// | [`cache_size_kib`](Self::cache_size_kib) | 16,384 (16 MiB) | page cache per connection |
+/// | [`wake_poll_interval`](Self::wake_poll_interval) | 5 ms | how often a listener checks for other processes' writes (files only) |
 ///
 /// Files always use WAL mode and one writer connection per store (writes are serialised
 /// in-process and never contend with each other; other processes are waited for up to the
@@ -67,12 +71,14 @@ impl Synchronous {
 /// # Ok(())
 /// # }
 /// ```
+#[must_use = "options do nothing until `open()`"]
 #[derive(Clone, Debug)]
 pub struct SqliteStoreOptions {
     pub(crate) busy_timeout: Duration,
     pub(crate) synchronous: Synchronous,
     pub(crate) readers: u32,
     pub(crate) cache_size_kib: u32,
+    pub(crate) wake_poll_interval: Option<Duration>,
 }
 
 impl Default for SqliteStoreOptions {
@@ -82,6 +88,7 @@ impl Default for SqliteStoreOptions {
             synchronous: Synchronous::Normal,
             readers: 2,
             cache_size_kib: 16 * 1024,
+            wake_poll_interval: Some(DEFAULT_WAKE_POLL_INTERVAL),
         }
     }
 }
@@ -118,12 +125,28 @@ impl SqliteStoreOptions {
         self
     }
 
+    /// How often a listener ([`Store::listen`](jobs::store::Store::listen), which a pool
+    /// opens) checks whether another process wrote to the file (`PRAGMA data_version` on the
+    /// writer connection: no I/O, skipped while this store writes), so jobs enqueued or
+    /// released by other processes are picked up within about this long. `None` turns it
+    /// off (other processes' jobs are then found by the pool's poll). Default 5 ms; no
+    /// effect on in-memory stores.
+    pub fn wake_poll_interval(mut self, every: Option<Duration>) -> Self {
+        self.wake_poll_interval = every.filter(|every| !every.is_zero());
+        self
+    }
+
     /// Opens (creating if missing) the database file at `path` and migrates its schema.
     ///
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] if the file cannot be opened or created,
     /// [`StoreError::Schema`] if it holds a newer schema than this version understands.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: creating or migrating the schema is one transaction, so a dropped call
+    /// leaves the schema as it was or wholly migrated, never half; opening again goes on.
     pub async fn open(&self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_with(self, Some(path.as_ref())).await
     }
@@ -138,7 +161,27 @@ impl SqliteStoreOptions {
         SqliteStore::open_with(self, None).await
     }
 
-    pub(crate) fn connect_options(
+    /// The connect options the store uses for the database file at `path`, for an
+    /// application's own pool on the same file (see [`SqliteStore::from_pool`]): WAL journal
+    /// mode (readers never wait for the writer), `synchronous` as set (default `NORMAL`: a
+    /// commit is durable across a process crash, and across a power loss once the WAL is
+    /// checkpointed), the busy timeout (a write waits up to this long for another
+    /// connection's write), `cache_size`, `temp_store = memory`, created if missing.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use jobs_sqlite::{SqliteStore, SqliteStoreOptions};
+    ///
+    /// let connect = SqliteStoreOptions::new().connect_options("app.db");
+    /// let app_pool = sqlx::SqlitePool::connect_with(connect).await?;
+    /// let store = SqliteStore::from_pool(&app_pool).await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub fn connect_options(&self, path: impl AsRef<Path>) -> sqlx::sqlite::SqliteConnectOptions {
+        self.connect_options_for(Some(path.as_ref()))
+    }
+
+    pub(crate) fn connect_options_for(
         &self,
         path: Option<&Path>,
     ) -> sqlx::sqlite::SqliteConnectOptions {

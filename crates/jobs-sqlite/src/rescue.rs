@@ -10,7 +10,7 @@ use jobs::{JobState, StoreError};
 use sqlx::SqliteConnection;
 
 use crate::error::during;
-use crate::row::{decode_all, RECORD};
+use crate::row::{decode_in_part, BARE_RECORD, ERRORS_TO_APPEND_TO, RECORD};
 
 const OP: &str = "job_rescue_expired";
 
@@ -23,19 +23,17 @@ fn rescue_sql() -> &'static str {
                 rescues = rescues + 1, \
                 suspect = suspect + 1, \
                 finalized_at = CASE WHEN suspect > ?2 THEN ?1 END, \
-                errors = CASE WHEN suspect > ?2 THEN json_insert(errors, '$[#]', json_object( \
+                errors = CASE WHEN suspect > ?2 THEN json_insert({ERRORS_TO_APPEND_TO}, '$[#]', json_object( \
                     'attempt', 0, 'at', ?1, 'message', \
-                    'rescued too many times (poison pill): its lease, held by ' \
-                    || coalesce(lease_owner, 'an unknown worker') || ', expired again after ' \
-                    || (suspect - 1) || ' rescue(s) while it ran alone in quarantine (max_rescues ' \
-                    || ?2 || '); the job keeps killing or freezing its worker')) \
+                    replace(replace(replace(?4, '{{owner}}', coalesce(lease_owner, '?')), \
+                        '{{rescues}}', suspect), '{{max_rescues}}', ?2))) \
                     ELSE errors END, \
                 lease_owner = NULL, \
                 lease_expires_at = NULL \
              WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_rescue \
                           WHERE state = 'running' AND lease_expires_at < ?1 \
                           ORDER BY lease_expires_at LIMIT ?3) \
-             RETURNING {RECORD}"
+             RETURNING {RECORD}, {BARE_RECORD}"
         )
     })
 }
@@ -46,14 +44,30 @@ pub(crate) async fn rescue_expired(
     conn: &mut SqliteConnection,
     params: &JobRescueParams,
 ) -> Result<(RescueOutcome, Vec<String>), StoreError> {
-    let rows: Vec<String> = sqlx::query_scalar(rescue_sql())
+    let rows: Vec<(String, String)> = sqlx::query_as(rescue_sql())
         .bind(params.now.as_micros())
         .bind(i64::from(params.max_rescues))
         .bind(crate::maintenance::limit(params.limit))
+        .bind(jobs::store::POISON_PILL_MESSAGE)
         .fetch_all(conn)
         .await
         .map_err(during(OP))?;
-    let mut records = decode_all(&rows)?;
+    // The rescue has already applied: a row whose JSON cannot be read is still reported (its
+    // hook record without what could not be read), never an error for the batch.
+    let mut records = Vec::with_capacity(rows.len());
+    for (whole, bare) in &rows {
+        match decode_in_part(whole, bare) {
+            Ok((record, problem)) => {
+                if let Some(problem) = problem {
+                    tracing::error!(job_id = %record.id, problem = %problem, "a rescued job's stored row cannot be read in full");
+                }
+                records.push(record);
+            }
+            Err(error) => {
+                tracing::error!(%error, "a rescued job's stored row cannot be read at all")
+            }
+        }
+    }
     records.sort_by_key(|record| record.id);
     let mut outcome = RescueOutcome::default();
     let mut woken: Vec<String> = Vec::new();

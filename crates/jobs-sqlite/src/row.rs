@@ -22,6 +22,20 @@ pub(crate) const RECORD: &str =
     coalesce(finalized_at, 'null'), json_quote(lease_owner), coalesce(lease_expires_at, 'null'), \
     coalesce('[' || checkpoint || ']', 'null'), errors)";
 
+/// The `errors` column to append to: itself, or an empty array when it is not a JSON array
+/// (a row written by hand), so appending the error that buries such a job cannot fail.
+/// (Evaluated only where an error is appended, never on the completion path.)
+pub(crate) const ERRORS_TO_APPEND_TO: &str = "CASE WHEN NOT json_valid(errors) THEN '[]' \
+    WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END";
+
+/// [`RECORD`] without the stored JSON (args `null`, no checkpoint, no errors): what can be read
+/// of a row whose JSON cannot.
+pub(crate) const BARE_RECORD: &str =
+    "printf('[[%d,%s,%s,null,%s,%d,%d,%d,%d,%s],[%d,%d,%d,%s,%s,%s,%s,null,[]]]', \
+    id, json_quote(kind), json_quote(queue), json_quote(state), priority, attempts, \
+    max_attempts, rescues, coalesce(nullif(suspect, 0) - 1, 'null'), claims, run_at, created_at, coalesce(attempted_at, 'null'), \
+    coalesce(finalized_at, 'null'), json_quote(lease_owner), coalesce(lease_expires_at, 'null'))";
+
 /// The SQL expression rendering an available row as the claim about to take it will leave
 /// it (`claims + 1`), without what the claimer already knows (queue, state, lease and attempt
 /// time): `[id, kind, args, priority, attempts, max_attempts, rescues, claims, run_at,
@@ -123,8 +137,12 @@ type Tail = (
 /// Decodes a row rendered by [`RECORD`]; any problem is [`StoreError::Corrupt`] naming the
 /// job.
 pub(crate) fn decode(text: &str) -> Result<JobRecord, StoreError> {
-    let (head, tail): (Head, Tail) = serde_json::from_str(text)
-        .map_err(|err| corrupt(leading_id(text), format!("undecodable row: {err}")))?;
+    let (head, tail): (Head, Tail) = serde_json::from_str(text).map_err(|err| {
+        corrupt(
+            leading_id(text),
+            format!("its stored JSON does not decode: {err}"),
+        )
+    })?;
     Ok(JobRecord {
         id: JobId(head.0),
         kind: head.1,
@@ -146,6 +164,24 @@ pub(crate) fn decode(text: &str) -> Result<JobRecord, StoreError> {
         checkpoint: tail.7.map(|(checkpoint,)| checkpoint),
         errors: tail.8,
     })
+}
+
+/// Decodes a row rendered by [`RECORD`] or, if its stored JSON does not decode, the same row
+/// rendered by [`BARE_RECORD`], with what could not be read.
+///
+/// # Errors
+///
+/// [`StoreError::Corrupt`] naming the job if even the bare row does not decode (a value out
+/// of range, written by hand).
+pub(crate) fn decode_in_part(
+    whole: &str,
+    bare: &str,
+) -> Result<(JobRecord, Option<String>), StoreError> {
+    match decode(whole) {
+        Ok(record) => Ok((record, None)),
+        Err(StoreError::Corrupt { reason, .. }) => Ok((decode(bare)?, Some(reason))),
+        Err(other) => Err(other),
+    }
 }
 
 /// Decodes every row, for queries returning [`RECORD`] as their only column.

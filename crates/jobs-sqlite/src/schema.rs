@@ -133,13 +133,13 @@ pub(crate) async fn migrate(conn: &mut SqliteConnection) -> Result<(), StoreErro
 
 fn check_version(found: i64) -> Result<(), StoreError> {
     if found > SCHEMA_VERSION {
-        return Err(StoreError::Schema(format!(
+        return Err(StoreError::schema(format!(
             "the database has jobs schema version {found}, newer than version \
              {SCHEMA_VERSION} that this jobs-sqlite understands; upgrade jobs-sqlite"
         )));
     }
     if found < 0 {
-        return Err(StoreError::Schema(format!(
+        return Err(StoreError::schema(format!(
             "the database has user_version {found}, which no jobs-sqlite writes; \
              is it another application's database?"
         )));
@@ -149,10 +149,13 @@ fn check_version(found: i64) -> Result<(), StoreError> {
 
 fn migration_error(to: usize, err: sqlx::Error) -> StoreError {
     match crate::error::store_error("open (migrate)", err) {
-        StoreError::Other(msg) => StoreError::Schema(format!(
-            "migrating the jobs schema to version {to} failed: {msg}; does the file hold \
-             another application's `jobs` table?"
-        )),
+        StoreError::Other { message, source } => StoreError::Schema {
+            message: format!(
+                "migrating the jobs schema to version {to} failed: {message}; does the file \
+                 hold another application's `jobs` table?"
+            ),
+            source,
+        },
         transient => transient,
     }
 }
@@ -166,9 +169,9 @@ mod tests {
         assert!(check_version(0).is_ok());
         assert!(check_version(SCHEMA_VERSION).is_ok());
         let newer = check_version(SCHEMA_VERSION + 1).unwrap_err();
-        assert!(matches!(newer, StoreError::Schema(_)));
+        assert!(matches!(newer, StoreError::Schema { .. }));
         assert!(newer.to_string().contains("upgrade jobs-sqlite"), "{newer}");
-        assert!(matches!(check_version(-1), Err(StoreError::Schema(_))));
+        assert!(matches!(check_version(-1), Err(StoreError::Schema { .. })));
     }
 
     #[test]

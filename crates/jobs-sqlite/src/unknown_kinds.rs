@@ -8,7 +8,7 @@ use jobs::StoreError;
 use sqlx::SqliteConnection;
 
 use crate::error::during;
-use crate::row::{decode_all, RECORD};
+use crate::row::{decode_in_part, BARE_RECORD, ERRORS_TO_APPEND_TO, RECORD};
 
 const OP: &str = "job_expire_unknown_kinds";
 
@@ -18,7 +18,7 @@ fn expire_sql() -> &'static str {
     SQL.get_or_init(|| {
         format!(
             "UPDATE jobs SET state = 'dead', finalized_at = ?1, \
-                 errors = json_insert(errors, '$[#]', json_object('attempt', 0, 'at', ?1, \
+                 errors = json_insert({ERRORS_TO_APPEND_TO}, '$[#]', json_object('attempt', 0, 'at', ?1, \
                      'message', 'no running process has a worker for kind ' || json_quote(kind) \
                      || ': the job waited longer than the pool''s unknown_kind_ttl without being \
                      claimed, so it was moved to the dead set (deploy a worker for the kind and \
@@ -27,7 +27,7 @@ fn expire_sql() -> &'static str {
                           WHERE state = 'available' AND run_at < ?3 \
                             AND kind NOT IN (SELECT value FROM json_each(?2)) \
                           ORDER BY run_at, id LIMIT ?4) \
-             RETURNING {RECORD}"
+             RETURNING {RECORD}, {BARE_RECORD}"
         )
     })
 }
@@ -43,8 +43,8 @@ pub(crate) async fn expire(
     params: &JobExpireUnknownKindsParams,
 ) -> Result<UnknownKinds, StoreError> {
     let known = serde_json::to_string(&*params.known)
-        .map_err(|err| StoreError::Other(format!("sqlite {OP}: kind list: {err}")))?;
-    let rows: Vec<String> = sqlx::query_scalar(expire_sql())
+        .map_err(|err| StoreError::other(format!("sqlite {OP}: kind list")).with_source(err))?;
+    let rows: Vec<(String, String)> = sqlx::query_as(expire_sql())
         .bind(params.now.as_micros())
         .bind(&known)
         .bind(params.waiting_since.as_micros())
@@ -52,7 +52,22 @@ pub(crate) async fn expire(
         .fetch_all(&mut *conn)
         .await
         .map_err(during(OP))?;
-    let mut dead = decode_all(&rows)?;
+    // The expiry has already applied: a row whose JSON cannot be read is still reported (its
+    // hook record without what could not be read), never an error for the batch.
+    let mut dead = Vec::with_capacity(rows.len());
+    for (whole, bare) in &rows {
+        match decode_in_part(whole, bare) {
+            Ok((record, problem)) => {
+                if let Some(problem) = problem {
+                    tracing::error!(job_id = %record.id, problem = %problem, "an expired job's stored row cannot be read in full");
+                }
+                dead.push(record);
+            }
+            Err(error) => {
+                tracing::error!(%error, "an expired job's stored row cannot be read at all")
+            }
+        }
+    }
     dead.sort_by_key(|job| job.id);
     let waiting: i64 = sqlx::query_scalar(WAITING)
         .bind(&known)

@@ -13,6 +13,13 @@ use jobs::{JobState, StoreError};
 use jobs_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous, SCHEMA_VERSION};
 use sqlx::{ConnectOptions, Connection};
 
+/// The SQLite result code of the `sqlx::Error` that `err` keeps as its `source()`.
+fn sqlite_code(err: &StoreError) -> Option<String> {
+    let source = std::error::Error::source(err)?;
+    let db = source.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    db.code().map(|code| code.into_owned())
+}
+
 async fn raw(path: &std::path::Path) -> sqlx::SqliteConnection {
     sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
@@ -87,8 +94,10 @@ async fn a_newer_schema_is_a_clear_error() {
         .unwrap();
     conn.close().await.unwrap();
     let err = SqliteStore::open(&path).await.unwrap_err();
-    assert!(matches!(err, StoreError::Schema(_)), "{err}");
+    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
     assert!(err.to_string().contains("newer"), "{err}");
+    let named = path.display().to_string();
+    assert!(err.to_string().contains(&named), "names the file: {err}");
 }
 
 #[tokio::test]
@@ -107,16 +116,24 @@ async fn a_foreign_jobs_table_is_a_schema_error() {
         .unwrap();
     conn.close().await.unwrap();
     let err = SqliteStore::open(&path).await.unwrap_err();
-    assert!(matches!(err, StoreError::Schema(_)), "{err}");
+    assert!(matches!(err, StoreError::Schema { .. }), "{err}");
+    assert_eq!(
+        sqlite_code(&err).as_deref(),
+        Some("1"),
+        "SQLITE_ERROR kept as the source"
+    );
+    let named = path.display().to_string();
+    assert!(err.to_string().contains(&named), "names the file: {err}");
 }
 
 #[tokio::test]
 async fn a_file_that_cannot_be_created_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
-    let err = SqliteStore::open(dir.path().join("missing-dir").join("jobs.db"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let path = dir.path().join("missing-dir").join("jobs.db");
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    let named = path.display().to_string();
+    assert!(err.to_string().contains(&named), "names the file: {err}");
     assert!(err.is_transient());
 }
 
@@ -146,8 +163,13 @@ async fn a_write_lock_held_past_the_busy_timeout_is_busy() {
         suspects: false,
     };
     let err = store.job_claim(params.clone()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Busy(_)), "{err}");
+    assert!(matches!(err, StoreError::Busy { .. }), "{err}");
     assert!(err.is_transient());
+    assert_eq!(
+        sqlite_code(&err).as_deref(),
+        Some("5"),
+        "SQLITE_BUSY kept as the source"
+    );
     // Reads do not wait for writers in WAL mode.
     assert_eq!(store.queue_stats().await.unwrap()[0].available, 1);
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
@@ -292,41 +314,151 @@ async fn a_cancelled_claim_leaves_no_transaction_open() {
     b.close().await;
 }
 
-/// A row damaged behind the store's back (its args no longer JSON) is reported as
-/// `Corrupt`, naming the job, by every read of it: a claim of its batch, a get, a list.
+/// A row damaged behind the store's back (its args no longer JSON, nested deeper than the
+/// decoder reads, its errors not an array) never fails the claim of its batch: the others
+/// are claimed as usual, the damaged ones are claimed `unreadable` with a reason naming
+/// their own id (not "job 0"), with what could be read; a `Dead` finish of them applies in
+/// one batch with the others' completions. A get or list of one is `Corrupt`, naming it.
 #[tokio::test]
-async fn a_damaged_row_is_corrupt_naming_the_job() {
+async fn a_damaged_row_is_claimed_unreadable_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    let ids = insert(&store, (0..3).map(|n| job("q", n)).collect(), T0).await;
+    let ids = insert(&store, (0..5).map(|n| job("q", n)).collect(), T0).await;
+    let too_deep = format!("{}1{}", "[".repeat(129), "]".repeat(129));
     let mut raw = raw(&path).await;
-    sqlx::query("UPDATE jobs SET args = '{not json' WHERE id = ?1")
-        .bind(ids[1].0)
+    for (id, column, value) in [
+        (ids[1], "args", "{not json".to_owned()),
+        (ids[2], "args", too_deep),
+        (ids[3], "errors", "{\"not\": \"an array\"}".to_owned()),
+    ] {
+        sqlx::query(&format!("UPDATE jobs SET {column} = ?1 WHERE id = ?2"))
+            .bind(value)
+            .bind(id.0)
+            .execute(&mut raw)
+            .await
+            .unwrap();
+    }
+    raw.close().await.unwrap();
+    let claimed = claim(&store, "q", 10, T0).await;
+    assert_eq!(claimed.len(), 5, "the whole batch is claimed");
+    for (n, job) in claimed.iter().enumerate() {
+        assert_eq!(job.record.id, ids[n]);
+        assert_eq!(job.record.state, JobState::Running);
+        match (n, &job.unreadable) {
+            (0 | 4, None) => assert_eq!(job.record.args, serde_json::json!({ "n": n })),
+            (1..=3, Some(reason)) => {
+                let named = format!("job {}", ids[n]);
+                assert!(reason.contains(&named), "{reason}");
+                assert_eq!(job.record.kind, "test", "what could be read is kept");
+            }
+            (_, other) => panic!("job {n}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!(claimed[1].record.args, serde_json::Value::Null);
+    let dead = |lease| jobs::store::JobFinish {
+        lease,
+        outcome: FinishOutcome::Dead {
+            error: jobs::AttemptError {
+                attempt: 1,
+                at: T0,
+                message: "unreadable".into(),
+            },
+        },
+    };
+    let completed = |lease| jobs::store::JobFinish {
+        lease,
+        outcome: FinishOutcome::Completed,
+    };
+    let applied = store
+        .job_finish_many(jobs::store::JobFinishParams {
+            owner: OWNER.into(),
+            finishes: vec![
+                completed(claimed[0].lease),
+                dead(claimed[1].lease),
+                dead(claimed[2].lease),
+                dead(claimed[3].lease),
+                completed(claimed[4].lease),
+            ],
+            now: T0,
+        })
+        .await
+        .expect("one batch finishes good and damaged jobs alike");
+    assert_eq!(applied, vec![true; 5]);
+    let is_corrupt = |err: StoreError, job: jobs::JobId| matches!(err, StoreError::Corrupt { id, .. } if id == job.0);
+    assert!(is_corrupt(store.job_get(ids[1]).await.unwrap_err(), ids[1]));
+    assert!(is_corrupt(store.job_get(ids[2]).await.unwrap_err(), ids[2]));
+    let list = store.job_list(jobs::store::JobListParams::default()).await;
+    assert!(is_corrupt(list.unwrap_err(), ids[1]));
+    let repaired = store.job_get(ids[3]).await.unwrap().expect("exists");
+    assert_eq!(
+        (repaired.state, repaired.errors.len()),
+        (JobState::Dead, 1),
+        "errors of another shape are replaced by the burying error"
+    );
+    assert_eq!(
+        store.job_get(ids[4]).await.unwrap().unwrap().state,
+        JobState::Completed
+    );
+    store.close().await;
+}
+
+/// A damaged row whose lease expires is rescued with the others, and buried as a poison pill
+/// even when its errors are not an array: the rescue never fails on it.
+#[tokio::test]
+async fn a_damaged_row_is_rescued_and_buried() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ids = insert(&store, (0..2).map(|n| job("q", n)).collect(), T0).await;
+    let mut raw = raw(&path).await;
+    sqlx::query("UPDATE jobs SET args = '{not json', errors = 'nor this' WHERE id = ?1")
+        .bind(ids[0].0)
         .execute(&mut raw)
         .await
         .unwrap();
     raw.close().await.unwrap();
-    let is_corrupt =
-        |err: StoreError| matches!(err, StoreError::Corrupt { id, .. } if id == ids[1].0);
-    let claimed = store
-        .job_claim(JobClaimParams {
+    let rescue = |now| {
+        store.job_rescue_expired(jobs::store::JobRescueParams {
+            now,
+            max_rescues: 0,
+            limit: 10,
+        })
+    };
+    let claim_suspects = |now| {
+        store.job_claim(JobClaimParams {
             queue: "q".into(),
-            owner: "w".into(),
+            owner: OWNER.into(),
             limit: 10,
             lease_ttl: TTL,
-            now: T0,
+            now,
             kinds: None,
-            suspects: false,
+            suspects: true,
         })
-        .await;
-    assert!(is_corrupt(claimed.unwrap_err()));
-    assert!(is_corrupt(store.job_get(ids[1]).await.unwrap_err()));
-    let list = store.job_list(jobs::store::JobListParams::default()).await;
-    assert!(is_corrupt(list.unwrap_err()));
-    assert!(
-        store.job_get(ids[0]).await.unwrap().is_some(),
-        "other rows still read"
-    );
+    };
+    // The first expiry (the two ran side by side) only makes them suspects.
+    assert_eq!(claim(&store, "q", 10, T0).await.len(), 2);
+    let rescued = rescue(T0 + secs(60))
+        .await
+        .expect("the rescue reads past the damaged row");
+    assert_eq!(rescued.requeued, ids);
+    for round in 1..3u64 {
+        let now = T0 + secs(100 * round);
+        assert_eq!(claim_suspects(now).await.unwrap().len(), 2);
+        let rescued = rescue(now + secs(60))
+            .await
+            .expect("the rescue reads past the damaged row");
+        assert_eq!(rescued.dead.len(), 2, "round {round}");
+        assert_eq!(rescued.dead[0].id, ids[0]);
+        assert_eq!(rescued.dead[0].args, serde_json::Value::Null);
+        if round == 1 {
+            for id in &ids {
+                assert!(store
+                    .job_retry(jobs::store::JobRetryParams { id: *id, now })
+                    .await
+                    .unwrap());
+            }
+        }
+    }
     store.close().await;
 }

@@ -6,15 +6,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::EnqueueError;
-use crate::store::NewJob;
+use crate::store::{JobInsertParams, NewJob, MAX_NAME_LEN};
 use crate::time::Timestamp;
 
 /// The queue a job goes to when no option says otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
-/// How many attempts a job gets when no option says otherwise (as Oban).
+/// How many attempts a job gets when no option says otherwise (as Oban; PostgreSQL's SQL
+/// `enqueue()` has the same default).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
-/// The longest queue name accepted.
-pub const MAX_QUEUE_NAME_LEN: usize = 128;
+/// The longest queue name accepted (the longest job kind too:
+/// [`MAX_NAME_LEN`](crate::store::MAX_NAME_LEN)).
+pub const MAX_QUEUE_NAME_LEN: usize = MAX_NAME_LEN;
 
 /// A job kind: serializable arguments with a stable name.
 ///
@@ -61,6 +63,7 @@ enum Schedule {
 ///     .run_in_str("10m")?;
 /// # Ok(()) }
 /// ```
+#[must_use = "options do nothing until passed to an enqueue"]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnqueueOptions {
     queue: Option<String>,
@@ -129,8 +132,8 @@ impl EnqueueOptions {
         }
     }
 
-    /// Builds the job to insert for `args` of kind `A`, validating everything that can be
-    /// checked before the store sees it.
+    /// Builds the job to insert for `args` of kind `A`, validated by the rules of an enqueue
+    /// ([`NewJob::validate`]).
     pub(crate) fn new_job<A: JobArgs>(
         self,
         args: &A,
@@ -141,24 +144,20 @@ impl EnqueueOptions {
             kind: A::KIND,
             reason: e.to_string(),
         })?;
-        let queue = options.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
-        validate_queue_name(&queue)?;
-        let max_attempts = options.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-        if max_attempts == 0 {
-            return Err(EnqueueError::InvalidMaxAttempts);
-        }
         let run_at = options.schedule.map(|schedule| match schedule {
             Schedule::At(at) => at,
             Schedule::In(delay) => now + delay,
         });
-        Ok(NewJob {
+        let job = NewJob {
             kind: A::KIND.to_owned(),
             args,
-            queue,
+            queue: options.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
             priority: options.priority.unwrap_or(0),
-            max_attempts,
+            max_attempts: options.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             run_at,
-        })
+        };
+        job.validate()?;
+        Ok(job)
     }
 }
 
@@ -188,26 +187,40 @@ impl NewJob {
     }
 }
 
+impl JobInsertParams {
+    /// The insert of one job per item of `args`, all with `options` (over `A`'s defaults),
+    /// at `now`: each job built and checked as [`Client::enqueue_many`](crate::Client::enqueue_many)
+    /// builds it. For a store's transactional enqueue on the caller's own transaction
+    /// (`enqueue_in`), which then checks the batch with [`JobInsertParams::validate`] as the
+    /// store facade does for `Client`, so both paths take and refuse the same jobs.
+    ///
+    /// # Errors
+    ///
+    /// Any [`EnqueueError`] but `Store`.
+    pub fn from_args<A: JobArgs>(
+        args: impl IntoIterator<Item = impl std::borrow::Borrow<A>>,
+        options: EnqueueOptions,
+        now: Timestamp,
+    ) -> Result<Self, EnqueueError> {
+        let jobs = args
+            .into_iter()
+            .map(|args| options.clone().new_job(args.borrow(), now))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(JobInsertParams { jobs, now })
+    }
+}
+
 /// Checks a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] characters of `[A-Za-z0-9_.:-]`.
 ///
 /// # Errors
 ///
 /// [`EnqueueError::InvalidQueue`] naming the rule broken.
 pub fn validate_queue_name(queue: &str) -> Result<(), EnqueueError> {
-    if is_valid_queue_name(queue) {
+    if crate::store::is_valid_name(queue) {
         Ok(())
     } else {
         Err(EnqueueError::InvalidQueue(queue.to_owned()))
     }
-}
-
-/// Whether `queue` is 1 to [`MAX_QUEUE_NAME_LEN`] characters of `[A-Za-z0-9_.:-]`.
-pub(crate) fn is_valid_queue_name(queue: &str) -> bool {
-    !queue.is_empty()
-        && queue.len() <= MAX_QUEUE_NAME_LEN
-        && queue
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 #[cfg(test)]
@@ -252,6 +265,49 @@ mod tests {
         assert_eq!(job.run_at, Some(now + Duration::from_secs(90)));
     }
 
+    #[derive(Serialize, Deserialize)]
+    struct Deep(serde_json::Value);
+
+    impl JobArgs for Deep {
+        const KIND: &'static str = "deep";
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct BadlyNamed;
+
+    impl JobArgs for BadlyNamed {
+        const KIND: &'static str = "bad kind!";
+    }
+
+    /// The rules of `NewJob::validate`, as typed errors: args deeper than the store can read
+    /// back, a kind outside the name rules, `max_attempts` out of range.
+    #[test]
+    fn broken_rules_are_typed_errors() {
+        use crate::store::{MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH};
+        let now = Timestamp::EPOCH;
+        let nested =
+            |depth: usize| (0..depth).fold(serde_json::json!(1), |v, _| serde_json::json!([v]));
+        assert!(EnqueueOptions::new()
+            .new_job(&Deep(nested(MAX_JSON_DEPTH)), now)
+            .is_ok());
+        assert!(matches!(
+            EnqueueOptions::new().new_job(&Deep(nested(129)), now),
+            Err(EnqueueError::ArgsTooDeep {
+                depth: 129,
+                max: MAX_JSON_DEPTH
+            })
+        ));
+        assert!(matches!(
+            EnqueueOptions::new().new_job(&BadlyNamed, now),
+            Err(EnqueueError::InvalidKind(kind)) if kind == "bad kind!"
+        ));
+        let too_many = MAX_ATTEMPTS_LIMIT + 1;
+        assert!(matches!(
+            EnqueueOptions::new().max_attempts(too_many).new_job(&Ping(1), now),
+            Err(EnqueueError::InvalidMaxAttempts(n)) if n == too_many
+        ));
+    }
+
     #[test]
     fn bad_options_are_typed_errors() {
         let now = Timestamp::EPOCH;
@@ -261,7 +317,7 @@ mod tests {
         ));
         assert!(matches!(
             EnqueueOptions::new().max_attempts(0).new_job(&Ping(1), now),
-            Err(EnqueueError::InvalidMaxAttempts)
+            Err(EnqueueError::InvalidMaxAttempts(0))
         ));
         for bad in ["", "has space", "semi;colon", &"q".repeat(129)] {
             assert!(matches!(

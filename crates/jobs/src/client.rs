@@ -1,6 +1,7 @@
 //! The client: enqueue jobs and inspect the store, without running any.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::args::{EnqueueOptions, JobArgs};
 use crate::error::EnqueueError;
@@ -32,7 +33,33 @@ pub struct Client {
     clock: Clock,
 }
 
+/// The longest pause between two looks of [`Client::wait_for`].
+const WAIT_POLL_MAX: Duration = Duration::from_millis(100);
+
+/// Why [`Client::wait_for`] returned without a finished job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The job had not finished when the time was up.
+    #[error("job {id} had not finished after {}: it is {state}", humantime::format_duration(*.waited))]
+    TimedOut {
+        /// The job.
+        id: JobId,
+        /// Its state when the time was up.
+        state: JobState,
+        /// How long the wait was.
+        waited: Duration,
+    },
+    /// No job has this id (never inserted, or pruned).
+    #[error("job {0} does not exist")]
+    NotFound(JobId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Jobs of any kinds to insert together, in one transaction.
+#[must_use = "a batch does nothing until `Client::enqueue_batch`"]
 #[derive(Debug, Default)]
 pub struct Batch {
     jobs: Vec<NewJob>,
@@ -101,6 +128,12 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error nothing was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled enqueue may still have inserted (the insert may have
+    /// committed before the future was dropped). Give the job a unique key, or check for it,
+    /// if it must not be enqueued twice when retrying after a cancellation.
     pub async fn enqueue<A: JobArgs>(&self, args: &A) -> Result<JobId, EnqueueError> {
         self.enqueue_with(args, EnqueueOptions::default()).await
     }
@@ -110,6 +143,12 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error nothing was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled enqueue may still have inserted (the insert may have
+    /// committed before the future was dropped). Give the job a unique key, or check for it,
+    /// if it must not be enqueued twice when retrying after a cancellation.
     pub async fn enqueue_with<A: JobArgs>(
         &self,
         args: &A,
@@ -120,7 +159,7 @@ impl Client {
         let ids = self.insert(vec![job], now).await?;
         ids.into_iter()
             .next()
-            .ok_or_else(|| StoreError::Other("insert of one job returned no id".into()).into())
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
     }
 
     /// Enqueues many jobs of one kind with the same options, in one transaction.
@@ -128,17 +167,18 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error none was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled call may still have inserted all the jobs (never some of
+    /// them: the batch is one transaction).
     pub async fn enqueue_many<A: JobArgs>(
         &self,
         args: impl IntoIterator<Item = A>,
         options: EnqueueOptions,
     ) -> Result<Vec<JobId>, EnqueueError> {
-        let now = self.clock.now();
-        let jobs = args
-            .into_iter()
-            .map(|args| options.clone().new_job(&args, now))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.insert(jobs, now).await
+        let params = JobInsertParams::from_args::<A>(args, options, self.clock.now())?;
+        self.insert(params.jobs, params.now).await
     }
 
     /// Enqueues a [`Batch`] of jobs of any kinds, in one transaction.
@@ -146,6 +186,11 @@ impl Client {
     /// # Errors
     ///
     /// See [`EnqueueError`]; on error none was inserted.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled call may still have inserted all the jobs (never some of
+    /// them: the batch is one transaction).
     pub async fn enqueue_batch(&self, batch: Batch) -> Result<Vec<JobId>, EnqueueError> {
         self.insert(batch.jobs, self.clock.now()).await
     }
@@ -165,8 +210,65 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         self.store.job_get(id).await
+    }
+
+    /// Waits until job `id` is finished (completed, dead or cancelled) and returns it, for at
+    /// most `timeout`: for tests and scripts that enqueue a job for a running pool (in this
+    /// process or another) and need its result. It looks at the store with pauses growing
+    /// from 1 ms to 100 ms, on tokio's clock (so on paused time it costs no wall time).
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use jobs::{JobArgs, JobContext, JobError, JobState, MemoryStore, Pool, Worker};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl JobArgs for Ping { const KIND: &'static str = "ping"; }
+    /// # struct Pinger;
+    /// # impl Worker for Pinger {
+    /// #     type Args = Ping;
+    /// #     async fn perform(&self, _: JobContext, _: Ping) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(Arc::new(MemoryStore::new())).register(Pinger).start().await?;
+    /// let id = pool.client().enqueue(&Ping).await?;
+    /// let job = pool.client().wait_for(id, Duration::from_secs(5)).await?;
+    /// assert_eq!(job.state, JobState::Completed);
+    /// # pool.shutdown().await; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::TimedOut`] with the job's state then, [`WaitError::NotFound`], or the
+    /// store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn wait_for(&self, id: JobId, timeout: Duration) -> Result<JobRecord, WaitError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let job = self.job(id).await?.ok_or(WaitError::NotFound(id))?;
+            if job.state.is_terminal() {
+                return Ok(job);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WaitError::TimedOut {
+                    id,
+                    state: job.state,
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+            pause = (pause * 2).min(WAIT_POLL_MAX);
+        }
     }
 
     /// Per-queue counts per state and the oldest available job; see [`QueueStats::latency`].
@@ -174,6 +276,10 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         self.store.queue_stats().await
     }
@@ -184,6 +290,10 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn jobs_in_state(
         &self,
         state: JobState,
@@ -206,6 +316,11 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may still have retried the job; calling again is harmless (it answers
+    /// `false` then).
     pub async fn retry_job(&self, id: JobId) -> Result<bool, StoreError> {
         let now = self.clock.now();
         self.store.job_retry(JobRetryParams { id, now }).await
@@ -217,6 +332,11 @@ impl Client {
     /// # Errors
     ///
     /// The store's error.
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call may still have cancelled the job; calling again is harmless (it answers
+    /// `false` then).
     pub async fn cancel_job(&self, id: JobId) -> Result<bool, StoreError> {
         let now = self.clock.now();
         self.store.job_cancel(JobCancelParams { id, now }).await

@@ -14,7 +14,8 @@ use crate::args::{EnqueueOptions, JobArgs};
 use crate::client::Client;
 use crate::error::EnqueueError;
 use crate::job::{JobId, JobRecord};
-use crate::store::{JobCheckpointParams, Lease};
+use crate::lease_clock::{deadline_after, LeaseClock};
+use crate::store::{checkpoint_problem, ClaimedJob, JobCheckpointParams, Lease};
 use crate::worker::JobError;
 
 /// The running job's view of the engine: who it is, whether it should stop, and its
@@ -43,9 +44,15 @@ pub(crate) struct RunEnv {
 pub(crate) struct RunState {
     pub(crate) record: JobRecord,
     pub(crate) lease: Lease,
+    /// Why the job's stored row could not be read, if it could not: the run then moves it
+    /// to the dead set without performing it.
+    pub(crate) unreadable: Option<String>,
     env: Arc<RunEnv>,
     /// This run's lease was taken over: it must end now and write nothing.
     lost: CancellationToken,
+    /// When this run's lease runs out on its own clock (renewed by heartbeats and
+    /// checkpoints that held): past it, the run must end now.
+    lease_clock: LeaseClock,
     checkpoint: Mutex<CheckpointState>,
 }
 
@@ -55,6 +62,7 @@ impl fmt::Debug for RunState {
             .field("job_id", &self.record.id)
             .field("lease", &self.lease)
             .field("lease_lost", &self.lease_lost())
+            .field("lease_expired", &self.lease_expired())
             .finish_non_exhaustive()
     }
 }
@@ -68,19 +76,34 @@ struct CheckpointState {
 }
 
 impl RunState {
-    pub(crate) fn new(record: JobRecord, lease: Lease, env: Arc<RunEnv>) -> Self {
+    /// A run of a job claimed by a claim sent at `claim_sent` (its lease runs out one lease
+    /// length later, unless renewed).
+    pub(crate) fn new(claimed: ClaimedJob, env: Arc<RunEnv>, claim_sent: Instant) -> Self {
+        let ClaimedJob {
+            lease,
+            record,
+            unreadable,
+        } = claimed;
         let latest = record.checkpoint.clone();
+        let lease_clock = LeaseClock::new(deadline_after(claim_sent, env.lease_ttl));
         RunState {
             record,
             lease,
+            unreadable,
             env,
             lost: CancellationToken::new(),
+            lease_clock,
             checkpoint: Mutex::new(CheckpointState {
                 latest,
                 dirty: false,
                 last_write: Instant::now(),
             }),
         }
+    }
+
+    /// What the run got from its pool.
+    pub(crate) fn env(&self) -> &RunEnv {
+        &self.env
     }
 
     /// The pool's client.
@@ -93,6 +116,11 @@ impl RunState {
         self.checkpoint
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The newest checkpoint the run gave, or the one it started from.
+    pub(crate) fn latest_checkpoint(&self) -> Option<Value> {
+        self.checkpoint_state().latest.clone()
     }
 
     /// The checkpoint given since the last write, to persist before the job is released.
@@ -120,24 +148,47 @@ impl RunState {
         self.lost.is_cancelled()
     }
 
-    /// Whether the job should stop at its next safe point.
-    pub(crate) fn should_stop(&self) -> bool {
-        self.env.shutdown.is_cancelled() || self.lost.is_cancelled()
+    /// Whether this run's lease ran out on its own clock (no renewal held in time). The job
+    /// may not have been taken over yet, so the run's writes stay fenced but may still apply.
+    pub(crate) fn lease_expired(&self) -> bool {
+        self.lease_clock.has_expired()
     }
 
-    /// Resolves when the job should stop at its next safe point.
+    /// A renewal sent at `sent` (heartbeat or checkpoint) held: the lease runs one lease
+    /// length from then.
+    pub(crate) fn lease_renewed(&self, sent: Instant) {
+        self.lease_clock
+            .renewed(deadline_after(sent, self.env.lease_ttl));
+    }
+
+    /// Whether the run holds its lease no more: taken over, or run out on its own clock.
+    fn lease_gone(&self) -> bool {
+        self.lease_lost() || self.lease_expired()
+    }
+
+    /// Whether the job should stop at its next safe point.
+    pub(crate) fn should_stop(&self) -> bool {
+        self.env.shutdown.is_cancelled() || self.lease_gone()
+    }
+
+    /// Resolves when the job should stop at its next safe point (at once if it should now).
     pub(crate) async fn stopping(&self) {
         tokio::select! {
-            () = self.env.shutdown.cancelled() => {}
+            biased;
+            () = self.lease_clock.expired() => {}
             () = self.lost.cancelled() => {}
+            () = self.env.shutdown.cancelled() => {}
         }
     }
 
-    /// Resolves when the run must end now (hard stop or lease lost).
+    /// Resolves when the run must end now: hard stop, or its lease is gone (taken over, or
+    /// run out on its own clock, so another worker may run the job already).
     pub(crate) async fn aborted(&self) {
         tokio::select! {
-            () = self.env.hard_stop.cancelled() => {}
+            biased;
+            () = self.lease_clock.expired() => {}
             () = self.lost.cancelled() => {}
+            () = self.env.hard_stop.cancelled() => {}
         }
     }
 }
@@ -177,13 +228,16 @@ impl JobContext {
         &self.run.record
     }
 
-    /// Whether the job should stop now: the pool is shutting down, or this run lost its lease.
-    /// Cheap (an atomic load).
+    /// Whether the job should stop now: the pool is shutting down, or this run's lease is
+    /// gone (taken over, or run out on the run's own clock). Cheap (atomic loads and a clock
+    /// read).
     pub fn is_shutting_down(&self) -> bool {
         self.run.should_stop()
     }
 
-    /// Resolves when the job should stop (see [`is_shutting_down`](Self::is_shutting_down)).
+    /// Resolves when the job should stop (see [`is_shutting_down`](Self::is_shutting_down)):
+    /// at once if it should now, and at the latest when the run's lease runs out on its own
+    /// clock, without waiting for a heartbeat's answer.
     ///
     /// # Cancel safety
     ///
@@ -214,12 +268,32 @@ impl JobContext {
     /// released at once on shutdown and resume here on its next run. A progress not yet
     /// written when the run ends is written before the job is released.
     ///
+    /// Before anything else it checks the run's lease on the run's own clock: once the lease
+    /// has run out (heartbeats did not renew it in time: the process was frozen, or the
+    /// store unreachable) or was taken over, it returns `Err(JobError::LeaseLost)` at once,
+    /// without waiting for the store, so a stale run does no further work.
+    ///
     /// # Errors
     ///
-    /// `Interrupted` as above; `Failed` if `state` does not serialize.
+    /// `LeaseLost` and `Interrupted` as above; `Failed` if `state` does not serialize or
+    /// nests arrays and objects deeper than [`MAX_JSON_DEPTH`](crate::store::MAX_JSON_DEPTH)
+    /// (nothing is saved then).
+    ///
+    /// # Cancel safety
+    ///
+    /// A cancelled call has recorded `state` as the newest progress in this run; whether it
+    /// reached the store is unknown. Call it again at the next safe point.
     pub async fn checkpoint<T: Serialize + ?Sized>(&self, state: &T) -> Result<(), JobError> {
+        if self.run.lease_gone() {
+            return Err(JobError::LeaseLost);
+        }
         let value = serde_json::to_value(state)
             .map_err(|e| JobError::failed(format!("checkpoint does not serialize: {e}")))?;
+        if let Some(problem) = checkpoint_problem(&value) {
+            // Refused here, before it is kept: a checkpoint no store could read back must
+            // never reach a write (the completer's among them).
+            return Err(JobError::failed(problem));
+        }
         let write_now = {
             let mut saved = self.run.checkpoint_state();
             saved.latest = Some(value.clone());
@@ -236,6 +310,9 @@ impl JobContext {
         if write_now {
             self.write_checkpoint(value).await;
         }
+        if self.run.lease_gone() {
+            return Err(JobError::LeaseLost);
+        }
         if self.is_shutting_down() {
             return Err(JobError::Interrupted);
         }
@@ -243,6 +320,7 @@ impl JobContext {
     }
 
     async fn write_checkpoint(&self, checkpoint: Value) {
+        let sent = Instant::now();
         let params = JobCheckpointParams {
             owner: self.run.owner().to_owned(),
             lease: self.run.lease,
@@ -251,7 +329,7 @@ impl JobContext {
             now: self.run.env.client.clock().now(),
         };
         match self.run.env.client.store().job_checkpoint(params).await {
-            Ok(true) => {}
+            Ok(true) => self.run.lease_renewed(sent),
             Ok(false) => {
                 tracing::warn!(job_id = %self.id(), "lease lost while checkpointing; stopping the run");
                 self.run.lose_lease();
@@ -277,6 +355,12 @@ impl JobContext {
     /// # Errors
     ///
     /// See [`EnqueueError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a cancelled enqueue may still have inserted. A follow-up that must
+    /// not be enqueued twice when this job runs again (it runs at least once) wants a unique
+    /// key, or a check in the job's own data.
     pub async fn enqueue<A: JobArgs>(
         &self,
         args: &A,

@@ -6,8 +6,16 @@
 //! a supervision tree (crate `supervisor`): a lost database connection means delayed
 //! restarts of the affected child, never a crash or a hot loop.
 //!
+//! The pool can also be a child of your own supervision tree, beside your HTTP server:
+//! [`PoolBuilder::build`] gives a [`PoolSpec`] whose [`child_spec`](PoolSpec::child_spec) you
+//! add to your tree, and whose [`PoolStarted`] hands you the pool once it runs; the tree's
+//! order then decides the shutdown (the server stops first, then the pool).
+//!
 //! This crate root is the application's API. The storage seam, the [`Store`](store::Store)
 //! trait with its params types, is in [`store`], for those who write or test a store.
+//! [`testing`] helps test workers without a pool (direct runs, inline and manual modes,
+//! assertions on enqueued jobs); [`telemetry`] names the metrics the engine records, and
+//! [`Pool::subscribe`] streams job events.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -55,10 +63,14 @@
 //! * **At-least-once execution, never two live runs.** A job runs under a lease that a
 //!   heartbeat renews; every write a run makes is fenced by its lease (token and owner), so a
 //!   stale run (frozen, rescued, re-claimed elsewhere) cannot overwrite a newer one, and it
-//!   is stopped as soon as a heartbeat finds its lease gone.
-//! * **Bad input never takes the pool down.** Invalid options are typed errors at enqueue
-//!   ([`EnqueueError`]); an unknown kind or undecodable args sends the job to the dead set
-//!   with the reason ([`BadInput`]), and the exhausted hook sees it.
+//!   is stopped as soon as its lease is gone: a heartbeat finds it taken over, or it runs
+//!   out on the run's own clock (checked at every safe point, without waiting for the store).
+//! * **Bad input never takes the pool down.** Invalid options, names and args nested
+//!   deeper than a store can read back are typed errors at enqueue ([`EnqueueError`]; the
+//!   one rule set is `jobs::store::NewJob::validate`); an unknown kind, undecodable args or
+//!   a stored row that cannot be read (written by hand or by an older version) sends that one
+//!   job to the dead set with the reason ([`BadInput`]), the rest of its batch runs, and the
+//!   exhausted hook sees it.
 //!
 //! # Outcomes
 //!
@@ -69,6 +81,7 @@
 //! | `Err(JobError::Discard)` | `dead` | yes | yes |
 //! | `Err(JobError::Snooze(d))` | `scheduled` in `d` | no | - |
 //! | `Err(JobError::Interrupted)` (from `checkpoint` on shutdown), or aborted after the grace | `available` at once, checkpoint kept | no | - |
+//! | `Err(JobError::LeaseLost)` (from `checkpoint` once the lease ran out or was taken over), or dropped at the lease's end | `available` at once if no other worker took it over (a fenced release), else untouched | no | - |
 //!
 //! Jobs whose lease expired too often (`PoolConfig::max_rescues`) and bad input also end
 //! `dead`, with the hook called. See [`PoolConfig`] for every default and how to choose the
@@ -86,10 +99,14 @@ mod client;
 mod context;
 mod error;
 mod job;
+mod lease_clock;
 mod memory;
+mod outcome;
 mod pool;
 mod stats;
 pub mod store;
+pub mod telemetry;
+pub mod testing;
 mod time;
 mod worker;
 
@@ -97,13 +114,15 @@ pub use args::{
     validate_queue_name, EnqueueOptions, JobArgs, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE,
     MAX_QUEUE_NAME_LEN,
 };
-pub use client::{Batch, Client};
+pub use client::{Batch, Client, WaitError};
 pub use context::JobContext;
-pub use error::{EnqueueError, StoreError};
+pub use error::{BoxError, EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
+pub use outcome::Outcome;
 pub use pool::{
-    ConfigError, Pool, PoolBuilder, PoolConfig, PoolError, ShutdownReport, DEFAULT_CONCURRENCY,
+    ConfigError, JobEvent, Pool, PoolBuilder, PoolConfig, PoolError, PoolSpec, PoolStarted,
+    ShutdownReport, DEFAULT_CONCURRENCY, POOL_SUPERVISOR,
 };
 pub use stats::QueueStats;
 pub use time::{Clock, Timestamp};
@@ -111,4 +130,4 @@ pub use worker::{default_retry_backoff, BadInput, JobError, Worker};
 
 /// Types of the `supervisor` crate that this crate's API uses, so tuning a pool needs no
 /// direct dependency on it.
-pub use supervisor::{Backoff, SupervisorHandle};
+pub use supervisor::{Backoff, Intensity, SupervisorHandle};

@@ -23,6 +23,7 @@ use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
 use crate::job::{AttemptError, JobId, JobRecord, JobState};
+use crate::store::poison_pill_message;
 use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
     JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
@@ -160,10 +161,9 @@ impl fmt::Debug for MemoryStore {
 impl Shared {
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
         self.inner.lock().map_err(|_| {
-            StoreError::Other(
+            StoreError::other(
                 "memory store mutex poisoned: a panic interrupted an earlier call, so its \
-                 state may be inconsistent; create a new MemoryStore"
-                    .to_owned(),
+                 state may be inconsistent; create a new MemoryStore",
             )
         })
     }
@@ -634,8 +634,8 @@ enum Rescued {
 }
 
 fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
-    let owner = job.lease_owner.take().unwrap_or_default();
-    let expired_at = job.lease_expires_at.take();
+    let owner = job.lease_owner.take();
+    job.lease_expires_at = None;
     job.rescues = job.rescues.saturating_add(1);
     let (strikes, poison) = match job.suspect {
         None => (0, false),
@@ -646,17 +646,10 @@ fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
         job.state = JobState::Available;
         return Rescued::Requeued(job.queue.clone());
     }
-    let expired_at = expired_at.map_or_else(|| "an unknown time".to_owned(), |t| t.to_string());
     job.errors.push(AttemptError {
         attempt: 0,
         at: params.now,
-        message: format!(
-            "poison pill: the lease of worker {owner:?} expired at {expired_at}; this job's \
-             leases have now expired {strikes} times while it ran alone in quarantine (rescue \
-             limit {max}): its worker keeps dying or freezing while running it, so it was \
-             moved to the dead set instead of being rescued again",
-            max = params.max_rescues,
-        ),
+        message: poison_pill_message(owner.as_deref().unwrap_or("?"), strikes, params.max_rescues),
     });
     job.state = JobState::Dead;
     job.finalized_at = Some(params.now);
@@ -691,10 +684,7 @@ impl Store for MemoryStore {
             let claimed = self.lock()?.claim(&params);
             Ok(claimed
                 .into_iter()
-                .map(|(lease, record)| ClaimedJob {
-                    lease,
-                    record: Arc::unwrap_or_clone(record),
-                })
+                .map(|(lease, record)| ClaimedJob::new(lease, Arc::unwrap_or_clone(record)))
                 .collect())
         })
     }
@@ -912,18 +902,6 @@ mod tests {
         claimed.into_iter().map(|c| c.lease).collect()
     }
 
-    async fn finish(store: &MemoryStore, lease: Lease, outcome: FinishOutcome, now: Timestamp) {
-        let finishes = vec![JobFinish { lease, outcome }];
-        let owner = "w".to_owned();
-        let params = JobFinishParams {
-            owner,
-            finishes,
-            now,
-        };
-        let applied = store.job_finish_many(params).await.expect("finish");
-        assert_eq!(applied, vec![true]);
-    }
-
     fn error(at: Timestamp) -> AttemptError {
         AttemptError {
             attempt: 1,
@@ -938,68 +916,6 @@ mod tests {
             .await
             .expect("a wake-up is pending")
             .expect("the store is open")
-    }
-
-    #[tokio::test]
-    async fn listener_wakes_whenever_jobs_become_available() {
-        let store = MemoryStore::new();
-        let mut listener = store.listen().await.expect("listen").expect("a listener");
-        insert(&store, vec![job("later", 0, Some(t(60)))], t(0)).await;
-        insert(&store, vec![job("a", 0, None), job("a", 0, None)], t(0)).await;
-        assert_eq!(
-            woken(&mut listener).await,
-            "a",
-            "one wake-up per batch and queue"
-        );
-
-        let leases = claim(&store, "a", 2, t(0)).await;
-        finish(&store, leases[0], FinishOutcome::Release, t(1)).await;
-        assert_eq!(woken(&mut listener).await, "a", "release");
-        let retry_now = FinishOutcome::Retry {
-            run_at: t(1),
-            error: error(t(1)),
-        };
-        finish(&store, leases[1], retry_now, t(1)).await;
-        assert_eq!(woken(&mut listener).await, "a", "retry due at once");
-
-        let promoted = store.job_promote_scheduled(JobPromoteParams {
-            now: t(60),
-            limit: 10,
-        });
-        assert_eq!(promoted.await.expect("promote"), 1);
-        assert_eq!(woken(&mut listener).await, "later", "promotion");
-
-        let lease = claim(&store, "later", 1, t(60)).await[0];
-        let rescue = JobRescueParams {
-            now: t(100),
-            max_rescues: 5,
-            limit: 10,
-        };
-        let outcome = store.job_rescue_expired(rescue).await.expect("rescue");
-        assert_eq!(outcome.requeued, vec![lease.job]);
-        assert_eq!(woken(&mut listener).await, "later", "rescue");
-
-        let lease = claim_as(&store, "later", 1, t(100), true).await[0];
-        let dead = FinishOutcome::Dead {
-            error: error(t(101)),
-        };
-        finish(&store, lease, dead, t(101)).await;
-        let retried = store.job_retry(JobRetryParams {
-            id: lease.job,
-            now: t(102),
-        });
-        assert!(retried.await.expect("retry"));
-        assert_eq!(woken(&mut listener).await, "later", "manual retry");
-
-        let lease = claim(&store, "later", 1, t(102)).await[0];
-        let snooze = FinishOutcome::Snooze { run_at: t(500) };
-        finish(&store, lease, snooze, t(103)).await;
-        insert(&store, vec![job("z", 0, None)], t(103)).await;
-        assert_eq!(
-            woken(&mut listener).await,
-            "z",
-            "a future snooze wakes nobody"
-        );
     }
 
     #[tokio::test]
@@ -1188,7 +1104,9 @@ mod tests {
         .join();
         assert!(panicked.is_err());
         let result = store.queue_stats().await;
-        assert!(matches!(result, Err(StoreError::Other(message)) if message.contains("poisoned")));
+        assert!(
+            matches!(result, Err(StoreError::Other { message, .. }) if message.contains("poisoned"))
+        );
     }
 
     #[tokio::test]

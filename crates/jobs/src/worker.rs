@@ -13,11 +13,35 @@ use supervisor::Backoff;
 
 use crate::args::JobArgs;
 use crate::context::JobContext;
+use crate::error::BoxError;
 
 /// Runs jobs of one kind. Register it on a [`PoolBuilder`](crate::PoolBuilder).
 ///
 /// `perform` returns `Ok(())` for success or a [`JobError`] saying what happens next; `?` on any
 /// error type gives a retryable failure. A panic is a failure like any other.
+///
+/// # Obligations
+///
+/// * **Be idempotent: a job runs at least once.** A job whose outcome was not recorded runs
+///   again: after a crash or SIGKILL (its lease expires and a rescuer returns it), after the
+///   grace period of a shutdown (it is released and runs again elsewhere), after a lost
+///   connection. Make the effects safe to repeat (an idempotency key at the payment
+///   provider, an `INSERT … ON CONFLICT DO NOTHING`, a check of what is already done), and
+///   resume from [`JobContext::checkpoint_state`] rather than start over.
+/// * **Expect to be dropped at an `.await`.** Once the shutdown's grace period
+///   ([`PoolConfig::grace`](crate::PoolConfig::grace)) is over, or the worker's
+///   [`timeout`](Worker::timeout) has passed, or the job's lease was lost, the future is
+///   dropped at whatever `.await` it is suspended in: code after it does not run, destructors
+///   do. Keep the state that matters in the database or in checkpoints, not in local
+///   variables that must reach a final step. Watch [`JobContext::is_shutting_down`] or call
+///   [`JobContext::checkpoint`] in long loops to stop at a safe point before that happens.
+/// * **Never block the runtime.** `perform` runs on the tokio runtime beside the pool's
+///   heartbeats: CPU-heavy work or a blocking call (file I/O with `std::fs`, a synchronous
+///   client, `std::thread::sleep`) stalls them, and a stalled heartbeat lets the lease expire
+///   and the job be rescued and run twice. Use `tokio::task::spawn_blocking` (or an async
+///   client). A blocking call cannot be dropped either, so it also defeats the grace period.
+/// * **Be `Send + Sync + 'static`.** One worker value serves every job of its kind,
+///   concurrently up to the queue's concurrency; share state through `Arc` and async locks.
 ///
 /// ```
 /// use jobs::{JobArgs, JobContext, JobError, Worker};
@@ -75,12 +99,48 @@ pub fn default_retry_backoff() -> Backoff {
 
 /// What a run that did not succeed comes to.
 ///
-/// Any `std::error::Error` converts into [`JobError::Failed`], so `?` works in `perform`.
+/// Anything that converts into a `Box<dyn Error + Send + Sync>` converts into
+/// [`JobError::Failed`], so `?` works in `perform` on `std::io::Error`, `serde_json::Error`,
+/// `anyhow::Error`, `eyre::Report`, a `String` or a `&str`:
+///
+/// ```
+/// use jobs::{JobArgs, JobContext, JobError, Worker};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Charge { cents: i64 }
+/// impl JobArgs for Charge { const KIND: &'static str = "charge"; }
+///
+/// fn validate(cents: i64) -> Result<(), String> {
+///     if cents > 0 { Ok(()) } else { Err(format!("cannot charge {cents} cents")) }
+/// }
+///
+/// fn call_the_bank(cents: i64) -> anyhow::Result<()> {
+///     anyhow::ensure!(cents < 1_000_000, "the bank refused {cents} cents");
+///     Ok(())
+/// }
+///
+/// struct Charger;
+/// impl Worker for Charger {
+///     type Args = Charge;
+///     async fn perform(&self, _ctx: JobContext, args: Charge) -> Result<(), JobError> {
+///         validate(args.cents)?; // a String error
+///         call_the_bank(args.cents)?; // an anyhow::Error
+///         Ok(())
+///     }
+/// }
+///
+/// // The conversions `?` makes, with the cause kept for the attempt's error record:
+/// let from_anyhow: JobError = anyhow::anyhow!("the bank refused").into();
+/// assert!(matches!(&from_anyhow, JobError::Failed(e) if e.to_string() == "the bank refused"));
+/// let from_string: JobError = String::from("cannot charge -5 cents").into();
+/// assert!(matches!(from_string, JobError::Failed(_)));
+/// ```
 #[non_exhaustive]
 pub enum JobError {
     /// A failed attempt: retried after the worker's backoff until `max_attempts`, then the
     /// job goes to the dead set and the exhausted hook runs.
-    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
+    Failed(BoxError),
     /// Give up now, no retry: the job goes to the dead set with this reason.
     Discard(String),
     /// Run again after this delay without charging an attempt.
@@ -88,6 +148,13 @@ pub enum JobError {
     /// The job stopped at a safe point because the pool is shutting down (or the job was
     /// cancelled): it is released back to its queue at once, checkpoint kept, no attempt charged.
     Interrupted,
+    /// The run's lease is gone: it ran out on the run's own clock (heartbeats did not renew
+    /// it in time: the process was frozen, or the store unreachable), or another worker took
+    /// the job over. [`JobContext::checkpoint`](crate::JobContext::checkpoint) returns it;
+    /// the run must stop now, as another worker may already be running the job. Nothing is
+    /// charged: the engine hands the job back fenced by the run's lease, which is a no-op if
+    /// it was taken over.
+    LeaseLost,
 }
 
 impl JobError {
@@ -107,9 +174,12 @@ impl JobError {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+/// `?` in `perform` on anything that converts into a boxed error: every
+/// `std::error::Error + Send + Sync`, `anyhow::Error`, `eyre::Report`, `String` and `&str`.
+/// (`JobError` is deliberately not an `Error` itself, which is what lets this impl exist.)
+impl<E: Into<BoxError>> From<E> for JobError {
     fn from(error: E) -> Self {
-        JobError::Failed(Box::new(error))
+        JobError::Failed(error.into())
     }
 }
 
@@ -120,6 +190,7 @@ impl fmt::Debug for JobError {
             JobError::Discard(r) => f.debug_tuple("Discard").field(r).finish(),
             JobError::Snooze(d) => f.debug_tuple("Snooze").field(d).finish(),
             JobError::Interrupted => f.write_str("Interrupted"),
+            JobError::LeaseLost => f.write_str("LeaseLost"),
         }
     }
 }
@@ -131,6 +202,7 @@ impl fmt::Display for JobError {
             JobError::Discard(r) => write!(f, "discarded: {r}"),
             JobError::Snooze(d) => write!(f, "snoozed for {}", humantime::format_duration(*d)),
             JobError::Interrupted => f.write_str("interrupted by shutdown"),
+            JobError::LeaseLost => f.write_str("the run's lease ran out or was taken over"),
         }
     }
 }
@@ -153,6 +225,22 @@ pub enum BadInput {
         /// The deserializer's message.
         reason: String,
     },
+    /// The job's stored row could not be read (see
+    /// [`ClaimedJob::unreadable`](crate::store::ClaimedJob::unreadable)).
+    #[error("{reason}; moved to the dead set without running")]
+    UnreadableRow {
+        /// What could not be read, naming the row's id ("the stored row of job 42 cannot be
+        /// read: …").
+        reason: String,
+    },
+}
+
+/// Decodes a job's stored args as the engine does before a run.
+pub(crate) fn decode<A: JobArgs>(args: Value) -> Result<A, BadInput> {
+    serde_json::from_value(args).map_err(|e| BadInput::UndecodableArgs {
+        kind: A::KIND.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// A worker with its args type erased, so workers of all kinds live in one map.
@@ -168,11 +256,7 @@ struct Erased<W>(W);
 
 impl<W: Worker> ErasedWorker for Erased<W> {
     fn run(self: Arc<Self>, ctx: JobContext, args: Value) -> Result<RunFuture, BadInput> {
-        let args: W::Args =
-            serde_json::from_value(args).map_err(|e| BadInput::UndecodableArgs {
-                kind: W::Args::KIND.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let args = decode::<W::Args>(args)?;
         Ok(async move { self.0.perform(ctx, args).await }.boxed())
     }
 

@@ -118,7 +118,7 @@ async fn failed_attempts_are_retried_after_the_workers_backoff() {
         .map(|e| (e.attempt, e.message.as_str()))
         .collect();
     assert_eq!(messages, vec![(1, "failure 1"), (2, "failure 2")]);
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,7 +151,7 @@ async fn exhausted_jobs_go_to_the_dead_set_and_the_hook_gets_the_whole_job() {
         (stored.state, stored.attempts, stored.errors.len()),
         (JobState::Dead, 3, 3)
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -231,7 +231,7 @@ async fn a_dead_finish_rejected_because_the_lease_was_lost_does_not_reach_the_ho
         (job.state, job.lease_owner.as_deref()),
         (JobState::Running, Some("other"))
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 /// Does what its args say.
@@ -316,7 +316,7 @@ async fn discard_panic_timeout_and_snooze_map_to_their_states() {
         (0, 2),
         "a snooze charges no attempt"
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -349,7 +349,7 @@ async fn bad_input_goes_to_the_dead_set_and_the_pool_keeps_running() {
         (JobState::Available, 0, 0)
     );
     assert!(unknown.errors.is_empty());
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 /// A long import that checkpoints every row (one second each).
@@ -420,7 +420,7 @@ async fn shutdown_releases_a_checkpointing_job_at_once_and_the_next_run_resumes(
         (0..100).collect::<Vec<_>>(),
         "every row exactly once across the two runs"
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -558,7 +558,7 @@ async fn jobs_of_a_dead_worker_are_rescued_after_their_lease_expires() {
     let job = job(&store, id).await;
     // Rescued (no strike: it ran beside others), then run alone as a suspect and cleared.
     assert_eq!((job.rescues, job.suspect, job.claims), (1, None, 2));
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -592,7 +592,7 @@ async fn a_job_that_keeps_killing_its_worker_becomes_a_dead_poison_pill() {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_secs(45)).await;
-        rescuer.shutdown().await;
+        let _ = rescuer.shutdown().await;
     }
     let job = job(&store, id).await;
     // three expired leases in quarantine: two strikes back to the queue, the third one is
@@ -666,7 +666,7 @@ async fn each_queue_runs_at_most_its_concurrency() {
         .unwrap();
     wait_for(|| count(&store, JobState::Completed), 30).await;
     assert_eq!(peak.load(Ordering::SeqCst), 3);
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 struct Gauge {
@@ -901,7 +901,72 @@ async fn inspection_shows_latency_running_jobs_and_retries_and_cancels() {
     wait_for(|| count(&store, JobState::Completed), 2).await;
     let retried = job(&store, doomed).await;
     assert_eq!(retried.errors.len(), 2, "errors are kept across a retry");
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
+}
+
+/// Checkpoints `depth` levels deep twice, then fails with whatever the second one answered.
+struct DeepCheckpointer;
+#[derive(Serialize, Deserialize)]
+struct DeepCheckpoint(usize);
+impl JobArgs for DeepCheckpoint {
+    const KIND: &'static str = "deep_checkpoint";
+}
+impl Worker for DeepCheckpointer {
+    type Args = DeepCheckpoint;
+    async fn perform(
+        &self,
+        ctx: JobContext,
+        DeepCheckpoint(depth): DeepCheckpoint,
+    ) -> Result<(), JobError> {
+        let state = (0..depth).fold(serde_json::json!(1), |v, _| serde_json::json!([v]));
+        // The first is buffered (the checkpoint interval has not passed), so only the run's
+        // end would write it.
+        ctx.checkpoint(&state).await?;
+        ctx.checkpoint(&state).await
+    }
+}
+
+/// A checkpoint nested deeper than any store reads back is refused to the job at once (its
+/// attempt fails with the reason) and never kept: before, it was buffered and the
+/// completer's write of it was refused again and again, holding up every finish behind it.
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_too_deep_to_read_back_fails_the_attempt_and_nothing_else() {
+    let store = memory();
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .register(DeepCheckpointer)
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let options = EnqueueOptions::new().max_attempts(1);
+    let client = pool.client();
+    let deep = client
+        .enqueue_with(
+            &DeepCheckpoint(jobs::store::MAX_JSON_DEPTH + 1),
+            options.clone(),
+        )
+        .await
+        .unwrap();
+    let fine = client
+        .enqueue_with(&DeepCheckpoint(jobs::store::MAX_JSON_DEPTH), options)
+        .await
+        .unwrap();
+    wait_for(|| async { dead.lock().unwrap().len() }, 1).await;
+    wait_for(
+        || async { usize::from(job(&store, fine).await.state == JobState::Completed) },
+        1,
+    )
+    .await;
+    let buried = job(&store, deep).await;
+    assert_eq!(buried.state, JobState::Dead);
+    assert_eq!(buried.checkpoint, None, "nothing of it was saved");
+    assert!(
+        buried.errors[0].message.contains("nested 101 levels deep"),
+        "{:?}",
+        buried.errors
+    );
+    assert!(pool.shutdown().await.clean);
 }
 
 /// A job that takes `secs` seconds and records how many others ran beside it when it
@@ -974,7 +1039,7 @@ async fn a_suspect_runs_alone_in_quarantine_and_is_cleared() {
         (JobState::Completed, 1, None),
         "{job:?}"
     );
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -1004,5 +1069,5 @@ async fn a_kind_no_process_knows_waits_then_goes_dead_after_unknown_kind_ttl() {
         expired.errors
     );
     assert_eq!(dead.lock().unwrap().len(), 1, "the hook sees it");
-    pool.shutdown().await;
+    let _ = pool.shutdown().await;
 }

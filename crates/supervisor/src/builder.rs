@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::flags::Flags;
 use crate::{
-    ChildContext, ChildKind, ChildSpec, Intensity, Restart, RestartPolicy, SpecError, StartError,
-    SupervisorHandle,
+    ChildContext, ChildError, ChildKind, ChildSpec, Intensity, Restart, RestartPolicy, SpecError,
+    StartError, SupervisorHandle,
 };
 
 /// Which children a supervisor restarts when one of them exits and must be restarted.
@@ -213,6 +213,37 @@ impl SupervisorSpec {
     /// Not cancel safe: dropping the future leaves the supervisor running with no handle.
     pub async fn start(&self) -> Result<SupervisorHandle, StartError> {
         crate::runtime::start_top_level(self.clone()).await
+    }
+
+    /// Runs this supervisor as the child that `ctx` was given to, exactly as
+    /// [`ChildSpec::supervisor`] does on every start: it signals `ctx.ready()` once its own
+    /// children have all started, stops them when `ctx` is cancelled, and ends as a nested
+    /// supervisor ends (past its intensity: [`ExitReason::Escalated`](crate::ExitReason::Escalated)).
+    ///
+    /// For a child factory that builds a fresh spec, and fresh state, on every (re)start.
+    /// Declare that child as a supervisor that signals readiness:
+    ///
+    /// ```
+    /// use supervisor::{ChildContext, ChildKind, ChildSpec, Supervisor};
+    ///
+    /// let child = ChildSpec::new("workers", |ctx: ChildContext| async move {
+    ///     let worker = ChildSpec::new("worker", |ctx: ChildContext| async move {
+    ///         ctx.cancelled().await;
+    ///         Ok(())
+    ///     });
+    ///     let spec = Supervisor::builder("workers").child(worker).build()?;
+    ///     spec.run_as_child(ctx).await
+    /// })
+    /// .kind(ChildKind::Supervisor)
+    /// .wait_for_ready();
+    /// # let _ = child;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As a nested supervisor's exit: [`ChildError`] for a start that failed or an escalation.
+    pub async fn run_as_child(self, ctx: ChildContext) -> Result<(), ChildError> {
+        crate::runtime::run_nested(self, ctx).await
     }
 }
 

@@ -209,6 +209,11 @@ impl fmt::Display for Event {
     }
 }
 
+/// The counter of child restarts, labelled `supervisor` and `child`, recorded through the
+/// `metrics` facade with the `metrics` feature.
+#[cfg(feature = "metrics")]
+pub const RESTARTS_METRIC: &str = "supervisor_restarts_total";
+
 /// Publishes events to subscribers and to `tracing`.
 #[derive(Debug, Clone)]
 pub(crate) struct Emitter {
@@ -228,6 +233,10 @@ impl Emitter {
 
     /// A child started (`restarts` 0) or was restarted.
     pub(crate) fn started(&self, child: &Arc<str>, instance: Option<ChildId>, restarts: u32) {
+        #[cfg(feature = "metrics")]
+        if restarts > 0 {
+            self.count_restart(child);
+        }
         let child = child.clone();
         self.emit(|supervisor| match restarts {
             0 => Event::Started {
@@ -304,6 +313,16 @@ impl Emitter {
 
     pub(crate) fn shutdown_finished(&self, clean: bool) {
         self.emit(|supervisor| Event::ShutdownFinished { supervisor, clean });
+    }
+
+    /// Counts a restart in [`RESTARTS_METRIC`].
+    #[cfg(feature = "metrics")]
+    fn count_restart(&self, child: &Arc<str>) {
+        let labels = [
+            ("supervisor", self.supervisor.to_string()),
+            ("child", child.to_string()),
+        ];
+        metrics::counter!(RESTARTS_METRIC, &labels).increment(1);
     }
 
     /// Traces the event and broadcasts it if anyone listens; `make` runs only if needed.

@@ -63,6 +63,9 @@
 //! [`Signal`]s). The crate takes only the tokio features it uses: `rt`, `sync`, `time`,
 //! `macros`, and `signal` with the `signals` feature.
 //!
+//! With the `metrics` feature, every restart is counted through the `metrics` facade in
+//! `supervisor_restarts_total` (`RESTARTS_METRIC`), labelled `supervisor` and `child`.
+//!
 //! # Children
 //!
 //! A [`ChildSpec`] has an id (unique within its supervisor), a factory called on every
@@ -251,6 +254,8 @@ pub use dynamic::{
     OnDynamicStart,
 };
 pub use error::{ChildError, ExitReason, ShutdownReport, SpecError, StartError, SupervisorError};
+#[cfg(feature = "metrics")]
+pub use events::RESTARTS_METRIC;
 pub use events::{ChildId, Event};
 pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
 pub use intensity::Intensity;

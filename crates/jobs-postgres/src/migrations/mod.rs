@@ -3,7 +3,7 @@
 
 use sqlx::{Executor, PgConnection, PgPool, Row};
 
-use crate::error::{sqlstate, store_error, PostgresError};
+use crate::error::{sqlstate, store_error, store_error_message, PostgresError};
 use crate::schema_name::SchemaName;
 
 /// One schema version: its number, what it does, and its SQL (with `{s}` for the quoted schema
@@ -22,13 +22,18 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        description: "rows: enqueue() enforces the Rust enqueue rules (names, depth, default max_attempts 20)",
+        sql: include_str!("v2_rows_enqueue_rules.sql"),
+    },
+    Migration {
+        version: 3,
         description: "robust: suspect column and the quarantine claim index",
-        sql: include_str!("v2_robust.sql"),
+        sql: include_str!("v3_robust.sql"),
     },
 ];
 
 /// The schema version this build of the crate works with.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// First key of the advisory lock migrations hold ("jobs" in ASCII); the second is
 /// `hashtext(schema)`, so migrations of different schemas don't wait for each other.
@@ -59,6 +64,11 @@ pub struct MigrateReport {
 /// [`PostgresError::SchemaTooNew`] if a newer binary migrated the schema,
 /// [`PostgresError::PermissionDenied`] if the role may not create the schema or its objects,
 /// [`PostgresError::Store`] for other database failures.
+///
+/// # Cancel safety
+///
+/// Cancel safe: the migration is one transaction under an advisory lock, so a dropped call
+/// leaves the schema as it was or wholly migrated, never half; migrating again goes on.
 pub async fn migrate(pool: &PgPool, schema: &SchemaName) -> Result<MigrateReport, PostgresError> {
     let mut tx = pool.begin().await.map_err(store_error)?;
     let report = match migrate_in(&mut tx, schema).await {
@@ -179,9 +189,10 @@ fn denied(failure: MigrateFailure, schema: &SchemaName, role: String) -> Postgre
         MigrateFailure::Sql(e) if sqlstate(&e).as_deref() == Some("42501") => {
             PostgresError::PermissionDenied {
                 role,
-                detail: format!("migrating schema {schema:?}: {}", store_error(e)),
+                detail: format!("migrating schema {schema:?}: {}", store_error_message(&e)),
                 hint: "run migrate as a role with CREATE on the database, or as the schema's owner"
                     .to_owned(),
+                source: Some(e),
             }
         }
         MigrateFailure::Sql(e) => PostgresError::Store(store_error(e)),
@@ -218,6 +229,7 @@ pub(crate) async fn check_schema(pool: &PgPool, schema: &SchemaName) -> Result<(
             role,
             detail: format!("no USAGE on schema {schema:?}"),
             hint: format!("GRANT USAGE ON SCHEMA {} TO <role>", schema.quoted()),
+            source: None,
         });
     }
     check_rights(&mut conn, schema, role).await?;
@@ -279,6 +291,7 @@ async fn check_rights(
              GRANT SELECT, INSERT, UPDATE, DELETE ON {q}.jobs TO <role>; \
              GRANT USAGE ON SEQUENCE {q}.jobs_id_seq TO <role>"
         ),
+        source: None,
     })
 }
 

@@ -11,7 +11,9 @@ use crate::client::Client;
 use crate::job::{JobRecord, JobState};
 use crate::pool::books::Books;
 use crate::pool::channels::{Completion, CompletionInbox};
+use crate::pool::events::Events;
 use crate::pool::hooks::Hooks;
+use crate::pool::queues::Queues;
 use crate::store::{FinishOutcome, JobCheckpointParams, JobFinish, JobFinishParams, StoreError};
 
 /// Tries of the final flush at shutdown (the supervisor no longer restarts us then).
@@ -34,6 +36,10 @@ pub(crate) struct Completer {
     pub(crate) books: Arc<Books>,
     /// Runs the exhausted hook for jobs that died.
     pub(crate) hooks: Arc<Hooks>,
+    /// The queues' metric handles, where written outcomes are counted.
+    pub(crate) queues: Arc<Queues>,
+    /// Where `Finished` events go.
+    pub(crate) events: Arc<Events>,
 }
 
 impl Completer {
@@ -142,6 +148,7 @@ impl Completer {
             if !applied {
                 tracing::warn!(job_id = %record.id, "lease was lost before the result was written; another run owns the job");
             } else {
+                self.recorded(&completion);
                 match &completion.outcome {
                     FinishOutcome::Completed => tracing::debug!(job_id = %record.id, "completed"),
                     FinishOutcome::Retry { run_at, error } => {
@@ -161,6 +168,17 @@ impl Completer {
             }
             self.books.retire(&completion.run);
         }
+    }
+
+    /// Counts and announces an outcome the store recorded.
+    fn recorded(&self, completion: &Completion) {
+        let record = &completion.run.record;
+        if let Some(queue) = self.queues.get(&record.queue) {
+            queue.metrics.kind(&record.kind, |metrics| {
+                metrics.finished(&completion.outcome)
+            });
+        }
+        self.events.finished(&completion.run, &completion.outcome);
     }
 
     /// Whether a `Dead` finish the store rejected was in fact applied by an earlier write

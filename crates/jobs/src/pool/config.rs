@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use supervisor::Backoff;
+use supervisor::{Backoff, Intensity};
 
 /// How a pool leases, heartbeats, rescues, polls and shuts down. Every field has a default
 /// chosen for a platform that sends SIGTERM and SIGKILLs 30 s later (Heroku, Kubernetes'
@@ -53,7 +53,8 @@ pub struct PoolConfig {
     /// wait locally, leased; released at once on shutdown), so short jobs cost few round
     /// trips. Default 100; 0 claims only for free slots. Prefetch switches off by itself while
     /// the queue's recent jobs take longer than `prefetch_max_job_time`, so long jobs are
-    /// shared fairly between workers.
+    /// shared fairly between workers. Prefetched jobs never hold back a more urgent one: they
+    /// start highest priority first, and a wake-up refills the buffer early.
     pub prefetch: usize,
     /// See `prefetch` (default 10 ms).
     pub prefetch_max_job_time: Duration,
@@ -69,9 +70,19 @@ pub struct PoolConfig {
     /// Completed and cancelled jobs are deleted this long after they finished (default 24 h;
     /// dead jobs are kept until retried or deleted by hand).
     pub retention: Duration,
+    /// How often the scheduler samples the store's per-queue, per-state counts into the
+    /// `jobs_queue_depth` gauges (default 10 s; `None`: never). One `queue_stats` call each
+    /// time, off the hot path.
+    pub queue_depth_interval: Option<Duration>,
     /// Restart delays of the pool's children after a store error (default exponential 100 ms
     /// doubling to 30 s, reset after 30 s of stable running).
     pub restart_backoff: Backoff,
+    /// How many restarts of its children the pool's tree tolerates within a period before it
+    /// gives up and its exit escalates to its parent (default 10,000 in 60 s: restart delays
+    /// already prevent hot loops, and a pool must outlive long store outages; a pool nested
+    /// in an application's tree may choose a lower limit so that its parent sees a pool that
+    /// keeps failing).
+    pub intensity: Intensity,
 }
 
 impl Default for PoolConfig {
@@ -92,10 +103,12 @@ impl Default for PoolConfig {
             grace: Duration::from_secs(20),
             shutdown_timeout: Duration::from_secs(25),
             retention: Duration::from_secs(24 * 3600),
+            queue_depth_interval: Some(Duration::from_secs(10)),
             restart_backoff: Backoff::exponential(
                 Duration::from_millis(100),
                 Duration::from_secs(30),
             ),
+            intensity: Intensity::new(10_000, Duration::from_secs(60)),
         }
     }
 }

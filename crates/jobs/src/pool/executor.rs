@@ -28,6 +28,8 @@ pub(crate) struct Executor {
     pub(crate) grace: Duration,
     /// Cancelled to skip the grace (and by the executor itself once it is over).
     pub(crate) hard_stop: CancellationToken,
+    /// The pool's worker id, for the job spans.
+    pub(crate) owner: Arc<str>,
 }
 
 impl Executor {
@@ -52,8 +54,10 @@ impl Executor {
     }
 
     fn spawn(&self, tasks: &mut JoinSet<()>, run: Arc<RunState>) {
-        let span = tracing::info_span!("job", job_id = %run.record.id, kind = %run.record.kind,
-            attempt = run.record.next_attempt());
+        let record = &run.record;
+        let span = tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
+            kind = %record.kind, attempt = record.next_attempt(), worker_id = %self.owner,
+            outcome = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
         tasks.spawn(Arc::clone(&self.runner).execute(run).instrument(span));
     }
 

@@ -43,16 +43,19 @@ impl Fetcher {
     /// flight is never cancelled midway (that could orphan claimed jobs until their lease
     /// expires).
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        // Jobs became available while the buffer was full (maybe more urgent ones).
+        let mut woken = false;
         loop {
             if self.stop_fetching.is_cancelled() || ctx.is_cancelled() {
                 // Drained: stay idle until stopped, so a permanent child is not restarted.
                 ctx.cancelled().await;
                 return Ok(());
             }
-            let room = self.queue.claim_room(&self.claim);
+            let room = self.queue.claim_room(&self.claim, woken);
             if room == 0 {
                 tokio::select! {
                     () = self.queue.room.notified() => {}
+                    () = self.queue.wake.notified() => woken = true,
                     () = self.stop_fetching.cancelled() => {}
                     () = ctx.cancelled() => {}
                 }
@@ -64,6 +67,7 @@ impl Fetcher {
                 () = self.stop_fetching.cancelled() => continue,
                 () = ctx.cancelled() => continue,
             }
+            woken = false;
             let claimed = self.claim(room).await?;
             if claimed < room {
                 tokio::select! {
@@ -78,6 +82,11 @@ impl Fetcher {
 
     /// One claim round trip; returns how many jobs it got.
     async fn claim(&self, limit: usize) -> Result<usize, ChildError> {
+        if self.kinds.is_empty() {
+            return Ok(0); // a pool without workers claims nothing
+        }
+        // Taken before `now`, so the run's own lease deadline never falls after the store's.
+        let sent = tokio::time::Instant::now();
         let params = JobClaimParams {
             queue: self.queue.name.clone(),
             owner: self.owner.to_string(),
@@ -87,15 +96,13 @@ impl Fetcher {
             kinds: Some(Arc::clone(&self.kinds)),
             suspects: false,
         };
+        let started = std::time::Instant::now();
         let claimed = self.client.store().job_claim(params).await?;
+        self.queue.metrics.claim_seconds.record(started.elapsed());
         let count = claimed.len();
         for job in claimed {
             tracing::debug!(job_id = %job.record.id, queue = %self.queue.name, "claimed");
-            let run = Arc::new(RunState::new(
-                job.record,
-                job.lease,
-                Arc::clone(&self.run_env),
-            ));
+            let run = Arc::new(RunState::new(job, Arc::clone(&self.run_env), sent));
             self.books.admit(&self.queue, &run);
             self.runs.send(run);
         }

@@ -43,6 +43,7 @@ impl Heartbeat {
     async fn beat(&self) -> Result<(), ChildError> {
         let runs = self.books.running_runs();
         for chunk in runs.chunks(HEARTBEAT_BATCH) {
+            let sent = tokio::time::Instant::now();
             let params = JobHeartbeatParams {
                 owner: self.owner.to_string(),
                 leases: chunk.iter().map(|run| run.lease).collect(),
@@ -51,7 +52,9 @@ impl Heartbeat {
             };
             let held = self.client.store().job_heartbeat_many(params).await?;
             for (run, held) in chunk.iter().zip(held) {
-                if !held && !run.lease_lost() {
+                if held {
+                    run.lease_renewed(sent);
+                } else if !run.lease_lost() {
                     tracing::warn!(job_id = %run.record.id, "lease lost; stopping the run");
                     run.lose_lease();
                 }

@@ -1,5 +1,5 @@
 //! The pool's background duties: rescuing expired leases, promoting scheduled jobs, pruning
-//! old finished jobs, and listening for wake-ups. Each is a supervised child; a store error
+//! old finished jobs, sampling queue depths, and listening for wake-ups. Each is a supervised child; a store error
 //! (logged by the store facade) ends it and its supervisor restarts it after a delay.
 
 use std::sync::Arc;
@@ -9,11 +9,14 @@ use supervisor::{ChildContext, ChildError};
 
 use crate::client::Client;
 use crate::job::JobState;
+use crate::pool::events::Events;
 use crate::pool::hooks::Hooks;
 use crate::pool::queues::Queues;
 use crate::store::{
     JobExpireUnknownKindsParams, JobPromoteParams, JobPruneParams, JobRescueParams, StoreError,
+    ANY_QUEUE,
 };
+use crate::telemetry;
 
 /// Jobs per rescue, promote or prune round trip.
 const MAINTENANCE_BATCH: usize = 1_000;
@@ -40,6 +43,8 @@ pub(crate) struct Rescuer {
     pub(crate) queues: Arc<Queues>,
     /// Runs the exhausted hook for poison pills.
     pub(crate) hooks: Arc<Hooks>,
+    /// Where `Rescued` events go.
+    pub(crate) events: Arc<Events>,
 }
 
 impl Rescuer {
@@ -63,11 +68,18 @@ impl Rescuer {
         };
         let rescued = self.client.store().job_rescue_expired(params).await?;
         let found = rescued.requeued.len() + rescued.dead.len();
+        if found == 0 {
+            return Ok(0);
+        }
         if !rescued.requeued.is_empty() {
             tracing::warn!(jobs = ?rescued.requeued, "rescued jobs whose lease expired");
+            telemetry::rescued(rescued.requeued.len());
             self.queues.wake_all();
         }
+        let dead: Vec<_> = rescued.dead.iter().map(|job| job.id).collect();
+        self.events.rescued(&rescued.requeued, &dead);
         for job in rescued.dead {
+            telemetry::dead_in_rescue(&job.queue, &job.kind);
             self.hooks.exhausted(job);
         }
         Ok(found)
@@ -82,6 +94,8 @@ pub(crate) struct Scheduler {
     pub(crate) promote_interval: Duration,
     /// Completed and cancelled jobs are pruned this long after they finished.
     pub(crate) retention: Duration,
+    /// How often the queue-depth gauges are sampled (`None`: never).
+    pub(crate) queue_depth_interval: Option<Duration>,
     /// Woken when scheduled jobs become available.
     pub(crate) queues: Arc<Queues>,
     /// The kinds this pool has workers for.
@@ -96,12 +110,19 @@ impl Scheduler {
     /// Makes scheduled jobs whose time has come available, and prunes old finished jobs.
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
         let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut last_sample: Option<tokio::time::Instant> = None;
         loop {
             self.promote().await?;
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
                 self.prune().await?;
                 self.expire_unknown_kinds().await?;
                 last_prune = Some(tokio::time::Instant::now());
+            }
+            if let Some(interval) = self.queue_depth_interval {
+                if last_sample.is_none_or(|at| at.elapsed() >= interval) {
+                    telemetry::queue_depth(&self.client.queue_stats().await?);
+                    last_sample = Some(tokio::time::Instant::now());
+                }
             }
             if !tick(&ctx, self.promote_interval).await {
                 return Ok(());
@@ -129,6 +150,9 @@ impl Scheduler {
     /// Moves jobs of kinds this pool does not know, waiting longer than `unknown_kind_ttl`,
     /// to the dead set, and reports those still waiting.
     async fn expire_unknown_kinds(&self) -> Result<(), StoreError> {
+        if self.kinds.is_empty() {
+            return Ok(()); // a pool without workers knows no kind: it expires nothing
+        }
         let now = self.client.clock().now();
         let params = JobExpireUnknownKindsParams {
             known: Arc::clone(&self.kinds),
@@ -174,7 +198,7 @@ pub(crate) struct Listener {
 
 impl Listener {
     /// Wakes fetchers when the store reports new jobs (PostgreSQL NOTIFY, in-process
-    /// channel). Stores without wake-ups leave this child idle; fetchers poll.
+    /// channel, SQLite's `data_version`; [`ANY_QUEUE`] wakes them all). Stores without wake-ups leave this child idle; fetchers poll.
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
         let Some(mut listener) = self.client.store().listen().await? else {
             ctx.cancelled().await;
@@ -187,7 +211,9 @@ impl Listener {
                 queue = listener.next() => queue?,
                 () = ctx.cancelled() => return Ok(()),
             };
-            if let Some(state) = self.queues.get(&queue) {
+            if queue == ANY_QUEUE {
+                self.queues.wake_all();
+            } else if let Some(state) = self.queues.get(&queue) {
                 state.wake.notify_one();
             }
         }

@@ -18,27 +18,34 @@ mod books;
 mod channels;
 mod completer;
 mod config;
+mod events;
 mod executor;
 mod fetcher;
 mod heartbeat;
 mod hooks;
+mod lifecycle;
 mod maintenance;
 mod quarantine;
 mod queues;
-mod run;
+pub(crate) mod run;
+mod slots;
+mod spec;
 mod stops;
 mod tree;
 
 use std::future::Future;
 
-use futures::StreamExt;
-use std::sync::Arc;
+use futures::stream::{self, Stream, StreamExt};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use supervisor::SupervisorHandle;
+use supervisor::{Signal, SupervisorHandle};
 use tokio::time::Instant;
 
 pub use config::{ConfigError, PoolConfig};
+pub use events::JobEvent;
+pub use lifecycle::PoolStarted;
+pub use spec::PoolSpec;
 
 use crate::args::validate_queue_name;
 use crate::client::Client;
@@ -48,9 +55,13 @@ use crate::store::Store;
 use crate::time::Clock;
 use crate::worker::{Registry, Worker};
 use books::Books;
+use events::Events;
 use hooks::{ExhaustedHook, Hooks};
+use spec::Plan;
 use stops::Stops;
-use tree::Parts;
+
+/// The id of a pool's supervisor, and of the child [`PoolSpec::child_spec`] gives.
+pub const POOL_SUPERVISOR: &str = "jobs-pool";
 
 /// Concurrency of the `default` queue when a pool declares none.
 pub const DEFAULT_CONCURRENCY: usize = 10;
@@ -65,12 +76,21 @@ pub enum PoolError {
     /// A queue name is invalid.
     #[error(transparent)]
     Queue(#[from] EnqueueError),
-    /// The supervision tree could not be built or started.
+    /// The supervision tree's spec was refused (a bug in the pool's tree, never the
+    /// application's settings: those are checked first).
+    #[error("the pool's supervision tree is invalid: {0}")]
+    Spec(#[source] supervisor::SpecError),
+    /// The supervision tree could not be started.
     #[error("the pool's supervision tree failed to start: {0}")]
-    Supervisor(String),
+    Supervisor(#[source] supervisor::StartError),
+    /// The pool's child spec is gone (its tree ended), so no pool will start any more.
+    #[error("the pool's child spec was dropped: its supervision tree has ended and will not start the pool again")]
+    Gone,
 }
 
-/// Builds a [`Pool`]: register workers, declare queues, then `start`.
+/// Builds a [`Pool`]: register workers, declare queues, then [`start`](Self::start) it on
+/// its own or [`build`](Self::build) a [`PoolSpec`] to nest in your supervision tree.
+#[must_use = "a builder does nothing until `start()` or `build()`"]
 pub struct PoolBuilder {
     store: Arc<dyn Store>,
     config: PoolConfig,
@@ -149,12 +169,14 @@ impl PoolBuilder {
         self
     }
 
-    /// Starts the pool's supervision tree.
+    /// Validates the settings and queues and gives the pool's spec: start it on its own
+    /// ([`PoolSpec::start`]) or put it in your own supervision tree
+    /// ([`PoolSpec::child_spec`]).
     ///
     /// # Errors
     ///
-    /// [`PoolError`] for invalid settings or queue names, or if the tree fails to start.
-    pub async fn start(mut self) -> Result<Pool, PoolError> {
+    /// [`PoolError`] for invalid settings or queue names.
+    pub fn build(mut self) -> Result<PoolSpec, PoolError> {
         self.config.validate()?;
         if self.queues.is_empty() {
             self.queues
@@ -170,32 +192,34 @@ impl PoolBuilder {
             }
         }
         let worker_id = self.worker_id.unwrap_or_else(default_worker_id);
-        let client = Client::new(self.store).with_clock(self.clock);
-        let store = client.store().name();
-        let kinds: Vec<_> = self.registry.kinds().collect();
-        let parts = Parts::new(
-            client,
-            &self.config,
-            self.registry,
-            worker_id.into(),
-            self.queues,
-            self.exhausted_hook,
-        );
-        let supervisor = parts
-            .tree(&self.config)?
-            .start()
-            .await
-            .map_err(|e| PoolError::Supervisor(e.to_string()))?;
-        tracing::info!(worker_id = %parts.owner, store, ?kinds, "pool started");
-        Ok(Pool {
-            client: parts.client,
-            worker_id: parts.owner,
-            books: parts.books,
-            stops: parts.stops,
-            hooks: parts.hooks,
-            shutdown_timeout: self.config.shutdown_timeout,
-            supervisor,
+        let plan = Plan {
+            client: Client::new(self.store).with_clock(self.clock),
+            config: self.config,
+            registry: self.registry,
+            owner: worker_id.into(),
+            queues: self.queues,
+            exhausted_hook: self.exhausted_hook,
+        };
+        // Build the tree once now, so a spec that cannot be built fails here, not on start.
+        let _checked = plan.parts().tree(&plan.config, None)?;
+        Ok(PoolSpec {
+            plan: Arc::new(plan),
         })
+    }
+
+    /// Builds and starts the pool as a supervision tree of its own: the one-line path,
+    /// `self.build()?.start()`.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError`] for invalid settings or queue names, or if the tree fails to start.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future once the tree's task is spawned leaves the pool
+    /// running with no handle to stop it.
+    pub async fn start(self) -> Result<Pool, PoolError> {
+        self.build()?.start().await
     }
 }
 
@@ -213,6 +237,7 @@ fn default_worker_id() -> String {
 }
 
 /// What a shutdown did.
+#[must_use = "a report tells whether the shutdown was clean and which jobs were released; check `clean`"]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Jobs that were still running (or waiting for a slot) and were released back to their
@@ -226,28 +251,40 @@ pub struct ShutdownReport {
     pub took: Duration,
 }
 
+/// What a [`Pool`] handle holds besides its supervisor: the parts of one incarnation that
+/// the handle's calls use.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolView {
+    pub(crate) client: Client,
+    pub(crate) worker_id: Arc<str>,
+    pub(crate) books: Arc<Books>,
+    pub(crate) stops: Stops,
+    pub(crate) hooks: Arc<Hooks>,
+    pub(crate) events: Arc<Events>,
+    pub(crate) shutdown_timeout: Duration,
+}
+
 /// A running worker pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Pool {
-    client: Client,
-    worker_id: Arc<str>,
-    books: Arc<Books>,
-    stops: Stops,
-    hooks: Arc<Hooks>,
-    shutdown_timeout: Duration,
+    view: PoolView,
     supervisor: SupervisorHandle,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("worker_id", &self.worker_id)
-            .field("inflight", &self.books.inflight())
+            .field("worker_id", &self.view.worker_id)
+            .field("inflight", &self.view.books.inflight())
             .finish_non_exhaustive()
     }
 }
 
 impl Pool {
+    pub(crate) fn new(view: PoolView, supervisor: SupervisorHandle) -> Self {
+        Pool { view, supervisor }
+    }
+
     /// Starts building a pool on `store`.
     pub fn builder(store: Arc<dyn Store>) -> PoolBuilder {
         PoolBuilder::new(store)
@@ -255,17 +292,49 @@ impl Pool {
 
     /// A client on the pool's store and clock.
     pub fn client(&self) -> Client {
-        self.client.clone()
+        self.view.client.clone()
     }
 
     /// The id this pool records as lease owner.
     pub fn worker_id(&self) -> &str {
-        &self.worker_id
+        &self.view.worker_id
     }
 
     /// Jobs this pool holds now: running, waiting for a slot, or being written back.
     pub fn busy(&self) -> usize {
-        self.books.inflight()
+        self.view.books.inflight()
+    }
+
+    /// The lifecycle events of the jobs this pool runs: started, finished (with the outcome
+    /// the store recorded), rescued. Like the supervisor's events, a broadcast: a subscriber
+    /// that falls behind by more than 1024 events loses the oldest (`RecvError::Lagged`).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use jobs::{JobArgs, JobContext, JobError, JobEvent, MemoryStore, Outcome, Pool, Worker};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl JobArgs for Ping { const KIND: &'static str = "ping"; }
+    /// # struct Pinger;
+    /// # impl Worker for Pinger {
+    /// #     type Args = Ping;
+    /// #     async fn perform(&self, _: JobContext, _: Ping) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(Arc::new(MemoryStore::new())).register(Pinger).start().await?;
+    /// let mut events = pool.subscribe();
+    /// let id = pool.client().enqueue(&Ping).await?;
+    /// loop {
+    ///     if let JobEvent::Finished { id: done, outcome, .. } = events.recv().await? {
+    ///         assert_eq!((done, outcome), (id, Outcome::Completed));
+    ///         break;
+    ///     }
+    /// }
+    /// # pool.shutdown().await; Ok(()) }
+    /// ```
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.view.events.subscribe()
     }
 
     /// The pool's supervision tree (events, children).
@@ -280,30 +349,46 @@ impl Pool {
     ///
     /// Cancel safe; fetching stays stopped.
     pub async fn drain(&self) {
-        self.stops.stop_fetching.cancel();
-        self.books.emptied().await;
+        self.view.stops.stop_fetching.cancel();
+        self.view.books.emptied().await;
     }
 
     /// Shuts down in two phases: stop fetching and tell running jobs (they see
     /// `is_shutting_down()`); give them one shared grace period to finish or checkpoint, with
     /// heartbeats going on; then abort and release the rest (no attempt charged) and stop,
     /// all within `shutdown_timeout`. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once polled, the shutdown goes on even if the future is dropped; only the report
+    /// (the released jobs, the exhausted hooks still to finish) is lost.
+    /// For a pool nested in your own tree ([`PoolSpec::child_spec`]), stop the tree instead:
+    /// this stops only the pool's current incarnation, which its parent then restarts (the
+    /// child is permanent).
     pub async fn shutdown(&self) -> ShutdownReport {
         let started = Instant::now();
-        self.stops.shutdown.cancel();
-        let bound = self.shutdown_timeout;
+        self.view.stops.shutdown.cancel();
+        let bound = self.view.shutdown_timeout;
         let stopped = tokio::time::timeout(bound, self.supervisor.shutdown()).await;
         let not_stopped = match &stopped {
             Ok(report) => report.not_stopped().to_vec(),
-            Err(_) => vec!["jobs-pool".to_owned()],
+            Err(_) => vec![POOL_SUPERVISOR.to_owned()],
         };
+        self.report(not_stopped, started).await
+    }
+
+    /// What a shutdown that began at `started` did, once the pool's tree has stopped: waits
+    /// (within what is left of the bound) for the exhausted hooks still running.
+    async fn report(&self, not_stopped: Vec<String>, started: Instant) -> ShutdownReport {
+        let bound = self.view.shutdown_timeout;
         let hooks_done = self
+            .view
             .hooks
             .finish(bound.saturating_sub(started.elapsed()))
             .await;
         let report = ShutdownReport {
-            released: self.books.take_released(),
-            clean: not_stopped.is_empty() && hooks_done && self.books.inflight() == 0,
+            released: self.view.books.take_released(),
+            clean: not_stopped.is_empty() && hooks_done && self.view.books.inflight() == 0,
             not_stopped,
             took: started.elapsed(),
         };
@@ -314,29 +399,124 @@ impl Pool {
     /// Skips the rest of the grace period: running jobs are aborted and released now. Use it
     /// on a second SIGTERM/SIGINT (as [`run_until_signal`](Self::run_until_signal) does).
     pub fn skip_grace(&self) {
-        self.stops.shutdown.cancel();
-        self.stops.hard_stop.cancel();
+        self.view.stops.shutdown.cancel();
+        self.view.stops.hard_stop.cancel();
     }
 
     /// Runs until SIGTERM or SIGINT (or until the pool's tree ends by itself), then shuts
-    /// down; a second signal skips the grace period.
+    /// down as [`shutdown`](Self::shutdown) does; a second signal skips the grace period
+    /// (running jobs are aborted and released at once). Needs the `signals` feature (on by
+    /// default).
     ///
     /// # Errors
     ///
     /// If the signal handlers cannot be installed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe until the first signal; after it, as [`shutdown`](Self::shutdown).
+    #[cfg(feature = "signals")]
     pub async fn run_until_signal(&self) -> std::io::Result<ShutdownReport> {
-        let mut signals = supervisor::os_signals()?;
-        tokio::select! {
-            signal = signals.next() => tracing::info!(?signal, "shutting down the pool"),
-            _ = self.supervisor.wait() => tracing::error!("the pool's supervision tree ended by itself"),
+        Ok(self.run_until_signals(supervisor::os_signals()?).await)
+    }
+
+    /// Runs until `stop` resolves (or until the pool's tree ends by itself), then shuts down
+    /// as [`shutdown`](Self::shutdown) does.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), jobs::PoolError> {
+    /// let store = std::sync::Arc::new(jobs::MemoryStore::new());
+    /// let pool = jobs::Pool::builder(store).start().await?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let running = tokio::spawn({
+    ///     let pool = pool.clone();
+    ///     async move { pool.run_until(stopped).await }
+    /// });
+    /// let _ = stop.send(());
+    /// let report = running.await.expect("the pool's task does not panic");
+    /// assert!(report.clean);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_until<F: Future>(&self, stop: F) -> ShutdownReport {
+        self.run_until_signals(stream::once(stop).map(|_| Signal::Terminate))
+            .await
+    }
+
+    /// `supervisor::run_until` on the pool's tree: the first signal stops it (its lifecycle
+    /// child starts the two-phase shutdown), a second one skips the grace period here rather
+    /// than killing the tree, so the completer still writes every release; only the bound
+    /// kills.
+    async fn run_until_signals(&self, signals: impl Stream<Item = Signal>) -> ShutdownReport {
+        let began: OnceLock<Instant> = OnceLock::new();
+        let signals = signals.filter(|_| {
+            let first = began.set(Instant::now()).is_ok();
+            if !first {
+                tracing::warn!("second signal: skipping the grace period");
+                self.skip_grace();
+            }
+            std::future::ready(first)
+        });
+        let bound = self.view.shutdown_timeout;
+        let outcome =
+            supervisor::run_until(self.supervisor.clone(), bound, Box::pin(signals)).await;
+        if outcome.signal.is_none() {
+            tracing::error!("the pool's supervision tree ended by itself");
         }
-        let shutdown = self.shutdown();
-        tokio::pin!(shutdown);
-        tokio::select! {
-            report = &mut shutdown => return Ok(report),
-            signal = signals.next() => tracing::warn!(?signal, "second signal: skipping the grace period"),
+        let started = began.get().copied().unwrap_or_else(Instant::now);
+        let mut not_stopped = outcome.report.not_stopped().to_vec();
+        if outcome.forced && not_stopped.is_empty() {
+            not_stopped.push(POOL_SUPERVISOR.to_owned());
         }
-        self.skip_grace();
-        Ok(shutdown.await)
+        self.report(not_stopped, started).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{JobArgs, JobContext, JobError, JobState, MemoryStore};
+
+    struct Stubborn;
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct StubbornArgs;
+    impl JobArgs for StubbornArgs {
+        const KIND: &'static str = "stubborn";
+    }
+    impl Worker for Stubborn {
+        type Args = StubbornArgs;
+        async fn perform(&self, _ctx: JobContext, _args: StubbornArgs) -> Result<(), JobError> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_signal_skips_the_grace_and_still_releases_the_running_jobs() {
+        let pool = Pool::builder(Arc::new(MemoryStore::new()))
+            .clock(Clock::tokio())
+            .register(Stubborn)
+            .start()
+            .await
+            .unwrap();
+        let client = pool.client();
+        let id = client.enqueue(&StubbornArgs).await.unwrap();
+        while client.job(id).await.unwrap().map(|job| job.state) != Some(JobState::Running) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let second_after_1s = stream::once(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Signal::Interrupt
+        });
+        let signals = stream::iter([Signal::Terminate]).chain(second_after_1s);
+        let report = pool.run_until_signals(signals).await;
+        assert!(
+            report.took < Duration::from_secs(3),
+            "not the 20 s grace: {report:?}"
+        );
+        assert_eq!(report.released, vec![id]);
+        assert!(report.clean, "released, not killed: {report:?}");
+        let job = client.job(id).await.unwrap().unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Available, 0));
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use supervisor::{ChildContext, ChildError};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::client::Client;
 use crate::context::{RunEnv, RunState};
@@ -55,7 +56,15 @@ impl Quarantine {
                 return Ok(());
             }
             if let Some(run) = self.claim_one().await? {
-                Arc::clone(&self.runner).execute_alone(run).await;
+                let record = &run.record;
+                let span = tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
+                    kind = %record.kind, attempt = record.next_attempt(), worker_id = %self.owner,
+                    quarantine = true, outcome = tracing::field::Empty,
+                    elapsed_ms = tracing::field::Empty);
+                Arc::clone(&self.runner)
+                    .execute_alone(run)
+                    .instrument(span)
+                    .await;
                 continue;
             }
             tokio::select! {
@@ -68,7 +77,12 @@ impl Quarantine {
 
     /// One quarantine claim of one suspect, trying each queue in turn.
     async fn claim_one(&self) -> Result<Option<Arc<RunState>>, ChildError> {
+        if self.kinds.is_empty() {
+            return Ok(None); // a pool without workers claims nothing
+        }
         for queue in self.queues.all() {
+            // Taken before `now`, so the run's own lease deadline never falls after the store's.
+            let sent = tokio::time::Instant::now();
             let params = JobClaimParams {
                 queue: queue.name.clone(),
                 owner: self.owner.to_string(),
@@ -83,11 +97,7 @@ impl Quarantine {
                 tracing::warn!(job_id = %job.record.id, kind = %job.record.kind,
                     rescues = job.record.rescues, queue = %queue.name,
                     "running a suspect alone in quarantine (its last lease expired)");
-                let run = Arc::new(RunState::new(
-                    job.record,
-                    job.lease,
-                    Arc::clone(&self.run_env),
-                ));
+                let run = Arc::new(RunState::new(job, Arc::clone(&self.run_env), sent));
                 self.books.admit(queue, &run);
                 return Ok(Some(run));
             }

@@ -6,7 +6,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
+
+use crate::pool::slots::Slots;
+
+use crate::telemetry::QueueMetrics;
 
 /// How much a fetcher claims at once (from [`PoolConfig`](crate::PoolConfig)).
 #[derive(Clone, Copy, Debug)]
@@ -21,8 +25,8 @@ pub(crate) struct ClaimSettings {
 pub(crate) struct QueueState {
     pub(crate) name: String,
     concurrency: usize,
-    /// Executor slots: a claimed job waits for one before it runs.
-    pub(crate) slots: Semaphore,
+    /// Executor slots: a claimed job waits for one before it runs, highest priority first.
+    pub(crate) slots: Slots,
     /// Jobs claimed and not yet written back (running, waiting for a slot, or finishing).
     inflight: AtomicUsize,
     /// Rolling average run time in microseconds (`u64::MAX` until the first run ends).
@@ -31,14 +35,17 @@ pub(crate) struct QueueState {
     pub(crate) wake: Notify,
     /// Wakes the fetcher: room to claim again.
     pub(crate) room: Notify,
+    /// The queue's metric handles.
+    pub(crate) metrics: QueueMetrics,
 }
 
 impl QueueState {
-    fn new(name: String, concurrency: usize) -> Self {
+    fn new(name: String, concurrency: usize, kinds: &[&'static str]) -> Self {
         QueueState {
+            metrics: QueueMetrics::new(&name, kinds),
             name,
             concurrency,
-            slots: Semaphore::new(concurrency),
+            slots: Slots::new(concurrency),
             inflight: AtomicUsize::new(0),
             avg_job_micros: AtomicU64::new(u64::MAX),
             wake: Notify::new(),
@@ -50,14 +57,19 @@ impl QueueState {
     ///
     /// While every slot is busy, the local buffer is refilled only once it is half empty, so
     /// claims (and the completions that follow them) travel in large batches; a free slot
-    /// with nothing waiting for it is filled at once.
-    pub(crate) fn claim_room(&self, settings: &ClaimSettings) -> usize {
+    /// with nothing waiting for it is filled at once. After a wake-up (`woken`: jobs became
+    /// available, maybe of a higher priority than those waiting here), it is refilled as
+    /// soon as half the concurrency's worth of room is free: a newly available urgent job is
+    /// claimed after at most that many starts and, the buffer being ordered by priority,
+    /// starts next.
+    pub(crate) fn claim_room(&self, settings: &ClaimSettings, woken: bool) -> usize {
         let short_jobs = self.avg_job_micros.load(Ordering::Relaxed)
             <= settings.prefetch_max_job_time.as_micros() as u64;
         let cap = self.concurrency + if short_jobs { settings.prefetch } else { 0 };
         let room = cap.saturating_sub(self.inflight.load(Ordering::Acquire));
-        let starving = self.slots.available_permits() > 0;
-        if starving || room >= cap / 2 {
+        let starving = self.slots.available() > 0;
+        let urgent = woken && room > 0 && room >= self.concurrency.div_ceil(2);
+        if starving || urgent || room >= cap / 2 {
             room.min(settings.claim_batch)
         } else {
             0
@@ -97,12 +109,14 @@ impl QueueState {
 pub(crate) struct Queues(HashMap<String, Arc<QueueState>>);
 
 impl Queues {
-    pub(crate) fn new(queues: Vec<(String, usize)>) -> Self {
+    /// The queues, with metric handles for the job `kinds` the pool runs.
+    pub(crate) fn new(queues: Vec<(String, usize)>, kinds: &[&'static str]) -> Self {
         Queues(
             queues
                 .into_iter()
                 .map(|(name, concurrency)| {
-                    (name.clone(), Arc::new(QueueState::new(name, concurrency)))
+                    let state = QueueState::new(name.clone(), concurrency, kinds);
+                    (name, Arc::new(state))
                 })
                 .collect(),
         )

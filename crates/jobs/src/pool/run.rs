@@ -13,10 +13,11 @@ use tokio::time::Instant;
 use crate::context::{JobContext, RunState};
 use crate::job::AttemptError;
 use crate::pool::channels::Outcomes;
+use crate::pool::events::Events;
 use crate::pool::quarantine::Lane;
 use crate::pool::queues::Queues;
 use crate::store::FinishOutcome;
-use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
+use crate::worker::{BadInput, JobError, Registry};
 
 /// How long a job of a kind this pool has no worker for is handed back for (no attempt
 /// charged) when one reaches it anyway (the pool's claims name its kinds, so only a job
@@ -32,6 +33,24 @@ pub(crate) struct Runner {
     pub(crate) outcomes: Outcomes,
     /// Held shared by every normal run, exclusively by a suspect's.
     pub(crate) lane: Arc<Lane>,
+    /// Where `Started` events go.
+    pub(crate) events: Arc<Events>,
+}
+
+/// A run holding an executor slot, counted in its queue's `jobs_running` gauge until dropped.
+struct Running<'a>(&'a metrics::Gauge);
+
+impl<'a> Running<'a> {
+    fn start(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Running(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Releases the job if the run ends without an outcome (aborted or dropped).
@@ -78,7 +97,7 @@ impl Runner {
         let permit = tokio::select! {
             biased;
             () = run.stopping() => return, // never started: released by the guard
-            permit = queue.slots.acquire() => permit,
+            permit = queue.slots.acquire(run.record.priority) => permit,
         };
         let lane = tokio::select! {
             biased;
@@ -86,9 +105,24 @@ impl Runner {
             lane = self.lane.read() => lane,
         };
         let started = Instant::now();
+        let running = Running::start(&queue.metrics.running);
+        let waited = run.client().clock().now().duration_since(run.record.run_at);
+        self.events.started(&run);
         let outcome = self.perform(&run).await;
-        queue.record_run_time(started.elapsed());
+        let took = started.elapsed();
+        drop(running);
         drop(lane);
+        queue.record_run_time(took);
+        queue.metrics.kind(&run.record.kind, |metrics| {
+            metrics.queue_wait_seconds.record(waited);
+            metrics.run_seconds.record(took);
+        });
+        let span = tracing::Span::current();
+        span.record(
+            "outcome",
+            outcome.as_ref().map_or("lease_lost", outcome_name),
+        );
+        span.record("elapsed_ms", took.as_millis() as u64);
         drop(permit);
         guard.finish(outcome);
     }
@@ -106,6 +140,7 @@ impl Runner {
             () = run.stopping() => return, // never started: released by the guard
             alone = self.lane.write() => alone,
         };
+        self.events.started(&run);
         let outcome = self.perform(&run).await;
         drop(alone);
         guard.finish(outcome);
@@ -113,39 +148,69 @@ impl Runner {
 
     /// Performs the job; `None` when the lease was lost (someone else owns the job now).
     async fn perform(&self, run: &Arc<RunState>) -> Option<FinishOutcome> {
-        let record = &run.record;
-        let worker = match self.registry.get(&record.kind) {
-            Ok(worker) => Arc::clone(worker),
-            Err(bad @ BadInput::UnknownKind { .. }) => return Some(unknown_kind(run, bad)),
-            Err(bad) => return Some(bad_input(run, bad)),
-        };
-        let ctx = JobContext::new(Arc::clone(run));
-        let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
-            Ok(future) => future,
-            Err(bad) => return Some(bad_input(run, bad)),
-        };
-        run_to_end(run, &*worker, future).await
+        if run.unreadable.is_none() {
+            if let Err(bad @ BadInput::UnknownKind { .. }) = self.registry.get(&run.record.kind) {
+                return Some(unknown_kind(run, bad));
+            }
+        }
+        perform(&self.registry, run).await
     }
 }
 
-/// Awaits a started run (timeout, panics caught) and maps how it ended to an outcome.
-async fn run_to_end(
+/// Runs a claimed job with its registered worker and maps how it ended to the outcome the
+/// store records (bad input: the dead set); `None` when the lease was lost.
+pub(crate) async fn perform(registry: &Registry, run: &Arc<RunState>) -> Option<FinishOutcome> {
+    let record = &run.record;
+    if let Some(reason) = &run.unreadable {
+        let reason = reason.clone();
+        return Some(bad_input(run, BadInput::UnreadableRow { reason }));
+    }
+    let worker = match registry.get(&record.kind) {
+        Ok(worker) => Arc::clone(worker),
+        Err(bad) => return Some(bad_input(run, bad)),
+    };
+    let ctx = JobContext::new(Arc::clone(run));
+    let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
+        Ok(future) => future,
+        Err(bad) => return Some(bad_input(run, bad)),
+    };
+    run_to_end(
+        run,
+        worker.timeout(),
+        &|attempt| worker.backoff(attempt),
+        future,
+    )
+    .await
+}
+
+/// Awaits a started run (the worker's `timeout`, panics caught) and maps how it ended to the
+/// outcome the store records, retries spaced by `backoff`; `None` when the lease was lost.
+///
+/// The one outcome mapping: the executor and `jobs::testing` both run jobs through it.
+pub(crate) async fn run_to_end<F>(
     run: &RunState,
-    worker: &dyn ErasedWorker,
-    future: crate::worker::RunFuture,
-) -> Option<FinishOutcome> {
+    timeout: Option<Duration>,
+    backoff: &(dyn Fn(u32) -> Duration + Sync),
+    future: F,
+) -> Option<FinishOutcome>
+where
+    F: std::future::Future<Output = Result<(), JobError>>,
+{
     let guarded = AssertUnwindSafe(future).catch_unwind();
     let result = tokio::select! {
         biased;
         () = run.aborted() => {
+            if run.lease_expired() && !run.lease_lost() {
+                tracing::warn!(job_id = %run.record.id, "the run's lease ran out on its own clock (no heartbeat held in time); stopping the run and handing the job back");
+            }
             return (!run.lease_lost()).then_some(FinishOutcome::Release);
         }
-        result = with_timeout(worker.timeout(), guarded) => result,
+        result = with_timeout(timeout, guarded) => result,
     };
     if run.lease_lost() {
         return None;
     }
-    Some(outcome(run, worker, result))
+    Some(outcome(run, backoff, result))
 }
 
 /// How a run ended, before it is mapped to an outcome.
@@ -180,7 +245,11 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
-fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOutcome {
+fn outcome(
+    run: &RunState,
+    backoff: &(dyn Fn(u32) -> Duration + Sync),
+    ended: Ended,
+) -> FinishOutcome {
     let now = run.client().clock().now();
     let failed = |message: String| {
         let attempt = run.record.next_attempt();
@@ -193,7 +262,7 @@ fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOut
             FinishOutcome::Dead { error }
         } else {
             FinishOutcome::Retry {
-                run_at: now + worker.backoff(attempt),
+                run_at: now + backoff(attempt),
                 error,
             }
         }
@@ -211,7 +280,7 @@ fn outcome(run: &RunState, worker: &dyn ErasedWorker, ended: Ended) -> FinishOut
         Ended::Returned(Err(JobError::Snooze(delay))) => FinishOutcome::Snooze {
             run_at: now + delay,
         },
-        Ended::Returned(Err(JobError::Interrupted)) => FinishOutcome::Release,
+        Ended::Returned(Err(JobError::Interrupted | JobError::LeaseLost)) => FinishOutcome::Release,
         Ended::Panicked(message) => failed(format!("panicked: {message}")),
         Ended::TimedOut(limit) => failed(format!(
             "timed out after {} (the worker's timeout)",
@@ -230,7 +299,19 @@ fn unknown_kind(run: &RunState, bad: BadInput) -> FinishOutcome {
     }
 }
 
-fn bad_input(run: &RunState, bad: BadInput) -> FinishOutcome {
+/// The name of an outcome, for the job span's `outcome` field.
+fn outcome_name(outcome: &FinishOutcome) -> &'static str {
+    match outcome {
+        FinishOutcome::Completed => "completed",
+        FinishOutcome::Retry { .. } => "retry",
+        FinishOutcome::Dead { .. } => "dead",
+        FinishOutcome::Snooze { .. } => "snoozed",
+        FinishOutcome::Release => "released",
+    }
+}
+
+/// The outcome of a job that could not even start: the dead set, with the reason.
+pub(crate) fn bad_input(run: &RunState, bad: BadInput) -> FinishOutcome {
     tracing::error!(job_id = %run.record.id, error = %bad, "bad input; moving the job to the dead set");
     FinishOutcome::Dead {
         error: AttemptError {

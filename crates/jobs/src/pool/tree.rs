@@ -2,12 +2,11 @@
 //! its struct shows its data flow.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use supervisor::{
-    ChildContext, ChildError, ChildSpec, Intensity, Restart, RestartPolicy, Shutdown, Strategy,
-    Supervisor,
+    ChildContext, ChildError, ChildSpec, Restart, RestartPolicy, Shutdown, Strategy, Supervisor,
 };
 
 use crate::client::Client;
@@ -15,17 +14,22 @@ use crate::context::RunEnv;
 use crate::pool::books::Books;
 use crate::pool::channels::{Outcomes, Runs};
 use crate::pool::completer::Completer;
+use crate::pool::events::Events;
 use crate::pool::executor::{self, Executor};
 use crate::pool::fetcher::Fetcher;
 use crate::pool::heartbeat::Heartbeat;
 use crate::pool::hooks::{ExhaustedHook, Hooks};
+use crate::pool::lifecycle::{Announcer, Lifecycle};
 use crate::pool::maintenance::{Listener, Rescuer, Scheduler};
 use crate::pool::quarantine::{Lane, Quarantine};
 use crate::pool::queues::{ClaimSettings, Queues};
 use crate::pool::run::Runner;
 use crate::pool::stops::Stops;
-use crate::pool::{PoolConfig, PoolError};
+use crate::pool::{PoolConfig, PoolError, PoolView};
 use crate::worker::Registry;
+
+/// The id of the pool tree's last child (see [`Lifecycle`]).
+pub(super) const LIFECYCLE_CHILD: &str = "lifecycle";
 
 /// A child spec that runs a clone of `child` on each (re)start.
 fn child<C, Fut>(
@@ -52,6 +56,7 @@ pub(super) struct Parts {
     pub(super) books: Arc<Books>,
     pub(super) stops: Stops,
     pub(super) hooks: Arc<Hooks>,
+    pub(super) events: Arc<Events>,
     runs: Runs,
     executor: Executor,
     completer: Completer,
@@ -70,10 +75,12 @@ impl Parts {
         queues: Vec<(String, usize)>,
         exhausted_hook: Option<ExhaustedHook>,
     ) -> Self {
-        let queues = Arc::new(Queues::new(queues));
+        let kinds: Vec<_> = registry.kinds().collect();
+        let queues = Arc::new(Queues::new(queues, &kinds));
         let stops = Stops::new();
         let books = Arc::new(Books::new(Arc::clone(&queues), stops.shutdown.clone()));
         let hooks = Arc::new(Hooks::new(exhausted_hook));
+        let events = Arc::new(Events::new());
         let (runs, runs_inbox) = Runs::channel(Arc::clone(&books));
         let (outcomes, completion_inbox) = Outcomes::channel(Arc::clone(&books));
         let mut kinds: Vec<String> = registry.kinds().map(str::to_owned).collect();
@@ -84,12 +91,14 @@ impl Parts {
             queues: Arc::clone(&queues),
             outcomes,
             lane: Arc::clone(&lane),
+            events: Arc::clone(&events),
         };
         let executor = Executor {
             runs: runs_inbox,
             runner: Arc::new(runner),
             grace: config.grace,
             hard_stop: stops.hard_stop.clone(),
+            owner: Arc::clone(&owner),
         };
         let completer = Completer {
             inbox: completion_inbox,
@@ -99,6 +108,8 @@ impl Parts {
             finish_batch: config.finish_batch,
             books: Arc::clone(&books),
             hooks: Arc::clone(&hooks),
+            queues: Arc::clone(&queues),
+            events: Arc::clone(&events),
         };
         let run_env = Arc::new(RunEnv {
             shutdown: stops.shutdown.clone(),
@@ -114,6 +125,7 @@ impl Parts {
             books,
             stops,
             hooks,
+            events,
             runs,
             executor,
             completer,
@@ -138,10 +150,27 @@ impl Parts {
         }
     }
 
+    /// What a [`Pool`](super::Pool) handle of this incarnation holds besides its supervisor.
+    pub(super) fn view(&self, config: &PoolConfig) -> PoolView {
+        PoolView {
+            client: self.client.clone(),
+            worker_id: Arc::clone(&self.owner),
+            books: Arc::clone(&self.books),
+            stops: self.stops.clone(),
+            hooks: Arc::clone(&self.hooks),
+            events: Arc::clone(&self.events),
+            shutdown_timeout: config.shutdown_timeout,
+        }
+    }
+
     /// The pool's supervision tree (see the module docs), each child given its parts.
+    ///
+    /// Its last child, the [`Lifecycle`], announces each start to `announce` (for a pool
+    /// nested in an application's tree) and starts the shutdown when the tree stops.
     pub(super) fn tree(
         &self,
         config: &PoolConfig,
+        announce: Option<Announcer>,
     ) -> Result<supervisor::SupervisorSpec, PoolError> {
         let quick = Duration::from_secs(1);
         let flush_bound = config
@@ -161,11 +190,13 @@ impl Parts {
             interval: config.rescue_interval,
             queues: Arc::clone(&self.queues),
             hooks: Arc::clone(&self.hooks),
+            events: Arc::clone(&self.events),
         };
         let scheduler = Scheduler {
             client: self.client.clone(),
             promote_interval: config.promote_interval,
             retention: config.retention,
+            queue_depth_interval: config.queue_depth_interval,
             queues: Arc::clone(&self.queues),
             kinds: Arc::clone(&self.kinds),
             unknown_kind_ttl: config.unknown_kind_ttl,
@@ -176,10 +207,9 @@ impl Parts {
             queues: Arc::clone(&self.queues),
         };
         let executor_bound = config.grace + executor::ABORT_DRAIN + quick;
-        let mut builder = Supervisor::builder("jobs-pool")
+        let mut builder = Supervisor::builder(crate::pool::POOL_SUPERVISOR)
             .strategy(Strategy::OneForOne)
-            // Restart delays already prevent hot loops; the pool must outlive long outages.
-            .intensity(Intensity::new(10_000, Duration::from_secs(60)))
+            .intensity(config.intensity)
             .restart_policy(RestartPolicy::Backoff(config.restart_backoff.clone()))
             .child(child(
                 "completer".into(),
@@ -224,8 +254,24 @@ impl Parts {
             let id = format!("fetcher:{}", queue.name);
             builder = builder.child(child(id, quick, fetcher, Fetcher::run));
         }
+        let supervisor = Arc::new(OnceLock::new());
+        let lifecycle = Lifecycle {
+            view: self.view(config),
+            supervisor: Arc::clone(&supervisor),
+            announce,
+        };
         builder
+            .on_start(move |handle| {
+                // one tree per incarnation (see `PoolSpec::child_spec`), so this runs once
+                let _ = supervisor.set(handle.clone());
+            })
+            .child(child(
+                LIFECYCLE_CHILD.into(),
+                quick,
+                lifecycle,
+                Lifecycle::run,
+            ))
             .build()
-            .map_err(|e| PoolError::Supervisor(e.to_string()))
+            .map_err(PoolError::Spec)
     }
 }

@@ -166,7 +166,7 @@ impl Instruments {
 ///     suspects: false,
 /// };
 /// let refused = store.job_claim(claim).await;
-/// assert!(matches!(refused, Err(StoreError::Invalid(_)))); // never reached the store
+/// assert!(matches!(refused, Err(StoreError::Invalid { .. }))); // never reached the store
 /// # }
 /// ```
 #[derive(Clone)]
@@ -288,12 +288,15 @@ impl StoreFacade {
             .await
     }
 
-    /// [`Store::job_checkpoint`].
+    /// [`Store::job_checkpoint`], after [`JobCheckpointParams::validate`].
     ///
     /// # Errors
     ///
-    /// The store's error.
+    /// [`StoreError::Invalid`] from the rules, or the store's error.
     pub async fn job_checkpoint(&self, params: JobCheckpointParams) -> Result<bool, StoreError> {
+        if let Err(error) = params.validate() {
+            return self.refused(Op::Checkpoint, error);
+        }
         self.call(Op::Checkpoint, self.store.job_checkpoint(params))
             .await
     }
@@ -468,7 +471,7 @@ mod tests {
     use super::*;
     use crate::job::JobState;
     use crate::memory::MemoryStore;
-    use crate::store::{NewJob, MAX_ATTEMPTS_LIMIT};
+    use crate::store::{Lease, NewJob, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH};
     use crate::time::Timestamp;
 
     /// A store that fails the test if any call reaches it.
@@ -581,7 +584,7 @@ mod tests {
     /// `result` is a refusal of `op` with one wording: not transient, naming the operation.
     fn assert_refused<T: fmt::Debug>(result: Result<T, StoreError>, op: &str, what: &str) {
         match result {
-            Err(error @ StoreError::Invalid(_)) => {
+            Err(error @ StoreError::Invalid { .. }) => {
                 assert!(!error.is_transient(), "{what}");
                 assert!(
                     error.to_string().contains(&format!("{op}: ")),
@@ -602,6 +605,20 @@ mod tests {
                 "empty kind",
                 NewJob {
                     kind: String::new(),
+                    ..job("q")
+                },
+            ),
+            (
+                "kind with a space",
+                NewJob {
+                    kind: "bad kind!".to_owned(),
+                    ..job("q")
+                },
+            ),
+            (
+                "args nested too deep",
+                NewJob {
+                    args: (0..=MAX_JSON_DEPTH).fold(json!(1), |inner, _| json!([inner])),
                     ..job("q")
                 },
             ),
@@ -649,6 +666,21 @@ mod tests {
             facade.job_rescue_expired(rescue).await,
             "job_rescue_expired",
             "rescue limit 0",
+        );
+        let checkpoint = JobCheckpointParams {
+            owner: "w".to_owned(),
+            lease: Lease {
+                job: JobId(1),
+                token: 1,
+            },
+            checkpoint: (0..=MAX_JSON_DEPTH).fold(json!(1), |inner, _| json!({ "a": inner })),
+            lease_ttl: Duration::from_secs(30),
+            now: NOW,
+        };
+        assert_refused(
+            facade.job_checkpoint(checkpoint).await,
+            "job_checkpoint",
+            "checkpoint nested too deep",
         );
         let promote = JobPromoteParams { now: NOW, limit: 0 };
         assert_refused(

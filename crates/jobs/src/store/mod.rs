@@ -19,13 +19,19 @@
 //!
 //! # Obligations of an implementation
 //!
-//! * A store receives only requests that pass their params type's `validate` (non-empty kinds,
-//!   valid queue names, `max_attempts` in range, positive limits, terminal prune states, and
-//!   no empty insert batch): it need not check them again.
+//! * A store receives only requests that pass their params type's `validate` (valid kind and
+//!   queue names, `max_attempts` in range, args and checkpoints nested at most
+//!   [`MAX_JSON_DEPTH`] deep, positive limits, terminal prune states, and no empty insert
+//!   batch): it need not check them again.
 //! * Every batch operation is atomic per job and costs one round trip / one transaction for
 //!   the whole batch, not one per job.
 //! * `job_claim` never hands the same job to two claimers while a lease holds (SKIP
 //!   LOCKED-style), orders by priority (high first), then `run_at`, then id.
+//! * One stored row that cannot be read (written by an older version or by hand) never fails
+//!   a claim, a rescue or the finish that buries it: `job_claim` leases it like the others
+//!   and returns it with [`ClaimedJob::unreadable`] set (what could be read in its record),
+//!   and the engine moves it to the dead set with that reason. A read of that one job
+//!   (`job_get`, `job_list`) is [`StoreError::Corrupt`] naming it.
 //! * Fenced operations (`job_finish_many`, `job_heartbeat_many`, `job_checkpoint`) match on
 //!   `id`, `claims == lease.token`, `lease_owner == owner` and `state == running`, and report
 //!   per job whether they applied; a mismatch is not an error. A finish batch naming one
@@ -55,19 +61,27 @@ pub use crate::error::StoreError;
 #[doc(no_inline)]
 pub use crate::stats::QueueStats;
 pub use facade::{FacadeListener, StoreFacade, STORE_CALL_FAILURES, STORE_CALL_SECONDS};
+pub use params::{poison_pill_message, POISON_PILL_MESSAGE};
 pub use params::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
     JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease,
     NewJob, RescueOutcome, UnknownKinds,
 };
-pub use validate::MAX_ATTEMPTS_LIMIT;
+pub(crate) use validate::{checkpoint_problem, is_valid_name};
+pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};
 
-/// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, or an
-/// in-process channel), so idle fetchers wake at once instead of polling tightly.
+/// The name a [`JobListener`] returns when jobs may have become available in any queue (the
+/// store saw another process write, but not which queues): the engine wakes every queue.
+/// Never a valid queue name.
+pub const ANY_QUEUE: &str = "*";
+
+/// A source of "jobs were inserted in queue Q" wake-ups (PostgreSQL LISTEN/NOTIFY, an
+/// in-process channel, SQLite's `data_version`), so idle fetchers wake at once instead of
+/// polling tightly.
 pub trait JobListener: Send + fmt::Debug {
-    /// The next queue that received jobs. An error ends the listener; the engine's supervisor
-    /// opens a new one after a delay.
+    /// The next queue that received jobs, or [`ANY_QUEUE`]. An error ends the listener; the
+    /// engine's supervisor opens a new one after a delay.
     ///
     /// # Cancel safety
     ///

@@ -74,6 +74,38 @@ pub struct ClaimedJob {
     pub lease: Lease,
     /// The job as it is now (state running, lease fields set).
     pub record: JobRecord,
+    /// Why the job's stored row could not be read, if it could not (a row written by an
+    /// older version or by hand: JSON that is not JSON or is nested too deep, an `errors`
+    /// column of another shape). The claim still leases it, with what could be read in
+    /// `record` (an unreadable `args` is `null`, an unreadable checkpoint `None`, unreadable
+    /// errors empty), so one bad row never fails its batch; the engine moves it to the dead
+    /// set with this reason without running it. The reason names the row's id.
+    pub unreadable: Option<String>,
+}
+
+impl ClaimedJob {
+    /// A job whose row was read whole.
+    pub fn new(lease: Lease, record: JobRecord) -> Self {
+        ClaimedJob {
+            lease,
+            record,
+            unreadable: None,
+        }
+    }
+
+    /// A job whose stored row could be read only in part: `record` holds what could be, and
+    /// `problem` says what could not. (The one wording of the reason, for every store.)
+    pub fn unreadable(lease: Lease, record: JobRecord, problem: impl std::fmt::Display) -> Self {
+        let reason = format!(
+            "the stored row of job {} cannot be read: {problem}",
+            record.id
+        );
+        ClaimedJob {
+            lease,
+            record,
+            unreadable: Some(reason),
+        }
+    }
 }
 
 /// Params for [`Store::job_insert_many`](super::Store::job_insert_many).
@@ -213,7 +245,8 @@ pub struct JobCheckpointParams {
 /// * A suspect (claimed in quarantine, so it ran alone in its process) gets a strike. One
 ///   whose strikes were below `max_rescues` goes back to `available`, still a suspect; one
 ///   whose strikes already equalled `max_rescues` is a poison pill: it goes to `dead` with
-///   one error (attempt 0) whose message says it was rescued too many times.
+///   one error (attempt 0) whose message is [`poison_pill_message`] (every store uses that
+///   one wording).
 ///
 /// In both cases no attempt is charged, `claims` and `run_at` are kept and the lease is
 /// cleared.
@@ -226,6 +259,30 @@ pub struct JobRescueParams {
     pub max_rescues: u32,
     /// At most this many jobs per call.
     pub limit: usize,
+}
+
+/// The message of the error a poison pill is buried with, the one wording of every store,
+/// with `{owner}` (the worker whose lease expired last, `?` if none), `{rescues}` (how many
+/// times its lease expired while it ran alone in quarantine, this one included: its strikes
+/// after this rescue) and `{max_rescues}` to fill in. A SQL store binds it and fills it with
+/// `replace`; others call [`poison_pill_message`].
+pub const POISON_PILL_MESSAGE: &str = "poison pill: the lease of worker {owner} expired \
+    again while it ran alone in quarantine; its leases have now expired {rescues} times in \
+    quarantine (max_rescues {max_rescues}): its worker keeps dying or freezing while running \
+    it, so it was moved to the dead set instead of being rescued again";
+
+/// [`POISON_PILL_MESSAGE`] filled in.
+///
+/// ```
+/// let message = jobs::store::poison_pill_message("worker-1", 4, 3);
+/// assert!(message.starts_with("poison pill: the lease of worker worker-1 expired again"));
+/// assert!(message.contains("expired 4 times in quarantine (max_rescues 3)"));
+/// ```
+pub fn poison_pill_message(owner: &str, rescues: u32, max_rescues: u32) -> String {
+    POISON_PILL_MESSAGE
+        .replace("{owner}", owner)
+        .replace("{rescues}", &rescues.to_string())
+        .replace("{max_rescues}", &max_rescues.to_string())
 }
 
 /// What [`Store::job_rescue_expired`](super::Store::job_rescue_expired) did.

@@ -2,7 +2,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,95 +87,5 @@ pub fn dead_hook() -> (
     (move |job| hook(job), dead)
 }
 
-/// A store that fails every call while switched on (a lost database), counting calls; and
-/// that can lose the reply of one finish write after applying it (a connection cut between
-/// the commit and its acknowledgement).
-#[derive(Debug)]
-pub struct FlakyStore {
-    inner: Arc<dyn Store>,
-    failing: AtomicBool,
-    lose_finish_reply: AtomicBool,
-    calls: AtomicUsize,
-}
-
-impl FlakyStore {
-    pub fn new(inner: Arc<dyn Store>) -> Self {
-        FlakyStore {
-            inner,
-            failing: AtomicBool::new(false),
-            lose_finish_reply: AtomicBool::new(false),
-            calls: AtomicUsize::new(0),
-        }
-    }
-
-    pub fn fail(&self, on: bool) {
-        self.failing.store(on, Ordering::SeqCst);
-    }
-
-    /// The next `job_finish_many` is applied, then reported failed.
-    pub fn lose_next_finish_reply(&self) {
-        self.lose_finish_reply.store(true, Ordering::SeqCst);
-    }
-
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    fn gate(&self) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("connection refused (test)".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-macro_rules! forward {
-    ($name:ident, $params:ty, $out:ty) => {
-        fn $name(&self, params: $params) -> BoxFuture<'_, Result<$out, StoreError>> {
-            Box::pin(async move {
-                self.gate()?;
-                self.inner.$name(params).await
-            })
-        }
-    };
-}
-
-impl Store for FlakyStore {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    forward!(job_insert_many, JobInsertParams, Vec<JobId>);
-    forward!(job_claim, JobClaimParams, Vec<ClaimedJob>);
-    fn job_finish_many(
-        &self,
-        params: JobFinishParams,
-    ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
-        Box::pin(async move {
-            self.gate()?;
-            let applied = self.inner.job_finish_many(params).await?;
-            if self.lose_finish_reply.swap(false, Ordering::SeqCst) {
-                return Err(StoreError::Unavailable(
-                    "connection lost after the commit (test)".into(),
-                ));
-            }
-            Ok(applied)
-        })
-    }
-    forward!(job_heartbeat_many, JobHeartbeatParams, Vec<bool>);
-    forward!(job_checkpoint, JobCheckpointParams, bool);
-    forward!(job_rescue_expired, JobRescueParams, RescueOutcome);
-    forward!(job_promote_scheduled, JobPromoteParams, u64);
-    forward!(job_get, JobId, Option<JobRecord>);
-    forward!(job_list, JobListParams, Vec<JobRecord>);
-    forward!(job_retry, JobRetryParams, bool);
-    forward!(job_cancel, JobCancelParams, bool);
-    forward!(job_prune, JobPruneParams, u64);
-    fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {
-        Box::pin(async move {
-            self.gate()?;
-            self.inner.queue_stats().await
-        })
-    }
-}
+/// The fault-injecting store, as the testing kit offers it to users.
+pub use jobs::testing::FlakyStore;

@@ -1,4 +1,4 @@
--- jobs-postgres schema version 2 (helper robust, issue 9 items 6 and 8): suspects.
+-- jobs-postgres schema version 3 (helper robust, issue 9 items 6 and 8): suspects.
 -- A job whose lease expired becomes a suspect; suspects are claimed only in quarantine (one
 -- at a time, alone in their process), through their own small partial index, and only the
 -- rescues of a suspect (strikes) count toward max_rescues. suspect is 0 for a job that is not

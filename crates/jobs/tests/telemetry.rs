@@ -1,0 +1,321 @@
+//! Telemetry as an application sees it: metrics through a test recorder, the job event
+//! stream, and the job span's fields.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use jobs::telemetry::{
+    CLAIM_SECONDS, JOBS_COMPLETED, JOBS_DEAD, JOBS_FAILED, JOBS_RETRIED, JOBS_RUNNING,
+    JOB_QUEUE_WAIT_SECONDS, JOB_RUN_SECONDS, QUEUE_DEPTH, STORE_CALL_SECONDS,
+};
+use jobs::testing::FlakyStore;
+use jobs::{
+    Clock, EnqueueOptions, JobArgs, JobContext, JobError, JobEvent, JobId, MemoryStore, Outcome,
+    Pool, Worker,
+};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::MetricKind;
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the recorder, as `Snapshotter::snapshot().into_vec()` gives it.
+type Snapshot = [(
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    DebugValue,
+)];
+
+/// The process-wide recorder of this test binary (one per process).
+fn snapshotter() -> &'static Snapshotter {
+    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("the only recorder of this process");
+        snapshotter
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct Ok1;
+impl JobArgs for Ok1 {
+    const KIND: &'static str = "ok";
+}
+struct Succeeds;
+impl Worker for Succeeds {
+    type Args = Ok1;
+    async fn perform(&self, _: JobContext, _: Ok1) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Flaky;
+impl JobArgs for Flaky {
+    const KIND: &'static str = "flaky";
+}
+struct FailsOnce(AtomicU32);
+impl Worker for FailsOnce {
+    type Args = Flaky;
+    async fn perform(&self, _: JobContext, _: Flaky) -> Result<(), JobError> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(JobError::failed("first time"));
+        }
+        Ok(())
+    }
+    fn backoff(&self, _: u32) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Doomed;
+impl JobArgs for Doomed {
+    const KIND: &'static str = "doomed";
+}
+struct AlwaysFails;
+impl Worker for AlwaysFails {
+    type Args = Doomed;
+    async fn perform(&self, _: JobContext, _: Doomed) -> Result<(), JobError> {
+        Err(JobError::failed("never works"))
+    }
+}
+
+/// One value of the snapshot: the metric `name` of `kind` whose labels include `labels`.
+fn find<'a>(
+    snapshot: &'a Snapshot,
+    kind: MetricKind,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a DebugValue> {
+    snapshot.iter().find_map(|(key, _, _, value)| {
+        let matches = key.kind() == kind
+            && key.key().name() == name
+            && labels
+                .iter()
+                .all(|(k, v)| key.key().labels().any(|l| l.key() == *k && l.value() == *v));
+        matches.then_some(value)
+    })
+}
+
+fn counter(snapshot: &Snapshot, name: &str, labels: &[(&str, &str)]) -> u64 {
+    match find(snapshot, MetricKind::Counter, name, labels) {
+        Some(DebugValue::Counter(n)) => *n,
+        None => 0,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+fn samples(snapshot: &Snapshot, name: &str, labels: &[(&str, &str)]) -> usize {
+    match find(snapshot, MetricKind::Histogram, name, labels) {
+        Some(DebugValue::Histogram(values)) => values.len(),
+        None => 0,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+fn gauge(snapshot: &Snapshot, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    match find(snapshot, MetricKind::Gauge, name, labels) {
+        Some(DebugValue::Gauge(value)) => Some(value.into_inner()),
+        None => None,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+async fn finished(pool: &Pool, id: JobId) {
+    pool.client()
+        .wait_for(id, Duration::from_secs(120))
+        .await
+        .expect("the job finishes");
+}
+
+/// A completed, a failed-and-retried and a dead job: the counters by queue and kind, the
+/// histograms, the gauges, and the supervisor's restarts.
+#[tokio::test(start_paused = true)]
+async fn a_pool_records_its_metrics() {
+    let snapshotter = snapshotter();
+    let flaky = Arc::new(FlakyStore::new(Arc::new(MemoryStore::new())));
+    let pool = Pool::builder(flaky.clone())
+        .clock(Clock::tokio())
+        .register(Succeeds)
+        .register(FailsOnce(AtomicU32::new(0)))
+        .register(AlwaysFails)
+        .queue("metered", 4)
+        .start()
+        .await
+        .unwrap();
+    let client = pool.client();
+    let metered = EnqueueOptions::new().queue("metered");
+    let ok = client.enqueue_with(&Ok1, metered.clone()).await.unwrap();
+    let retried = client.enqueue_with(&Flaky, metered.clone()).await.unwrap();
+    let dead = client
+        .enqueue_with(&Doomed, metered.clone().max_attempts(1))
+        .await
+        .unwrap();
+    for id in [ok, retried, dead] {
+        finished(&pool, id).await;
+    }
+    tokio::time::sleep(Duration::from_secs(11)).await; // the next queue-depth sample
+    flaky.fail(true); // a lost database: children end and are restarted
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    flaky.fail(false);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let snapshot = snapshotter.snapshot().into_vec();
+    let of = |kind| [("queue", "metered"), ("kind", kind)];
+    assert_eq!(counter(&snapshot, JOBS_COMPLETED, &of("ok")), 1);
+    assert_eq!(counter(&snapshot, JOBS_FAILED, &of("ok")), 0);
+    assert_eq!(counter(&snapshot, JOBS_COMPLETED, &of("flaky")), 1);
+    assert_eq!(counter(&snapshot, JOBS_FAILED, &of("flaky")), 1);
+    assert_eq!(counter(&snapshot, JOBS_RETRIED, &of("flaky")), 1);
+    assert_eq!(counter(&snapshot, JOBS_DEAD, &of("flaky")), 0);
+    assert_eq!(counter(&snapshot, JOBS_DEAD, &of("doomed")), 1);
+    assert_eq!(counter(&snapshot, JOBS_FAILED, &of("doomed")), 1);
+    assert_eq!(counter(&snapshot, JOBS_RETRIED, &of("doomed")), 0);
+    assert_eq!(counter(&snapshot, JOBS_COMPLETED, &of("doomed")), 0);
+
+    assert_eq!(samples(&snapshot, JOB_RUN_SECONDS, &of("ok")), 1);
+    assert_eq!(samples(&snapshot, JOB_RUN_SECONDS, &of("flaky")), 2);
+    assert_eq!(samples(&snapshot, JOB_QUEUE_WAIT_SECONDS, &of("flaky")), 2);
+    assert!(samples(&snapshot, CLAIM_SECONDS, &[("queue", "metered")]) >= 3);
+    let claims = [("op", "job_claim"), ("store", "flaky")];
+    assert!(samples(&snapshot, STORE_CALL_SECONDS, &claims) >= 3);
+
+    assert_eq!(
+        gauge(&snapshot, JOBS_RUNNING, &[("queue", "metered")]),
+        Some(0.0),
+        "nothing runs now"
+    );
+    let depth = |state| {
+        gauge(
+            &snapshot,
+            QUEUE_DEPTH,
+            &[("queue", "metered"), ("state", state)],
+        )
+    };
+    assert_eq!(depth("completed"), Some(2.0));
+    assert_eq!(depth("dead"), Some(1.0));
+    assert_eq!(depth("available"), Some(0.0));
+
+    let restarts = [("supervisor", "jobs-pool"), ("child", "fetcher:metered")];
+    assert!(
+        counter(&snapshot, supervisor::RESTARTS_METRIC, &restarts) >= 1,
+        "the fetcher was restarted after the outage"
+    );
+    assert!(pool.shutdown().await.clean);
+}
+
+#[tokio::test(start_paused = true)]
+async fn subscribers_see_each_job_start_and_finish() {
+    let pool = Pool::builder(Arc::new(MemoryStore::new()))
+        .clock(Clock::tokio())
+        .register(FailsOnce(AtomicU32::new(0)))
+        .start()
+        .await
+        .unwrap();
+    let mut events = pool.subscribe();
+    let id = pool.client().enqueue(&Flaky).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        match events.recv().await.unwrap() {
+            JobEvent::Started {
+                id: job,
+                attempt,
+                kind,
+                ..
+            } => {
+                assert_eq!((job, kind.as_str()), (id, "flaky"));
+                seen.push(format!("started {attempt}"));
+            }
+            JobEvent::Finished {
+                id: job,
+                attempt,
+                outcome,
+                ..
+            } => {
+                assert_eq!(job, id);
+                seen.push(format!("{} {attempt}", outcome.name()));
+                if attempt == 2 {
+                    assert_eq!(outcome, Outcome::Completed);
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["started 1", "retry 1", "started 2", "completed 2"]);
+    assert!(pool.shutdown().await.clean);
+}
+
+/// Records the fields of every `job` span.
+#[derive(Clone, Default)]
+struct SpanFields(Arc<Mutex<Vec<String>>>);
+
+impl tracing::field::Visit for SpanFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}={value:?}", field.name()));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}={value}", field.name()));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanFields {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() == "job" {
+            attrs.record(&mut self.clone());
+        }
+    }
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        values.record(&mut self.clone());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_job_span_names_the_job_and_records_how_it_ended() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let fields = SpanFields::default();
+    let subscriber = tracing_subscriber::registry().with(fields.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let pool = Pool::builder(Arc::new(MemoryStore::new()))
+        .clock(Clock::tokio())
+        .register(Succeeds)
+        .worker_id("worker-7")
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&Ok1).await.unwrap();
+    finished(&pool, id).await;
+    assert!(pool.shutdown().await.clean);
+    let fields = fields.0.lock().unwrap().clone();
+    for want in [
+        format!("job_id={id}"),
+        "queue=default".to_owned(),
+        "kind=ok".to_owned(),
+        "attempt=1".to_owned(),
+        "worker_id=worker-7".to_owned(),
+        "outcome=completed".to_owned(),
+        "elapsed_ms=5".to_owned(),
+    ] {
+        assert!(fields.contains(&want), "{want} in {fields:?}");
+    }
+}
