@@ -1,8 +1,9 @@
 //! Blame and rolling deploys with real processes (`src/bin/crash_worker.rs`), on a SQLite file
 //! and on PostgreSQL (issue 9 items 6 and 8).
 //!
-//! * A poison pill (a job that aborts its process every time) among bystanders of one
-//!   second: the test restarts every process that dies. The culprit ends dead as a poison
+//! * A poison pill (a job that aborts its process every time) among 40 bystanders of two
+//!   seconds: the test restarts every process that dies. (Before suspects and quarantine,
+//!   3 of the 40 ended dead as poison pills on either store, and the hook fired for them.) The culprit ends dead as a poison
 //!   pill, every bystander completes, and the dead-job hook fires for the culprit only.
 //! * A rolling deploy that adds a kind: an old process (kinds `logged`, `nap`) and a new one
 //!   (also `fresh`) side by side on one store; every `fresh` job is completed by the new
@@ -44,7 +45,7 @@ impl JobArgs for Fresh {
 }
 
 /// Bystanders beside the poison pill.
-const BYSTANDERS: u64 = 30;
+const BYSTANDERS: u64 = 40;
 /// The poison-pill limit of the worker processes.
 const MAX_RESCUES: u32 = 2;
 /// Lease of the worker processes: a dead process's jobs are rescued within ~2 s.
@@ -147,7 +148,7 @@ impl Scenario {
             .arg(self.dead_log())
             .args(["--lease-ms", &LEASE_MS.to_string()])
             .args(["--max-rescues", &MAX_RESCUES.to_string()])
-            .args(["--kinds", kinds, "--nap-ms", "1000", "--concurrency", "8"])
+            .args(["--kinds", kinds, "--nap-ms", "2000", "--concurrency", "4"])
             .args(["--grace-ms", "2000"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
