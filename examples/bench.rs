@@ -5,6 +5,7 @@
 //! cargo run --release --example bench -- --store memory [--metrics]
 //! JOBS_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example bench -- --store postgres
 //!     [--backlog 1000000] [--processes 4] [--explain] [--sync-leases]
+//! cargo run --release --example bench -- --store sqlite --cross-process-pickup [--samples 100]
 //! ```
 //!
 //! Per run: empty the store; bulk-enqueue N no-op jobs (enqueue jobs/s); start one pool with
@@ -30,6 +31,12 @@
 //!   commit.
 //! * `--explain` prints the claim query's `EXPLAIN (ANALYZE, BUFFERS)` (rolled back) once the
 //!   first run's jobs are enqueued.
+//!
+//! SQLite only: `--cross-process-pickup` measures pickup across processes instead: one worker
+//! process (this program, `--worker-process`) runs an idle pool on a fresh file, and this
+//! process enqueues single jobs into the same file (20-120 ms random gaps) and times until
+//! the worker process's handler starts (wall clock, one machine); prints median, p90, max.
+//! `--wake-poll-ms N` sets the worker's `SqliteStoreOptions::wake_poll_interval` (0: off).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -112,6 +119,15 @@ struct Options {
     /// Install a metrics recorder (Prometheus, no HTTP listener) before the pools start.
     #[arg(long)]
     metrics: bool,
+    /// SQLite: measure pickup of jobs enqueued by another process on the same file.
+    #[arg(long)]
+    cross_process_pickup: bool,
+    /// SQLite: the database file (a fresh temporary one by default).
+    #[arg(long, value_name = "PATH")]
+    sqlite_path: Option<std::path::PathBuf>,
+    /// SQLite: the store's `wake_poll_interval` in milliseconds (0 turns it off).
+    #[arg(long, value_name = "MS")]
+    wake_poll_ms: Option<u64>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -122,6 +138,9 @@ fn parse_args() -> Result<Options, String> {
         return Err(
             "--backlog, --processes, --explain and --sync-leases need --store postgres".into(),
         );
+    }
+    if options.cross_process_pickup && options.store != "sqlite" {
+        return Err("--cross-process-pickup needs --store sqlite".into());
     }
     if options.processes == 0 {
         return Err("--processes must be at least 1".into());
@@ -406,12 +425,21 @@ impl Drop for Workers {
     }
 }
 
-/// `--worker-process`: one pool with default settings on the benchmark's schema, until
-/// SIGTERM.
+/// `--worker-process`: one pool with default settings on the benchmark's schema (or SQLite
+/// file), until SIGTERM. Prints `started <n> <unix µs>` when a pickup job's handler starts.
 async fn worker_process(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
-    let store = open_postgres(options, false).await?;
-    let (tx, _started_rx) = mpsc::unbounded_channel();
-    let pool = Pool::builder(Arc::new(store))
+    let store: Arc<dyn Store> = match &options.sqlite_path {
+        Some(path) => Arc::new(sqlite_options(options).open(path).await?),
+        None => Arc::new(open_postgres(options, false).await?),
+    };
+    let (tx, mut started_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    tokio::spawn(async move {
+        while let Some((n, _)) = started_rx.recv().await {
+            println!("started {n} {}", jobs::Timestamp::now().as_micros());
+            let _ = std::io::stdout().flush();
+        }
+    });
+    let pool = Pool::builder(store)
         .queue("default", options.workers)
         .register(NoopWorker {
             runs: Arc::default(),
@@ -423,6 +451,79 @@ async fn worker_process(options: &Options) -> Result<(), Box<dyn std::error::Err
     std::io::stdout().flush()?;
     let report = pool.run_until_signal().await?;
     std::process::exit(if report.clean { 0 } else { 1 });
+}
+
+/// SQLite's default options, but `--wake-poll-ms` (0: off).
+fn sqlite_options(options: &Options) -> jobs_sqlite::SqliteStoreOptions {
+    let defaults = jobs_sqlite::SqliteStoreOptions::new();
+    match options.wake_poll_ms {
+        Some(0) => defaults.wake_poll_interval(None),
+        Some(ms) => defaults.wake_poll_interval(Some(Duration::from_millis(ms))),
+        None => defaults,
+    }
+}
+
+/// `--cross-process-pickup`: pickup latency of single jobs enqueued here into a SQLite file
+/// that an idle pool in another process works on.
+async fn cross_process_pickup(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::temp_dir().join(format!("jobs-bench-xp-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let store: Arc<dyn Store> = Arc::new(jobs_sqlite::SqliteStore::open(&path).await?);
+    let client = Client::new(store);
+    let mut worker = Workers(
+        Command::new(std::env::current_exe()?)
+            .args(["--store", "sqlite", "--worker-process", "--sqlite-path"])
+            .arg(&path)
+            .args(
+                options
+                    .wake_poll_ms
+                    .map(|ms| ["--wake-poll-ms".to_owned(), ms.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
+    let mut out = BufReader::new(worker.0.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    if !line.starts_with("ready") {
+        return Err(format!("the worker process did not start: {line:?}").into());
+    }
+    let seed = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let mut latencies = Vec::with_capacity(options.samples);
+    for i in 0..options.samples as u64 {
+        let gap = 20 + next_random(&seed) % 101;
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+        let sent = jobs::Timestamp::now();
+        client.enqueue(&Noop(PICKUP_BASE + i)).await?;
+        line.clear();
+        out.read_line(&mut line)?;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(n), Some(at)) = (fields.get(1), fields.get(2)) else {
+            return Err(format!("unexpected line from the worker: {line:?}").into());
+        };
+        assert_eq!(n.parse::<u64>()?, PICKUP_BASE + i);
+        let at = jobs::Timestamp::from_micros(at.parse()?);
+        latencies.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+    }
+    Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()?;
+    worker.0.wait()?;
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "sqlite cross-process pickup ({} samples): median {:.2} ms  p90 {:.2} ms  max {:.2} ms  (load {})",
+        latencies.len(),
+        at(0.5),
+        at(0.9),
+        at(1.0),
+        load_average()
+    );
+    Ok(())
 }
 
 fn next_random(state: &AtomicU64) -> u64 {
@@ -470,6 +571,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?;
     if options.worker_process {
         return worker_process(&options).await;
+    }
+    if options.cross_process_pickup {
+        return cross_process_pickup(&options).await;
     }
     println!(
         "store={} jobs={} workers={} runs={} pickup samples={} backlog={} processes={} metrics={}",

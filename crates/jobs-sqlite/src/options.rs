@@ -8,7 +8,7 @@ use jobs::StoreError;
 use crate::store::SqliteStore;
 
 /// How often listeners check for other processes' writes by default.
-const DEFAULT_WAKE_POLL_INTERVAL: Duration = Duration::from_millis(5);
+const DEFAULT_WAKE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How often SQLite waits for the disk (`PRAGMA synchronous`).
 ///
@@ -51,7 +51,7 @@ impl Synchronous {
 /// | [`synchronous`](Self::synchronous) | [`Synchronous::Normal`] | durability against machine crashes |
 /// | [`readers`](Self::readers) | 2 | read connections for `job_get`, `job_list`, `queue_stats` (files only) |
 /// | [`cache_size_kib`](Self::cache_size_kib) | 16,384 (16 MiB) | page cache per connection |
-/// | [`wake_poll_interval`](Self::wake_poll_interval) | 5 ms | how often a listener checks for other processes' writes (files only) |
+/// | [`wake_poll_interval`](Self::wake_poll_interval) | 10 ms | how often a listener checks for other processes' writes (files only) |
 ///
 /// Files always use WAL mode and one writer connection per store (writes are serialised
 /// in-process and never contend with each other; other processes are waited for up to the
@@ -129,7 +129,7 @@ impl SqliteStoreOptions {
     /// opens) checks whether another process wrote to the file (`PRAGMA data_version` on the
     /// writer connection: no I/O, skipped while this store writes), so jobs enqueued or
     /// released by other processes are picked up within about this long. `None` turns it
-    /// off (other processes' jobs are then found by the pool's poll). Default 5 ms; no
+    /// off (other processes' jobs are then found by the pool's poll). Default 10 ms; no
     /// effect on in-memory stores.
     pub fn wake_poll_interval(mut self, every: Option<Duration>) -> Self {
         self.wake_poll_interval = every.filter(|every| !every.is_zero());

@@ -82,6 +82,11 @@ impl SqliteStore {
     /// of its own: use a file, or [`open_in_memory`](Self::open_in_memory)),
     /// [`StoreError::Unavailable`] if the file cannot be opened, [`StoreError::Schema`] if it
     /// holds a newer schema than this version understands.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: creating or migrating the schema is one transaction, so a dropped call
+    /// leaves the schema as it was or wholly migrated, never half.
     pub async fn from_pool(pool: &sqlx::SqlitePool) -> Result<Self, StoreError> {
         let connect = (*pool.connect_options()).clone();
         if connect.get_filename() == Path::new(":memory:") {

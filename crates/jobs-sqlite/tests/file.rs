@@ -298,8 +298,10 @@ async fn a_cancelled_claim_leaves_no_transaction_open() {
         kinds: None,
         suspects: false,
     };
-    // Polled once (the script is sent to SQLite), then dropped.
-    assert!(a.job_claim(params).now_or_never().is_none());
+    // Polled once (the script is sent to SQLite), then dropped. Almost always the claim is
+    // still in flight after one poll; when SQLite's thread was quick enough to finish it, the
+    // claim simply took its 5 jobs, and the checks below hold all the same.
+    let _finished_in_one_poll = a.job_claim(params).now_or_never().is_some();
     insert(&a, vec![job("q", 10)], T0).await;
     let claimed = claim(&b, "q", 100, T0).await;
     let stats = a.queue_stats().await.unwrap();

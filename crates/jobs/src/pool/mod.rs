@@ -438,6 +438,10 @@ impl Pool {
     /// assert!(report.clean);
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe until `stop` resolves; after it, as [`shutdown`](Self::shutdown).
     pub async fn run_until<F: Future>(&self, stop: F) -> ShutdownReport {
         self.run_until_signals(stream::once(stop).map(|_| Signal::Terminate))
             .await

@@ -169,6 +169,13 @@ impl Instruments {
 /// assert!(matches!(refused, Err(StoreError::Invalid { .. }))); // never reached the store
 /// # }
 /// ```
+///
+/// # Cancel safety
+///
+/// Every call is as cancel safe as the store's operation: reads are; a write whose future
+/// is dropped may or may not have been applied (a store applies a batch whole or not at
+/// all): treat it as a write whose reply was lost (an insert may have happened; a fenced
+/// write may be sent again, and applies at most once).
 #[derive(Clone)]
 pub struct StoreFacade {
     store: Arc<dyn Store>,
