@@ -15,7 +15,7 @@ use crate::job::AttemptError;
 use crate::pool::channels::Outcomes;
 use crate::pool::events::Events;
 use crate::pool::quarantine::Lane;
-use crate::pool::queues::Queues;
+use crate::pool::queues::{QueueState, Queues};
 use crate::store::FinishOutcome;
 use crate::worker::{BadInput, JobError, Registry};
 
@@ -104,25 +104,8 @@ impl Runner {
             () = run.stopping() => return, // never started: released by the guard
             lane = self.lane.read() => lane,
         };
-        let started = Instant::now();
-        let running = Running::start(&queue.metrics.running);
-        let waited = run.client().clock().now().duration_since(run.record.run_at);
-        self.events.started(&run);
-        let outcome = self.perform(&run).await;
-        let took = started.elapsed();
-        drop(running);
+        let outcome = self.perform_measured(&run, &queue).await;
         drop(lane);
-        queue.record_run_time(took);
-        queue.metrics.kind(&run.record.kind, |metrics| {
-            metrics.queue_wait_seconds.record(waited);
-            metrics.run_seconds.record(took);
-        });
-        let span = tracing::Span::current();
-        span.record(
-            "outcome",
-            outcome.as_ref().map_or("lease_lost", outcome_name),
-        );
-        span.record("elapsed_ms", took.as_millis() as u64);
         drop(permit);
         guard.finish(outcome);
     }
@@ -140,10 +123,42 @@ impl Runner {
             () = run.stopping() => return, // never started: released by the guard
             alone = self.lane.write() => alone,
         };
-        self.events.started(&run);
-        let outcome = self.perform(&run).await;
+        let outcome = match self.queues.get(&run.record.queue).cloned() {
+            Some(queue) => self.perform_measured(&run, &queue).await,
+            // claimed from a queue this pool declared, so unreachable; the guard releases
+            None => return,
+        };
         drop(alone);
         guard.finish(outcome);
+    }
+
+    /// [`perform`](Self::perform), announced (`Started`), counted in the queue's
+    /// `jobs_running` gauge, timed into its run-time average and metrics, and recorded on
+    /// the job span.
+    async fn perform_measured(
+        &self,
+        run: &Arc<RunState>,
+        queue: &QueueState,
+    ) -> Option<FinishOutcome> {
+        let started = Instant::now();
+        let running = Running::start(&queue.metrics.running);
+        let waited = run.client().clock().now().duration_since(run.record.run_at);
+        self.events.started(run);
+        let outcome = self.perform(run).await;
+        let took = started.elapsed();
+        drop(running);
+        queue.record_run_time(took);
+        queue.metrics.kind(&run.record.kind, |metrics| {
+            metrics.queue_wait_seconds.record(waited);
+            metrics.run_seconds.record(took);
+        });
+        let span = tracing::Span::current();
+        span.record(
+            "outcome",
+            outcome.as_ref().map_or("lease_lost", outcome_name),
+        );
+        span.record("elapsed_ms", took.as_millis() as u64);
+        outcome
     }
 
     /// Performs the job; `None` when the lease was lost (someone else owns the job now).
