@@ -113,6 +113,8 @@ async fn claim_finish(store: &PostgresStore, total: usize) {
                 limit: BATCH.min(total - done),
                 lease_ttl: Duration::from_secs(30),
                 now,
+                kinds: None,
+                suspects: false,
             })
             .await
             .expect("claim");

@@ -80,6 +80,8 @@ async fn claim_and_finish(store: &SqliteStore) -> usize {
             limit: BATCH,
             lease_ttl: Duration::from_secs(30),
             now,
+            kinds: None,
+            suspects: false,
         })
         .await
         .expect("claim");

@@ -5,6 +5,7 @@
 //! crash_worker (--sqlite PATH | --postgres URL --schema NAME) --log PATH
 //!              [--lease-ms N] [--row-ms N] [--grace-ms N] [--concurrency N]
 //!              [--max-connections N] [--log-lease] [--checkpoint-ms N]
+//!              [--kinds K,K,...] [--max-rescues N] [--nap-ms N] [--dead-log PATH]
 //! ```
 //!
 //! It runs three job kinds: `import` (rows one by one, checkpointing each, appending
@@ -15,6 +16,12 @@
 //! `crash-<pid>`). `--checkpoint-ms` sets how often checkpoints are written at most
 //! (default 1 s).
 //! `--max-connections` sizes the PostgreSQL pool (default 10).
+//!
+//! For the blame and rolling-deploy tests it also runs `poison` (aborts the process, every
+//! time), `nap` (sleeps `--nap-ms`, default 1000, then appends `nap <id> <pid>`) and `fresh`
+//! (appends `fresh <id> <pid>`). `--kinds` registers only the kinds named (default: all of
+//! them), as an older binary that does not know a newer kind would; `--max-rescues` sets the
+//! pool's poison-pill limit; `--dead-log` makes the exhausted hook append `dead <id> <kind>`.
 //! It prints `ready <worker id>` once its pool runs, and exits 0 after a clean shutdown on
 //! SIGTERM/SIGINT.
 
@@ -44,6 +51,27 @@ impl JobArgs for Import {
 pub struct Logged(pub u64);
 impl JobArgs for Logged {
     const KIND: &'static str = "logged";
+}
+
+/// A job that aborts its process every time it runs (a poison pill).
+#[derive(Serialize, Deserialize)]
+pub struct Poison;
+impl JobArgs for Poison {
+    const KIND: &'static str = "poison";
+}
+
+/// A job that sleeps a while, then logs its id and the process id.
+#[derive(Serialize, Deserialize)]
+pub struct Nap(pub u64);
+impl JobArgs for Nap {
+    const KIND: &'static str = "nap";
+}
+
+/// A job of a kind only newer processes know; logs its id and the process id.
+#[derive(Serialize, Deserialize)]
+pub struct Fresh(pub u64);
+impl JobArgs for Fresh {
+    const KIND: &'static str = "fresh";
 }
 
 struct Log(PathBuf);
@@ -120,7 +148,39 @@ impl Worker for LoggedWorker {
     }
 }
 
-/// A worker process for the crash tests: runs `import` and `logged` jobs until SIGTERM/SIGINT.
+struct PoisonWorker;
+impl Worker for PoisonWorker {
+    type Args = Poison;
+    async fn perform(&self, _ctx: JobContext, _args: Poison) -> Result<(), JobError> {
+        std::process::abort()
+    }
+}
+
+struct NapWorker {
+    log: Arc<Log>,
+    nap: Duration,
+}
+impl Worker for NapWorker {
+    type Args = Nap;
+    async fn perform(&self, ctx: JobContext, _args: Nap) -> Result<(), JobError> {
+        tokio::time::sleep(self.nap).await;
+        self.log
+            .line(&format!("nap {} {}", ctx.id(), std::process::id()))
+    }
+}
+
+struct FreshWorker {
+    log: Arc<Log>,
+}
+impl Worker for FreshWorker {
+    type Args = Fresh;
+    async fn perform(&self, ctx: JobContext, _args: Fresh) -> Result<(), JobError> {
+        self.log
+            .line(&format!("fresh {} {}", ctx.id(), std::process::id()))
+    }
+}
+
+/// A worker process for the crash tests: runs its jobs until SIGTERM/SIGINT.
 #[derive(Parser, Debug)]
 #[command(name = "crash_worker")]
 struct Flags {
@@ -162,6 +222,18 @@ struct Flags {
     /// How often a checkpoint is written at most, in milliseconds (default: the pool's).
     #[arg(long = "checkpoint-ms", value_name = "N", value_parser = millis)]
     checkpoint_interval: Option<Duration>,
+    /// Register only these kinds (comma-separated; default: all of them).
+    #[arg(long, value_name = "K,K,...", value_delimiter = ',')]
+    kinds: Option<Vec<String>>,
+    /// The pool's poison-pill limit (default: the pool's).
+    #[arg(long = "max-rescues", value_name = "N")]
+    max_rescues: Option<u32>,
+    /// How long a `nap` job sleeps, in milliseconds.
+    #[arg(long = "nap-ms", value_name = "N", default_value = "1000", value_parser = millis)]
+    nap: Duration,
+    /// Make the exhausted hook append `dead <id> <kind>` to this file.
+    #[arg(long = "dead-log", value_name = "PATH")]
+    dead_log: Option<PathBuf>,
 }
 
 fn millis(value: &str) -> Result<Duration, std::num::ParseIntError> {
@@ -206,29 +278,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(100),
         grace: flags.grace,
         shutdown_timeout: flags.grace + Duration::from_secs(5),
+        max_rescues: flags
+            .max_rescues
+            .unwrap_or(PoolConfig::default().max_rescues),
         checkpoint_interval: flags
             .checkpoint_interval
             .unwrap_or(PoolConfig::default().checkpoint_interval),
         ..PoolConfig::default()
+    };
+    let knows = |kind: &str| match &flags.kinds {
+        Some(kinds) => kinds.iter().any(|k| k == kind),
+        None => true,
     };
     let owner = flags
         .log_lease
         .then(|| format!("crash-{}", std::process::id()));
     let mut builder = Pool::builder(store)
         .config(config)
-        .queue("default", flags.concurrency)
-        .register(Importer {
+        .queue("default", flags.concurrency);
+    if knows(Import::KIND) {
+        builder = builder.register(Importer {
             log: log.clone(),
             row_time: flags.row_time,
-        })
-        .register(Stepper {
+        });
+    }
+    if knows(Steps::KIND) {
+        builder = builder.register(Stepper {
             log: log.clone(),
             step_time: flags.row_time,
-        })
-        .register(LoggedWorker {
-            log,
+        });
+    }
+    if knows(Logged::KIND) {
+        builder = builder.register(LoggedWorker {
+            log: log.clone(),
             owner: owner.clone(),
         });
+    }
+    if knows(Poison::KIND) {
+        builder = builder.register(PoisonWorker);
+    }
+    if knows(Nap::KIND) {
+        builder = builder.register(NapWorker {
+            log: log.clone(),
+            nap: flags.nap,
+        });
+    }
+    if knows(Fresh::KIND) {
+        builder = builder.register(FreshWorker { log });
+    }
+    if let Some(path) = flags.dead_log.clone() {
+        let dead_log = Arc::new(Log(path));
+        builder = builder.on_exhausted(move |job: jobs::JobRecord| {
+            let dead_log = Arc::clone(&dead_log);
+            async move {
+                let _ = dead_log.line(&format!("dead {} {}", job.id, job.kind));
+            }
+        });
+    }
     if let Some(owner) = owner {
         builder = builder.worker_id(owner);
     }

@@ -33,7 +33,7 @@ pub async fn retry_dead_and_cancelled(store: Arc<dyn Store>) {
     let id = h.insert_one(new_job("q"), at(0)).await;
     h.claim_one("q", id, at(0)).await;
     assert_eq!(h.rescue_ids(at(31)).await, vec![id]);
-    let lease = h.claim_one("q", id, at(32)).await;
+    let lease = h.claim_suspect_one("q", id, at(32)).await;
     assert!(h.finish(lease, dead_outcome(at(33)), at(33)).await);
     assert!(h.retry(id, at(40)).await);
     let job = h.get(id).await;

@@ -75,7 +75,10 @@ pub use admin::{
     cancel_waiting_only, list_filters_and_paging, prune_old_finalized, queue_stats_counts,
     retry_dead_and_cancelled,
 };
-pub use claim::{claim_only_from_named_queue, claim_order_and_limit, claim_sets_lease};
+pub use claim::{
+    claim_only_from_named_queue, claim_only_listed_kinds, claim_order_and_limit, claim_sets_lease,
+    unknown_kinds_wait_then_expire,
+};
 pub use concurrency::{
     concurrent_claimers, concurrent_heartbeats_and_finishes_complete, concurrent_rescuers,
 };
@@ -89,8 +92,9 @@ pub use insert::{
     scheduled_jobs_wait_for_promotion,
 };
 pub use lease::{
-    checkpoint_saves_and_renews, fencing_rejects_stale_leases, heartbeat_extends_lease,
-    poison_pill_goes_dead, rescue_expired_only,
+    a_suspect_that_completes_is_cleared, checkpoint_saves_and_renews, fencing_rejects_stale_leases,
+    heartbeat_extends_lease, only_quarantine_rescues_count, poison_pill_goes_dead,
+    rescue_expired_only, rescue_makes_a_suspect,
 };
 pub use listen::{listener_wakes_on_insert, listener_wakes_whenever_jobs_become_available};
 
@@ -138,6 +142,8 @@ macro_rules! store_conformance_tests {
             claim_order_and_limit,
             claim_only_from_named_queue,
             claim_sets_lease,
+            claim_only_listed_kinds,
+            unknown_kinds_wait_then_expire,
             finish_completed,
             finish_retry,
             finish_dead,
@@ -151,6 +157,9 @@ macro_rules! store_conformance_tests {
             checkpoint_saves_and_renews,
             rescue_expired_only,
             poison_pill_goes_dead,
+            rescue_makes_a_suspect,
+            only_quarantine_rescues_count,
+            a_suspect_that_completes_is_cleared,
             concurrent_claimers,
             concurrent_rescuers,
             concurrent_heartbeats_and_finishes_complete,

@@ -89,7 +89,8 @@ pub async fn listener_wakes_whenever_jobs_become_available(store: Arc<dyn Store>
         "{name}: rescue"
     );
 
-    let lease = h.claim_one("later", job, at(100)).await;
+    // Rescued: a suspect now, which only the quarantine claim takes.
+    let lease = h.claim_suspect_one("later", job, at(100)).await;
     let dead = FinishOutcome::Dead {
         error: attempt_error(1, at(101), "gave up"),
     };

@@ -79,6 +79,7 @@ pub(super) fn fresh_record(
         attempts: 0,
         max_attempts: new.max_attempts,
         rescues: 0,
+        suspect: None,
         claims: 0,
         run_at,
         created_at: now,
@@ -102,6 +103,18 @@ pub(super) fn claimed_ids(claimed: &[ClaimedJob]) -> Vec<JobId> {
 pub(super) fn sorted(mut ids: Vec<JobId>) -> Vec<JobId> {
     ids.sort();
     ids
+}
+
+/// One claim's params, as the cases give them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Claim<'a> {
+    pub(super) queue: &'a str,
+    pub(super) owner: &'a str,
+    pub(super) limit: usize,
+    pub(super) ttl: Duration,
+    pub(super) now: Timestamp,
+    pub(super) kinds: Option<&'a [&'a str]>,
+    pub(super) suspects: bool,
 }
 
 /// A store under test, called through the [`StoreFacade`] as the engine calls it; every
@@ -147,15 +160,76 @@ impl Harness {
         ttl: Duration,
         now: Timestamp,
     ) -> Vec<ClaimedJob> {
-        let params = JobClaimParams {
-            queue: queue.to_owned(),
-            owner: owner.to_owned(),
+        self.claim_with(Claim {
+            queue,
+            owner,
             limit,
-            lease_ttl: ttl,
+            ttl,
             now,
+            kinds: None,
+            suspects: false,
+        })
+        .await
+    }
+
+    /// A quarantine claim: suspects only.
+    pub(super) async fn claim_suspects(
+        &self,
+        queue: &str,
+        owner: &str,
+        limit: usize,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Vec<ClaimedJob> {
+        self.claim_with(Claim {
+            queue,
+            owner,
+            limit,
+            ttl,
+            now,
+            kinds: None,
+            suspects: true,
+        })
+        .await
+    }
+
+    /// Any claim.
+    pub(super) async fn claim_with(&self, claim: Claim<'_>) -> Vec<ClaimedJob> {
+        let params = JobClaimParams {
+            queue: claim.queue.to_owned(),
+            owner: claim.owner.to_owned(),
+            limit: claim.limit,
+            lease_ttl: claim.ttl,
+            now: claim.now,
+            kinds: claim
+                .kinds
+                .map(|kinds| kinds.iter().map(|kind| (*kind).to_owned()).collect()),
+            suspects: claim.suspects,
         };
         let result = self.store.job_claim(params).await;
         self.ok(result, "job_claim")
+    }
+
+    /// Claims exactly one suspect of `queue` (a quarantine claim) for [`WORKER`] with a 30 s
+    /// lease, and checks it is `expected`.
+    pub(super) async fn claim_suspect_one(
+        &self,
+        queue: &str,
+        expected: JobId,
+        now: Timestamp,
+    ) -> Lease {
+        let claimed = self.claim_suspects(queue, WORKER, 1, secs(30), now).await;
+        assert_eq!(
+            claimed_ids(&claimed),
+            vec![expected],
+            "{}: quarantine claim of one job from queue {queue:?}",
+            self.store.name()
+        );
+        assert!(
+            claimed[0].record.suspect.is_some(),
+            "a quarantined job is a suspect"
+        );
+        claimed[0].lease
     }
 
     /// Claims exactly one job of `queue` for [`WORKER`] with a 30 s lease, and checks it is

@@ -34,6 +34,7 @@ pub(crate) fn claim_query<'q>(
         .bind(&params.owner)
         .bind(PgTime(params.now + params.lease_ttl))
         .bind(commit.is_async())
+        .bind(params.kinds.as_deref())
 }
 
 /// One statement: lock up to `limit` available jobs (SKIP LOCKED) and lease them.
@@ -45,7 +46,12 @@ pub(crate) async fn claim(
 ) -> Result<Vec<ClaimedJob>, StoreError> {
     let limit = sql_limit(params.limit);
     let expires = params.now + params.lease_ttl;
-    let rows = claim_query(&queries.claim, &params, limit, commit)
+    let sql = if params.suspects {
+        &queries.claim_suspects
+    } else {
+        &queries.claim
+    };
+    let rows = claim_query(sql, &params, limit, commit)
         .fetch_all(conn)
         .await
         .map_err(store_error)?;

@@ -113,6 +113,8 @@ mod tests {
             limit: 1,
             lease_ttl: ttl,
             now,
+            kinds: None,
+            suspects: false,
         }
     }
 

@@ -1,6 +1,9 @@
 //! The maintenance statements: rescue expired leases, promote due scheduled jobs, prune.
 
-use jobs::store::{JobPromoteParams, JobPruneParams, JobRescueParams, RescueOutcome};
+use jobs::store::{
+    JobExpireUnknownKindsParams, JobPromoteParams, JobPruneParams, JobRescueParams, RescueOutcome,
+    UnknownKinds,
+};
 use jobs::{JobState, StoreError};
 use sqlx::{PgExecutor, PgPool, Row};
 
@@ -50,6 +53,43 @@ pub(crate) async fn rescue_expired(
     outcome.requeued.sort_unstable();
     outcome.dead.sort_by_key(|job| job.id);
     Ok(outcome)
+}
+
+/// Expires available jobs of unknown kinds waiting too long, then counts the rest.
+pub(crate) async fn expire_unknown_kinds(
+    pool: &PgPool,
+    queries: &Queries,
+    params: JobExpireUnknownKindsParams,
+) -> Result<UnknownKinds, StoreError> {
+    let rows = sqlx::query(&queries.expire_unknown_kinds)
+        .bind(PgTime(params.now))
+        .bind(&*params.known)
+        .bind(PgTime(params.waiting_since))
+        .bind(sql_limit(params.limit))
+        .bind(params.now.as_micros())
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    // The expiry has already applied: a row whose JSON cannot be read is still reported (its
+    // hook record without what could not be read), never an error for the batch.
+    let mut dead = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (record, unreadable) = job_record_in_part(row)?;
+        if let Some(problem) = unreadable {
+            tracing::error!(job_id = record.id.0, problem = %problem, "an expired job's stored row cannot be read in full");
+        }
+        dead.push(record);
+    }
+    dead.sort_by_key(|job| job.id);
+    let waiting: i64 = sqlx::query_scalar(&queries.waiting_unknown_kinds)
+        .bind(&*params.known)
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(UnknownKinds {
+        dead,
+        waiting: u64::try_from(waiting).unwrap_or(0),
+    })
 }
 
 /// Makes due scheduled jobs available (and notifies their queues); returns how many.

@@ -128,6 +128,8 @@ fn decode(
         attempts: get_u32("attempts")?,
         max_attempts: get_u32("max_attempts")?,
         rescues: get_u32("rescues")?,
+        // 0: not a suspect; otherwise 1 + its strikes.
+        suspect: get_u32("suspect")?.checked_sub(1),
         claims: row.try_get("claims").map_err(store_error)?,
         run_at: timestamp(row, "run_at")?.ok_or_else(|| corrupt("run_at is NULL".into()))?,
         created_at: timestamp(row, "created_at")?

@@ -37,6 +37,7 @@ fn columns(alias: &str, with_lease: bool) -> String {
         "attempts",
         "max_attempts",
         "rescues",
+        "suspect",
         "claims",
         "run_at",
         "created_at",
@@ -78,11 +79,14 @@ pub(crate) struct Queries {
     pub(crate) next_ids: String,
     pub(crate) copy_in: String,
     pub(crate) claim: String,
+    pub(crate) claim_suspects: String,
     pub(crate) finish: String,
     pub(crate) complete: String,
     pub(crate) heartbeat: String,
     pub(crate) checkpoint: String,
     pub(crate) rescue: String,
+    pub(crate) expire_unknown_kinds: String,
+    pub(crate) waiting_unknown_kinds: String,
     pub(crate) promote: String,
     pub(crate) get: String,
     pub(crate) list: String,
@@ -109,7 +113,8 @@ impl Queries {
                 "COPY {t} (id, kind, queue, args, state, priority, max_attempts, run_at, created_at) \
                  FROM STDIN (FORMAT binary)"
             ),
-            claim: claim(&t),
+            claim: claim(&t, false),
+            claim_suspects: claim(&t, true),
             finish: finish(&t),
             complete: complete(&t),
             heartbeat: heartbeat(&t),
@@ -120,6 +125,11 @@ impl Queries {
                 gate = gate("$5"),
             ),
             rescue: rescue(&t),
+            expire_unknown_kinds: expire_unknown_kinds(&t),
+            // `$1` known kinds.
+            waiting_unknown_kinds: format!(
+                "SELECT count(*) FROM {t} WHERE state = 'available' AND kind <> ALL($1::text[])"
+            ),
             promote: promote(&t),
             get: format!("SELECT {} FROM {t} j WHERE j.id = $1", job_columns("j")),
             list: list(&t),
@@ -154,15 +164,26 @@ fn insert_unnest(t: &str) -> String {
     )
 }
 
-/// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry, `$6` asynchronous commit.
+/// `$1` queue, `$2` limit, `$3` now, `$4` owner, `$5` lease expiry, `$6` asynchronous commit,
+/// `$7` the kinds to take (NULL: any).
 ///
 /// The update finds the locked rows by `ctid` (a direct fetch, no primary-key lookup): a row
 /// locked by this statement cannot move before this statement updates it.
-fn claim(t: &str) -> String {
+///
+/// The normal claim (`suspects` false) walks the claim index and skips suspects and other
+/// kinds as it locks rows (both are heap columns `FOR UPDATE` reads anyway); the quarantine
+/// claim (`suspects` true) walks the small partial index of available suspects.
+fn claim(t: &str, suspects: bool) -> String {
+    let suspect = if suspects {
+        "suspect > 0"
+    } else {
+        "suspect = 0"
+    };
     format!(
         "WITH c AS ( \
              SELECT ctid FROM {t} \
-              WHERE state = 'available' AND queue = $1 \
+              WHERE state = 'available' AND queue = $1 AND {suspect} \
+                AND ($7::text[] IS NULL OR kind = ANY($7::text[])) \
               ORDER BY priority DESC, run_at, id \
               LIMIT $2 \
                 FOR UPDATE SKIP LOCKED) \
@@ -203,6 +224,7 @@ fn finish(t: &str) -> String {
                         ELSE jsonb_build_array(f.error::jsonb) END, \
                     finalized_at = CASE WHEN f.state IN ('completed', 'dead') THEN $7::timestamptz END, \
                     checkpoint = CASE WHEN f.state = 'completed' THEN NULL ELSE j.checkpoint END, \
+                    suspect = CASE WHEN f.state = 'available' AND f.run_at IS NULL THEN j.suspect ELSE 0 END, \
                     lease_owner = NULL, lease_expires_at = NULL \
                FROM f \
               WHERE j.id = f.id AND j.claims = f.token AND j.lease_owner = $10 \
@@ -223,7 +245,7 @@ fn finish(t: &str) -> String {
 fn complete(t: &str) -> String {
     format!(
         "UPDATE {t} j \
-            SET state = 'completed', finalized_at = $3, checkpoint = NULL, \
+            SET state = 'completed', finalized_at = $3, checkpoint = NULL, suspect = 0, \
                 lease_owner = NULL, lease_expires_at = NULL \
            FROM UNNEST((SELECT $1::int8[]), (SELECT $2::int8[])) AS f(id, token) \
           WHERE j.id = f.id AND j.claims = f.token AND j.lease_owner = $5 \
@@ -276,15 +298,16 @@ fn rescue(t: &str) -> String {
                 FOR UPDATE SKIP LOCKED), \
          u AS ( \
              UPDATE {t} j \
-                SET state = CASE WHEN j.rescues >= $3::int4 THEN 'dead' ELSE 'available' END, \
+                SET state = CASE WHEN j.suspect > $3::int4 THEN 'dead' ELSE 'available' END, \
                     rescues = j.rescues + 1, \
-                    finalized_at = CASE WHEN j.rescues >= $3::int4 THEN $1::timestamptz END, \
-                    errors = CASE WHEN j.rescues >= $3::int4 \
+                    suspect = j.suspect + 1, \
+                    finalized_at = CASE WHEN j.suspect > $3::int4 THEN $1::timestamptz END, \
+                    errors = CASE WHEN j.suspect > $3::int4 \
                         THEN j.errors || jsonb_build_object( \
                                  'attempt', 0, 'at', $5::int8, \
                                  'message', replace(replace(replace($7::text, \
                                      '{{owner}}', coalesce(j.lease_owner, '?')), \
-                                     '{{rescues}}', (j.rescues + 1)::text), \
+                                     '{{rescues}}', j.suspect::text), \
                                      '{{max_rescues}}', $3::int4::text)) \
                         ELSE j.errors END, \
                     lease_owner = NULL, lease_expires_at = NULL \
@@ -295,6 +318,30 @@ fn rescue(t: &str) -> String {
         cols = job_columns("j"),
         notify = notify_cte("u", "$4"),
         gate = gate("$6"),
+    )
+}
+
+/// `$1` now, `$2` known kinds, `$3` waiting since, `$4` limit, `$5` now as µs (for the error
+/// JSON). Skips locked rows (a claim taking one now knows its kind).
+fn expire_unknown_kinds(t: &str) -> String {
+    format!(
+        "WITH c AS ( \
+             SELECT id FROM {t} \
+              WHERE state = 'available' AND run_at < $3 AND kind <> ALL($2::text[]) \
+              ORDER BY run_at, id \
+              LIMIT $4 \
+                FOR UPDATE SKIP LOCKED) \
+         UPDATE {t} j \
+            SET state = 'dead', finalized_at = $1, \
+                errors = (CASE WHEN jsonb_typeof(j.errors) = 'array' THEN j.errors ELSE '[]'::jsonb END) || jsonb_build_object( \
+                    'attempt', 0, 'at', $5::int8, \
+                    'message', format('no running process has a worker for kind %s: the job waited \
+                                       longer than the pool''s unknown_kind_ttl without being \
+                                       claimed, so it was moved to the dead set (deploy a worker \
+                                       for the kind and retry it)', to_json(j.kind))) \
+           FROM c WHERE j.id = c.id \
+         RETURNING {cols}",
+        cols = job_columns("j"),
     )
 }
 
@@ -332,6 +379,7 @@ fn retry(t: &str) -> String {
     format!(
         "WITH u AS ( \
              UPDATE {t} SET state = 'available', run_at = $2, attempts = 0, rescues = 0, \
+                            suspect = least(suspect, 1), \
                             finalized_at = NULL, lease_owner = NULL, lease_expires_at = NULL \
               WHERE id = $1 AND state IN ('dead', 'cancelled') \
              RETURNING queue, state), \

@@ -11,6 +11,7 @@ use jobs::store::{
     JobHeartbeatParams, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
+use jobs::store::{JobExpireUnknownKindsParams, UnknownKinds};
 use jobs::{
     EnqueueError, EnqueueOptions, JobArgs, JobId, JobRecord, QueueStats, StoreError, Timestamp,
 };
@@ -239,6 +240,8 @@ impl PostgresStore {
             limit,
             lease_ttl: Duration::ZERO,
             now: jobs::Timestamp::now(),
+            kinds: None,
+            suspects: false,
         };
         params.validate()?;
         let sql_limit = lease::sql_limit(limit);
@@ -466,6 +469,17 @@ impl Store for PostgresStore {
 
     fn job_prune(&self, params: JobPruneParams) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(maintenance::prune(self.pool(), self.queries(), params))
+    }
+
+    fn job_expire_unknown_kinds(
+        &self,
+        params: JobExpireUnknownKindsParams,
+    ) -> BoxFuture<'_, Result<UnknownKinds, StoreError>> {
+        Box::pin(maintenance::expire_unknown_kinds(
+            self.pool(),
+            self.queries(),
+            params,
+        ))
     }
 
     fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {

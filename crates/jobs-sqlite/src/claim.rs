@@ -12,26 +12,42 @@ use crate::row::{decode_claimed, decode_in_part, Claim, BARE_RECORD, CLAIMED, RE
 
 const OP: &str = "job_claim";
 
-/// The jobs a claim takes, in claim order.
+/// The jobs a normal claim takes, in claim order: no suspect, and (unless `?6` is NULL) only
+/// the kinds of the JSON array `?6`. `kind` is in the index, so the filter costs no table
+/// read.
 const TAKE: &str = "SELECT id FROM jobs INDEXED BY jobs_claim \
-    WHERE state = 'available' AND queue = ?4 ORDER BY priority DESC, run_at, id LIMIT ?5";
+    WHERE state = 'available' AND suspect = 0 AND queue = ?4 \
+      AND (?6 IS NULL OR kind IN (SELECT value FROM json_each(?6))) \
+    ORDER BY priority DESC, run_at, id LIMIT ?5";
+
+/// The jobs a quarantine claim takes: suspects only (rare, and claimed one at a time).
+const TAKE_SUSPECTS: &str = "SELECT id FROM jobs INDEXED BY jobs_suspect \
+    WHERE state = 'available' AND suspect > 0 AND queue = ?4 \
+      AND (?6 IS NULL OR kind IN (SELECT value FROM json_each(?6))) \
+    ORDER BY priority DESC, run_at, id LIMIT ?5";
 
 /// The claim: one script, one `BEGIN IMMEDIATE` transaction, one round trip. It renders the
 /// jobs it is about to take as one JSON array (a single row, rather than a row per job
 /// streamed from `UPDATE … RETURNING`), then takes them. Holding the write lock from the
 /// start, both statements see the same jobs, and two claimers (connections or processes)
 /// are serialised and never both take a job.
-fn claim_sql() -> &'static str {
+fn claim_sql(suspects: bool) -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
+    static SUSPECTS: OnceLock<String> = OnceLock::new();
+    let (sql, take) = if suspects {
+        (&SUSPECTS, TAKE_SUSPECTS)
+    } else {
+        (&SQL, TAKE)
+    };
+    sql.get_or_init(|| {
         format!(
             "BEGIN IMMEDIATE; \
              SELECT coalesce('[' || group_concat({CLAIMED}, ',') || ']', '[]'), \
                     coalesce(group_concat(id), '') \
-                 FROM jobs WHERE id IN ({TAKE}); \
+                 FROM jobs WHERE id IN ({take}); \
              UPDATE jobs SET state = 'running', claims = claims + 1, attempted_at = ?1, \
                  lease_owner = ?2, lease_expires_at = ?3 \
-             WHERE id IN ({TAKE}); \
+             WHERE id IN ({take}); \
              COMMIT;"
         )
     })
@@ -50,12 +66,19 @@ pub(crate) async fn claim(
     };
     conn.begin_script();
     // `fetch_all`, not `fetch_one`: the script must run to its COMMIT, past its one row.
-    let rows: Vec<(String, String)> = sqlx::query_as(claim_sql())
+    let kinds = params
+        .kinds
+        .as_ref()
+        .map(|kinds| serde_json::to_string(&**kinds))
+        .transpose()
+        .map_err(|err| StoreError::other(format!("sqlite {OP}: kind list")).with_source(err))?;
+    let rows: Vec<(String, String)> = sqlx::query_as(claim_sql(params.suspects))
         .bind(params.now.as_micros())
         .bind(&params.owner)
         .bind(claim.expires_at.as_micros())
         .bind(&params.queue)
         .bind(crate::maintenance::limit(params.limit))
+        .bind(kinds)
         .fetch_all(&mut **conn)
         .await
         .map_err(during(OP))?;

@@ -23,7 +23,7 @@ const OP: &str = "job_finish_many";
 
 /// The columns a completion sets.
 const COMPLETED: &str = "state = 'completed', finalized_at = ?2, lease_owner = NULL, \
-    lease_expires_at = NULL, checkpoint = NULL";
+    lease_expires_at = NULL, checkpoint = NULL, suspect = 0";
 
 /// The fence, for completions `?1` of owner `?3`: same id, same claim token, same owner,
 /// still running.
@@ -76,6 +76,7 @@ fn finish_sql() -> &'static str {
         lease_owner = NULL, \
         lease_expires_at = NULL, \
         checkpoint = CASE WHEN f.outcome = 'completed' THEN NULL ELSE checkpoint END, \
+        suspect = CASE WHEN f.outcome = 'release' THEN suspect ELSE 0 END, \
         errors = CASE WHEN f.outcome IN ('retry', 'dead') \
             THEN json_insert({ERRORS_TO_APPEND_TO}, '$[#]', json(f.error)) ELSE errors END \
     FROM f \

@@ -14,7 +14,9 @@ use crate::row::{decode, decode_all, RECORD};
 /// partial index of its states, which covers it; the table is never read.
 const STATS: &str = "\
     SELECT queue, 'available', count(*), min(run_at) FROM jobs INDEXED BY jobs_claim \
-        WHERE state = 'available' GROUP BY queue \
+        WHERE state = 'available' AND suspect = 0 GROUP BY queue \
+    UNION ALL SELECT queue, 'available', count(*), min(run_at) FROM jobs INDEXED BY jobs_suspect \
+        WHERE state = 'available' AND suspect > 0 GROUP BY queue \
     UNION ALL SELECT queue, 'running', count(*), NULL FROM jobs INDEXED BY jobs_rescue \
         WHERE state = 'running' GROUP BY queue \
     UNION ALL SELECT queue, 'scheduled', count(*), NULL FROM jobs INDEXED BY jobs_promote \
@@ -119,7 +121,11 @@ fn add(stats: &mut QueueStats, state: JobState, count: u64, oldest: Option<i64>)
         JobState::Scheduled => stats.scheduled += count,
         JobState::Available => {
             stats.available += count;
-            stats.oldest_available_at = oldest.map(Timestamp::from_micros);
+            let oldest = oldest.map(Timestamp::from_micros);
+            stats.oldest_available_at = match (stats.oldest_available_at, oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         JobState::Running => stats.running += count,
         JobState::Completed => stats.completed += count,

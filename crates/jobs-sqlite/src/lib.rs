@@ -31,6 +31,8 @@
 //!         limit: 10,
 //!         lease_ttl: Duration::from_secs(30),
 //!         now,
+//!         kinds: None,
+//!         suspects: false,
 //!     })
 //!     .await?;
 //! assert_eq!(claimed[0].lease.job, ids[0]);
@@ -127,6 +129,7 @@ mod rescue;
 mod row;
 mod schema;
 mod store;
+mod unknown_kinds;
 
 pub use options::{SqliteStoreOptions, Synchronous};
 pub use schema::SCHEMA_VERSION;

@@ -13,7 +13,8 @@ const PROMOTE: &str = "UPDATE jobs SET state = 'available' \
     RETURNING queue";
 
 const RETRY: &str = "UPDATE jobs SET state = 'available', run_at = ?2, attempts = 0, \
-        rescues = 0, finalized_at = NULL, lease_owner = NULL, lease_expires_at = NULL \
+        rescues = 0, suspect = min(suspect, 1), finalized_at = NULL, lease_owner = NULL, \
+        lease_expires_at = NULL \
     WHERE id = ?1 AND state IN ('dead', 'cancelled') \
     RETURNING queue";
 

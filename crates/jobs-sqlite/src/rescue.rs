@@ -1,5 +1,7 @@
-//! `job_rescue_expired`: expired leases back to `available`, poison pills to `dead`, in one
-//! statement (so two rescuers never both return a job).
+//! `job_rescue_expired`: expired leases back to `available` as suspects, poison pills to
+//! `dead`, in one statement (so two rescuers never both return a job). Only a suspect's
+//! rescue (it ran alone, in quarantine) is a strike: `suspect` holds 1 + strikes, so a
+//! suspect with `max_rescues` strikes has `suspect > max_rescues`.
 
 use std::sync::OnceLock;
 
@@ -17,13 +19,14 @@ fn rescue_sql() -> &'static str {
     SQL.get_or_init(|| {
         format!(
             "UPDATE jobs SET \
-                state = CASE WHEN rescues >= ?2 THEN 'dead' ELSE 'available' END, \
+                state = CASE WHEN suspect > ?2 THEN 'dead' ELSE 'available' END, \
                 rescues = rescues + 1, \
-                finalized_at = CASE WHEN rescues >= ?2 THEN ?1 END, \
-                errors = CASE WHEN rescues >= ?2 THEN json_insert({ERRORS_TO_APPEND_TO}, '$[#]', json_object( \
+                suspect = suspect + 1, \
+                finalized_at = CASE WHEN suspect > ?2 THEN ?1 END, \
+                errors = CASE WHEN suspect > ?2 THEN json_insert({ERRORS_TO_APPEND_TO}, '$[#]', json_object( \
                     'attempt', 0, 'at', ?1, 'message', \
                     replace(replace(replace(?4, '{{owner}}', coalesce(lease_owner, '?')), \
-                        '{{rescues}}', rescues + 1), '{{max_rescues}}', ?2))) \
+                        '{{rescues}}', suspect), '{{max_rescues}}', ?2))) \
                     ELSE errors END, \
                 lease_owner = NULL, \
                 lease_expires_at = NULL \

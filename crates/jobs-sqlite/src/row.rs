@@ -10,15 +10,15 @@ use serde_json::Value;
 use crate::error::corrupt;
 
 /// The SQL expression rendering a `jobs` row as the JSON text [`decode`] reads:
-/// `[[id, kind, queue, args, state, priority, attempts, max_attempts, rescues],
+/// `[[id, kind, queue, args, state, priority, attempts, max_attempts, rescues, strikes or null],
 ///   [claims, run_at, created_at, attempted_at, finalized_at, lease_owner, lease_expires_at,
 ///    [checkpoint] or null, errors]]`
 /// (two halves because serde decodes tuples of at most 16; the checkpoint is wrapped so a
 /// saved JSON `null` differs from no checkpoint).
 pub(crate) const RECORD: &str =
-    "printf('[[%d,%s,%s,%s,%s,%d,%d,%d,%d],[%d,%d,%d,%s,%s,%s,%s,%s,%s]]', \
+    "printf('[[%d,%s,%s,%s,%s,%d,%d,%d,%d,%s],[%d,%d,%d,%s,%s,%s,%s,%s,%s]]', \
     id, json_quote(kind), json_quote(queue), args, json_quote(state), priority, attempts, \
-    max_attempts, rescues, claims, run_at, created_at, coalesce(attempted_at, 'null'), \
+    max_attempts, rescues, coalesce(nullif(suspect, 0) - 1, 'null'), claims, run_at, created_at, coalesce(attempted_at, 'null'), \
     coalesce(finalized_at, 'null'), json_quote(lease_owner), coalesce(lease_expires_at, 'null'), \
     coalesce('[' || checkpoint || ']', 'null'), errors)";
 
@@ -31,20 +31,32 @@ pub(crate) const ERRORS_TO_APPEND_TO: &str = "CASE WHEN NOT json_valid(errors) T
 /// [`RECORD`] without the stored JSON (args `null`, no checkpoint, no errors): what can be read
 /// of a row whose JSON cannot.
 pub(crate) const BARE_RECORD: &str =
-    "printf('[[%d,%s,%s,null,%s,%d,%d,%d,%d],[%d,%d,%d,%s,%s,%s,%s,null,[]]]', \
+    "printf('[[%d,%s,%s,null,%s,%d,%d,%d,%d,%s],[%d,%d,%d,%s,%s,%s,%s,null,[]]]', \
     id, json_quote(kind), json_quote(queue), json_quote(state), priority, attempts, \
-    max_attempts, rescues, claims, run_at, created_at, coalesce(attempted_at, 'null'), \
+    max_attempts, rescues, coalesce(nullif(suspect, 0) - 1, 'null'), claims, run_at, created_at, coalesce(attempted_at, 'null'), \
     coalesce(finalized_at, 'null'), json_quote(lease_owner), coalesce(lease_expires_at, 'null'))";
 
 /// The SQL expression rendering an available row as the claim about to take it will leave
 /// it (`claims + 1`), without what the claimer already knows (queue, state, lease and attempt
 /// time): `[id, kind, args, priority, attempts, max_attempts, rescues, claims, run_at,
-/// created_at, [checkpoint] or null, errors]`.
-pub(crate) const CLAIMED: &str = "printf('[%d,%s,%s,%d,%d,%d,%d,%d,%d,%d,%s,%s]', \
+/// created_at, [checkpoint] or null, errors, strikes or null]`.
+pub(crate) const CLAIMED: &str = "printf('[%d,%s,%s,%d,%d,%d,%d,%d,%d,%d,%s,%s,%s]', \
     id, json_quote(kind), args, priority, attempts, max_attempts, rescues, claims + 1, run_at, \
-    created_at, coalesce('[' || checkpoint || ']', 'null'), errors)";
+    created_at, coalesce('[' || checkpoint || ']', 'null'), errors, \
+    coalesce(nullif(suspect, 0) - 1, 'null'))";
 
-type Head = (i64, String, String, Value, JobState, i16, u32, u32, u32);
+type Head = (
+    i64,
+    String,
+    String,
+    Value,
+    JobState,
+    i16,
+    u32,
+    u32,
+    u32,
+    Option<u32>,
+);
 type Claimed = (
     i64,
     String,
@@ -58,6 +70,7 @@ type Claimed = (
     Timestamp,
     Option<(Value,)>,
     Vec<AttemptError>,
+    Option<u32>,
 );
 
 /// What a claim set on every job it took.
@@ -97,6 +110,7 @@ fn claimed_record(row: Claimed, claim: &Claim<'_>) -> JobRecord {
         attempts: row.4,
         max_attempts: row.5,
         rescues: row.6,
+        suspect: row.12,
         claims: row.7,
         run_at: row.8,
         created_at: row.9,
@@ -139,6 +153,7 @@ pub(crate) fn decode(text: &str) -> Result<JobRecord, StoreError> {
         attempts: head.6,
         max_attempts: head.7,
         rescues: head.8,
+        suspect: head.9,
         claims: tail.0,
         run_at: tail.1,
         created_at: tail.2,
@@ -188,7 +203,7 @@ fn leading_id(text: &str) -> i64 {
 mod tests {
     use super::*;
 
-    const ROW: &str = r#"[[7,"email","mail",{"to":"a"},"running",-2,1,5,0],
+    const ROW: &str = r#"[[7,"email","mail",{"to":"a"},"running",-2,1,5,0,2],
         [3,100,90,101,null,"w1",130,[{"row":4}],[{"attempt":1,"at":95,"message":"boom"}]]]"#;
 
     #[test]
@@ -206,6 +221,7 @@ mod tests {
             (-2, 1, 5)
         );
         assert_eq!((record.rescues, record.claims), (0, 3));
+        assert_eq!(record.suspect, Some(2));
         assert_eq!(record.run_at, Timestamp::from_micros(100));
         assert_eq!(record.created_at, Timestamp::from_micros(90));
         assert_eq!(record.attempted_at, Some(Timestamp::from_micros(101)));

@@ -1,6 +1,6 @@
 //! The schema and its migrations, versioned by `PRAGMA user_version`.
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //!
 //! One table, `jobs`, whose columns mirror [`jobs::JobRecord`]: timestamps are INTEGER
 //! microseconds since the Unix epoch, `args`, `checkpoint` and `errors` are JSON text, `state`
@@ -14,13 +14,17 @@
 //!
 //! | index | columns | serves |
 //! |---|---|---|
-//! | `jobs_claim` | `(queue, priority DESC, run_at, id) WHERE state = 'available'` | claim order; available counts and oldest `run_at` per queue |
+//! | `jobs_claim` | `(queue, priority DESC, run_at, id, kind) WHERE state = 'available' AND suspect = 0` | claim order (the kind filter read from the index); available counts and oldest `run_at` per queue |
+//! | `jobs_suspect` | `(queue, priority DESC, run_at, id) WHERE state = 'available' AND suspect > 0` | the quarantine claim of suspects; their available counts |
 //! | `jobs_rescue` | `(lease_expires_at, queue) WHERE state = 'running'` | the rescuer's expired-lease scan; running counts |
 //! | `jobs_promote` | `(run_at, queue) WHERE state = 'scheduled'` | the scheduler's due-job scan; scheduled counts |
 //! | `jobs_finalized` | `(finalized_at, state, queue) WHERE finalized_at IS NOT NULL` | `job_prune`'s age scan; terminal counts |
 //!
 //! `queue_stats` reads the four indexes (each covering its part), never the table. Claiming,
 //! rescuing and promoting cost the same with 20,000 or 20 million finished jobs in the table.
+//!
+//! `suspect` is 0 for a job that is not a suspect, and 1 + its strikes for a suspect
+//! ([`jobs::JobRecord::suspect`]).
 //!
 //! Invariant: `finalized_at IS NOT NULL` exactly when the state is terminal (completed, dead,
 //! cancelled); every write that changes the state keeps it. (`jobs_finalized` is keyed on it
@@ -56,10 +60,11 @@ use sqlx::{Connection, SqliteConnection};
 use crate::error::during;
 
 /// The schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `n` (1-based) takes a database from version `n - 1` to `n`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE jobs (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     kind             TEXT    NOT NULL,
@@ -86,7 +91,17 @@ CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) WHERE state =
 CREATE INDEX jobs_rescue ON jobs (lease_expires_at, queue) WHERE state = 'running';
 CREATE INDEX jobs_promote ON jobs (run_at, queue) WHERE state = 'scheduled';
 CREATE INDEX jobs_finalized ON jobs (finalized_at, state, queue) WHERE finalized_at IS NOT NULL;
-"#];
+"#,
+    // Migration 2 (helper robust: suspects and kind-filtered claims, issue 9 items 6 and 8).
+    r#"
+ALTER TABLE jobs ADD COLUMN suspect INTEGER NOT NULL DEFAULT 0 CHECK (suspect >= 0);
+DROP INDEX jobs_claim;
+CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id, kind)
+    WHERE state = 'available' AND suspect = 0;
+CREATE INDEX jobs_suspect ON jobs (queue, priority DESC, run_at, id)
+    WHERE state = 'available' AND suspect > 0;
+"#,
+];
 
 /// Creates or migrates the schema in one `BEGIN IMMEDIATE` transaction, so two processes
 /// opening a new file at once do not race.

@@ -10,6 +10,7 @@ use jobs::store::{
     JobHeartbeatParams, JobInsertParams, JobListParams, JobListener, JobPromoteParams,
     JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
 };
+use jobs::store::{JobExpireUnknownKindsParams, UnknownKinds};
 use jobs::{
     EnqueueError, EnqueueOptions, JobArgs, JobId, JobRecord, QueueStats, StoreError, Timestamp,
 };
@@ -303,6 +304,16 @@ impl Store for SqliteStore {
             };
             self.notifier.notify(woken);
             Ok(outcome)
+        })
+    }
+
+    fn job_expire_unknown_kinds(
+        &self,
+        params: JobExpireUnknownKindsParams,
+    ) -> BoxFuture<'_, Result<UnknownKinds, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conns.writer().await?;
+            crate::unknown_kinds::expire(&mut conn, &params).await
         })
     }
 

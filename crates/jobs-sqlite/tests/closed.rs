@@ -62,6 +62,8 @@ async fn a_closed_store_answers_closed_everywhere() {
                     limit: 1,
                     lease_ttl: TTL,
                     now: T0,
+                    kinds: None,
+                    suspects: false,
                 })
                 .await
                 .err(),

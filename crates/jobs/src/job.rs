@@ -152,6 +152,14 @@ pub struct JobRecord {
     pub max_attempts: u32,
     /// Times a lease on it expired and a rescuer returned it (its worker died or froze).
     pub rescues: u32,
+    /// `Some(strikes)` while it is a suspect: a lease it held expired (its process died or
+    /// froze while running it, perhaps because of another job beside it). A suspect is
+    /// claimed only in quarantine, alone in its process, so a repeat crash can only be its
+    /// own: `strikes` counts those rescues, the only ones that count toward the pool's
+    /// `max_rescues`. `None` once a run of it ends (any outcome but a release on shutdown),
+    /// and for a job never rescued.
+    #[serde(default)]
+    pub suspect: Option<u32>,
     /// Times it has been claimed; the current value is the fencing token of the current lease.
     pub claims: i64,
     /// When it may run (scheduled) or became runnable (available).

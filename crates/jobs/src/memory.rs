@@ -5,7 +5,7 @@
 //! affected jobs:
 //!
 //! * one ordered set per queue of its available jobs, keyed by `(priority desc, run_at, id)`:
-//!   a claim pops the first `limit` entries;
+//!   a claim takes the first `limit` entries it may take (kind, suspect or not);
 //! * one ordered set of running jobs by lease expiry, for the rescuer;
 //! * one ordered set of scheduled jobs by `run_at`, for the scheduler;
 //! * one ordered set of terminal jobs by `finalized_at`, for pruning;
@@ -25,10 +25,10 @@ use tokio::sync::broadcast;
 use crate::job::{AttemptError, JobId, JobRecord, JobState};
 use crate::store::poison_pill_message;
 use crate::store::{
-    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
-    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
-    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, QueueStats,
-    RescueOutcome, Store, StoreError,
+    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
+    JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    JobListParams, JobListener, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams,
+    Lease, NewJob, QueueStats, RescueOutcome, Store, StoreError, UnknownKinds,
 };
 use crate::time::Timestamp;
 
@@ -329,17 +329,26 @@ impl Inner {
         id
     }
 
-    /// Leases up to `limit` jobs; returns each lease with a snapshot of its record.
+    /// Leases up to `limit` jobs; returns each lease with a snapshot of its record. Jobs the
+    /// claim may not take (another kind, or a suspect for a normal claim and the reverse)
+    /// stay where they are.
     fn claim(&mut self, params: &JobClaimParams) -> Vec<(Lease, Arc<JobRecord>)> {
         let Some(queue) = self.index.queues.get_mut(&params.queue) else {
             return Vec::new();
         };
+        let jobs = &self.jobs;
+        let taken: Vec<AvailableKey> = queue
+            .available
+            .iter()
+            .filter(|&&(_, _, id)| jobs.get(&id).is_some_and(|job| claimable(job, params)))
+            .take(params.limit)
+            .copied()
+            .collect();
         let expires = params.now + params.lease_ttl;
-        let mut claimed = Vec::with_capacity(params.limit.min(queue.available.len()));
-        while claimed.len() < params.limit {
-            let Some((_, _, id)) = queue.available.pop_first() else {
-                break;
-            };
+        let mut claimed = Vec::with_capacity(taken.len());
+        for key in taken {
+            queue.available.remove(&key);
+            let id = key.2;
             let Some(entry) = self.jobs.get_mut(&id) else {
                 continue;
             };
@@ -402,6 +411,41 @@ impl Inner {
         outcome
     }
 
+    /// Expires available jobs of unknown kinds waiting since before the cut-off; counts the
+    /// rest. (A scan of every available job: this runs once a minute.)
+    fn expire_unknown_kinds(&mut self, params: &JobExpireUnknownKindsParams) -> UnknownKinds {
+        let unknown: Vec<(i64, bool)> = self
+            .index
+            .queues
+            .values()
+            .flat_map(|queue| queue.available.iter())
+            .filter_map(|&(_, run_at, id)| {
+                let job = self.jobs.get(&id)?;
+                (!params.known.contains(&job.kind)).then_some((id, run_at < params.waiting_since))
+            })
+            .collect();
+        let mut outcome = UnknownKinds::default();
+        for (id, expired) in unknown {
+            if !expired || outcome.dead.len() >= params.limit {
+                outcome.waiting += 1;
+                continue;
+            }
+            let dead = self.update(id, |job| {
+                job.errors.push(AttemptError {
+                    attempt: 0,
+                    at: params.now,
+                    message: unknown_kind_message(&job.kind),
+                });
+                job.state = JobState::Dead;
+                job.finalized_at = Some(params.now);
+                job.clone()
+            });
+            outcome.dead.extend(dead);
+        }
+        outcome.dead.sort_by_key(|job| job.id);
+        outcome
+    }
+
     fn promote(&mut self, params: &JobPromoteParams, woken: &mut Woken) -> u64 {
         let due: Vec<i64> = self
             .index
@@ -446,6 +490,7 @@ impl Inner {
                     job.run_at = params.now;
                     job.attempts = 0;
                     job.rescues = 0;
+                    job.suspect = job.suspect.map(|_| 0);
                     job.finalized_at = None;
                     woken.add(&job.queue);
                 })
@@ -497,6 +542,16 @@ impl Inner {
     }
 }
 
+/// Whether a claim with `params` may take the available `job`: a kind it asked for, and a
+/// suspect exactly when it is a quarantine claim.
+fn claimable(job: &JobRecord, params: &JobClaimParams) -> bool {
+    let kind_ok = match &params.kinds {
+        Some(kinds) => kinds.contains(&job.kind),
+        None => true,
+    };
+    job.suspect.is_some() == params.suspects && kind_ok
+}
+
 /// Makes an available job `running` under a new lease for `params.owner`.
 fn take_lease(job: &mut JobRecord, params: &JobClaimParams, expires: Timestamp) -> Lease {
     job.state = JobState::Running;
@@ -527,6 +582,9 @@ fn listed(job: &JobRecord, params: &JobListParams) -> bool {
 fn apply_outcome(job: &mut JobRecord, outcome: FinishOutcome, now: Timestamp) {
     job.lease_owner = None;
     job.lease_expires_at = None;
+    if !matches!(outcome, FinishOutcome::Release) {
+        job.suspect = None;
+    }
     match outcome {
         FinishOutcome::Completed => {
             job.state = JobState::Completed;
@@ -558,6 +616,15 @@ fn wait_until(job: &mut JobRecord, run_at: Timestamp, now: Timestamp) {
     job.state = JobState::waiting_for(run_at, now);
 }
 
+/// The error recorded on a job expired because no process knew its kind.
+fn unknown_kind_message(kind: &str) -> String {
+    format!(
+        "no running process has a worker for kind {kind:?}: the job waited longer than the \
+         pool's unknown_kind_ttl without being claimed, so it was moved to the dead set \
+         (deploy a worker for the kind and retry it)"
+    )
+}
+
 /// What a rescue did to one job.
 enum Rescued {
     /// Back to `available` in this queue.
@@ -569,8 +636,12 @@ enum Rescued {
 fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
     let owner = job.lease_owner.take();
     job.lease_expires_at = None;
-    let poison = job.rescues >= params.max_rescues;
     job.rescues = job.rescues.saturating_add(1);
+    let (strikes, poison) = match job.suspect {
+        None => (0, false),
+        Some(strikes) => (strikes.saturating_add(1), strikes >= params.max_rescues),
+    };
+    job.suspect = Some(strikes);
     if !poison {
         job.state = JobState::Available;
         return Rescued::Requeued(job.queue.clone());
@@ -578,11 +649,7 @@ fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
     job.errors.push(AttemptError {
         attempt: 0,
         at: params.now,
-        message: poison_pill_message(
-            owner.as_deref().unwrap_or("?"),
-            job.rescues,
-            params.max_rescues,
-        ),
+        message: poison_pill_message(owner.as_deref().unwrap_or("?"), strikes, params.max_rescues),
     });
     job.state = JobState::Dead;
     job.finalized_at = Some(params.now);
@@ -682,6 +749,13 @@ impl Store for MemoryStore {
         params: JobPromoteParams,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move { self.with_inner(|inner, woken| Ok(inner.promote(&params, woken))) })
+    }
+
+    fn job_expire_unknown_kinds(
+        &self,
+        params: JobExpireUnknownKindsParams,
+    ) -> BoxFuture<'_, Result<UnknownKinds, StoreError>> {
+        Box::pin(async move { Ok(self.lock()?.expire_unknown_kinds(&params)) })
     }
 
     fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
@@ -804,12 +878,25 @@ mod tests {
     }
 
     async fn claim(store: &MemoryStore, queue: &str, limit: usize, now: Timestamp) -> Vec<Lease> {
+        claim_as(store, queue, limit, now, false).await
+    }
+
+    /// A claim; `suspects`: a quarantine claim.
+    async fn claim_as(
+        store: &MemoryStore,
+        queue: &str,
+        limit: usize,
+        now: Timestamp,
+        suspects: bool,
+    ) -> Vec<Lease> {
         let params = JobClaimParams {
             queue: queue.to_owned(),
             owner: "w".to_owned(),
             limit,
             lease_ttl: Duration::from_secs(10),
             now,
+            kinds: None,
+            suspects,
         };
         let claimed = store.job_claim(params).await.expect("valid claim");
         claimed.into_iter().map(|c| c.lease).collect()

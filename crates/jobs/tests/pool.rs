@@ -216,7 +216,7 @@ async fn a_dead_finish_rejected_because_the_lease_was_lost_does_not_reach_the_ho
     tokio::time::sleep(Duration::from_secs(15)).await; // the run ended; its write failed
     assert_eq!(rescue_an_hour_later(&inner, clock).await, 1);
     let other = inner
-        .job_claim(claim_one("other", Duration::from_secs(7200), clock))
+        .job_claim(claim_suspect("other", Duration::from_secs(7200), clock))
         .await
         .unwrap();
     assert_eq!(other.len(), 1);
@@ -333,22 +333,22 @@ async fn bad_input_goes_to_the_dead_set_and_the_pool_keeps_running() {
     let unknown = insert_raw(&store, "no_such_kind", serde_json::json!({})).await;
     let undecodable = insert_raw(&store, "noop", serde_json::json!("not a number")).await;
     pool.client().enqueue(&Noop(1)).await.unwrap();
-    wait_for(|| count(&store, JobState::Dead), 2).await;
+    wait_for(|| count(&store, JobState::Dead), 1).await;
     wait_for(|| count(&store, JobState::Completed), 1).await;
-    let unknown = job(&store, unknown).await;
-    assert!(
-        unknown.errors[0]
-            .message
-            .starts_with("unknown job kind \"no_such_kind\""),
-        "{:?}",
-        unknown.errors
-    );
     let undecodable = job(&store, undecodable).await;
     assert!(undecodable.errors[0]
         .message
         .starts_with("args of job kind \"noop\" do not deserialize"));
-    assert_eq!(dead.lock().unwrap().len(), 2, "the hook sees bad input too");
+    assert_eq!(dead.lock().unwrap().len(), 1, "the hook sees bad input too");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // A kind this pool has no worker for is never claimed: it waits, uncharged, for a
+    // process that knows it (a rolling deploy adding a kind).
+    let unknown = job(&store, unknown).await;
+    assert_eq!(
+        (unknown.state, unknown.claims, unknown.attempts),
+        (JobState::Available, 0, 0)
+    );
+    assert!(unknown.errors.is_empty());
     let _ = pool.shutdown().await;
 }
 
@@ -515,6 +515,16 @@ fn claim_one(owner: &str, lease_ttl: Duration, clock: Clock) -> JobClaimParams {
         limit: 1,
         lease_ttl,
         now: clock.now(),
+        kinds: None,
+        suspects: false,
+    }
+}
+
+/// Another worker's quarantine claim of one suspect from `default` (a rescued job).
+fn claim_suspect(owner: &str, lease_ttl: Duration, clock: Clock) -> JobClaimParams {
+    JobClaimParams {
+        suspects: true,
+        ..claim_one(owner, lease_ttl, clock)
     }
 }
 
@@ -546,7 +556,8 @@ async fn jobs_of_a_dead_worker_are_rescued_after_their_lease_expires() {
         "{took:?}"
     );
     let job = job(&store, id).await;
-    assert_eq!((job.rescues, job.claims), (1, 2));
+    // Rescued (no strike: it ran beside others), then run alone as a suspect and cleared.
+    assert_eq!((job.rescues, job.suspect, job.claims), (1, None, 2));
     let _ = pool.shutdown().await;
 }
 
@@ -561,12 +572,15 @@ async fn a_job_that_keeps_killing_its_worker_becomes_a_dead_poison_pill() {
         max_rescues: 2,
         ..PoolConfig::default()
     };
-    // Three workers in a row claim it and die; the pool only rescues (no worker for its kind
-    // is needed since it never runs here: a paused pool with no queue for it).
-    for _ in 0..3 {
+    // Four workers in a row claim it and die (the first claim is a normal one, which only
+    // makes it a suspect; the next three are quarantine claims, whose rescues count); the
+    // pool only rescues (no worker for its kind is needed since it never runs here: a
+    // paused pool with no queue for it).
+    for round in 0..4 {
         wait_for(|| count(&store, JobState::Available), 1).await;
+        let claim = if round == 0 { claim_one } else { claim_suspect };
         store
-            .job_claim(claim_one("doomed", Duration::from_secs(30), clock))
+            .job_claim(claim("doomed", Duration::from_secs(30), clock))
             .await
             .unwrap();
         let rescuer = pool_on(&store)
@@ -581,8 +595,12 @@ async fn a_job_that_keeps_killing_its_worker_becomes_a_dead_poison_pill() {
         let _ = rescuer.shutdown().await;
     }
     let job = job(&store, id).await;
-    // three expired leases: two rescues back to the queue, the third one is the poison pill
-    assert_eq!((job.state, job.rescues), (JobState::Dead, 3));
+    // three expired leases in quarantine: two strikes back to the queue, the third one is
+    // the poison pill
+    assert_eq!(
+        (job.state, job.rescues, job.suspect),
+        (JobState::Dead, 4, Some(3))
+    );
     assert!(
         job.errors.last().unwrap().message.contains("rescued"),
         "{:?}",
@@ -708,7 +726,7 @@ async fn a_run_whose_lease_was_taken_over_stops_and_writes_nothing() {
     // Another process rescues and re-claims the job (as if this one had been frozen).
     assert_eq!(rescue_an_hour_later(&store, clock).await, 1);
     let other = store
-        .job_claim(claim_one("other", Duration::from_secs(7200), clock))
+        .job_claim(claim_suspect("other", Duration::from_secs(7200), clock))
         .await
         .unwrap();
     assert_eq!(other.len(), 1);
@@ -775,7 +793,7 @@ async fn a_job_claimed_again_by_the_same_pool_stops_the_stale_run_and_keeps_the_
     assert_eq!(
         (job.state, job.rescues, job.claims),
         (JobState::Completed, 1, 2),
-        "completed by the second run, rescued only the once: {job:?}"
+        "completed by the second run (in quarantine), rescued only the once: {job:?}"
     );
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert!(pool.shutdown().await.clean);
@@ -949,4 +967,107 @@ async fn a_checkpoint_too_deep_to_read_back_fails_the_attempt_and_nothing_else()
         buried.errors
     );
     assert!(pool.shutdown().await.clean);
+}
+
+/// A job that takes `secs` seconds and records how many others ran beside it when it
+/// started (`alone` holds the count seen by the suspect, `id` 0).
+#[derive(Serialize, Deserialize)]
+struct Busy {
+    id: u32,
+    secs: u64,
+}
+impl JobArgs for Busy {
+    const KIND: &'static str = "busy";
+}
+
+struct BusyWorker {
+    active: Arc<AtomicUsize>,
+    beside_suspect: Arc<Mutex<Vec<usize>>>,
+}
+impl Worker for BusyWorker {
+    type Args = Busy;
+    async fn perform(&self, _ctx: JobContext, args: Busy) -> Result<(), JobError> {
+        let others = self.active.fetch_add(1, Ordering::SeqCst);
+        if args.id == 0 {
+            self.beside_suspect.lock().unwrap().push(others);
+        }
+        tokio::time::sleep(Duration::from_secs(args.secs)).await;
+        let others = self.active.fetch_sub(1, Ordering::SeqCst) - 1;
+        if args.id == 0 {
+            self.beside_suspect.lock().unwrap().push(others);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_suspect_runs_alone_in_quarantine_and_is_cleared() {
+    let store = memory();
+    let clock = Clock::tokio();
+    let client = Client::new(store.clone()).with_clock(clock);
+    let suspect = client.enqueue(&Busy { id: 0, secs: 5 }).await.unwrap();
+    // A worker claims it and dies: once its lease expires, the job is a suspect.
+    let claimed = store
+        .job_claim(claim_one("dead-worker", Duration::from_secs(30), clock))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    for id in 1..=40 {
+        client.enqueue(&Busy { id, secs: 7 }).await.unwrap();
+    }
+    let active = Arc::new(AtomicUsize::new(0));
+    let beside_suspect = Arc::new(Mutex::new(Vec::new()));
+    let pool = pool_on(&store)
+        .clock(clock)
+        .queue("default", 4)
+        .register(BusyWorker {
+            active: active.clone(),
+            beside_suspect: beside_suspect.clone(),
+        })
+        .start()
+        .await
+        .unwrap();
+    wait_for(|| count(&store, JobState::Completed), 41).await;
+    assert_eq!(
+        *beside_suspect.lock().unwrap(),
+        vec![0, 0],
+        "nothing ran beside the suspect, from its start to its end"
+    );
+    let job = job(&store, suspect).await;
+    assert_eq!(
+        (job.state, job.rescues, job.suspect),
+        (JobState::Completed, 1, None),
+        "{job:?}"
+    );
+    let _ = pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kind_no_process_knows_waits_then_goes_dead_after_unknown_kind_ttl() {
+    let store = memory();
+    let (hook, dead) = dead_hook();
+    let pool = pool_on(&store)
+        .config(PoolConfig {
+            unknown_kind_ttl: Duration::from_secs(3600),
+            ..PoolConfig::default()
+        })
+        .register(NoopWorker(Arc::new(AtomicUsize::new(0))))
+        .on_exhausted(hook)
+        .start()
+        .await
+        .unwrap();
+    let unknown = insert_raw(&store, "from_the_future", serde_json::json!({})).await;
+    tokio::time::sleep(Duration::from_secs(1800)).await;
+    let waiting = job(&store, unknown).await;
+    assert_eq!((waiting.state, waiting.claims), (JobState::Available, 0));
+    tokio::time::sleep(Duration::from_secs(1900)).await;
+    let expired = job(&store, unknown).await;
+    assert_eq!(expired.state, JobState::Dead);
+    assert!(
+        expired.errors[0].message.contains("from_the_future"),
+        "{:?}",
+        expired.errors
+    );
+    assert_eq!(dead.lock().unwrap().len(), 1, "the hook sees it");
+    let _ = pool.shutdown().await;
 }

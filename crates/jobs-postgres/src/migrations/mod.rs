@@ -25,10 +25,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "rows: enqueue() enforces the Rust enqueue rules (names, depth, default max_attempts 20)",
         sql: include_str!("v2_rows_enqueue_rules.sql"),
     },
+    Migration {
+        version: 3,
+        description: "robust: suspect column and the quarantine claim index",
+        sql: include_str!("v3_robust.sql"),
+    },
 ];
 
 /// The schema version this build of the crate works with.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// First key of the advisory lock migrations hold ("jobs" in ASCII); the second is
 /// `hashtext(schema)`, so migrations of different schemas don't wait for each other.

@@ -67,6 +67,8 @@ pub async fn claim_as(
             limit,
             lease_ttl: TTL,
             now,
+            kinds: None,
+            suspects: false,
         })
         .await
         .expect("claim")

@@ -32,8 +32,16 @@ pub struct PoolConfig {
     pub heartbeat_interval: Duration,
     /// How often expired leases are looked for (default 10 s).
     pub rescue_interval: Duration,
-    /// Rescues after which a job is dead as a poison pill (default 3).
+    /// Rescues in quarantine (strikes) after which a job is dead as a poison pill (default
+    /// 3). A job rescued beside others is only made a suspect; it is charged only for a
+    /// crash while it ran alone (see `JobRecord::suspect`).
     pub max_rescues: u32,
+    /// How long a job of a kind this pool has no worker for may wait, available and
+    /// unclaimed, before the pool moves it to the dead set (default 7 days). Pools claim only
+    /// the kinds they know, so during a rolling deploy that adds a kind its jobs simply wait
+    /// for a process that knows it; this bounds how long they wait if none ever comes. The
+    /// pool checks once a minute and logs how many such jobs are waiting.
+    pub unknown_kind_ttl: Duration,
     /// How often scheduled jobs whose time has come are made available (default 1 s).
     pub promote_interval: Duration,
     /// How often idle fetchers poll when the store gives no wake-ups or one was missed
@@ -84,6 +92,7 @@ impl Default for PoolConfig {
             heartbeat_interval: Duration::from_secs(10),
             rescue_interval: Duration::from_secs(10),
             max_rescues: 3,
+            unknown_kind_ttl: Duration::from_secs(7 * 24 * 3600),
             promote_interval: Duration::from_secs(1),
             poll_interval: Duration::from_secs(1),
             claim_batch: 100,

@@ -9,6 +9,7 @@ use crate::client::Client;
 use crate::context::{RunEnv, RunState};
 use crate::pool::books::Books;
 use crate::pool::channels::Runs;
+use crate::pool::quarantine::Lane;
 use crate::pool::queues::{ClaimSettings, QueueState};
 use crate::store::JobClaimParams;
 
@@ -21,6 +22,10 @@ pub(crate) struct Fetcher {
     /// The lease owner the claims record.
     pub(crate) owner: Arc<str>,
     pub(crate) claim: ClaimSettings,
+    /// The kinds this pool has workers for: the claims take only those.
+    pub(crate) kinds: Arc<[String]>,
+    /// The quarantine lane: no claim while a suspect waits for it or holds it.
+    pub(crate) lane: Arc<Lane>,
     pub(crate) poll_interval: Duration,
     /// Cancelled by shutdown or drain.
     pub(crate) stop_fetching: tokio_util::sync::CancellationToken,
@@ -56,6 +61,12 @@ impl Fetcher {
                 }
                 continue;
             }
+            tokio::select! {
+                // While a suspect waits for the lane or runs alone, claim nothing.
+                _shared = self.lane.read() => {}
+                () = self.stop_fetching.cancelled() => continue,
+                () = ctx.cancelled() => continue,
+            }
             woken = false;
             let claimed = self.claim(room).await?;
             if claimed < room {
@@ -71,6 +82,9 @@ impl Fetcher {
 
     /// One claim round trip; returns how many jobs it got.
     async fn claim(&self, limit: usize) -> Result<usize, ChildError> {
+        if self.kinds.is_empty() {
+            return Ok(0); // a pool without workers claims nothing
+        }
         // Taken before `now`, so the run's own lease deadline never falls after the store's.
         let sent = tokio::time::Instant::now();
         let params = JobClaimParams {
@@ -79,6 +93,8 @@ impl Fetcher {
             limit,
             lease_ttl: self.run_env.lease_ttl,
             now: self.client.clock().now(),
+            kinds: Some(Arc::clone(&self.kinds)),
+            suspects: false,
         };
         let started = std::time::Instant::now();
         let claimed = self.client.store().job_claim(params).await?;

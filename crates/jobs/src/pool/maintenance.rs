@@ -12,7 +12,10 @@ use crate::job::JobState;
 use crate::pool::events::Events;
 use crate::pool::hooks::Hooks;
 use crate::pool::queues::Queues;
-use crate::store::{JobPromoteParams, JobPruneParams, JobRescueParams, StoreError, ANY_QUEUE};
+use crate::store::{
+    JobExpireUnknownKindsParams, JobPromoteParams, JobPruneParams, JobRescueParams, StoreError,
+    ANY_QUEUE,
+};
 use crate::telemetry;
 
 /// Jobs per rescue, promote or prune round trip.
@@ -95,6 +98,12 @@ pub(crate) struct Scheduler {
     pub(crate) queue_depth_interval: Option<Duration>,
     /// Woken when scheduled jobs become available.
     pub(crate) queues: Arc<Queues>,
+    /// The kinds this pool has workers for.
+    pub(crate) kinds: Arc<[String]>,
+    /// Jobs of other kinds waiting longer than this go to the dead set.
+    pub(crate) unknown_kind_ttl: Duration,
+    /// Runs the exhausted hook for them.
+    pub(crate) hooks: Arc<Hooks>,
 }
 
 impl Scheduler {
@@ -106,6 +115,7 @@ impl Scheduler {
             self.promote().await?;
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
                 self.prune().await?;
+                self.expire_unknown_kinds().await?;
                 last_prune = Some(tokio::time::Instant::now());
             }
             if let Some(interval) = self.queue_depth_interval {
@@ -135,6 +145,32 @@ impl Scheduler {
                 return Ok(());
             }
         }
+    }
+
+    /// Moves jobs of kinds this pool does not know, waiting longer than `unknown_kind_ttl`,
+    /// to the dead set, and reports those still waiting.
+    async fn expire_unknown_kinds(&self) -> Result<(), StoreError> {
+        if self.kinds.is_empty() {
+            return Ok(()); // a pool without workers knows no kind: it expires nothing
+        }
+        let now = self.client.clock().now();
+        let params = JobExpireUnknownKindsParams {
+            known: Arc::clone(&self.kinds),
+            waiting_since: now - self.unknown_kind_ttl,
+            now,
+            limit: MAINTENANCE_BATCH,
+        };
+        let outcome = self.client.store().job_expire_unknown_kinds(params).await?;
+        if outcome.waiting > 0 {
+            tracing::warn!(waiting = outcome.waiting, known = ?self.kinds,
+                "jobs of kinds this pool has no worker for are waiting for a process that knows them");
+        }
+        for job in outcome.dead {
+            tracing::error!(job_id = %job.id, kind = %job.kind,
+                "no process claimed this job's kind within unknown_kind_ttl; moved to the dead set");
+            self.hooks.exhausted(job);
+        }
+        Ok(())
     }
 
     async fn prune(&self) -> Result<(), StoreError> {

@@ -25,6 +25,7 @@ mod heartbeat;
 mod hooks;
 mod lifecycle;
 mod maintenance;
+mod quarantine;
 mod queues;
 pub(crate) mod run;
 mod slots;

@@ -14,16 +14,25 @@ use crate::context::{JobContext, RunState};
 use crate::job::AttemptError;
 use crate::pool::channels::Outcomes;
 use crate::pool::events::Events;
-use crate::pool::queues::Queues;
+use crate::pool::quarantine::Lane;
+use crate::pool::queues::{QueueState, Queues};
 use crate::store::FinishOutcome;
 use crate::worker::{BadInput, JobError, Registry};
 
-/// What every run of the pool needs: the workers, the queues' slots, and where outcomes go.
+/// How long a job of a kind this pool has no worker for is handed back for (no attempt
+/// charged) when one reaches it anyway (the pool's claims name its kinds, so only a job
+/// claimed by other means, such as a store that ignores the list, gets here).
+const UNKNOWN_KIND_SNOOZE: Duration = Duration::from_secs(60);
+
+/// What every run of the pool needs: the workers, the queues' slots, the quarantine lane,
+/// and where outcomes go.
 #[derive(Debug)]
 pub(crate) struct Runner {
     pub(crate) registry: Registry,
     pub(crate) queues: Arc<Queues>,
     pub(crate) outcomes: Outcomes,
+    /// Held shared by every normal run, exclusively by a suspect's.
+    pub(crate) lane: Arc<Lane>,
     /// Where `Started` events go.
     pub(crate) events: Arc<Events>,
 }
@@ -90,11 +99,52 @@ impl Runner {
             () = run.stopping() => return, // never started: released by the guard
             permit = queue.slots.acquire(run.record.priority) => permit,
         };
+        let lane = tokio::select! {
+            biased;
+            () = run.stopping() => return, // never started: released by the guard
+            lane = self.lane.read() => lane,
+        };
+        let outcome = self.perform_measured(&run, &queue).await;
+        drop(lane);
+        drop(permit);
+        guard.finish(outcome);
+    }
+
+    /// Runs one suspect alone (see [`quarantine`](crate::pool::quarantine)): once every
+    /// normal run has ended, and with none starting until it is over. It takes no slot of
+    /// its queue.
+    pub(crate) async fn execute_alone(self: Arc<Self>, run: Arc<RunState>) {
+        let guard = ReleaseOnDrop {
+            runner: Arc::clone(&self),
+            run: Some(Arc::clone(&run)),
+        };
+        let alone = tokio::select! {
+            biased;
+            () = run.stopping() => return, // never started: released by the guard
+            alone = self.lane.write() => alone,
+        };
+        let outcome = match self.queues.get(&run.record.queue).cloned() {
+            Some(queue) => self.perform_measured(&run, &queue).await,
+            // claimed from a queue this pool declared, so unreachable; the guard releases
+            None => return,
+        };
+        drop(alone);
+        guard.finish(outcome);
+    }
+
+    /// [`perform`](Self::perform), announced (`Started`), counted in the queue's
+    /// `jobs_running` gauge, timed into its run-time average and metrics, and recorded on
+    /// the job span.
+    async fn perform_measured(
+        &self,
+        run: &Arc<RunState>,
+        queue: &QueueState,
+    ) -> Option<FinishOutcome> {
         let started = Instant::now();
         let running = Running::start(&queue.metrics.running);
         let waited = run.client().clock().now().duration_since(run.record.run_at);
-        self.events.started(&run);
-        let outcome = self.perform(&run).await;
+        self.events.started(run);
+        let outcome = self.perform(run).await;
         let took = started.elapsed();
         drop(running);
         queue.record_run_time(took);
@@ -108,12 +158,16 @@ impl Runner {
             outcome.as_ref().map_or("lease_lost", outcome_name),
         );
         span.record("elapsed_ms", took.as_millis() as u64);
-        drop(permit);
-        guard.finish(outcome);
+        outcome
     }
 
     /// Performs the job; `None` when the lease was lost (someone else owns the job now).
     async fn perform(&self, run: &Arc<RunState>) -> Option<FinishOutcome> {
+        if run.unreadable.is_none() {
+            if let Err(bad @ BadInput::UnknownKind { .. }) = self.registry.get(&run.record.kind) {
+                return Some(unknown_kind(run, bad));
+            }
+        }
         perform(&self.registry, run).await
     }
 }
@@ -247,6 +301,16 @@ fn outcome(
             "timed out after {} (the worker's timeout)",
             humantime::format_duration(limit)
         )),
+    }
+}
+
+/// A job of a kind this pool cannot run: handed back without charging an attempt, for a
+/// process that knows its kind (it never goes to the dead set for being unknown here).
+fn unknown_kind(run: &RunState, bad: BadInput) -> FinishOutcome {
+    tracing::warn!(job_id = %run.record.id, kind = %run.record.kind, error = %bad,
+        "no worker for this kind here; handing the job back without charging an attempt");
+    FinishOutcome::Snooze {
+        run_at: run.client().clock().now() + UNKNOWN_KIND_SNOOZE,
     }
 }
 

@@ -21,6 +21,7 @@ use crate::pool::heartbeat::Heartbeat;
 use crate::pool::hooks::{ExhaustedHook, Hooks};
 use crate::pool::lifecycle::{Announcer, Lifecycle};
 use crate::pool::maintenance::{Listener, Rescuer, Scheduler};
+use crate::pool::quarantine::{Lane, Quarantine};
 use crate::pool::queues::{ClaimSettings, Queues};
 use crate::pool::run::Runner;
 use crate::pool::stops::Stops;
@@ -60,6 +61,9 @@ pub(super) struct Parts {
     executor: Executor,
     completer: Completer,
     run_env: Arc<RunEnv>,
+    /// The kinds this pool has workers for (its claims name them).
+    kinds: Arc<[String]>,
+    lane: Arc<Lane>,
 }
 
 impl Parts {
@@ -79,10 +83,14 @@ impl Parts {
         let events = Arc::new(Events::new());
         let (runs, runs_inbox) = Runs::channel(Arc::clone(&books));
         let (outcomes, completion_inbox) = Outcomes::channel(Arc::clone(&books));
+        let mut kinds: Vec<String> = registry.kinds().map(str::to_owned).collect();
+        kinds.sort();
+        let lane = Arc::new(Lane::default());
         let runner = Runner {
             registry,
             queues: Arc::clone(&queues),
             outcomes,
+            lane: Arc::clone(&lane),
             events: Arc::clone(&events),
         };
         let executor = Executor {
@@ -122,6 +130,23 @@ impl Parts {
             executor,
             completer,
             run_env,
+            kinds: kinds.into(),
+            lane,
+        }
+    }
+
+    /// The quarantine child: suspects, one at a time, alone.
+    fn quarantine(&self, config: &PoolConfig) -> Quarantine {
+        Quarantine {
+            client: self.client.clone(),
+            owner: Arc::clone(&self.owner),
+            kinds: Arc::clone(&self.kinds),
+            queues: Arc::clone(&self.queues),
+            poll_interval: config.poll_interval,
+            stop_fetching: self.stops.stop_fetching.clone(),
+            run_env: Arc::clone(&self.run_env),
+            books: Arc::clone(&self.books),
+            runner: Arc::clone(&self.executor.runner),
         }
     }
 
@@ -173,6 +198,9 @@ impl Parts {
             retention: config.retention,
             queue_depth_interval: config.queue_depth_interval,
             queues: Arc::clone(&self.queues),
+            kinds: Arc::clone(&self.kinds),
+            unknown_kind_ttl: config.unknown_kind_ttl,
+            hooks: Arc::clone(&self.hooks),
         };
         let listener = Listener {
             client: self.client.clone(),
@@ -198,6 +226,12 @@ impl Parts {
                 executor_bound,
                 self.executor.clone(),
                 Executor::run,
+            ))
+            .child(child(
+                "quarantine".into(),
+                executor_bound,
+                self.quarantine(config),
+                Quarantine::run,
             ));
         for queue in self.queues.all() {
             let fetcher = Fetcher {
@@ -209,6 +243,8 @@ impl Parts {
                     prefetch: config.prefetch,
                     prefetch_max_job_time: config.prefetch_max_job_time,
                 },
+                kinds: Arc::clone(&self.kinds),
+                lane: Arc::clone(&self.lane),
                 poll_interval: config.poll_interval,
                 stop_fetching: self.stops.stop_fetching.clone(),
                 run_env: Arc::clone(&self.run_env),

@@ -10,9 +10,9 @@ use metrics::{Key, Label, Level, Metadata};
 use tracing::Instrument;
 
 use super::params::{
-    ClaimedJob, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinishParams,
-    JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams, JobPruneParams,
-    JobRescueParams, JobRetryParams, RescueOutcome,
+    ClaimedJob, JobCancelParams, JobCheckpointParams, JobClaimParams, JobExpireUnknownKindsParams,
+    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
+    JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, UnknownKinds,
 };
 use super::{JobListener, Store};
 use crate::error::StoreError;
@@ -36,6 +36,7 @@ enum Op {
     HeartbeatMany,
     Checkpoint,
     RescueExpired,
+    ExpireUnknownKinds,
     PromoteScheduled,
     Get,
     List,
@@ -48,13 +49,14 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 15] = [
+    const ALL: [Op; 16] = [
         Op::InsertMany,
         Op::Claim,
         Op::FinishMany,
         Op::HeartbeatMany,
         Op::Checkpoint,
         Op::RescueExpired,
+        Op::ExpireUnknownKinds,
         Op::PromoteScheduled,
         Op::Get,
         Op::List,
@@ -75,6 +77,7 @@ impl Op {
             Op::HeartbeatMany => "job_heartbeat_many",
             Op::Checkpoint => "job_checkpoint",
             Op::RescueExpired => "job_rescue_expired",
+            Op::ExpireUnknownKinds => "job_expire_unknown_kinds",
             Op::PromoteScheduled => "job_promote_scheduled",
             Op::Get => "job_get",
             Op::List => "job_list",
@@ -159,6 +162,8 @@ impl Instruments {
 ///     limit: 0,
 ///     lease_ttl: std::time::Duration::from_secs(30),
 ///     now: Timestamp::now(),
+///     kinds: None,
+///     suspects: false,
 /// };
 /// let refused = store.job_claim(claim).await;
 /// assert!(matches!(refused, Err(StoreError::Invalid { .. }))); // never reached the store
@@ -317,6 +322,25 @@ impl StoreFacade {
         }
         self.call(Op::RescueExpired, self.store.job_rescue_expired(params))
             .await
+    }
+
+    /// [`Store::job_expire_unknown_kinds`], after [`JobExpireUnknownKindsParams::validate`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] from the rules, or the store's error.
+    pub async fn job_expire_unknown_kinds(
+        &self,
+        params: JobExpireUnknownKindsParams,
+    ) -> Result<UnknownKinds, StoreError> {
+        if let Err(error) = params.validate() {
+            return self.refused(Op::ExpireUnknownKinds, error);
+        }
+        self.call(
+            Op::ExpireUnknownKinds,
+            self.store.job_expire_unknown_kinds(params),
+        )
+        .await
     }
 
     /// [`Store::job_promote_scheduled`], after [`JobPromoteParams::validate`].
@@ -551,6 +575,8 @@ mod tests {
             limit,
             lease_ttl: Duration::from_secs(30),
             now: NOW,
+            kinds: None,
+            suspects: false,
         }
     }
 

@@ -63,9 +63,10 @@ pub use crate::stats::QueueStats;
 pub use facade::{FacadeListener, StoreFacade, STORE_CALL_FAILURES, STORE_CALL_SECONDS};
 pub use params::{poison_pill_message, POISON_PILL_MESSAGE};
 pub use params::{
-    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams, JobFinish,
-    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobPromoteParams,
-    JobPruneParams, JobRescueParams, JobRetryParams, Lease, NewJob, RescueOutcome,
+    ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
+    JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
+    JobListParams, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease,
+    NewJob, RescueOutcome, UnknownKinds,
 };
 pub(crate) use validate::{checkpoint_problem, is_valid_name};
 pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};
@@ -130,6 +131,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         params: JobRescueParams,
     ) -> BoxFuture<'_, Result<RescueOutcome, StoreError>>;
+
+    /// Moves available jobs of kinds the caller does not know, waiting for too long, to the
+    /// dead set, and counts those still waiting (see [`JobExpireUnknownKindsParams`]).
+    ///
+    /// The default expires nothing and counts nothing (a store without it leaves such jobs
+    /// waiting).
+    fn job_expire_unknown_kinds(
+        &self,
+        params: JobExpireUnknownKindsParams,
+    ) -> BoxFuture<'_, Result<UnknownKinds, StoreError>> {
+        let _ = params;
+        Box::pin(async { Ok(UnknownKinds::default()) })
+    }
 
     /// Makes scheduled jobs whose time has come available; returns how many.
     fn job_promote_scheduled(

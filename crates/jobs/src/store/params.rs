@@ -1,6 +1,7 @@
 //! The params and results of the [`Store`](super::Store) operations.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -40,6 +41,7 @@ impl NewJob {
             attempts: 0,
             max_attempts: self.max_attempts,
             rescues: 0,
+            suspect: None,
             claims: 0,
             run_at,
             created_at: now,
@@ -129,9 +131,18 @@ pub struct JobClaimParams {
     pub lease_ttl: Duration,
     /// Now.
     pub now: Timestamp,
+    /// Only jobs of these kinds (a pool passes the kinds it has workers for, so a process
+    /// that does not know a kind never takes its jobs); `None`: any kind.
+    pub kinds: Option<Arc<[String]>>,
+    /// `false`: the normal claim, which never takes a suspect ([`JobRecord::suspect`]).
+    /// `true`: the quarantine claim, which takes only suspects (the pool asks for one at a
+    /// time and runs it alone in its process).
+    pub suspects: bool,
 }
 
-/// What a worker's run of a job came to. Only `Completed` clears the checkpoint.
+/// What a worker's run of a job came to. Only `Completed` clears the checkpoint; every
+/// outcome but `Release` clears [`JobRecord::suspect`] (the run ended without taking its
+/// process down).
 #[derive(Clone, Debug, PartialEq)]
 pub enum FinishOutcome {
     /// Success: state `completed`, checkpoint cleared.
@@ -225,36 +236,47 @@ pub struct JobCheckpointParams {
 /// Params for [`Store::job_rescue_expired`](super::Store::job_rescue_expired).
 ///
 /// A running job is rescued when `lease_expires_at < now` (a lease expiring exactly at `now`
-/// still holds). Every rescue increments `rescues`. A job whose `rescues` was below
-/// `max_rescues` goes back to `available` (no error recorded, no attempt charged, `claims`
-/// and `run_at` kept, lease cleared); one whose `rescues` already equalled `max_rescues` is a
-/// poison pill: it goes to `dead` with one error (attempt 0) whose message is
-/// [`poison_pill_message`] (every store uses that one wording).
+/// still holds). Every rescue increments `rescues`. Blame lands only on a job that ran
+/// alone:
+///
+/// * A job that was not a suspect (claimed normally, perhaps beside the job that really
+///   killed the process) becomes a suspect with no strike (`suspect = Some(0)`) and goes
+///   back to `available`.
+/// * A suspect (claimed in quarantine, so it ran alone in its process) gets a strike. One
+///   whose strikes were below `max_rescues` goes back to `available`, still a suspect; one
+///   whose strikes already equalled `max_rescues` is a poison pill: it goes to `dead` with
+///   one error (attempt 0) whose message is [`poison_pill_message`] (every store uses that
+///   one wording).
+///
+/// In both cases no attempt is charged, `claims` and `run_at` are kept and the lease is
+/// cleared.
 #[derive(Clone, Debug)]
 pub struct JobRescueParams {
     /// Leases that expired before this are rescued.
     pub now: Timestamp,
-    /// A job already rescued this many times goes to the dead set instead (poison pill).
+    /// A suspect with this many strikes (rescues in quarantine) goes to the dead set instead
+    /// of being rescued again (poison pill).
     pub max_rescues: u32,
     /// At most this many jobs per call.
     pub limit: usize,
 }
 
 /// The message of the error a poison pill is buried with, the one wording of every store,
-/// with `{owner}` (the worker whose lease expired last, `?` if none), `{rescues}` (the job's
-/// `rescues` after this rescue) and `{max_rescues}` to fill in. A SQL store binds it and
-/// fills it with `replace`; others call [`poison_pill_message`].
+/// with `{owner}` (the worker whose lease expired last, `?` if none), `{rescues}` (how many
+/// times its lease expired while it ran alone in quarantine, this one included: its strikes
+/// after this rescue) and `{max_rescues}` to fill in. A SQL store binds it and fills it with
+/// `replace`; others call [`poison_pill_message`].
 pub const POISON_PILL_MESSAGE: &str = "poison pill: the lease of worker {owner} expired \
-    again; its leases have now expired {rescues} times (max_rescues {max_rescues}): its worker \
-    keeps dying or freezing while running it, so it was moved to the dead set instead of \
-    being rescued again";
+    again while it ran alone in quarantine; its leases have now expired {rescues} times in \
+    quarantine (max_rescues {max_rescues}): its worker keeps dying or freezing while running \
+    it, so it was moved to the dead set instead of being rescued again";
 
 /// [`POISON_PILL_MESSAGE`] filled in.
 ///
 /// ```
 /// let message = jobs::store::poison_pill_message("worker-1", 4, 3);
 /// assert!(message.starts_with("poison pill: the lease of worker worker-1 expired again"));
-/// assert!(message.contains("expired 4 times (max_rescues 3)"));
+/// assert!(message.contains("expired 4 times in quarantine (max_rescues 3)"));
 /// ```
 pub fn poison_pill_message(owner: &str, rescues: u32, max_rescues: u32) -> String {
     POISON_PILL_MESSAGE
@@ -266,10 +288,37 @@ pub fn poison_pill_message(owner: &str, rescues: u32, max_rescues: u32) -> Strin
 /// What [`Store::job_rescue_expired`](super::Store::job_rescue_expired) did.
 #[derive(Clone, Debug, Default)]
 pub struct RescueOutcome {
-    /// Jobs returned to `available` (`rescues` incremented, lease cleared).
+    /// Jobs returned to `available` (`rescues` incremented, now suspects, lease cleared).
     pub requeued: Vec<JobId>,
     /// Poison pills moved to `dead`, as they are now (for the exhausted hook).
     pub dead: Vec<JobRecord>,
+}
+
+/// Params for [`Store::job_expire_unknown_kinds`](super::Store::job_expire_unknown_kinds).
+///
+/// Available jobs (suspects included) whose kind is not in `known` and whose `run_at` is
+/// before `waiting_since` (no process claimed them for that long) go to `dead` with one error
+/// (attempt 0, at `now`) naming their kind; at most `limit` per call. The call also counts
+/// the available jobs of other kinds left waiting.
+#[derive(Clone, Debug)]
+pub struct JobExpireUnknownKindsParams {
+    /// The kinds the caller knows (never expired).
+    pub known: Arc<[String]>,
+    /// Jobs available since before this are expired.
+    pub waiting_since: Timestamp,
+    /// Now (`finalized_at`, the error's time).
+    pub now: Timestamp,
+    /// At most this many per call.
+    pub limit: usize,
+}
+
+/// What [`Store::job_expire_unknown_kinds`](super::Store::job_expire_unknown_kinds) did.
+#[derive(Clone, Debug, Default)]
+pub struct UnknownKinds {
+    /// The jobs moved to `dead`, as they are now (for the exhausted hook).
+    pub dead: Vec<JobRecord>,
+    /// Available jobs of kinds not in `known` still waiting (after the call).
+    pub waiting: u64,
 }
 
 /// Params for [`Store::job_promote_scheduled`](super::Store::job_promote_scheduled).
@@ -309,7 +358,8 @@ impl Default for JobListParams {
 #[derive(Clone, Debug)]
 pub struct JobRetryParams {
     /// A dead or cancelled job to run again: state `available` at `now`, attempts and rescues
-    /// reset to 0, errors kept.
+    /// reset to 0, errors kept; a suspect stays one, its strikes reset to 0 (a poison pill
+    /// retried runs in quarantine).
     pub id: JobId,
     /// Now.
     pub now: Timestamp,

@@ -17,8 +17,8 @@ use crate::error::StoreError;
 use crate::job::JobState;
 
 use super::params::{
-    JobCheckpointParams, JobClaimParams, JobInsertParams, JobListParams, JobPromoteParams,
-    JobPruneParams, JobRescueParams, NewJob,
+    JobCheckpointParams, JobClaimParams, JobExpireUnknownKindsParams, JobInsertParams,
+    JobListParams, JobPromoteParams, JobPruneParams, JobRescueParams, NewJob,
 };
 
 /// The most attempts a job may be given: what every store can hold (PostgreSQL's `integer`).
@@ -193,13 +193,21 @@ impl JobInsertParams {
 }
 
 impl JobClaimParams {
-    /// Checks a positive `limit` and a valid queue name.
+    /// Checks a positive `limit`, a valid queue name and, if `kinds` is given, at least one
+    /// kind.
     ///
     /// # Errors
     ///
     /// [`StoreError::Invalid`] naming the rule broken.
     pub fn validate(&self) -> Result<(), StoreError> {
         positive_limit("job_claim", self.limit)?;
+        if self.kinds.as_ref().is_some_and(|kinds| kinds.is_empty()) {
+            return Err(invalid(
+                "job_claim",
+                "an empty kind list can never return anything; pass the kinds the claimer \
+                 has workers for, or None for any kind",
+            ));
+        }
         match queue_problem(&self.queue) {
             Some(problem) => Err(invalid("job_claim", format!("a claim from the {problem}"))),
             None => Ok(()),
@@ -231,6 +239,25 @@ impl JobCheckpointParams {
             Some(problem) => Err(invalid("job_checkpoint", problem)),
             None => Ok(()),
         }
+    }
+}
+
+impl JobExpireUnknownKindsParams {
+    /// Checks a positive `limit` and at least one known kind.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] naming the rule broken.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        positive_limit("job_expire_unknown_kinds", self.limit)?;
+        if self.known.is_empty() {
+            return Err(invalid(
+                "job_expire_unknown_kinds",
+                "an empty list of known kinds would expire every waiting job; pass the kinds \
+                 the caller has workers for",
+            ));
+        }
+        Ok(())
     }
 }
 

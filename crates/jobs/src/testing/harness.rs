@@ -247,6 +247,8 @@ async fn next_due(store: &StoreFacade, clock: Clock) -> Option<Vec<ClaimedJob>> 
         limit: DRAIN_BATCH,
         lease_ttl: TEST_LEASE,
         now,
+        kinds: None,
+        suspects: false,
     };
     Some(store.job_claim(params).await.expect_store())
 }

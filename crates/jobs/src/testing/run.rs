@@ -51,6 +51,8 @@ pub(super) async fn claim_new(
         limit: 1,
         lease_ttl: TEST_LEASE,
         now,
+        kinds: None,
+        suspects: false,
     };
     let mut claimed = store.job_claim(params).await?;
     // The run's store is its own: the job just inserted, available now, is the only one.
