@@ -74,20 +74,7 @@ pub(crate) async fn insert_many(
     conn: &mut SqliteConnection,
     params: &JobInsertParams,
 ) -> Result<Inserted, StoreError> {
-    let rows = rows(&params.jobs, params.now);
-    if rows.is_empty() {
-        return Ok(Inserted {
-            ids: Vec::new(),
-            woken: Vec::new(),
-        });
-    }
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(during(OP))?;
-    let inserted = insert_rows(&mut tx, &rows, params.now).await?;
-    tx.commit().await.map_err(during(OP))?;
-    Ok(inserted)
+    insert_in_transaction(conn, params, Begin::Immediate).await
 }
 
 /// Inserts `params.jobs` on the caller's connection: inside the caller's transaction (as a
@@ -96,6 +83,22 @@ pub(crate) async fn insert_in(
     conn: &mut SqliteConnection,
     params: &JobInsertParams,
 ) -> Result<Inserted, StoreError> {
+    insert_in_transaction(conn, params, Begin::Nested).await
+}
+
+/// How an insert opens its transaction.
+enum Begin {
+    /// `BEGIN IMMEDIATE`: the store's own connection, never inside a transaction.
+    Immediate,
+    /// A savepoint inside the caller's transaction, or a plain `BEGIN` if it has none.
+    Nested,
+}
+
+async fn insert_in_transaction(
+    conn: &mut SqliteConnection,
+    params: &JobInsertParams,
+    begin: Begin,
+) -> Result<Inserted, StoreError> {
     let rows = rows(&params.jobs, params.now);
     if rows.is_empty() {
         return Ok(Inserted {
@@ -103,9 +106,13 @@ pub(crate) async fn insert_in(
             woken: Vec::new(),
         });
     }
-    let mut savepoint = conn.begin().await.map_err(during(OP))?;
-    let inserted = insert_rows(&mut savepoint, &rows, params.now).await?;
-    savepoint.commit().await.map_err(during(OP))?;
+    let mut tx = match begin {
+        Begin::Immediate => conn.begin_with("BEGIN IMMEDIATE").await,
+        Begin::Nested => conn.begin().await,
+    }
+    .map_err(during(OP))?;
+    let inserted = insert_rows(&mut tx, &rows, params.now).await?;
+    tx.commit().await.map_err(during(OP))?;
     Ok(inserted)
 }
 

@@ -153,9 +153,7 @@ impl SqliteStore {
     ) -> Result<JobId, EnqueueError> {
         let params = JobInsertParams::from_args::<A>([args], options, Timestamp::now())?;
         let ids = self.insert_in(conn, params).await?;
-        ids.into_iter()
-            .next()
-            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
+        JobInsertParams::only_id(ids)
     }
 
     /// Enqueues one job per item of `args`, all with `options`, on the caller's connection:

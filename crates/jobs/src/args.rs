@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::EnqueueError;
+use crate::error::{EnqueueError, StoreError};
+use crate::job::JobId;
 use crate::store::{JobInsertParams, NewJob, MAX_NAME_LEN};
 use crate::time::Timestamp;
 
@@ -207,6 +208,17 @@ impl JobInsertParams {
             .map(|args| options.clone().new_job(args.borrow(), now))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(JobInsertParams { jobs, now })
+    }
+
+    /// The id of a one-job insert, from the ids the store returned for it.
+    ///
+    /// # Errors
+    ///
+    /// [`EnqueueError::Store`] if the store returned no id (a store bug).
+    pub fn only_id(ids: Vec<JobId>) -> Result<JobId, EnqueueError> {
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
     }
 }
 

@@ -157,9 +157,7 @@ impl Client {
         let now = self.clock.now();
         let job = options.new_job(args, now)?;
         let ids = self.insert(vec![job], now).await?;
-        ids.into_iter()
-            .next()
-            .ok_or_else(|| StoreError::other("insert of one job returned no id").into())
+        JobInsertParams::only_id(ids)
     }
 
     /// Enqueues many jobs of one kind with the same options, in one transaction.

@@ -1,8 +1,8 @@
-//! Telemetry as an application sees it: metrics through a test recorder, the job event
-//! stream, and the job span's fields.
+//! Telemetry as an application sees it: metrics through a test recorder and the job event
+//! stream (the job span's fields: `job_span.rs`, a binary of its own).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jobs::telemetry::{
@@ -248,74 +248,4 @@ async fn subscribers_see_each_job_start_and_finish() {
     }
     assert_eq!(seen, ["started 1", "retry 1", "started 2", "completed 2"]);
     assert!(pool.shutdown().await.clean);
-}
-
-/// Records the fields of every `job` span.
-#[derive(Clone, Default)]
-struct SpanFields(Arc<Mutex<Vec<String>>>);
-
-impl tracing::field::Visit for SpanFields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{}={value:?}", field.name()));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{}={value}", field.name()));
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanFields {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        _: &tracing::span::Id,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        if attrs.metadata().name() == "job" {
-            attrs.record(&mut self.clone());
-        }
-    }
-    fn on_record(
-        &self,
-        _: &tracing::span::Id,
-        values: &tracing::span::Record<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        values.record(&mut self.clone());
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_job_span_names_the_job_and_records_how_it_ended() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let fields = SpanFields::default();
-    let subscriber = tracing_subscriber::registry().with(fields.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let pool = Pool::builder(Arc::new(MemoryStore::new()))
-        .clock(Clock::tokio())
-        .register(Succeeds)
-        .worker_id("worker-7")
-        .start()
-        .await
-        .unwrap();
-    let id = pool.client().enqueue(&Ok1).await.unwrap();
-    finished(&pool, id).await;
-    assert!(pool.shutdown().await.clean);
-    let fields = fields.0.lock().unwrap().clone();
-    for want in [
-        format!("job_id={id}"),
-        "queue=default".to_owned(),
-        "kind=ok".to_owned(),
-        "attempt=1".to_owned(),
-        "worker_id=worker-7".to_owned(),
-        "outcome=completed".to_owned(),
-        "elapsed_ms=5".to_owned(),
-    ] {
-        assert!(fields.contains(&want), "{want} in {fields:?}");
-    }
 }
