@@ -600,7 +600,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Installed before any pool starts, as an application does (without it, no recorder).
     let prometheus = options
         .metrics
-        .then(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder())
+        .then(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(jobs::telemetry::SECONDS_BUCKETS)
+                .and_then(|builder| builder.install_recorder())
+        })
         .transpose()?;
     if options.worker_process {
         return worker_process(&options).await;

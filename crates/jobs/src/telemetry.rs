@@ -29,7 +29,9 @@
 //! recorder and render it on your `/metrics` route:
 //!
 //! ```text
-//! let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//! let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+//!     .set_buckets(jobs::telemetry::SECONDS_BUCKETS)?
+//!     .install_recorder()?;
 //! // before the pool starts; then, in the route:
 //! async fn metrics(State(handle): State<PrometheusHandle>) -> String { handle.render() }
 //! ```
@@ -41,6 +43,14 @@ use crate::store::FinishOutcome;
 
 #[doc(no_inline)]
 pub use crate::store::{STORE_CALL_FAILURES, STORE_CALL_SECONDS};
+
+/// Bucket bounds (in seconds) suited to the engine's `_seconds` histograms, from 100 µs to
+/// 10 min. With Prometheus, export the histograms as buckets (`set_buckets`) rather than the
+/// exporter's default summaries: buckets aggregate across processes, and recording into them
+/// costs less per job.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 600.0,
+];
 
 /// Counter of runs that completed, labelled `queue` and `kind`.
 pub const JOBS_COMPLETED: &str = "jobs_completed_total";
