@@ -375,7 +375,7 @@ impl Harness {
             "{}: no poison pill",
             self.store.name()
         );
-        sorted(outcome.requeued)
+        sorted(outcome.requeued_ids())
     }
 
     pub(super) async fn promote(&self, now: Timestamp, limit: usize) -> u64 {

@@ -1230,7 +1230,7 @@ async fn a_damaged_row_is_claimed_unreadable_naming_the_job() {
     let rescued = rescue()
         .await
         .expect("the rescue reads past the damaged row");
-    assert_eq!(rescued.requeued, vec![again[0].record.id]);
+    assert_eq!(rescued.requeued_ids(), vec![again[0].record.id]);
     let suspects = JobClaimParams {
         suspects: true,
         ..claim("q", 10)

@@ -259,7 +259,7 @@ async fn rescuers_on_two_stores_never_return_a_job_twice() {
                     if outcome.requeued.is_empty() {
                         return mine;
                     }
-                    mine.extend(outcome.requeued);
+                    mine.extend(outcome.requeued_ids());
                     tokio::task::yield_now().await;
                 }
             })
@@ -443,7 +443,7 @@ async fn a_damaged_row_is_rescued_and_buried() {
     let rescued = rescue(T0 + secs(60))
         .await
         .expect("the rescue reads past the damaged row");
-    assert_eq!(rescued.requeued, ids);
+    assert_eq!(rescued.requeued_ids(), ids);
     for round in 1..3u64 {
         let now = T0 + secs(100 * round);
         assert_eq!(claim_suspects(now).await.unwrap().len(), 2);

@@ -28,7 +28,7 @@ use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
     JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobListener, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams,
-    Lease, NewJob, QueueStats, RescueOutcome, Store, StoreError, UnknownKinds,
+    Lease, NewJob, QueueStats, RescueOutcome, RescuedJob, Store, StoreError, UnknownKinds,
 };
 use crate::time::Timestamp;
 
@@ -400,9 +400,9 @@ impl Inner {
         for id in expired {
             let rescued = self.update(id, |job| rescue_job(job, params));
             match rescued {
-                Some(Rescued::Requeued(queue)) => {
-                    woken.add(&queue);
-                    outcome.requeued.push(JobId(id));
+                Some(Rescued::Requeued(job)) => {
+                    woken.add(&job.queue);
+                    outcome.requeued.push(job);
                 }
                 Some(Rescued::Dead(record)) => outcome.dead.push(*record),
                 None => {}
@@ -627,8 +627,8 @@ fn unknown_kind_message(kind: &str) -> String {
 
 /// What a rescue did to one job.
 enum Rescued {
-    /// Back to `available` in this queue.
-    Requeued(String),
+    /// Back to `available` in its queue.
+    Requeued(RescuedJob),
     /// A poison pill, now dead.
     Dead(Box<JobRecord>),
 }
@@ -644,7 +644,7 @@ fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
     job.suspect = Some(strikes);
     if !poison {
         job.state = JobState::Available;
-        return Rescued::Requeued(job.queue.clone());
+        return Rescued::Requeued(RescuedJob::of(job));
     }
     job.errors.push(AttemptError {
         attempt: 0,

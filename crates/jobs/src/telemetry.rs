@@ -10,7 +10,7 @@
 //! | [`JOBS_DEAD`] `jobs_dead_total` | counter | `queue`, `kind` | jobs that reached the dead set (from a run, or a rescue past `max_rescues`) |
 //! | [`JOBS_SNOOZED`] `jobs_snoozed_total` | counter | `queue`, `kind` | runs that snoozed |
 //! | [`JOBS_RELEASED`] `jobs_released_total` | counter | `queue`, `kind` | runs released back to their queue (shutdown) |
-//! | [`JOBS_RESCUED`] `jobs_rescued_total` | counter | - | jobs whose lease expired and that a rescuer returned to their queue |
+//! | [`JOBS_RESCUED`] `jobs_rescued_total` | counter | `queue`, `kind` | jobs whose lease expired and that a rescuer returned to their queue |
 //! | [`JOB_RUN_SECONDS`] `jobs_run_seconds` | histogram | `queue`, `kind` | how long `perform` ran |
 //! | [`JOB_QUEUE_WAIT_SECONDS`] `jobs_queue_wait_seconds` | histogram | `queue`, `kind` | from available (its `run_at`) to started |
 //! | [`CLAIM_SECONDS`] `jobs_claim_seconds` | histogram | `queue` | one claim round trip of a fetcher |
@@ -37,7 +37,7 @@ use std::collections::HashMap;
 
 use metrics::{Counter, Gauge, Histogram};
 
-use crate::store::FinishOutcome;
+use crate::store::{FinishOutcome, RescuedJob};
 
 #[doc(no_inline)]
 pub use crate::store::{STORE_CALL_FAILURES, STORE_CALL_SECONDS};
@@ -54,7 +54,8 @@ pub const JOBS_DEAD: &str = "jobs_dead_total";
 pub const JOBS_SNOOZED: &str = "jobs_snoozed_total";
 /// Counter of runs released back to their queue, labelled `queue` and `kind`.
 pub const JOBS_RELEASED: &str = "jobs_released_total";
-/// Counter of jobs a rescuer returned to their queue after their lease expired.
+/// Counter of jobs a rescuer returned to their queue after their lease expired, labelled
+/// `queue` and `kind`.
 pub const JOBS_RESCUED: &str = "jobs_rescued_total";
 /// Histogram of run durations in seconds, labelled `queue` and `kind`.
 pub const JOB_RUN_SECONDS: &str = "jobs_run_seconds";
@@ -146,9 +147,12 @@ impl QueueMetrics {
     }
 }
 
-/// Counts jobs a rescue returned to their queue.
-pub(crate) fn rescued(count: usize) {
-    metrics::counter!(JOBS_RESCUED).increment(count as u64);
+/// Counts jobs a rescue returned to their queue (rare: built on the spot).
+pub(crate) fn rescued(jobs: &[RescuedJob]) {
+    for job in jobs {
+        let labels = [("queue", job.queue.clone()), ("kind", job.kind.clone())];
+        metrics::counter!(JOBS_RESCUED, &labels).increment(1);
+    }
 }
 
 /// Counts a job a rescue moved to the dead set (rare: built on the spot).

@@ -66,7 +66,7 @@ pub use params::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
     JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease,
-    NewJob, RescueOutcome, UnknownKinds,
+    NewJob, RescueOutcome, RescuedJob, UnknownKinds,
 };
 pub(crate) use validate::{checkpoint_problem, is_valid_name};
 pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};

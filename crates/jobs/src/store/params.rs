@@ -289,9 +289,39 @@ pub fn poison_pill_message(owner: &str, rescues: u32, max_rescues: u32) -> Strin
 #[derive(Clone, Debug, Default)]
 pub struct RescueOutcome {
     /// Jobs returned to `available` (`rescues` incremented, now suspects, lease cleared).
-    pub requeued: Vec<JobId>,
+    pub requeued: Vec<RescuedJob>,
     /// Poison pills moved to `dead`, as they are now (for the exhausted hook).
     pub dead: Vec<JobRecord>,
+}
+
+impl RescueOutcome {
+    /// The ids of the requeued jobs, in the order of [`requeued`](Self::requeued).
+    pub fn requeued_ids(&self) -> Vec<JobId> {
+        self.requeued.iter().map(|job| job.id).collect()
+    }
+}
+
+/// A job a rescue returned to its queue: its id, and its queue and kind (the labels of the
+/// `jobs_rescued_total` counter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RescuedJob {
+    /// The job.
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// Its kind.
+    pub kind: String,
+}
+
+impl RescuedJob {
+    /// The rescued job `record` is now.
+    pub fn of(record: &JobRecord) -> Self {
+        RescuedJob {
+            id: record.id,
+            queue: record.queue.clone(),
+            kind: record.kind.clone(),
+        }
+    }
 }
 
 /// Params for [`Store::job_expire_unknown_kinds`](super::Store::job_expire_unknown_kinds).
