@@ -42,6 +42,8 @@
 //!   `dead` instead, with `rescues` incremented too, `finalized_at = now` and one error of
 //!   attempt 0 at `now` whose message mentions the rescue.
 //! * **Retry of a dead/cancelled job** keeps `claims` (tokens never repeat) and errors.
+//! * **Metadata** is kept as inserted through every state change; a job inserted without any
+//!   reads back with empty metadata.
 //! * **Invalid requests** never reach a store: the cases call it through the
 //!   [`StoreFacade`](jobs::store::StoreFacade), as the engine does, and the facade refuses
 //!   them (its own tests cover that, once).
@@ -69,6 +71,7 @@ mod finish;
 mod insert;
 mod lease;
 mod listen;
+mod metadata;
 mod support;
 
 pub use admin::{
@@ -97,6 +100,7 @@ pub use lease::{
     rescue_expired_only, rescue_makes_a_suspect,
 };
 pub use listen::{listener_wakes_on_insert, listener_wakes_whenever_jobs_become_available};
+pub use metadata::{metadata_limits, metadata_round_trip, metadata_survives_retry_and_rescue};
 
 /// Runs one case on a store from `factory`, or prints a notice and returns if the factory
 /// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
@@ -171,6 +175,9 @@ macro_rules! store_conformance_tests {
             errors_accumulate,
             json_round_trip,
             json_depth_limit,
+            metadata_round_trip,
+            metadata_limits,
+            metadata_survives_retry_and_rescue,
             listener_wakes_on_insert,
             listener_wakes_whenever_jobs_become_available,
         );

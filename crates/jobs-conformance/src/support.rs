@@ -40,6 +40,7 @@ pub(super) fn new_job(queue: &str) -> NewJob {
         priority: 0,
         max_attempts: 3,
         run_at: None,
+        metadata: Default::default(),
     }
 }
 
@@ -89,6 +90,7 @@ pub(super) fn fresh_record(
         lease_expires_at: None,
         checkpoint: None,
         errors: Vec::new(),
+        metadata: new.metadata.clone(),
     }
 }
 

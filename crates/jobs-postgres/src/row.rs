@@ -1,6 +1,6 @@
 //! Decoding job rows (selected with `sql::job_columns`) into [`JobRecord`]s.
 
-use jobs::{AttemptError, JobId, JobRecord, JobState, StoreError, Timestamp};
+use jobs::{AttemptError, JobId, JobRecord, JobState, Metadata, StoreError, Timestamp};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -20,7 +20,7 @@ pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
     }
 }
 
-/// One row as a job record even when its JSON columns (args, checkpoint, errors) do not
+/// One row as a job record even when its JSON columns (args, checkpoint, errors, metadata) do not
 /// decode (nested too deep, or another shape): those are left out (null, none, empty) and
 /// the second value says what could not be read. Other values that do not fit are
 /// [`StoreError::Corrupt`] (the table's constraints exclude them).
@@ -52,6 +52,7 @@ struct JsonColumns {
     args: Value,
     checkpoint: Option<Value>,
     errors: Vec<AttemptError>,
+    metadata: Metadata,
     unreadable: Option<String>,
 }
 
@@ -78,10 +79,24 @@ fn json_columns(row: &PgRow) -> JsonColumns {
             note("errors", &e);
             Vec::new()
         });
+    let metadata = row
+        .try_get::<Option<Value>, _>("metadata")
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            v.map(serde_json::from_value::<Metadata>)
+                .transpose()
+                .map_err(|e| e.to_string())
+        })
+        .unwrap_or_else(|e| {
+            note("metadata", &e);
+            None
+        })
+        .unwrap_or_default();
     JsonColumns {
         args,
         checkpoint,
         errors,
+        metadata,
         unreadable: (!problems.is_empty()).then(|| problems.join("; ")),
     }
 }
@@ -140,6 +155,7 @@ fn decode(
         lease_expires_at,
         checkpoint: json.checkpoint,
         errors: json.errors,
+        metadata: json.metadata,
     };
     Ok((record, json.unreadable))
 }

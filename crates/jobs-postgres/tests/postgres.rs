@@ -25,6 +25,7 @@ fn job(queue: &str) -> NewJob {
         priority: 0,
         max_attempts: 3,
         run_at: None,
+        metadata: Default::default(),
     }
 }
 
@@ -352,7 +353,7 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         &format!(
             "CREATE ROLE \"{role}\";
              GRANT USAGE ON SCHEMA {q} TO \"{role}\";
-             GRANT EXECUTE ON FUNCTION {q}.enqueue(text, jsonb, text, integer, integer, timestamptz) TO \"{role}\""
+             GRANT EXECUTE ON FUNCTION {q}.enqueue(text, jsonb, text, integer, integer, timestamptz, jsonb) TO \"{role}\""
         ),
     )
     .await;
@@ -1079,6 +1080,7 @@ async fn rust_and_sql_enqueue_follow_one_rule_set() {
                     priority,
                     max_attempts,
                     run_at: None,
+                    metadata: Default::default(),
                 };
                 assert_eq!(
                     job.validate().is_ok(),

@@ -15,6 +15,7 @@ use crate::client::Client;
 use crate::error::EnqueueError;
 use crate::job::{JobId, JobRecord};
 use crate::lease_clock::{deadline_after, LeaseClock};
+use crate::metadata::Metadata;
 use crate::store::{checkpoint_problem, ClaimedJob, JobCheckpointParams, Lease};
 use crate::worker::JobError;
 
@@ -221,6 +222,11 @@ impl JobContext {
     /// How many attempts the job may use.
     pub fn max_attempts(&self) -> u32 {
         self.run.record.max_attempts
+    }
+
+    /// What the enqueue attached beside the args (empty if nothing).
+    pub fn metadata(&self) -> &Metadata {
+        &self.run.record.metadata
     }
 
     /// The whole job record as it was claimed (args, errors of earlier attempts, ...).

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::metadata::Metadata;
 use crate::time::Timestamp;
 
 /// A job's identifier, assigned by the store on insert (increasing).
@@ -178,6 +179,9 @@ pub struct JobRecord {
     pub checkpoint: Option<Value>,
     /// Every recorded failure, oldest first.
     pub errors: Vec<AttemptError>,
+    /// What the enqueue attached beside the args (empty if nothing).
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
 }
 
 impl JobRecord {

@@ -57,6 +57,7 @@ const WAKE_CAPACITY: usize = 1024;
 ///     priority: 0,
 ///     max_attempts: 3,
 ///     run_at: None,
+///     metadata: Default::default(),
 /// };
 /// let ids = store
 ///     .job_insert_many(JobInsertParams { jobs: vec![job], now: Timestamp::now() })
@@ -869,6 +870,7 @@ mod tests {
             priority,
             max_attempts: 3,
             run_at,
+            metadata: Default::default(),
         }
     }
 

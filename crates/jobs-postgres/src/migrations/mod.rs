@@ -30,10 +30,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "robust: suspect column and the quarantine claim index",
         sql: include_str!("v3_robust.sql"),
     },
+    Migration {
+        version: 4,
+        description: "metadata column; enqueue() takes metadata as an optional trailing parameter",
+        sql: include_str!("v4_metadata.sql"),
+    },
 ];
 
 /// The schema version this build of the crate works with.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// First key of the advisory lock migrations hold ("jobs" in ASCII); the second is
 /// `hashtext(schema)`, so migrations of different schemas don't wait for each other.

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::RunState;
 use crate::pool::channels::Inbox;
 use crate::pool::run::Runner;
+use crate::trace_context;
 
 /// How long aborted runs get to unwind (and release) before the executor gives up on them.
 pub(crate) const ABORT_DRAIN: Duration = Duration::from_secs(1);
@@ -58,6 +59,7 @@ impl Executor {
         let span = tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
             kind = %record.kind, attempt = record.next_attempt(), worker_id = %self.owner,
             outcome = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
+        trace_context::set_parent(&span, &record.metadata);
         tasks.spawn(Arc::clone(&self.runner).execute(run).instrument(span));
     }
 

@@ -22,6 +22,7 @@ use crate::pool::books::Books;
 use crate::pool::queues::Queues;
 use crate::pool::run::Runner;
 use crate::store::JobClaimParams;
+use crate::trace_context;
 
 /// The lane: every normal run holds it shared while it runs, a suspect's run holds it
 /// exclusively (tokio's lock is fair: once a suspect waits, no new shared holder starts).
@@ -61,6 +62,7 @@ impl Quarantine {
                     kind = %record.kind, attempt = record.next_attempt(), worker_id = %self.owner,
                     quarantine = true, outcome = tracing::field::Empty,
                     elapsed_ms = tracing::field::Empty);
+                trace_context::set_parent(&span, &record.metadata);
                 Arc::clone(&self.runner)
                     .execute_alone(run)
                     .instrument(span)

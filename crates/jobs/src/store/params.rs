@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::job::{AttemptError, JobId, JobRecord, JobState};
+use crate::metadata::Metadata;
 use crate::time::Timestamp;
 
 /// A job to insert.
@@ -24,6 +25,8 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// When it may run first; `None` means now.
     pub run_at: Option<Timestamp>,
+    /// What it carries beside its args (empty: nothing, and nothing stored).
+    pub metadata: Metadata,
 }
 
 impl NewJob {
@@ -51,6 +54,7 @@ impl NewJob {
             lease_expires_at: None,
             checkpoint: None,
             errors: Vec::new(),
+            metadata: self.metadata,
         }
     }
 }
