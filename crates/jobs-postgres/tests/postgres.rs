@@ -365,6 +365,18 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
     .fetch_one(&mut *conn)
     .await
     .expect("the granted role can enqueue");
+    let traced: i64 = sqlx::query_scalar(&format!(
+        "SELECT {q}.enqueue('report', 'null', metadata => '{{\"request_id\": \"req-42\"}}')"
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .expect("enqueue with metadata");
+    let empty: i64 = sqlx::query_scalar(&format!(
+        "SELECT {q}.enqueue('report', 'null', metadata => '{{}}')"
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .expect("enqueue with empty metadata");
     let later: i64 = sqlx::query_scalar(&format!(
         "SELECT {q}.enqueue('report', 'null', run_at => now() + interval '1 hour')"
     ))
@@ -394,6 +406,17 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
             "run_at must be a finite time",
         ),
         ("'k', NULL", "args must be"),
+        ("'k', '{}', metadata => '[]'", "metadata must be a JSON object"),
+        ("'k', '{}', metadata => '{\"n\": 1}'", "metadata values must be JSON strings"),
+        ("'k', '{}', metadata => '{\"bad key\": \"v\"}'", "invalid metadata key"),
+        (
+            "'k', '{}', metadata => jsonb_build_object('k', repeat('x', 4096))",
+            "more than the 4096 bytes",
+        ),
+        (
+            "'k', '{}', metadata => (SELECT jsonb_object_agg('k' || i, 'v') FROM generate_series(1, 33) i)",
+            "more than the 32",
+        ),
     ] {
         let sql = format!("SELECT {q}.enqueue({call})");
         let refused = sqlx::query(&sql).execute(&mut *conn).await;
@@ -427,6 +450,19 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         (record.state, record.args.clone()),
         (JobState::Scheduled, json!(null))
     );
+    assert!(record.metadata.is_empty(), "none by default");
+    let with = |id| store.job_get(jobs::JobId(id));
+    let traced = with(traced).await.expect("get").expect("exists");
+    assert_eq!(traced.metadata.get("request_id"), Some("req-42"));
+    let empty = with(empty).await.expect("get").expect("exists");
+    assert!(empty.metadata.is_empty());
+    let stored: Option<serde_json::Value> =
+        sqlx::query_scalar(&format!("SELECT metadata FROM {q}.jobs WHERE id = $1"))
+            .bind(empty.id.0)
+            .fetch_one(&pool)
+            .await
+            .expect("read the column");
+    assert_eq!(stored, None, "empty metadata is stored as NULL");
 
     // PUBLIC cannot call it: a role without the grant is refused.
     let stranger = role_name("stranger");
