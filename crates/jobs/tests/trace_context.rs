@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobs::{Clock, EnqueueOptions, JobArgs, JobContext, JobError, JobId, MemoryStore, Pool, Worker};
+use jobs::{
+    Clock, EnqueueOptions, JobArgs, JobContext, JobError, JobId, MemoryStore, Pool, Worker,
+};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
