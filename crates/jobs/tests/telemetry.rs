@@ -26,6 +26,10 @@ type Snapshot = [(
     DebugValue,
 )];
 
+/// Held by each test that reads the recorder: a snapshot takes the counters' values (resets
+/// them to 0), so two such tests must not run at once.
+static RECORDER_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The process-wide recorder of this test binary (one per process).
 fn snapshotter() -> &'static Snapshotter {
     static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
@@ -137,6 +141,7 @@ async fn finished(pool: &Pool, id: JobId) {
 /// histograms, the gauges, and the supervisor's restarts.
 #[tokio::test(start_paused = true)]
 async fn a_pool_records_its_metrics() {
+    let _alone = RECORDER_IN_USE.lock().await;
     let snapshotter = snapshotter();
     let flaky = Arc::new(FlakyStore::new(Arc::new(MemoryStore::new())));
     let pool = Pool::builder(flaky.clone())
@@ -213,6 +218,7 @@ async fn a_pool_records_its_metrics() {
 /// queue and kind, then runs (in quarantine) and completes.
 #[tokio::test(start_paused = true)]
 async fn a_rescue_is_counted_by_queue_and_kind() {
+    let _alone = RECORDER_IN_USE.lock().await;
     let snapshotter = snapshotter();
     let store = Arc::new(MemoryStore::new());
     let clock = Clock::tokio();
