@@ -66,6 +66,7 @@ use jobs::store::Store;
 mod admin;
 mod claim;
 mod concurrency;
+mod damaged;
 mod data;
 mod finish;
 mod insert;
@@ -85,6 +86,7 @@ pub use claim::{
 pub use concurrency::{
     concurrent_claimers, concurrent_heartbeats_and_finishes_complete, concurrent_rescuers,
 };
+pub use damaged::{a_damaged_row_is_read_in_part, Damage};
 pub use data::{errors_accumulate, json_depth_limit, json_round_trip};
 pub use finish::{
     empty_batches_do_nothing, finish_completed, finish_dead, finish_release, finish_retry,
@@ -134,8 +136,28 @@ where
 /// });
 /// # fn main() {}
 /// ```
+///
+/// A store that can hold a row its decoder cannot read (SQL stores: written by hand or by an
+/// older version) also passes `damage = |test_name: &'static str, id: jobs::JobId| async move
+/// { ... }`, which damages job `id`'s stored args in that test's store behind its back; the
+/// suite then also runs [`a_damaged_row_is_read_in_part`].
 #[macro_export]
 macro_rules! store_conformance_tests {
+    ($factory:expr, damage = $damage:expr $(,)?) => {
+        $crate::store_conformance_tests!($factory);
+
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_damaged_row_is_read_in_part() {
+            const NAME: &str = "a_damaged_row_is_read_in_part";
+            let damage: $crate::Damage = ::std::boxed::Box::new(move |id| {
+                ::std::boxed::Box::pin(($damage)(NAME, id))
+            });
+            $crate::run_case(NAME, $factory, |store| {
+                $crate::a_damaged_row_is_read_in_part(store, damage)
+            })
+            .await;
+        }
+    };
     ($factory:expr $(,)?) => {
         $crate::__store_conformance_cases!(
             $factory;

@@ -91,6 +91,7 @@ pub(super) fn fresh_record(
         checkpoint: None,
         errors: Vec::new(),
         metadata: new.metadata.clone(),
+        unreadable: None,
     }
 }
 

@@ -8,16 +8,15 @@ use sqlx::Row;
 use crate::error::store_error;
 use crate::pg_time::PgTime;
 
-/// One row as a job record; a value that does not fit is reported as [`StoreError::Corrupt`].
+/// One row as a reader sees it: whole, or, when its JSON columns do not decode, what could be
+/// read, marked [`unreadable`](JobRecord::unreadable). Other values that do not fit are
+/// [`StoreError::Corrupt`] (the table's constraints exclude them).
 pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
-    let (record, unreadable) = decode(row, None)?;
-    match unreadable {
-        None => Ok(record),
-        Some(reason) => Err(StoreError::Corrupt {
-            id: record.id.0,
-            reason,
-        }),
+    let (mut record, unreadable) = decode(row, None)?;
+    if let Some(problem) = unreadable {
+        record.mark_unreadable(problem);
     }
+    Ok(record)
 }
 
 /// One row as a job record even when its JSON columns (args, checkpoint, errors, metadata) do not
@@ -156,6 +155,7 @@ fn decode(
         checkpoint: json.checkpoint,
         errors: json.errors,
         metadata: json.metadata,
+        unreadable: None,
     };
     Ok((record, json.unreadable))
 }

@@ -122,6 +122,7 @@ fn claimed_record(row: Claimed, claim: &Claim<'_>) -> JobRecord {
         checkpoint: row.10.map(|(checkpoint,)| checkpoint),
         errors: row.11,
         metadata: row.13.unwrap_or_default(),
+        unreadable: None,
     }
 }
 type Tail = (
@@ -167,6 +168,7 @@ pub(crate) fn decode(text: &str) -> Result<JobRecord, StoreError> {
         checkpoint: tail.7.map(|(checkpoint,)| checkpoint),
         errors: tail.8,
         metadata: tail.9.unwrap_or_default(),
+        unreadable: None,
     })
 }
 
@@ -186,11 +188,6 @@ pub(crate) fn decode_in_part(
         Err(StoreError::Corrupt { reason, .. }) => Ok((decode(bare)?, Some(reason))),
         Err(other) => Err(other),
     }
-}
-
-/// Decodes every row, for queries returning [`RECORD`] as their only column.
-pub(crate) fn decode_all(texts: &[String]) -> Result<Vec<JobRecord>, StoreError> {
-    texts.iter().map(|text| decode(text)).collect()
 }
 
 /// The job id at the start of a rendered row, to name a row that does not decode.

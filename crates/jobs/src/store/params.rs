@@ -55,6 +55,7 @@ impl NewJob {
             checkpoint: None,
             errors: Vec::new(),
             metadata: self.metadata,
+            unreadable: None,
         }
     }
 }
@@ -98,16 +99,19 @@ impl ClaimedJob {
     }
 
     /// A job whose stored row could be read only in part: `record` holds what could be, and
-    /// `problem` says what could not. (The one wording of the reason, for every store.)
-    pub fn unreadable(lease: Lease, record: JobRecord, problem: impl std::fmt::Display) -> Self {
-        let reason = format!(
-            "the stored row of job {} cannot be read: {problem}",
-            record.id
-        );
+    /// `problem` says what could not ([`JobRecord::mark_unreadable`]: the one wording of the
+    /// reason, for every store, set on the record too).
+    pub fn unreadable(
+        lease: Lease,
+        mut record: JobRecord,
+        problem: impl std::fmt::Display,
+    ) -> Self {
+        record.mark_unreadable(problem);
+        let reason = record.unreadable.clone();
         ClaimedJob {
             lease,
             record,
-            unreadable: Some(reason),
+            unreadable: reason,
         }
     }
 }
