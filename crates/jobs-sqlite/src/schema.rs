@@ -180,6 +180,43 @@ mod tests {
         assert!(matches!(check_version(-1), Err(StoreError::Schema { .. })));
     }
 
+    /// A database of version 2 with a job in it migrates to version 3: the job reads back
+    /// with no metadata, and a new one keeps its metadata.
+    #[tokio::test]
+    async fn a_version_2_database_migrates_and_keeps_its_jobs() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        for sql in &MIGRATIONS[..2] {
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "PRAGMA user_version = 2; \
+             INSERT INTO jobs (kind, queue, args, state, priority, max_attempts, run_at, created_at) \
+             VALUES ('k', 'q', '{}', 'available', 0, 3, 1, 1);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        migrate(&mut conn).await.unwrap();
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let sql = format!("SELECT {} FROM jobs", crate::row::RECORD);
+        let old: String = sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
+        let old = crate::row::decode(&old).unwrap();
+        assert_eq!((old.kind.as_str(), old.metadata.is_empty()), ("k", true));
+        sqlx::query("UPDATE jobs SET metadata = '{\"a\":\"b\"}'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let new: String = sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
+        assert_eq!(
+            crate::row::decode(&new).unwrap().metadata.get("a"),
+            Some("b")
+        );
+    }
+
     #[test]
     fn there_is_one_migration_per_version() {
         assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
