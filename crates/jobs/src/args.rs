@@ -287,6 +287,32 @@ mod tests {
     }
 
     #[test]
+    fn metadata_merges_with_the_kind_s_own_winning_per_key() {
+        #[derive(Serialize, Deserialize)]
+        struct Tagged;
+        impl JobArgs for Tagged {
+            const KIND: &'static str = "tagged";
+            fn default_options() -> EnqueueOptions {
+                EnqueueOptions::new()
+                    .metadata("team", "billing")
+                    .metadata("tier", "free")
+            }
+        }
+        let job = EnqueueOptions::new()
+            .metadata("tier", "paid")
+            .new_job(&Tagged, Timestamp::EPOCH)
+            .unwrap();
+        let expected: Metadata = [("team", "billing"), ("tier", "paid")]
+            .into_iter()
+            .collect();
+        assert_eq!(job.metadata, expected);
+        let plain = EnqueueOptions::new()
+            .new_job(&Ping(1), Timestamp::EPOCH)
+            .unwrap();
+        assert!(plain.metadata.is_empty(), "none by default");
+    }
+
+    #[test]
     fn run_in_is_relative_to_now() {
         let now = Timestamp::from_micros(1_000_000);
         let job = EnqueueOptions::new()
@@ -332,6 +358,20 @@ mod tests {
         assert!(matches!(
             EnqueueOptions::new().new_job(&BadlyNamed, now),
             Err(EnqueueError::InvalidKind(kind)) if kind == "bad kind!"
+        ));
+        let bad_key = EnqueueOptions::new().metadata("no spaces", "v");
+        assert!(matches!(
+            bad_key.new_job(&Ping(1), now),
+            Err(EnqueueError::InvalidMetadata(crate::MetadataError::InvalidKey(key))) if key == "no spaces"
+        ));
+        let big = "x".repeat(crate::MAX_METADATA_BYTES);
+        assert!(matches!(
+            EnqueueOptions::new()
+                .metadata("k", big)
+                .new_job(&Ping(1), now),
+            Err(EnqueueError::InvalidMetadata(
+                crate::MetadataError::TooLarge { .. }
+            ))
         ));
         let too_many = MAX_ATTEMPTS_LIMIT + 1;
         assert!(matches!(
