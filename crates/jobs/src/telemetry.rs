@@ -34,10 +34,9 @@
 //! async fn metrics(State(handle): State<PrometheusHandle>) -> String { handle.render() }
 //! ```
 
-use std::collections::HashMap;
-
 use metrics::{Counter, Gauge, Histogram};
 
+use crate::fast_map::FastMap;
 use crate::store::{FinishOutcome, RescuedJob};
 
 #[doc(no_inline)]
@@ -122,7 +121,7 @@ impl KindMetrics {
 #[derive(Debug)]
 pub(crate) struct QueueMetrics {
     queue: String,
-    kinds: HashMap<&'static str, KindMetrics>,
+    kinds: FastMap<&'static str, KindMetrics>,
     pub(crate) running: Gauge,
     pub(crate) claim_seconds: Histogram,
 }

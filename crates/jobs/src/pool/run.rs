@@ -18,7 +18,7 @@ use crate::pool::quarantine::Lane;
 use crate::pool::queues::{QueueState, Queues};
 use crate::store::FinishOutcome;
 use crate::trace_context;
-use crate::worker::{BadInput, JobError, Registry};
+use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
 
 /// How long a job of a kind this pool has no worker for is handed back for (no attempt
 /// charged) when one reaches it anyway (the pool's claims name its kinds, so only a job
@@ -175,12 +175,13 @@ impl Runner {
 
     /// Performs the job; `None` when the lease was lost (someone else owns the job now).
     async fn perform(&self, run: &Arc<RunState>) -> Option<FinishOutcome> {
-        if run.unreadable.is_none() {
-            if let Err(bad @ BadInput::UnknownKind { .. }) = self.registry.get(&run.record.kind) {
-                return Some(unknown_kind(run, bad));
-            }
+        if run.unreadable.is_some() {
+            return perform(&self.registry, run).await;
         }
-        perform(&self.registry, run).await
+        match self.registry.get(&run.record.kind) {
+            Ok(worker) => perform_with(worker, run).await,
+            Err(bad) => Some(unknown_kind(run, bad)),
+        }
     }
 }
 
@@ -210,11 +211,20 @@ pub(crate) async fn perform(registry: &Registry, run: &Arc<RunState>) -> Option<
         let reason = reason.clone();
         return Some(bad_input(run, BadInput::UnreadableRow { reason }));
     }
-    let worker = match registry.get(&record.kind) {
-        Ok(worker) => Arc::clone(worker),
-        Err(bad) => return Some(bad_input(run, bad)),
-    };
+    match registry.get(&record.kind) {
+        Ok(worker) => perform_with(worker, run).await,
+        Err(bad) => Some(bad_input(run, bad)),
+    }
+}
+
+/// Runs a claimed, readable job with `worker` (see [`perform`]).
+async fn perform_with(
+    worker: &Arc<dyn ErasedWorker>,
+    run: &Arc<RunState>,
+) -> Option<FinishOutcome> {
+    let worker = Arc::clone(worker);
     let ctx = JobContext::new(Arc::clone(run));
+    let record = &run.record;
     let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
         Ok(future) => future,
         Err(bad) => return Some(bad_input(run, bad)),
