@@ -367,8 +367,10 @@ impl Inner {
             return Vec::new();
         };
         let expires = params.now + params.lease_ttl;
-        let mut taken = Vec::with_capacity(params.limit.min(64));
-        let mut claimed = Vec::with_capacity(params.limit.min(64));
+        // Grown as needed: a claim is often a few jobs, and large up-front buffers cost more
+        // in the allocator than the few regrowths.
+        let mut taken = Vec::new();
+        let mut claimed = Vec::new();
         for key in queue.claim_set(params.suspects).iter() {
             if claimed.len() >= params.limit {
                 break;
