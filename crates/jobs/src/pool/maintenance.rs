@@ -73,12 +73,12 @@ impl Rescuer {
             return Ok(0);
         }
         if !rescued.requeued.is_empty() {
-            tracing::warn!(jobs = ?rescued.requeued, "rescued jobs whose lease expired");
-            telemetry::rescued(rescued.requeued.len());
+            tracing::warn!(jobs = ?rescued.requeued_ids(), "rescued jobs whose lease expired");
+            telemetry::rescued(&rescued.requeued);
             self.queues.wake_all();
         }
         let dead: Vec<_> = rescued.dead.iter().map(|job| job.id).collect();
-        self.events.rescued(&rescued.requeued, &dead);
+        self.events.rescued(&rescued.requeued_ids(), &dead);
         for job in rescued.dead {
             telemetry::dead_in_rescue(&job.queue, &job.kind);
             self.hooks.exhausted(job);
