@@ -130,9 +130,11 @@ fn sqlite_path(database: &str) -> Result<PathBuf, CliError> {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             rest.split('?').next().unwrap_or(rest)
         }
-        None if database.contains("://") => return Err(CliError::Usage(format!(
+        None if database.contains("://") => {
+            return Err(CliError::Usage(format!(
             "unsupported database URL {database:?}: use postgres://..., sqlite:PATH or a file path"
-        ))),
+        )))
+        }
         None => database,
     };
     if path.is_empty() || path == ":memory:" {
