@@ -57,12 +57,15 @@ use clap::Parser;
 
 use crate::args::Cli;
 use crate::database::Target;
-use crate::error::{CliError, EXIT_OK};
+use crate::error::{CliError, EXIT_OK, EXIT_USAGE};
 
 /// Parses the command line, runs the command and returns the exit code (see the crate docs);
 /// the `jobs` binary is this function.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,6 +78,33 @@ pub fn main() -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// `--help` and `--version` as clap prints them (the help for `jobs` alone, exit code 2); any other parse error as its first line
+/// only (clap adds usage and a hint to try `--help`), exit code 2.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        // Printing the help or version is not a failure.
+        let _ = error.print();
+        return ExitCode::from(EXIT_OK);
+    }
+    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // `jobs` alone: the help, as a usage error.
+        let _ = error.print();
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let text = error.render().to_string();
+    eprintln!(
+        "{}",
+        text.lines()
+            .next()
+            .unwrap_or("error: bad usage (see --help)")
+    );
+    ExitCode::from(EXIT_USAGE)
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {

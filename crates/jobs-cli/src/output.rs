@@ -256,6 +256,7 @@ pub(crate) fn job_detail(job: &JobRecord) -> String {
         out.push_str("\nerrors:\n");
         out.push_str(&indent(&table(&["ATTEMPT", "AT", "ERROR"], rows, &[0])));
     }
+    out.truncate(out.trim_end().len());
     out
 }
 

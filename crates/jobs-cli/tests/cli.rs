@@ -425,6 +425,9 @@ fn the_database_must_be_named_and_reachable() {
 
 #[test]
 fn help_documents_the_exit_codes() {
+    let alone = jobs(&[]);
+    assert_eq!(alone.code, 2, "{alone:?}");
+    assert!(alone.stderr.contains("Exit codes:"), "{alone:?}");
     let help = jobs(&["--help"]);
     assert!(
         help.ok().contains("Exit codes:\n  0  success"),
