@@ -133,6 +133,12 @@ pub enum SpecError {
         /// The supervisor's id.
         supervisor: String,
     },
+    /// A mailbox capacity is zero, so no message could ever be sent.
+    #[error("child `{child}`: mailbox capacity is 0; use at least 1")]
+    ZeroCapacity {
+        /// The child's id.
+        child: String,
+    },
     /// The event channel capacity is zero.
     #[error("supervisor `{supervisor}`: event capacity is 0; use at least 1")]
     ZeroEventCapacity {

@@ -240,6 +240,7 @@ mod events;
 mod flags;
 mod handle;
 mod intensity;
+mod mailbox;
 mod restarts;
 mod runtime;
 mod signals;
@@ -259,6 +260,9 @@ pub use events::RESTARTS_METRIC;
 pub use events::{ChildId, Event};
 pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
 pub use intensity::Intensity;
+pub use mailbox::{
+    Address, AddressStatus, CallError, HandBack, Inbox, ReplyTo, SendError, Taken, TrySendError,
+};
 #[cfg(feature = "signals")]
 pub use signals::{os_signals, run_until_signal};
 pub use signals::{run_until, Signal, SignalOutcome, TreeHandle};

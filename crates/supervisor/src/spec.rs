@@ -92,6 +92,37 @@ pub(crate) struct SpecInner {
     pub(crate) wait_ready: bool,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) restart_policy: Option<RestartPolicy>,
+    pub(crate) lifecycle: Option<Arc<dyn Lifecycle>>,
+}
+
+/// Told when a child stops for good (its mailbox, to fail senders and drop what is buffered).
+pub(crate) trait Lifecycle: Send + Sync {
+    /// The child will not run again unless restarted by hand: it was terminated, a
+    /// temporary or transient child ended for good, or its supervisor ended.
+    fn stopped(&self);
+}
+
+/// Held in a supervisor's record of a child: when the record goes, the child has stopped
+/// for good.
+pub(crate) struct Bound(Option<Arc<dyn Lifecycle>>);
+
+impl Bound {
+    pub(crate) fn new(spec: &ChildSpec) -> Self {
+        Self(spec.inner.lifecycle.clone())
+    }
+
+    /// The child stopped for good, though its record stays (a terminated child).
+    pub(crate) fn stopped(&self) {
+        if let Some(l) = &self.0 {
+            l.stopped();
+        }
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        self.stopped();
+    }
 }
 
 impl ChildSpec {
@@ -116,11 +147,16 @@ impl ChildSpec {
             wait_ready: kind == ChildKind::Supervisor,
             start_timeout: None,
             restart_policy: None,
+            lifecycle: None,
         };
         Self {
             inner: Arc::new(inner),
             factory: Some(factory),
         }
+    }
+
+    pub(crate) fn with_lifecycle(self, lifecycle: Arc<dyn Lifecycle>) -> Self {
+        self.edit(|s| s.lifecycle = Some(lifecycle))
     }
 
     fn edit(mut self, f: impl FnOnce(&mut SpecInner)) -> Self {

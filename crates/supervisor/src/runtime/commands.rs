@@ -144,6 +144,8 @@ impl Actor {
         if let Some(c) = self.children.get(serial) {
             if c.spec.restart_type() == Restart::Temporary {
                 self.children.remove(serial);
+            } else if matches!(c.state, State::Terminated) {
+                c.bound.stopped();
             }
         }
         answer
@@ -202,6 +204,9 @@ impl Actor {
         }
         for seq in &mut self.seqs {
             seq.members.retain(|&m| m != serial);
+        }
+        if let Some(c) = self.children.get(serial) {
+            c.bound.stopped();
         }
         self.emitter.restart_cancelled(&child, None);
     }

@@ -54,6 +54,8 @@ impl Actor {
         }
         if spec.restart_type() == Restart::Temporary {
             self.children.remove(serial);
+        } else if let Some(c) = self.children.get(serial) {
+            c.bound.stopped();
         }
         if spec.is_significant() {
             self.auto_shutdown().await;

@@ -18,6 +18,7 @@ use crate::end::{End, Ending};
 use crate::events::Emitter;
 use crate::handle::{connect, Msg, Reply};
 use crate::restarts::{ChildRestarts, Restarts};
+use crate::spec::Bound;
 use crate::timers::{TimerId, Timers};
 use crate::{
     ChildContext, ChildError, ChildSpec, ShutdownReport, StartError, SupervisorError,
@@ -74,12 +75,15 @@ pub(super) struct Child {
     pub(super) spec: ChildSpec,
     pub(super) state: State,
     pub(super) restarts: ChildRestarts,
+    /// Tells the child's mailbox when it stops for good (also when the record goes).
+    pub(super) bound: Bound,
 }
 
 impl Child {
     fn new(serial: u64, spec: ChildSpec) -> Self {
         Self {
             serial,
+            bound: Bound::new(&spec),
             spec,
             state: State::Queued,
             restarts: ChildRestarts::default(),

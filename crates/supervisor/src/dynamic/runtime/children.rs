@@ -6,6 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::child::Run;
 use crate::handle::Reply;
 use crate::restarts::ChildRestarts;
+use crate::spec::Bound;
 use crate::timers::TimerId;
 use crate::{ChildSpec, SupervisorError};
 
@@ -37,11 +38,14 @@ pub(super) struct DynChild {
     pub(super) spec: ChildSpec,
     pub(super) state: DynState,
     pub(super) restarts: ChildRestarts,
+    /// Tells the child's mailbox when it stops for good: when the record goes.
+    pub(super) _bound: Bound,
 }
 
 impl DynChild {
     pub(super) fn new(spec: ChildSpec, state: DynState) -> Self {
         Self {
+            _bound: Bound::new(&spec),
             spec,
             state,
             restarts: ChildRestarts::default(),
