@@ -241,6 +241,7 @@ mod flags;
 mod handle;
 mod intensity;
 mod mailbox;
+mod registry;
 mod restarts;
 mod runtime;
 mod signals;
@@ -265,5 +266,6 @@ pub use mailbox::{
 };
 #[cfg(feature = "signals")]
 pub use signals::{os_signals, run_until_signal};
+pub use registry::{Keys, Registry, RegistryError};
 pub use signals::{run_until, Signal, SignalOutcome, TreeHandle};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};

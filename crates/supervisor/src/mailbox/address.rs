@@ -48,6 +48,11 @@ impl<M> Address<M> {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
+    /// Identifies the mailbox (equal for addresses of one mailbox, as [`Address::same`]).
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.shared) as *const () as usize
+    }
+
     pub(crate) fn state(&self) -> &State {
         &self.shared.state
     }

@@ -17,8 +17,8 @@ use crate::{ChildContext, ChildError, ChildKind, ChildSpec, SpecError};
 pub use address::{Address, ReplyTo};
 pub use error::{CallError, SendError, TrySendError};
 pub use inbox::{HandBack, Inbox, Taken};
-pub(crate) use state::OnStop;
 pub use state::AddressStatus;
+pub(crate) use state::OnStop;
 
 use inbox::Queue;
 use state::State;
