@@ -247,6 +247,7 @@ mod runtime;
 mod signals;
 mod spec;
 mod timers;
+mod tree;
 
 pub use backoff::{Backoff, BackoffError, RestartPolicy};
 pub use builder::{AutoShutdown, OnStart, Strategy, Supervisor, SupervisorBuilder, SupervisorSpec};
@@ -264,8 +265,9 @@ pub use intensity::Intensity;
 pub use mailbox::{
     Address, AddressStatus, CallError, HandBack, Inbox, ReplyTo, SendError, Taken, TrySendError,
 };
+pub use registry::{Keys, Registry, RegistryError};
 #[cfg(feature = "signals")]
 pub use signals::{os_signals, run_until_signal};
-pub use registry::{Keys, Registry, RegistryError};
 pub use signals::{run_until, Signal, SignalOutcome, TreeHandle};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
+pub use tree::{ChildNode, SupervisorTree, TreeKind};

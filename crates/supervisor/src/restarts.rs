@@ -27,6 +27,7 @@ pub(crate) struct ChildRestarts {
     /// Restarts since the last stable run: the backoff step.
     consecutive: u32,
     last_start: Option<Instant>,
+    last_exit: Option<ExitReason>,
 }
 
 impl ChildRestarts {
@@ -42,6 +43,16 @@ impl ChildRestarts {
     /// How many times the child has been restarted.
     pub(crate) fn count(&self) -> u32 {
         self.count
+    }
+
+    /// Records why the child's incarnation exited.
+    pub(crate) fn exited(&mut self, reason: &ExitReason) {
+        self.last_exit = Some(reason.clone());
+    }
+
+    /// Why its last incarnation exited.
+    pub(crate) fn last_exit(&self) -> Option<ExitReason> {
+        self.last_exit.clone()
     }
 
     /// Whether the child has ever started.

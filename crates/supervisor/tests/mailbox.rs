@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use supervisor::{
-    Address, AddressStatus, CallError, ChildContext, ChildSpec, DynamicSupervisor, HandBack,
-    Inbox, ReplyTo, Restart, RestartPolicy, SendError, SpecError, Supervisor, SupervisorHandle,
+    Address, AddressStatus, CallError, ChildContext, ChildSpec, DynamicSupervisor, HandBack, Inbox,
+    ReplyTo, Restart, RestartPolicy, SendError, SpecError, Supervisor, SupervisorHandle,
     TrySendError,
 };
 
@@ -78,7 +78,11 @@ async fn messages_sent_during_a_delayed_restart_reach_the_next_incarnation_in_or
         addr.send(Msg::Push(v)).await.unwrap(); // buffered, no wait
     }
     tokio::time::sleep(secs(19)).await;
-    assert_eq!(log.lock().unwrap().len(), 1, "nothing delivered before the restart");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        1,
+        "nothing delivered before the restart"
+    );
     tokio::time::sleep(secs(2)).await;
     assert_eq!(addr.status(), AddressStatus::Running);
     let got = log.lock().unwrap().clone();
@@ -105,7 +109,10 @@ async fn a_full_buffer_applies_backpressure_and_try_send_says_why() {
         async move { addr.send(Msg::Push(3)).await.is_ok() }
     });
     tokio::time::sleep(secs(5)).await;
-    assert!(!waiting.is_finished(), "send must wait while the buffer is full");
+    assert!(
+        !waiting.is_finished(),
+        "send must wait while the buffer is full"
+    );
     tokio::time::sleep(secs(6)).await;
     assert!(waiting.await.unwrap());
     settle().await;
@@ -168,7 +175,10 @@ async fn addresses_of_temporary_children_fail_after_the_child_ends() {
     settle().await;
     assert_eq!(addr.status(), AddressStatus::Stopped);
     assert!(matches!(addr.send(2).await, Err(SendError::Stopped { .. })));
-    assert!(matches!(addr.try_send(3), Err(TrySendError::Stopped { .. })));
+    assert!(matches!(
+        addr.try_send(3),
+        Err(TrySendError::Stopped { .. })
+    ));
     let err = addr.call(|_r: ReplyTo<()>| 4, secs(1)).await.unwrap_err();
     assert!(matches!(err, CallError::Stopped { .. }));
     assert!(h.shutdown().await.is_clean());
@@ -256,8 +266,10 @@ async fn bad_input_gets_typed_errors() {
     assert!(matches!(empty, Err(SpecError::EmptyId { .. })));
     // a spec dropped without ever starting: its address is stopped, not hanging
     let (spec, addr) =
-        ChildSpec::with_mailbox("never", 1, |_c: ChildContext, _i: Inbox<u8>| async { Ok(()) })
-            .unwrap();
+        ChildSpec::with_mailbox("never", 1, |_c: ChildContext, _i: Inbox<u8>| async {
+            Ok(())
+        })
+        .unwrap();
     addr.send(1).await.unwrap();
     drop(spec);
     assert!(matches!(addr.send(2).await, Err(SendError::Stopped { .. })));
@@ -288,4 +300,3 @@ async fn a_dynamic_childs_address_stops_with_it() {
     assert_eq!(addr.status(), AddressStatus::Stopped);
     assert!(pool.shutdown().await.is_clean());
 }
-

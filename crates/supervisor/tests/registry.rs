@@ -24,17 +24,21 @@ enum Msg {
 
 /// Answers `Whoami` with its restart count, crashes on `Crash`.
 fn child(id: &str) -> (ChildSpec, Address<Msg>) {
-    ChildSpec::with_mailbox(id, 8, |ctx: ChildContext, mut inbox: Inbox<Msg>| async move {
-        while let Some(msg) = inbox.recv().await {
-            match msg {
-                Msg::Crash => return Err("crash".into()),
-                Msg::Whoami(r) => {
-                    let _ = r.send(ctx.restarts());
+    ChildSpec::with_mailbox(
+        id,
+        8,
+        |ctx: ChildContext, mut inbox: Inbox<Msg>| async move {
+            while let Some(msg) = inbox.recv().await {
+                match msg {
+                    Msg::Crash => return Err("crash".into()),
+                    Msg::Whoami(r) => {
+                        let _ = r.send(ctx.restarts());
+                    }
                 }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .unwrap()
 }
 
@@ -179,7 +183,11 @@ async fn dynamic_children_register_themselves_on_every_start() {
     s1.send(Msg::Crash).await.unwrap();
     settle().await;
     assert_eq!(s1.call(Msg::Whoami, secs(1)).await.unwrap(), 1);
-    assert_eq!(registry.len(), 3, "re-registering after a restart is a no-op");
+    assert_eq!(
+        registry.len(),
+        3,
+        "re-registering after a restart is a no-op"
+    );
     pool.terminate_child(ids[1]).await.unwrap();
     assert!(registry.lookup("session-1").is_none());
     assert_eq!(registry.len(), 2);

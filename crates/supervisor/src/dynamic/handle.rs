@@ -11,6 +11,7 @@ use super::builder::check_spec;
 use super::shared::{Refused, Shared};
 use crate::child::{self, Exit, Run, RunKey};
 use crate::handle::{ChildCounts, ChildInfo, Core, Reply};
+use crate::tree::{self, RawNode, SupervisorTree, TreeKind};
 use crate::{ChildContext, ChildId, ChildSpec, Event, ShutdownReport, SupervisorError};
 
 pub(crate) enum DynMsg {
@@ -19,6 +20,7 @@ pub(crate) enum DynMsg {
     TerminateChild(ChildId, Reply<Result<(), SupervisorError>>),
     WhichChildren(Reply<Vec<ChildInfo>>),
     CountChildren(Reply<ChildCounts>),
+    Tree(Reply<Vec<RawNode>>),
     Shutdown(Reply<ShutdownReport>),
 }
 
@@ -138,6 +140,18 @@ impl DynamicHandle {
     /// `Gone`.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
         self.inner.core.call(DynMsg::CountChildren).await
+    }
+
+    /// The whole tree under this supervisor, recursively (see
+    /// [`SupervisorHandle::tree`](crate::SupervisorHandle::tree)).
+    ///
+    /// # Errors
+    ///
+    /// `Gone`.
+    pub async fn tree(&self) -> Result<SupervisorTree, SupervisorError> {
+        let raw = self.inner.core.call(DynMsg::Tree).await?;
+        let id = self.inner.core.id.clone();
+        Ok(tree::assemble(id, TreeKind::Dynamic, raw).await)
     }
 
     /// Subscribes to the supervisor's events.

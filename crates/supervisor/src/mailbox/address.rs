@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::state::State;
-use super::{AddressStatus, Shared, CallError, SendError, TrySendError};
+use super::{AddressStatus, CallError, SendError, Shared, TrySendError};
 
 /// A typed address of a child declared with [`ChildSpec::with_mailbox`](crate::ChildSpec::with_mailbox).
 ///

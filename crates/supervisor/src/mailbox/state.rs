@@ -67,12 +67,9 @@ impl State {
     /// The incarnation that held the inbox ended; unless the child already stopped for good,
     /// a restart is expected.
     pub(crate) fn down(&self) {
-        let _ = self.status.compare_exchange(
-            RUNNING,
-            RESTARTING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let _ =
+            self.status
+                .compare_exchange(RUNNING, RESTARTING, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// The child stopped for good: wake blocked senders, run the stop hooks (once).

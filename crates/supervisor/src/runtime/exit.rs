@@ -38,8 +38,9 @@ impl Actor {
         self.on_exit(key.child, reason).await;
     }
 
-    pub(super) fn emit_exit(&self, serial: u64, reason: &ExitReason) {
-        if let Some(c) = self.children.get(serial) {
+    pub(super) fn emit_exit(&mut self, serial: u64, reason: &ExitReason) {
+        if let Some(c) = self.children.get_mut(serial) {
+            c.restarts.exited(reason);
             self.emitter.exited(&c.spec.inner().id, None, reason);
         }
     }
