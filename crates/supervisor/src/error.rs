@@ -346,6 +346,13 @@ impl ShutdownReport {
         }
     }
 
+    /// The report of a supervisor that was never running to be shut down.
+    pub(crate) fn gone(supervisor: Arc<str>, error: SupervisorError) -> Self {
+        let mut report = Self::new(supervisor);
+        report.exit = Err(error);
+        report
+    }
+
     /// True when every child stopped (on its own or by abort).
     pub fn is_clean(&self) -> bool {
         self.not_stopped.is_empty()

@@ -246,6 +246,7 @@ mod restarts;
 mod runtime;
 mod signals;
 mod spec;
+mod tasks;
 mod timers;
 mod tree;
 
@@ -270,4 +271,5 @@ pub use registry::{Keys, Registry, RegistryError};
 pub use signals::{os_signals, run_until_signal};
 pub use signals::{run_until, Signal, SignalOutcome, TreeHandle};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
+pub use tasks::{TaskError, TaskHandle, TaskSupervisor, TaskSupervisorBuilder, TaskSupervisorSpec};
 pub use tree::{ChildNode, SupervisorTree, TreeKind};
