@@ -133,6 +133,12 @@ pub enum SpecError {
         /// The supervisor's id.
         supervisor: String,
     },
+    /// A partitioned supervisor has no partitions.
+    #[error("partition supervisor `{supervisor}`: 0 partitions; use at least 1")]
+    ZeroPartitions {
+        /// The supervisor's id.
+        supervisor: String,
+    },
     /// A mailbox capacity is zero, so no message could ever be sent.
     #[error("child `{child}`: mailbox capacity is 0; use at least 1")]
     ZeroCapacity {

@@ -241,6 +241,7 @@ mod flags;
 mod handle;
 mod intensity;
 mod mailbox;
+mod partition;
 mod registry;
 mod restarts;
 mod runtime;
@@ -265,6 +266,9 @@ pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
 pub use intensity::Intensity;
 pub use mailbox::{
     Address, AddressStatus, CallError, HandBack, Inbox, ReplyTo, SendError, Taken, TrySendError,
+};
+pub use partition::{
+    PartitionHandle, PartitionSupervisor, PartitionSupervisorBuilder, PartitionSupervisorSpec,
 };
 pub use registry::{Keys, Registry, RegistryError};
 #[cfg(feature = "signals")]

@@ -58,6 +58,11 @@ impl DynamicHandle {
         &self.inner.core.id
     }
 
+    /// Whether this supervisor issued `id`.
+    pub(crate) fn issued(&self, id: ChildId) -> bool {
+        self.inner.shared.number(id).is_some()
+    }
+
     /// Starts a child and returns its instance id. Its restart type, shutdown and readiness
     /// come from `spec`; the spec's id need not be unique.
     ///
