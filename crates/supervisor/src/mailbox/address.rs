@@ -78,7 +78,7 @@ impl<M> Address<M> {
             return Err(self.stopped(message));
         }
         match self.tx.try_send(message) {
-            Ok(()) => Ok(self.after_send()),
+            Ok(()) => self.after_send(),
             Err(mpsc::error::TrySendError::Full(m)) => self.send_slow(m).await,
             Err(mpsc::error::TrySendError::Closed(m)) => Err(self.stopped(m)),
         }
@@ -96,7 +96,7 @@ impl<M> Address<M> {
             permit = self.tx.reserve() => match permit {
                 Ok(permit) if !self.state().is_stopped() => {
                     permit.send(message);
-                    Ok(self.after_send())
+                    self.after_send()
                 }
                 _ => Err(self.stopped(message)),
             },
@@ -106,10 +106,11 @@ impl<M> Address<M> {
 
     /// A message sent just as the child stopped for good must not wait there for a revival
     /// (a caller would wait for an answer that never comes): drop what is buffered.
-    fn after_send(&self) {
+    fn after_send<E>(&self) -> Result<(), E> {
         if self.state().is_stopped() {
             self.shared.drain();
         }
+        Ok(())
     }
 
     /// Sends a message if it can be delivered now; never waits and never queues for a
@@ -137,7 +138,7 @@ impl<M> Address<M> {
             }
         }
         match self.tx.try_send(message) {
-            Ok(()) => Ok(self.after_send()),
+            Ok(()) => self.after_send(),
             Err(mpsc::error::TrySendError::Full(message)) => Err(TrySendError::Full {
                 child: child(),
                 message,
