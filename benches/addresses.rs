@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use supervisor::{
-    Address, ChildContext, ChildSpec, Inbox, Keys, PartitionSupervisor, Registry, ReplyTo,
-    Restart, Supervisor,
+    Address, ChildContext, ChildSpec, Inbox, Keys, PartitionSupervisor, Registry, ReplyTo, Restart,
+    Supervisor,
 };
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
