@@ -11,10 +11,13 @@
 //! - `partitioned_starts`: 40,000 idle children started by 4 concurrent starter tasks
 //!   through a `PartitionSupervisor` with 1 and 2 partitions, on a `multi_thread` runtime
 //!   with 2 workers; timed until every partition has taken in its children.
+//! - `partitioned_restarts`: 100,000 crash→restart cycles of 8 children spread over 1 and
+//!   2 partitions (each child fails as soon as it starts, 12,500 times), same runtime.
 //!
 //! `cargo bench --bench addresses`
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
@@ -188,6 +191,45 @@ async fn partitioned_starts(partitions: usize) -> Duration {
     elapsed
 }
 
+const CYCLES: u32 = 100_000;
+const CRASHERS: u32 = 8;
+
+/// `CYCLES` crash→restart cycles of `CRASHERS` children spread over `partitions`
+/// partitions; the time until the last child has run its last cycle.
+async fn partitioned_restarts(partitions: usize) -> Duration {
+    let pool = PartitionSupervisor::builder("pool")
+        .partitions(partitions)
+        .intensity(supervisor::Intensity::new(1_000_000, Duration::from_secs(1)))
+        .build()
+        .expect("a valid spec")
+        .start()
+        .await
+        .expect("started");
+    let done = Arc::new(tokio::sync::Semaphore::new(0));
+    let per_child = CYCLES / CRASHERS;
+    let t0 = Instant::now();
+    for c in 0..CRASHERS {
+        let done = done.clone();
+        let crasher = ChildSpec::new("crasher", move |ctx: ChildContext| {
+            let done = done.clone();
+            async move {
+                if ctx.restarts() < per_child {
+                    return Err("crash".into());
+                }
+                done.add_permits(1);
+                ctx.cancelled().await;
+                Ok(())
+            }
+        });
+        pool.start_child(&c, crasher).await.expect("started");
+    }
+    let all = done.acquire_many(CRASHERS).await.expect("open");
+    let elapsed = t0.elapsed();
+    drop(all);
+    let _ = pool.shutdown().await;
+    elapsed
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("addresses");
     g.sample_size(20);
@@ -266,6 +308,16 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 (0..iters)
                     .map(|_| rt.block_on(partitioned_starts(partitions)))
+                    .sum()
+            })
+        });
+    }
+    g.throughput(Throughput::Elements(u64::from(CYCLES)));
+    for partitions in [1, 2] {
+        g.bench_function(format!("partitioned_restarts_100k/{partitions}"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| rt.block_on(partitioned_restarts(partitions)))
                     .sum()
             })
         });
