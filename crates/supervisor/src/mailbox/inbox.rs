@@ -59,8 +59,11 @@ impl<M> Inbox<M> {
     }
 
     /// The next message (messages handed back first, then in sending order); `None` once
-    /// the supervisor asks the child to stop. Unreceived messages stay for the next
-    /// incarnation, or are dropped when the child stops for good.
+    /// the supervisor has asked the child to stop and no message is ready, so a stopping
+    /// child drains what is buffered within its linger bound (check
+    /// [`ChildContext::is_cancelled`](crate::ChildContext::is_cancelled) to stop at once).
+    /// Unreceived messages stay for the next incarnation, or are dropped when the child
+    /// stops for good.
     ///
     /// # Cancel safety
     ///
