@@ -199,7 +199,10 @@ const CRASHERS: u32 = 8;
 async fn partitioned_restarts(partitions: usize) -> Duration {
     let pool = PartitionSupervisor::builder("pool")
         .partitions(partitions)
-        .intensity(supervisor::Intensity::new(1_000_000, Duration::from_secs(1)))
+        .intensity(supervisor::Intensity::new(
+            1_000_000,
+            Duration::from_secs(1),
+        ))
         .build()
         .expect("a valid spec")
         .start()

@@ -178,3 +178,34 @@ impl fmt::Display for ChildNode {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_render_to_the_millisecond_and_never_for_no_limit() {
+        assert_eq!(short(Duration::from_micros(1_500_700)), "1s 500ms");
+        assert_eq!(short(Duration::MAX), "never");
+    }
+
+    #[test]
+    fn a_child_line_shows_only_what_applies() {
+        let node = ChildNode {
+            id: Arc::from("conn"),
+            instance: None,
+            state: ChildState::Restarting,
+            kind: ChildKind::Worker,
+            restart: Restart::Permanent,
+            restarts: 2,
+            last_exit: Some(ExitReason::Panic("boom".into())),
+            uptime: None,
+            restart_in: Some(Duration::from_millis(250)),
+            tree: None,
+        };
+        assert_eq!(
+            node.to_string(),
+            "conn  restarting  restart in 250ms  restarts 2  last exit: panic: boom"
+        );
+    }
+}

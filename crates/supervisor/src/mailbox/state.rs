@@ -111,3 +111,42 @@ impl fmt::Debug for State {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[test]
+    fn a_stopped_mailbox_stays_stopped_until_an_incarnation_runs() {
+        let state = State::new(Arc::from("c"));
+        assert_eq!(state.status(), AddressStatus::Restarting);
+        state.running();
+        state.down();
+        assert_eq!(state.status(), AddressStatus::Restarting);
+        state.stop();
+        state.down(); // a straggler's inbox dropped late does not revive it
+        assert_eq!(state.status(), AddressStatus::Stopped);
+        state.running(); // restart_child
+        assert_eq!(state.status(), AddressStatus::Running);
+    }
+
+    #[test]
+    fn stop_hooks_run_once_and_none_is_kept_after_the_stop() {
+        let state = State::new(Arc::from("c"));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let hook = |runs: &Arc<AtomicUsize>| -> OnStop {
+            let runs = runs.clone();
+            Box::new(move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        assert_eq!(state.on_stop(|| (1, Some(hook(&runs)))), Some(1));
+        state.stop();
+        state.stop();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(state.on_stop(|| (2, Some(hook(&runs)))), None);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+}
