@@ -4,13 +4,16 @@
 //!   receives them; a bare tokio `mpsc` channel (capacity 1024) and a stable address (a
 //!   supervised child's mailbox of the same capacity) side by side, on a `current_thread`
 //!   runtime (one core: the figure is the channel's own cost, not cross-core wake-ups).
-//! - `call_round`: 10,000 request/response rounds: a bare `mpsc` + `oneshot` pair against
-//!   `Address::call`.
-//! - `registry_lookup_100k`: one look-up of a random key among 100,000 registered
-//!   addresses (string keys), address cloned.
+//! - `call_round`: 10,000 request/response rounds: a bare `mpsc` + `oneshot` pair, the
+//!   same under `tokio::time::timeout` (what `call` does), and `Address::call`.
+//! - `registry_lookup_100k`: one look-up among 100,000 registered addresses (string keys,
+//!   the address cloned): `hot`, keys from a set of 1,000 (the working set in cache), and
+//!   `cold`, a walk over all 100,000 keys (each look-up misses the CPU caches).
 //! - `partitioned_starts`: 40,000 idle children started by 4 concurrent starter tasks
 //!   through a `PartitionSupervisor` with 1 and 2 partitions, on a `multi_thread` runtime
-//!   with 2 workers; timed until every partition has taken in its children.
+//!   with 2 workers; timed until every partition has taken in its children. `ready`: the
+//!   same with children that signal readiness, which the partition's own task starts
+//!   (the supervisor task is then the bottleneck partitions spread).
 //! - `partitioned_restarts`: 100,000 crash→restart cycles of 8 children spread over 1 and
 //!   2 partitions (each child fails as soon as it starts, 12,500 times), same runtime.
 //!
@@ -107,7 +110,7 @@ async fn address_send(addr: &Address<Msg>, n: u64) -> Duration {
 }
 
 /// `n` request/response rounds over a bare channel and oneshots.
-async fn bare_call(n: u64) -> Duration {
+async fn bare_call(n: u64, timeout: Option<Duration>) -> Duration {
     let (tx, mut rx) = mpsc::channel::<(u64, oneshot::Sender<u64>)>(CAPACITY);
     tokio::spawn(async move {
         while let Some((v, r)) = rx.recv().await {
@@ -117,8 +120,14 @@ async fn bare_call(n: u64) -> Duration {
     let t0 = Instant::now();
     for i in 0..n {
         let (rtx, rrx) = oneshot::channel();
-        tx.send((i, rtx)).await.expect("the server runs");
-        black_box(rrx.await.expect("an answer"));
+        let round = async {
+            tx.send((i, rtx)).await.expect("the server runs");
+            rrx.await.expect("an answer")
+        };
+        match timeout {
+            Some(t) => black_box(tokio::time::timeout(t, round).await.expect("in time")),
+            None => black_box(round.await),
+        };
     }
     t0.elapsed()
 }
@@ -150,17 +159,23 @@ async fn address_call(addr: &Address<Req>, n: u64) -> Duration {
     t0.elapsed()
 }
 
-fn idle() -> ChildSpec {
-    ChildSpec::new("idle", |ctx: ChildContext| async move {
+fn idle(ready: bool) -> ChildSpec {
+    let spec = ChildSpec::new("idle", |ctx: ChildContext| async move {
+        ctx.ready();
         ctx.cancelled().await;
         Ok(())
     })
-    .restart(Restart::Temporary)
+    .restart(Restart::Temporary);
+    if ready {
+        spec.wait_for_ready()
+    } else {
+        spec
+    }
 }
 
 /// Starts `STARTS` children from `STARTERS` concurrent tasks through `partitions`
 /// partitions; the time until every partition has taken them all in.
-async fn partitioned_starts(partitions: usize) -> Duration {
+async fn partitioned_starts(partitions: usize, ready: bool) -> Duration {
     let pool = PartitionSupervisor::builder("pool")
         .partitions(partitions)
         .build()
@@ -175,7 +190,7 @@ async fn partitioned_starts(partitions: usize) -> Duration {
             tokio::spawn(async move {
                 for i in 0..STARTS / STARTERS {
                     let key = s * STARTS + i;
-                    pool.start_child(&key, idle()).await.expect("started");
+                    pool.start_child(&key, idle(ready)).await.expect("started");
                 }
             })
         })
@@ -264,7 +279,19 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("call_round/bare_mpsc_oneshot", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| rt.block_on(bare_call(MESSAGES))).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(bare_call(MESSAGES, None)))
+                .sum()
+        })
+    });
+    g.bench_function("call_round/bare_mpsc_oneshot_timeout", |b| {
+        let t = Some(Duration::from_secs(60));
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| rt.block_on(bare_call(MESSAGES, t)))
+                .sum()
+        })
     });
     g.bench_function("call_round/address_call", |b| {
         b.iter_custom(|iters| {
@@ -291,29 +318,34 @@ fn bench(c: &mut Criterion) {
     // a fixed pseudo-random walk over the keys, so the look-ups miss the cache as a real
     // look-up would
     let order: Vec<usize> = (0..ENTRIES).map(|i| (i * 7_919 + 13) % ENTRIES).collect();
-    let mut next = 0;
     g.throughput(Throughput::Elements(1));
     g.sample_size(50);
-    g.bench_function("registry_lookup_100k", |b| {
-        b.iter(|| {
-            next = (next + 1) % ENTRIES;
-            black_box(registry.lookup(keys[order[next]].as_str()))
-        })
-    });
+    for (name, span) in [("hot", 1_000), ("cold", ENTRIES)] {
+        let mut next = 0;
+        g.bench_function(format!("registry_lookup_100k/{name}"), |b| {
+            b.iter(|| {
+                next = (next + 1) % span;
+                black_box(registry.lookup(keys[order[next]].as_str()))
+            })
+        });
+    }
     drop(keep);
 
     let rt = runtime(Some(2));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
     g.throughput(Throughput::Elements(STARTS));
-    for partitions in [1, 2] {
-        g.bench_function(format!("partitioned_starts_40k/{partitions}"), |b| {
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| rt.block_on(partitioned_starts(partitions)))
-                    .sum()
-            })
-        });
+    for ready in [false, true] {
+        for partitions in [1, 2] {
+            let name = if ready { "ready/" } else { "" };
+            g.bench_function(format!("partitioned_starts_40k/{name}{partitions}"), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| rt.block_on(partitioned_starts(partitions, ready)))
+                        .sum()
+                })
+            });
+        }
     }
     g.throughput(Throughput::Elements(u64::from(CYCLES)));
     for partitions in [1, 2] {

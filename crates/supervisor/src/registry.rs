@@ -72,7 +72,37 @@ pub struct Registry<K, M> {
 
 struct Inner<K, M> {
     keys: Keys,
-    map: RwLock<HashMap<K, Vec<Address<M>>>>,
+    map: RwLock<HashMap<K, Entry<M>>>,
+}
+
+/// The addresses under one key: the first inline (a unique key's only one, found without
+/// another pointer to follow), the others after it.
+struct Entry<M> {
+    first: Address<M>,
+    more: Vec<Address<M>>,
+}
+
+impl<M> Entry<M> {
+    fn iter(&self) -> impl Iterator<Item = &Address<M>> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    fn len(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// Removes mailbox `address`; `None` when the entry is left empty.
+    fn without(mut self, address: usize) -> Option<Self> {
+        self.more.retain(|a| a.key() != address);
+        if self.first.key() != address {
+            return Some(self);
+        }
+        if self.more.is_empty() {
+            return None;
+        }
+        self.first = self.more.remove(0);
+        Some(self)
+    }
 }
 
 impl<K, M> Clone for Registry<K, M> {
@@ -86,32 +116,34 @@ impl<K, M> Clone for Registry<K, M> {
 impl<K, M> Inner<K, M> {
     // the critical sections cannot panic midway (map inserts and removes), so a poisoned
     // lock still guards a consistent map
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<K, Vec<Address<M>>>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<K, Entry<M>>> {
         self.map.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<K, Vec<Address<M>>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<K, Entry<M>>> {
         self.map.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl<K, M> Inner<K, M>
 where
-    K: Eq + Hash,
+    K: Eq + Hash + Clone,
 {
     /// Removes the entry of mailbox `address` under `key`; true if there was one.
     fn remove(&self, key: &K, address: usize) -> bool {
         let mut map = self.write();
-        let Some(list) = map.get_mut(key) else {
+        let Some(entry) = map.remove(key) else {
             return false;
         };
-        let before = list.len();
-        list.retain(|a| a.key() != address);
-        let removed = list.len() < before;
-        if list.is_empty() {
-            map.remove(key);
+        let before = entry.len();
+        match entry.without(address) {
+            Some(rest) => {
+                let removed = rest.len() < before;
+                map.insert(key.clone(), rest);
+                removed
+            }
+            None => true,
         }
-        removed
     }
 }
 
@@ -150,18 +182,24 @@ where
     /// Inserts the entry and returns the hook that removes it.
     fn insert(&self, key: K, address: &Address<M>) -> (Result<(), RegistryError>, Option<OnStop>) {
         let mut map = self.inner.write();
-        let list = map.entry(key.clone()).or_default();
-        if list.iter().any(|a| a.same(address)) {
-            return (Ok(()), None);
+        match map.get_mut(&key) {
+            None => {
+                let entry = Entry {
+                    first: address.clone(),
+                    more: Vec::new(),
+                };
+                map.insert(key.clone(), entry);
+            }
+            Some(entry) if entry.iter().any(|a| a.same(address)) => return (Ok(()), None),
+            Some(entry) if self.inner.keys == Keys::Unique => {
+                let err = RegistryError::AlreadyRegistered {
+                    key: format!("{key:?}"),
+                    child: entry.first.child().to_owned(),
+                };
+                return (Err(err), None);
+            }
+            Some(entry) => entry.more.push(address.clone()),
         }
-        if let (Keys::Unique, Some(holder)) = (self.inner.keys, list.first()) {
-            let err = RegistryError::AlreadyRegistered {
-                key: format!("{key:?}"),
-                child: holder.child().to_owned(),
-            };
-            return (Err(err), None);
-        }
-        list.push(address.clone());
         let weak: Weak<Inner<K, M>> = Arc::downgrade(&self.inner);
         let mailbox = address.key();
         let hook: OnStop = Box::new(move || {
@@ -183,7 +221,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner.read().get(key).and_then(|l| l.first()).cloned()
+        self.inner.read().get(key).map(|e| e.first.clone())
     }
 
     /// Every address registered under `key`, in registration order.
@@ -192,7 +230,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner.read().get(key).cloned().unwrap_or_default()
+        let map = self.inner.read();
+        map.get(key)
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The registered keys, in no particular order.
@@ -202,7 +243,7 @@ where
 
     /// How many entries (key, address) there are.
     pub fn len(&self) -> usize {
-        self.inner.read().values().map(Vec::len).sum()
+        self.inner.read().values().map(Entry::len).sum()
     }
 
     /// True when nothing is registered.

@@ -15,22 +15,25 @@ use super::{AddressStatus, CallError, SendError, Shared, TrySendError};
 /// child: messages sent while it restarts wait in the bounded buffer for the next
 /// incarnation, in order. Cheap to clone, usable from any task.
 pub struct Address<M> {
-    tx: mpsc::Sender<M>,
+    // one `Arc`: a clone (a registry look-up) is one atomic increment
     shared: Arc<Shared<M>>,
 }
 
 impl<M> Clone for Address<M> {
     fn clone(&self) -> Self {
         Self {
-            tx: self.tx.clone(),
             shared: self.shared.clone(),
         }
     }
 }
 
 impl<M> Address<M> {
-    pub(crate) fn new(tx: mpsc::Sender<M>, shared: Arc<Shared<M>>) -> Self {
-        Self { tx, shared }
+    pub(crate) fn new(shared: Arc<Shared<M>>) -> Self {
+        Self { shared }
+    }
+
+    fn tx(&self) -> &mpsc::Sender<M> {
+        &self.shared.tx
     }
 
     /// The child's id.
@@ -77,7 +80,7 @@ impl<M> Address<M> {
         if self.state().is_stopped() {
             return Err(self.stopped(message));
         }
-        match self.tx.try_send(message) {
+        match self.tx().try_send(message) {
             Ok(()) => self.after_send(),
             Err(mpsc::error::TrySendError::Full(m)) => self.send_slow(m).await,
             Err(mpsc::error::TrySendError::Closed(m)) => Err(self.stopped(m)),
@@ -93,7 +96,7 @@ impl<M> Address<M> {
             return Err(self.stopped(message));
         }
         tokio::select! {
-            permit = self.tx.reserve() => match permit {
+            permit = self.tx().reserve() => match permit {
                 Ok(permit) if !self.state().is_stopped() => {
                     permit.send(message);
                     self.after_send()
@@ -137,7 +140,7 @@ impl<M> Address<M> {
                 })
             }
         }
-        match self.tx.try_send(message) {
+        match self.tx().try_send(message) {
             Ok(()) => self.after_send(),
             Err(mpsc::error::TrySendError::Full(message)) => Err(TrySendError::Full {
                 child: child(),
@@ -211,7 +214,7 @@ impl<M> fmt::Debug for Address<M> {
         f.debug_struct("Address")
             .field("child", &self.state().child)
             .field("status", &self.state().status())
-            .field("queued", &(self.tx.max_capacity() - self.tx.capacity()))
+            .field("queued", &(self.tx().max_capacity() - self.tx().capacity()))
             .finish()
     }
 }

@@ -26,6 +26,7 @@ use state::State;
 /// One mailbox: its status and its buffer (locked by the incarnation that receives).
 pub(crate) struct Shared<M> {
     pub(crate) state: State,
+    pub(crate) tx: mpsc::Sender<M>,
     queue: Arc<Mutex<Queue<M>>>,
 }
 
@@ -110,9 +111,10 @@ impl ChildSpec {
         };
         let shared = Arc::new(Shared {
             state: State::new(id.clone()),
+            tx,
             queue: Arc::new(Mutex::new(queue)),
         });
-        let address = Address::new(tx, shared.clone());
+        let address = Address::new(shared.clone());
         let factory = Arc::new(factory);
         let addr = address.clone();
         let shared_f = shared.clone();
