@@ -98,6 +98,7 @@ mod args;
 mod client;
 mod context;
 mod error;
+mod fast_map;
 mod job;
 mod lease_clock;
 mod memory;

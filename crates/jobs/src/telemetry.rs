@@ -15,6 +15,7 @@
 //! | [`JOB_QUEUE_WAIT_SECONDS`] `jobs_queue_wait_seconds` | histogram | `queue`, `kind` | from available (its `run_at`) to started |
 //! | [`CLAIM_SECONDS`] `jobs_claim_seconds` | histogram | `queue` | one claim round trip of a fetcher |
 //! | [`JOBS_RUNNING`] `jobs_running` | gauge | `queue` | jobs running in this pool now |
+//! | [`JOBS_WAITING_UNKNOWN_KIND`] `jobs_waiting_unknown_kind` | gauge | - | available jobs of kinds this pool has no worker for, counted once a minute (see [`Pool::waiting_unknown_kinds`](crate::Pool::waiting_unknown_kinds)) |
 //! | [`QUEUE_DEPTH`] `jobs_queue_depth` | gauge | `queue`, `state` | jobs per queue and state in the store, sampled every [`PoolConfig::queue_depth_interval`](crate::PoolConfig::queue_depth_interval) |
 //! | [`STORE_CALL_SECONDS`] `jobs_store_call_seconds` | histogram | `op`, `store` | every store call, by operation |
 //! | [`STORE_CALL_FAILURES`] `jobs_store_call_failures_total` | counter | `op`, `store` | failed store calls |
@@ -33,10 +34,9 @@
 //! async fn metrics(State(handle): State<PrometheusHandle>) -> String { handle.render() }
 //! ```
 
-use std::collections::HashMap;
-
 use metrics::{Counter, Gauge, Histogram};
 
+use crate::fast_map::FastMap;
 use crate::store::FinishOutcome;
 
 #[doc(no_inline)]
@@ -56,6 +56,9 @@ pub const JOBS_SNOOZED: &str = "jobs_snoozed_total";
 pub const JOBS_RELEASED: &str = "jobs_released_total";
 /// Counter of jobs a rescuer returned to their queue after their lease expired.
 pub const JOBS_RESCUED: &str = "jobs_rescued_total";
+/// Gauge of available jobs of kinds the pool has no worker for (they wait for a process
+/// that knows them), counted once a minute.
+pub const JOBS_WAITING_UNKNOWN_KIND: &str = "jobs_waiting_unknown_kind";
 /// Histogram of run durations in seconds, labelled `queue` and `kind`.
 pub const JOB_RUN_SECONDS: &str = "jobs_run_seconds";
 /// Histogram of the time from available to started in seconds, labelled `queue` and `kind`.
@@ -117,7 +120,7 @@ impl KindMetrics {
 #[derive(Debug)]
 pub(crate) struct QueueMetrics {
     queue: String,
-    kinds: HashMap<&'static str, KindMetrics>,
+    kinds: FastMap<&'static str, KindMetrics>,
     pub(crate) running: Gauge,
     pub(crate) claim_seconds: Histogram,
 }
@@ -144,6 +147,11 @@ impl QueueMetrics {
             None => record(&KindMetrics::new(&self.queue, kind)),
         }
     }
+}
+
+/// Sets the gauge of jobs waiting for a process that knows their kind.
+pub(crate) fn unknown_kinds_waiting(count: u64) {
+    metrics::gauge!(JOBS_WAITING_UNKNOWN_KIND).set(count as f64);
 }
 
 /// Counts jobs a rescue returned to their queue.

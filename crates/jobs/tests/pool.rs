@@ -1060,6 +1060,11 @@ async fn a_kind_no_process_knows_waits_then_goes_dead_after_unknown_kind_ttl() {
     tokio::time::sleep(Duration::from_secs(1800)).await;
     let waiting = job(&store, unknown).await;
     assert_eq!((waiting.state, waiting.claims), (JobState::Available, 0));
+    assert_eq!(
+        pool.waiting_unknown_kinds(),
+        1,
+        "shown as waiting for its kind"
+    );
     tokio::time::sleep(Duration::from_secs(1900)).await;
     let expired = job(&store, unknown).await;
     assert_eq!(expired.state, JobState::Dead);
@@ -1069,5 +1074,6 @@ async fn a_kind_no_process_knows_waits_then_goes_dead_after_unknown_kind_ttl() {
         expired.errors
     );
     assert_eq!(dead.lock().unwrap().len(), 1, "the hook sees it");
+    assert_eq!(pool.waiting_unknown_kinds(), 0, "no longer waiting");
     let _ = pool.shutdown().await;
 }

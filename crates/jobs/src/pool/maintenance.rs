@@ -2,6 +2,7 @@
 //! old finished jobs, sampling queue depths, and listening for wake-ups. Each is a supervised child; a store error
 //! (logged by the store facade) ends it and its supervisor restarts it after a delay.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,6 +103,9 @@ pub(crate) struct Scheduler {
     pub(crate) kinds: Arc<[String]>,
     /// Jobs of other kinds waiting longer than this go to the dead set.
     pub(crate) unknown_kind_ttl: Duration,
+    /// Where the count of jobs of other kinds still waiting is kept (see
+    /// [`Pool::waiting_unknown_kinds`](crate::Pool::waiting_unknown_kinds)).
+    pub(crate) unknown_kinds: Arc<AtomicU64>,
     /// Runs the exhausted hook for them.
     pub(crate) hooks: Arc<Hooks>,
 }
@@ -161,6 +165,8 @@ impl Scheduler {
             limit: MAINTENANCE_BATCH,
         };
         let outcome = self.client.store().job_expire_unknown_kinds(params).await?;
+        self.unknown_kinds.store(outcome.waiting, Ordering::Relaxed);
+        telemetry::unknown_kinds_waiting(outcome.waiting);
         if outcome.waiting > 0 {
             tracing::warn!(waiting = outcome.waiting, known = ?self.kinds,
                 "jobs of kinds this pool has no worker for are waiting for a process that knows them");
