@@ -27,7 +27,8 @@ pub(crate) struct ChildRestarts {
     /// Restarts since the last stable run: the backoff step.
     consecutive: u32,
     last_start: Option<Instant>,
-    last_exit: Option<ExitReason>,
+    /// Boxed: most children never exit, and an idle child should stay small.
+    last_exit: Option<Box<ExitReason>>,
 }
 
 impl ChildRestarts {
@@ -47,12 +48,12 @@ impl ChildRestarts {
 
     /// Records why the child's incarnation exited.
     pub(crate) fn exited(&mut self, reason: &ExitReason) {
-        self.last_exit = Some(reason.clone());
+        self.last_exit = Some(Box::new(reason.clone()));
     }
 
     /// Why its last incarnation exited.
     pub(crate) fn last_exit(&self) -> Option<ExitReason> {
-        self.last_exit.clone()
+        self.last_exit.as_deref().cloned()
     }
 
     /// Whether the child has ever started.

@@ -102,28 +102,6 @@ pub(crate) trait Lifecycle: Send + Sync {
     fn stopped(&self);
 }
 
-/// Held in a supervisor's record of a child: when the record goes, the child has stopped
-/// for good.
-pub(crate) struct Bound(Option<Arc<dyn Lifecycle>>);
-
-impl Bound {
-    pub(crate) fn new(spec: &ChildSpec) -> Self {
-        Self(spec.inner.lifecycle.clone())
-    }
-
-    /// The child stopped for good, though its record stays (a terminated child).
-    pub(crate) fn stopped(&self) {
-        if let Some(l) = &self.0 {
-            l.stopped();
-        }
-    }
-}
-
-impl Drop for Bound {
-    fn drop(&mut self) {
-        self.stopped();
-    }
-}
 
 impl ChildSpec {
     /// A worker with this id whose future `factory(ctx)` builds. The factory runs inside the
@@ -152,6 +130,14 @@ impl ChildSpec {
         Self {
             inner: Arc::new(inner),
             factory: Some(factory),
+        }
+    }
+
+    /// The child stopped for good: tell its mailbox (a supervisor's record of a child calls
+    /// this when the child is terminated for good and when the record is dropped).
+    pub(crate) fn stopped_for_good(&self) {
+        if let Some(l) = &self.inner.lifecycle {
+            l.stopped();
         }
     }
 

@@ -153,7 +153,7 @@ impl Actor {
             if c.spec.restart_type() == Restart::Temporary {
                 self.children.remove(serial);
             } else if matches!(c.state, State::Terminated) {
-                c.bound.stopped();
+                c.spec.stopped_for_good();
             }
         }
         answer
@@ -214,7 +214,7 @@ impl Actor {
             seq.members.retain(|&m| m != serial);
         }
         if let Some(c) = self.children.get(serial) {
-            c.bound.stopped();
+            c.spec.stopped_for_good();
         }
         self.emitter.restart_cancelled(&child, None);
     }

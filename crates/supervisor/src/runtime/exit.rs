@@ -56,7 +56,7 @@ impl Actor {
         if spec.restart_type() == Restart::Temporary {
             self.children.remove(serial);
         } else if let Some(c) = self.children.get(serial) {
-            c.bound.stopped();
+            c.spec.stopped_for_good();
         }
         if spec.is_significant() {
             self.auto_shutdown().await;

@@ -18,7 +18,6 @@ use crate::end::{End, Ending};
 use crate::events::Emitter;
 use crate::handle::{connect, Msg, Reply};
 use crate::restarts::{ChildRestarts, Restarts};
-use crate::spec::Bound;
 use crate::timers::{TimerId, Timers};
 use crate::tree::Nested;
 use crate::{
@@ -79,15 +78,19 @@ pub(super) struct Child {
     pub(super) spec: ChildSpec,
     pub(super) state: State,
     pub(super) restarts: ChildRestarts,
-    /// Tells the child's mailbox when it stops for good (also when the record goes).
-    pub(super) bound: Bound,
+}
+
+impl Drop for Child {
+    /// The record goes (removed, or its supervisor ended): the child has stopped for good.
+    fn drop(&mut self) {
+        self.spec.stopped_for_good();
+    }
 }
 
 impl Child {
     fn new(serial: u64, spec: ChildSpec) -> Self {
         Self {
             serial,
-            bound: Bound::new(&spec),
             spec,
             state: State::Queued,
             restarts: ChildRestarts::default(),

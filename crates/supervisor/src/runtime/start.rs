@@ -203,7 +203,7 @@ impl Actor {
                 if added {
                     self.children.remove(serial);
                 } else if let Some(c) = self.children.get(serial) {
-                    c.bound.stopped();
+                    c.spec.stopped_for_good();
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(SupervisorError::from(err)));

@@ -6,7 +6,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::child::Run;
 use crate::handle::Reply;
 use crate::restarts::ChildRestarts;
-use crate::spec::Bound;
 use crate::timers::TimerId;
 use crate::{ChildSpec, SupervisorError};
 
@@ -38,14 +37,18 @@ pub(super) struct DynChild {
     pub(super) spec: ChildSpec,
     pub(super) state: DynState,
     pub(super) restarts: ChildRestarts,
-    /// Tells the child's mailbox when it stops for good: when the record goes.
-    pub(super) _bound: Bound,
+}
+
+impl Drop for DynChild {
+    /// The record goes (removed, or its supervisor ended): the child has stopped for good.
+    fn drop(&mut self) {
+        self.spec.stopped_for_good();
+    }
 }
 
 impl DynChild {
     pub(super) fn new(spec: ChildSpec, state: DynState) -> Self {
         Self {
-            _bound: Bound::new(&spec),
             spec,
             state,
             restarts: ChildRestarts::default(),
