@@ -102,7 +102,6 @@ pub(crate) trait Lifecycle: Send + Sync {
     fn stopped(&self);
 }
 
-
 impl ChildSpec {
     /// A worker with this id whose future `factory(ctx)` builds. The factory runs inside the
     /// child's task, so a panic in it is caught like a panic in the future.
