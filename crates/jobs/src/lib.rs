@@ -102,6 +102,7 @@ mod fast_map;
 mod job;
 mod lease_clock;
 mod memory;
+mod metadata;
 mod outcome;
 mod pool;
 mod stats;
@@ -109,6 +110,7 @@ pub mod store;
 pub mod telemetry;
 pub mod testing;
 mod time;
+mod trace_context;
 mod worker;
 
 pub use args::{
@@ -120,6 +122,7 @@ pub use context::JobContext;
 pub use error::{BoxError, EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
+pub use metadata::{Metadata, MetadataError, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES};
 pub use outcome::Outcome;
 pub use pool::{
     ConfigError, JobEvent, Pool, PoolBuilder, PoolConfig, PoolError, PoolSpec, PoolStarted,

@@ -28,7 +28,7 @@ use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
     JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobListener, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams,
-    Lease, NewJob, QueueStats, RescueOutcome, Store, StoreError, UnknownKinds,
+    Lease, NewJob, QueueStats, RescueOutcome, RescuedJob, Store, StoreError, UnknownKinds,
 };
 use crate::time::Timestamp;
 
@@ -57,6 +57,7 @@ const WAKE_CAPACITY: usize = 1024;
 ///     priority: 0,
 ///     max_attempts: 3,
 ///     run_at: None,
+///     metadata: Default::default(),
 /// };
 /// let ids = store
 ///     .job_insert_many(JobInsertParams { jobs: vec![job], now: Timestamp::now() })
@@ -366,8 +367,10 @@ impl Inner {
             return Vec::new();
         };
         let expires = params.now + params.lease_ttl;
-        let mut taken = Vec::with_capacity(params.limit.min(64));
-        let mut claimed = Vec::with_capacity(params.limit.min(64));
+        // Grown as needed: a claim is often a few jobs, and large up-front buffers cost more
+        // in the allocator than the few regrowths.
+        let mut taken = Vec::new();
+        let mut claimed = Vec::new();
         for key in queue.claim_set(params.suspects).iter() {
             if claimed.len() >= params.limit {
                 break;
@@ -433,9 +436,9 @@ impl Inner {
         for id in expired {
             let rescued = self.update(id, |job| rescue_job(job, params));
             match rescued {
-                Some(Rescued::Requeued(queue)) => {
-                    woken.add(&queue);
-                    outcome.requeued.push(JobId(id));
+                Some(Rescued::Requeued(job)) => {
+                    woken.add(&job.queue);
+                    outcome.requeued.push(job);
                 }
                 Some(Rescued::Dead(record)) => outcome.dead.push(*record),
                 None => {}
@@ -661,8 +664,8 @@ fn unknown_kind_message(kind: &str) -> String {
 
 /// What a rescue did to one job.
 enum Rescued {
-    /// Back to `available` in this queue.
-    Requeued(String),
+    /// Back to `available` in its queue.
+    Requeued(RescuedJob),
     /// A poison pill, now dead.
     Dead(Box<JobRecord>),
 }
@@ -678,7 +681,7 @@ fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
     job.suspect = Some(strikes);
     if !poison {
         job.state = JobState::Available;
-        return Rescued::Requeued(job.queue.clone());
+        return Rescued::Requeued(RescuedJob::of(job));
     }
     job.errors.push(AttemptError {
         attempt: 0,
@@ -903,6 +906,7 @@ mod tests {
             priority,
             max_attempts: 3,
             run_at,
+            metadata: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@
 //! | [`JOBS_DEAD`] `jobs_dead_total` | counter | `queue`, `kind` | jobs that reached the dead set (from a run, or a rescue past `max_rescues`) |
 //! | [`JOBS_SNOOZED`] `jobs_snoozed_total` | counter | `queue`, `kind` | runs that snoozed |
 //! | [`JOBS_RELEASED`] `jobs_released_total` | counter | `queue`, `kind` | runs released back to their queue (shutdown) |
-//! | [`JOBS_RESCUED`] `jobs_rescued_total` | counter | - | jobs whose lease expired and that a rescuer returned to their queue |
+//! | [`JOBS_RESCUED`] `jobs_rescued_total` | counter | `queue`, `kind` | jobs whose lease expired and that a rescuer returned to their queue |
 //! | [`JOB_RUN_SECONDS`] `jobs_run_seconds` | histogram | `queue`, `kind` | how long `perform` ran |
 //! | [`JOB_QUEUE_WAIT_SECONDS`] `jobs_queue_wait_seconds` | histogram | `queue`, `kind` | from available (its `run_at`) to started |
 //! | [`CLAIM_SECONDS`] `jobs_claim_seconds` | histogram | `queue` | one claim round trip of a fetcher |
@@ -29,7 +29,9 @@
 //! recorder and render it on your `/metrics` route:
 //!
 //! ```text
-//! let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//! let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+//!     .set_buckets(jobs::telemetry::SECONDS_BUCKETS)?
+//!     .install_recorder()?;
 //! // before the pool starts; then, in the route:
 //! async fn metrics(State(handle): State<PrometheusHandle>) -> String { handle.render() }
 //! ```
@@ -37,10 +39,18 @@
 use metrics::{Counter, Gauge, Histogram};
 
 use crate::fast_map::FastMap;
-use crate::store::FinishOutcome;
+use crate::store::{FinishOutcome, RescuedJob};
 
 #[doc(no_inline)]
 pub use crate::store::{STORE_CALL_FAILURES, STORE_CALL_SECONDS};
+
+/// Bucket bounds (in seconds) suited to the engine's `_seconds` histograms, from 100 µs to
+/// 10 min. With Prometheus, export the histograms as buckets (`set_buckets`) rather than the
+/// exporter's default summaries: buckets aggregate across processes, and recording into them
+/// costs less per job.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 600.0,
+];
 
 /// Counter of runs that completed, labelled `queue` and `kind`.
 pub const JOBS_COMPLETED: &str = "jobs_completed_total";
@@ -54,7 +64,8 @@ pub const JOBS_DEAD: &str = "jobs_dead_total";
 pub const JOBS_SNOOZED: &str = "jobs_snoozed_total";
 /// Counter of runs released back to their queue, labelled `queue` and `kind`.
 pub const JOBS_RELEASED: &str = "jobs_released_total";
-/// Counter of jobs a rescuer returned to their queue after their lease expired.
+/// Counter of jobs a rescuer returned to their queue after their lease expired, labelled
+/// `queue` and `kind`.
 pub const JOBS_RESCUED: &str = "jobs_rescued_total";
 /// Gauge of available jobs of kinds the pool has no worker for (they wait for a process
 /// that knows them), counted once a minute.
@@ -154,9 +165,12 @@ pub(crate) fn unknown_kinds_waiting(count: u64) {
     metrics::gauge!(JOBS_WAITING_UNKNOWN_KIND).set(count as f64);
 }
 
-/// Counts jobs a rescue returned to their queue.
-pub(crate) fn rescued(count: usize) {
-    metrics::counter!(JOBS_RESCUED).increment(count as u64);
+/// Counts jobs a rescue returned to their queue (rare: built on the spot).
+pub(crate) fn rescued(jobs: &[RescuedJob]) {
+    for job in jobs {
+        let labels = [("queue", job.queue.clone()), ("kind", job.kind.clone())];
+        metrics::counter!(JOBS_RESCUED, &labels).increment(1);
+    }
 }
 
 /// Counts a job a rescue moved to the dead set (rare: built on the spot).

@@ -73,12 +73,12 @@ impl Rescuer {
             return Ok(0);
         }
         if !rescued.requeued.is_empty() {
-            tracing::warn!(jobs = ?rescued.requeued, "rescued jobs whose lease expired");
-            telemetry::rescued(rescued.requeued.len());
+            tracing::warn!(jobs = ?rescued.requeued_ids(), "rescued jobs whose lease expired");
+            telemetry::rescued(&rescued.requeued);
             self.queues.wake_all();
         }
         let dead: Vec<_> = rescued.dead.iter().map(|job| job.id).collect();
-        self.events.rescued(&rescued.requeued, &dead);
+        self.events.rescued(&rescued.requeued_ids(), &dead);
         for job in rescued.dead {
             telemetry::dead_in_rescue(&job.queue, &job.kind);
             self.hooks.exhausted(job);
@@ -114,13 +114,20 @@ impl Scheduler {
     /// Makes scheduled jobs whose time has come available, and prunes old finished jobs.
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
         let mut last_prune: Option<tokio::time::Instant> = None;
+        // The first look for unknown kinds waits one interval: it scans every available job,
+        // which a pool starting on a large backlog should not pay before its first claims
+        // (and a job of an unknown kind waits days before it expires).
+        let mut last_kinds_check = tokio::time::Instant::now();
         let mut last_sample: Option<tokio::time::Instant> = None;
         loop {
             self.promote().await?;
             if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
                 self.prune().await?;
-                self.expire_unknown_kinds().await?;
                 last_prune = Some(tokio::time::Instant::now());
+            }
+            if last_kinds_check.elapsed() >= PRUNE_INTERVAL {
+                self.expire_unknown_kinds().await?;
+                last_kinds_check = tokio::time::Instant::now();
             }
             if let Some(interval) = self.queue_depth_interval {
                 if last_sample.is_none_or(|at| at.elapsed() >= interval) {

@@ -311,7 +311,7 @@ impl Pool {
     /// Available jobs, on any queue, of kinds this pool has no worker for: they wait for a
     /// process that knows their kind (a rolling deploy that adds a kind), and go to the dead
     /// set only after [`PoolConfig::unknown_kind_ttl`]. Counted once a minute by the pool's
-    /// maintenance (0 until the first count), and also exported as the
+    /// maintenance (0 until the first count, a minute after the pool started), and also exported as the
     /// [`telemetry::JOBS_WAITING_UNKNOWN_KIND`](crate::telemetry::JOBS_WAITING_UNKNOWN_KIND)
     /// gauge. A count that stays above zero means no live process knows those kinds.
     pub fn waiting_unknown_kinds(&self) -> u64 {

@@ -11,12 +11,13 @@ use futures::FutureExt;
 use tokio::time::Instant;
 
 use crate::context::{JobContext, RunState};
-use crate::job::AttemptError;
+use crate::job::{AttemptError, JobRecord};
 use crate::pool::channels::Outcomes;
 use crate::pool::events::Events;
 use crate::pool::quarantine::Lane;
 use crate::pool::queues::{QueueState, Queues};
 use crate::store::FinishOutcome;
+use crate::trace_context;
 use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
 
 /// How long a job of a kind this pool has no worker for is handed back for (no attempt
@@ -182,6 +183,24 @@ impl Runner {
             Err(bad) => Some(unknown_kind(run, bad)),
         }
     }
+}
+
+/// The `job` span of a run (the quarantine's marked `quarantine`), which records `outcome` and
+/// `elapsed_ms` when the run ends. With the `opentelemetry` feature it continues the trace
+/// of the job's enqueue (the context in its metadata).
+pub(crate) fn job_span(record: &JobRecord, worker_id: &str, quarantine: bool) -> tracing::Span {
+    let span = if quarantine {
+        tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
+            kind = %record.kind, attempt = record.next_attempt(), worker_id = %worker_id,
+            quarantine = true, outcome = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty)
+    } else {
+        tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
+            kind = %record.kind, attempt = record.next_attempt(), worker_id = %worker_id,
+            outcome = tracing::field::Empty, elapsed_ms = tracing::field::Empty)
+    };
+    trace_context::set_parent(&span, &record.metadata);
+    span
 }
 
 /// Runs a claimed job with its registered worker and maps how it ended to the outcome the
