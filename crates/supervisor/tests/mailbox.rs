@@ -300,3 +300,52 @@ async fn a_dynamic_childs_address_stops_with_it() {
     assert_eq!(addr.status(), AddressStatus::Stopped);
     assert!(pool.shutdown().await.is_clean());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_message_held_by_an_aborted_incarnation_is_handed_back_to_the_next() {
+    struct Job(u32, ReplyTo<(u32, u32)>);
+    impl HandBack for Job {}
+    // the first incarnation takes the job and hangs; a sibling's crash restarts both
+    // (one_for_all), and the brutal kill aborts it while it holds the job
+    let (spec, addr) = ChildSpec::with_mailbox(
+        "worker",
+        4,
+        |ctx: ChildContext, mut inbox: Inbox<Job>| async move {
+            while let Some(job) = inbox.take().await {
+                if ctx.restarts() == 0 {
+                    std::future::pending::<()>().await;
+                }
+                let Job(n, reply) = job.done();
+                let _ = reply.send((n, ctx.restarts()));
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    let crash = Arc::new(tokio::sync::Notify::new());
+    let trigger = crash.clone();
+    let sibling = ChildSpec::new("sibling", move |_ctx: ChildContext| {
+        let crash = trigger.clone();
+        async move {
+            crash.notified().await;
+            Err("sibling crashed".into())
+        }
+    });
+    let h = Supervisor::builder("root")
+        .strategy(supervisor::Strategy::OneForAll)
+        .child(spec.shutdown(supervisor::Shutdown::BrutalKill))
+        .child(sibling)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let call = tokio::spawn({
+        let addr = addr.clone();
+        async move { addr.call(|r| Job(7, r), secs(10)).await }
+    });
+    settle().await;
+    crash.notify_one();
+    assert_eq!(call.await.unwrap().unwrap(), (7, 1));
+    assert!(h.shutdown().await.is_clean());
+}
