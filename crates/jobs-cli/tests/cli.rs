@@ -444,3 +444,77 @@ fn help_documents_the_exit_codes() {
         );
     }
 }
+
+/// Runs `jobs args` on a pseudo-terminal (util-linux `script`), typing `input`; returns the
+/// exit code and what the terminal showed.
+fn jobs_on_a_terminal(args: &[&str], input: &str) -> (i32, String) {
+    use std::io::Write;
+    let command = std::iter::once(env!("CARGO_BIN_EXE_jobs"))
+        .chain(args.iter().copied())
+        .map(|arg| format!("'{arg}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_remove("JOBS_DATABASE_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input.as_bytes()).expect("typing");
+    drop(stdin);
+    let output = child.wait_with_output().expect("script exits");
+    let shown = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().expect("exited"), shown)
+}
+
+#[test]
+fn purge_asks_on_a_terminal_unless_told_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let cli = Cli {
+        db: vec!["--database".into(), path.display().to_string()],
+    };
+    cli.run(&["migrate"]).ok();
+    for _ in 0..2 {
+        cli.run(&["enqueue", "email"]).ok();
+    }
+    cli.run(&["cancel", "1"]).ok();
+    let database = path.display().to_string();
+    let purge = [
+        "-d",
+        &database,
+        "purge",
+        "--older-than",
+        "0s",
+        "--state",
+        "cancelled",
+    ];
+
+    let (code, shown) = jobs_on_a_terminal(&purge, "n\n");
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("Delete cancelled jobs finished more than 0s ago from SQLite database"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("[y/N]") && shown.contains("error: aborted: nothing was changed"),
+        "{shown}"
+    );
+    assert_eq!(cli.ids(&[]).0, [1, 2]);
+
+    let (code, shown) = jobs_on_a_terminal(&purge, "y\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("deleted 1 cancelled jobs"), "{shown}");
+    assert_eq!(cli.ids(&[]).0, [2]);
+
+    cli.run(&["cancel", "2"]).ok();
+    let (code, shown) = jobs_on_a_terminal(&[&purge[..], &["--yes"]].concat(), "");
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        !shown.contains("[y/N]") && shown.contains("deleted 1"),
+        "{shown}"
+    );
+    assert_eq!(cli.ids(&[]).0, Vec::<i64>::new());
+}
