@@ -8,12 +8,14 @@ use std::sync::Arc;
 use jobs::store::{JobListParams, JobPruneParams, NewJob, Store, StoreFacade};
 use jobs::{Client, JobId, JobRecord, JobState, Timestamp};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::args::{Command, EnqueueArgs, ListArgs, PurgeArgs};
 use crate::database::Target;
 use crate::error::CliError;
-use crate::output::{self, print_json, JobView, QueueView};
+use crate::output::{
+    self, print_json, ChangedDocument, JobView, ListDocument, PurgeDocument, QueueView,
+    StatsDocument,
+};
 
 /// Jobs deleted per prune call of `jobs purge`.
 const PURGE_BATCH: usize = 10_000;
@@ -75,7 +77,7 @@ async fn stats(client: &Client, out: Output) -> Result<(), CliError> {
     let stats = client.queue_stats().await?;
     let now = client.clock().now();
     let queues: Vec<_> = stats.iter().map(|q| QueueView::new(q, now)).collect();
-    out.print(&json!({ "queues": queues }), || {
+    out.print(&StatsDocument { queues }, || {
         output::stats_table(&stats, now)
     })
 }
@@ -134,7 +136,10 @@ async fn list_page(store: &StoreFacade, args: &ListArgs) -> Result<Page, CliErro
 async fn list(store: Arc<dyn Store>, args: ListArgs, out: Output) -> Result<(), CliError> {
     let page = list_page(&StoreFacade::new(store), &args).await?;
     let views: Vec<_> = page.jobs.iter().map(JobView::from).collect();
-    let document = json!({ "jobs": views, "next_after": page.next_after.map(|id| id.0) });
+    let document = ListDocument {
+        jobs: views,
+        next_after: page.next_after.map(|id| id.0),
+    };
     out.print(&document, || {
         let mut text = output::jobs_table(&page.jobs);
         if let Some(after) = page.next_after {
@@ -156,7 +161,11 @@ async fn show(client: &Client, id: JobId, out: Output) -> Result<(), CliError> {
 /// Prints the job after a change: `{id, state}` or "job ID VERB: STATE".
 async fn changed(client: &Client, id: JobId, verb: &str, out: Output) -> Result<(), CliError> {
     let job = job(client, id).await?;
-    out.print(&json!({ "id": id.0, "state": job.state }), || {
+    let document = ChangedDocument {
+        id: id.0,
+        state: job.state.as_str(),
+    };
+    out.print(&document, || {
         format!("job {id} {verb}: it is {}", job.state)
     })
 }
@@ -246,7 +255,11 @@ async fn purge(
             break;
         }
     }
-    let document = json!({ "deleted": deleted, "states": names, "finalized_before": finalized_before.to_string() });
+    let document = PurgeDocument {
+        deleted,
+        states: names.clone(),
+        finalized_before: finalized_before.to_string(),
+    };
     out.print(&document, || {
         format!(
             "deleted {deleted} {} jobs finished more than {age} ago",

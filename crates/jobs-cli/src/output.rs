@@ -9,6 +9,34 @@ use jobs::{JobRecord, QueueStats, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
+/// `jobs stats --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatsDocument {
+    pub(crate) queues: Vec<QueueView>,
+}
+
+/// `jobs list --json`: a page of jobs, and the `--after` of the next page if there may be one.
+#[derive(Debug, Serialize)]
+pub(crate) struct ListDocument {
+    pub(crate) jobs: Vec<JobView>,
+    pub(crate) next_after: Option<i64>,
+}
+
+/// `jobs retry|cancel|enqueue --json`: the job and its state after the change.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChangedDocument {
+    pub(crate) id: i64,
+    pub(crate) state: &'static str,
+}
+
+/// `jobs purge --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct PurgeDocument {
+    pub(crate) deleted: u64,
+    pub(crate) states: Vec<&'static str>,
+    pub(crate) finalized_before: String,
+}
+
 /// One queue in `jobs stats --json`.
 #[derive(Debug, Serialize)]
 pub(crate) struct QueueView {
