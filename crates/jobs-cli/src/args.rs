@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use jobs::{JobState, Timestamp};
+use jobs::{JobRecord, JobState, Timestamp};
 use serde_json::Value;
 
 use crate::error::EXIT_CODES_HELP;
@@ -71,9 +71,50 @@ pub(crate) struct ListArgs {
     /// At most this many jobs.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) limit: u32,
+    /// Only jobs created longer ago than this, such as `1h` or `2d`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) older_than: Option<Duration>,
+    /// Only jobs whose args contain this JSON: the same values at the same keys, array
+    /// elements anywhere in the array (as PostgreSQL's `@>`), e.g. `{"user":42}`.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    pub(crate) args_contain: Option<Value>,
     /// Only jobs with an id above this: the `next_after` of the previous page.
     #[arg(long, value_name = "ID")]
     pub(crate) after: Option<i64>,
+}
+
+impl ListArgs {
+    /// Whether a filter applies that the store cannot (kind, age, args).
+    pub(crate) fn filters_here(&self) -> bool {
+        self.kind.is_some() || self.older_than.is_some() || self.args_contain.is_some()
+    }
+
+    /// Whether `job` passes the filters the store cannot apply, at `now`.
+    pub(crate) fn matches(&self, job: &JobRecord, now: Timestamp) -> bool {
+        self.kind.as_ref().is_none_or(|kind| &job.kind == kind)
+            && self
+                .older_than
+                .is_none_or(|age| job.created_at <= now - age)
+            && self
+                .args_contain
+                .as_ref()
+                .is_none_or(|part| contains(&job.args, part))
+    }
+}
+
+/// Whether `whole` contains `part`, as PostgreSQL's `jsonb @>`: equal scalars, objects whose
+/// keys each contain `part`'s, arrays in which each element of `part` is contained by some
+/// element.
+fn contains(whole: &Value, part: &Value) -> bool {
+    match (whole, part) {
+        (Value::Object(whole), Value::Object(part)) => part
+            .iter()
+            .all(|(key, value)| whole.get(key).is_some_and(|w| contains(w, value))),
+        (Value::Array(whole), Value::Array(part)) => part
+            .iter()
+            .all(|value| whole.iter().any(|w| contains(w, value))),
+        (whole, part) => whole == part,
+    }
 }
 
 /// `jobs enqueue`.
@@ -164,6 +205,28 @@ mod tests {
         assert!(error.contains("scheduled, available, running"), "{error}");
         assert!(parse_finished_state("running").is_err());
         assert_eq!(parse_finished_state("completed"), Ok(JobState::Completed));
+    }
+
+    #[test]
+    fn args_containment_is_postgres_like() {
+        use serde_json::json;
+        let args = json!({"user": 42, "tags": ["a", "b"], "to": {"name": "Ada", "x": 1}});
+        for part in [
+            json!({}),
+            json!({"user": 42}),
+            json!({"tags": ["b"]}),
+            json!({"to": {"name": "Ada"}}),
+        ] {
+            assert!(contains(&args, &part), "{part}");
+        }
+        for part in [
+            json!({"user": 43}),
+            json!({"tags": ["c"]}),
+            json!({"missing": null}),
+            json!(42),
+        ] {
+            assert!(!contains(&args, &part), "{part}");
+        }
     }
 
     #[test]

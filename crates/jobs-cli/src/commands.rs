@@ -19,7 +19,7 @@ use crate::output::{
 
 /// Jobs deleted per prune call of `jobs purge`.
 const PURGE_BATCH: usize = 10_000;
-/// Jobs read per store call while `jobs list --kind` looks for matches.
+/// Jobs read per store call while `jobs list` filters by kind, age or args.
 const LIST_SCAN_PAGE: usize = 1_000;
 
 /// Runs `command` against `target`, printing tables or, with `json`, one JSON document.
@@ -89,20 +89,21 @@ struct Page {
     next_after: Option<JobId>,
 }
 
-/// Reads one page: the store filters by state and queue; a kind filter is applied here,
-/// reading on until `limit` jobs match or the store has no more.
+/// Reads one page: the store filters by state and queue; the kind, age and args filters are
+/// applied here, reading on until `limit` jobs match or the store has no more.
 async fn list_page(store: &StoreFacade, args: &ListArgs) -> Result<Page, CliError> {
     let limit = args.limit as usize;
     let mut params = JobListParams {
         state: args.state,
         queue: args.queue.clone(),
         after: args.after.map(JobId),
-        limit: if args.kind.is_some() {
+        limit: if args.filters_here() {
             LIST_SCAN_PAGE
         } else {
             limit
         },
     };
+    let now = Timestamp::now();
     let mut jobs = Vec::new();
     loop {
         let batch = store.job_list(params.clone()).await?;
@@ -113,7 +114,7 @@ async fn list_page(store: &StoreFacade, args: &ListArgs) -> Result<Page, CliErro
                 break;
             }
             last_read = Some(job.id);
-            if args.kind.as_ref().is_none_or(|kind| &job.kind == kind) {
+            if args.matches(&job, now) {
                 jobs.push(job);
             }
         }

@@ -7,6 +7,7 @@
 //! export JOBS_DATABASE_URL=postgres://app@db/app      # or a SQLite path, or sqlite:PATH
 //! jobs stats                                          # per queue: counts per state, latency
 //! jobs list --state dead --queue mail --limit 20      # then --after ID for the next page
+//! jobs list --kind email --older-than 1h --args-contain '{"user":42}'
 //! jobs show 42                                        # args, attempts and errors, lease
 //! jobs retry 42 ; jobs cancel 43
 //! jobs enqueue email --args '{"to":"a@example.com"}' --queue mail --in 5m

@@ -236,6 +236,15 @@ fn inspect(cli: &Cli) {
         cli.ids(&["--kind", "email", "--after", "1"]),
         (vec![4], Value::Null)
     );
+    let to_ada = ["--args-contain", r#"{"to":"a@example.com"}"#];
+    assert_eq!(cli.ids(&to_ada).0, [1, 4]);
+    assert_eq!(cli.ids(&["--args-contain", "[2]"]).0, [2]);
+    assert_eq!(
+        cli.ids(&[&to_ada[..], &["--state", "running"]].concat()).0,
+        [4]
+    );
+    assert_eq!(cli.ids(&["--older-than", "1h"]).0, Vec::<i64>::new());
+    assert_eq!(cli.ids(&["--older-than", "0s"]).0, [1, 2, 3, 4]);
     assert_eq!(cli.ids(&["--limit", "2"]), (vec![1, 2], 2.into()));
     assert_eq!(
         cli.ids(&["--limit", "3", "--after", "2"]),
@@ -322,6 +331,10 @@ fn bad_input(cli: &Cli) {
         .fails(2, "invalid job kind");
     cli.run(&["enqueue", "x", "--queue", ""])
         .fails(2, "invalid queue name");
+    cli.run(&["list", "--args-contain", "{"])
+        .fails(2, "invalid JSON");
+    cli.run(&["list", "--older-than", "old"])
+        .fails(2, "--older-than <DURATION>");
     cli.run(&["list", "--state", "zombie"])
         .fails(2, "unknown job state \"zombie\"");
     cli.run(&["purge", "--older-than", "1d", "--state", "running"])
