@@ -24,31 +24,30 @@ const LIST_SCAN_PAGE: usize = 1_000;
 
 /// Runs `command` against `target`, printing tables or, with `json`, one JSON document.
 pub(crate) async fn run(command: Command, target: &Target, json: bool) -> Result<(), CliError> {
-    if let Command::Migrate = command {
-        let migrated = target.migrate().await?;
-        return if json {
-            Ok(print_json(&migrated)?)
-        } else {
-            println!(
-                "{} is at schema version {}",
-                target.describe(),
-                migrated.schema_version
-            );
-            Ok(())
-        };
-    }
-    let store = target.open().await?;
     let out = Output { json };
+    let client = async || Ok::<_, CliError>(Client::new(target.open().await?));
     match command {
-        Command::Migrate => Ok(()),
-        Command::Stats => stats(&Client::new(store), out).await,
-        Command::List(args) => list(store, args, out).await,
-        Command::Show { id } => show(&Client::new(store), JobId(id), out).await,
-        Command::Retry { id } => retry(&Client::new(store), JobId(id), out).await,
-        Command::Cancel { id } => cancel(&Client::new(store), JobId(id), out).await,
-        Command::Enqueue(args) => enqueue(store, args, out).await,
-        Command::Purge(args) => purge(store, args, target, out).await,
+        Command::Migrate => migrate(target, out).await,
+        Command::Stats => stats(&client().await?, out).await,
+        Command::List(args) => list(target.open().await?, args, out).await,
+        Command::Show { id } => show(&client().await?, JobId(id), out).await,
+        Command::Retry { id } => retry(&client().await?, JobId(id), out).await,
+        Command::Cancel { id } => cancel(&client().await?, JobId(id), out).await,
+        Command::Enqueue(args) => enqueue(target.open().await?, args, out).await,
+        Command::Purge(args) => purge(target.open().await?, args, target, out).await,
     }
+}
+
+/// The only command that creates the database: the others open an existing one.
+async fn migrate(target: &Target, out: Output) -> Result<(), CliError> {
+    let migrated = target.migrate().await?;
+    out.print(&migrated, || {
+        format!(
+            "{} is at schema version {}",
+            target.describe(),
+            migrated.schema_version
+        )
+    })
 }
 
 /// Tables or JSON.
