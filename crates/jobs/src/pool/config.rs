@@ -116,10 +116,7 @@ impl Default for PoolConfig {
             shutdown_timeout: Duration::from_secs(25),
             retention: Duration::from_secs(24 * 3600),
             queue_depth_interval: Some(Duration::from_secs(10)),
-            restart_backoff: Backoff::exponential(
-                Duration::from_millis(100),
-                RESTART_BACKOFF_CAP,
-            ),
+            restart_backoff: Backoff::exponential(Duration::from_millis(100), RESTART_BACKOFF_CAP),
             intensity: Intensity::new(10_000, Duration::from_secs(60)),
         }
     }
