@@ -1,0 +1,146 @@
+//! PostgreSQL under hostile or unlucky conditions: a flood of spurious wake-ups on the
+//! schema's channel, and a role whose default `statement_timeout` is tiny.
+
+use jobs_postgres_testkit as testkit;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use jobs::store::{
+    ClaimedJob, JobCancelParams, JobCheckpointParams, JobClaimParams, JobExpireUnknownKindsParams,
+    JobFinishParams, JobHeartbeatParams, JobInsertParams, JobListParams, JobListener,
+    JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, RescueOutcome, Store,
+    UnknownKinds,
+};
+use jobs::{
+    JobArgs, JobContext, JobError, JobId, JobRecord, JobState, Pool, QueueStats, StoreError, Worker,
+};
+use serde::{Deserialize, Serialize};
+
+/// A store that counts the claims that reach it.
+#[derive(Debug)]
+struct CountingClaims {
+    inner: Arc<dyn Store>,
+    claims: AtomicUsize,
+}
+
+macro_rules! forward {
+    ($name:ident, $params:ty, $out:ty) => {
+        fn $name(&self, params: $params) -> BoxFuture<'_, Result<$out, StoreError>> {
+            self.inner.$name(params)
+        }
+    };
+}
+
+impl Store for CountingClaims {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    fn job_claim(
+        &self,
+        params: JobClaimParams,
+    ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        self.inner.job_claim(params)
+    }
+    forward!(job_insert_many, JobInsertParams, Vec<JobId>);
+    forward!(job_finish_many, JobFinishParams, Vec<bool>);
+    forward!(job_heartbeat_many, JobHeartbeatParams, Vec<bool>);
+    forward!(job_checkpoint, JobCheckpointParams, bool);
+    forward!(job_rescue_expired, JobRescueParams, RescueOutcome);
+    forward!(
+        job_expire_unknown_kinds,
+        JobExpireUnknownKindsParams,
+        UnknownKinds
+    );
+    forward!(job_promote_scheduled, JobPromoteParams, u64);
+    forward!(job_get, JobId, Option<JobRecord>);
+    forward!(job_list, JobListParams, Vec<JobRecord>);
+    forward!(job_retry, JobRetryParams, bool);
+    forward!(job_cancel, JobCancelParams, bool);
+    forward!(job_prune, JobPruneParams, u64);
+    fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {
+        self.inner.queue_stats()
+    }
+    fn listen(&self) -> BoxFuture<'_, Result<Option<Box<dyn JobListener>>, StoreError>> {
+        self.inner.listen()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Hello;
+impl JobArgs for Hello {
+    const KIND: &'static str = "hello";
+}
+
+struct HelloWorker;
+impl Worker for HelloWorker {
+    type Args = Hello;
+    async fn perform(&self, _ctx: JobContext, _args: Hello) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Waits (wall clock: a real database) until `probe` holds, at most `within`.
+async fn eventually<F, Fut>(within: Duration, probe: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_spurious_notifications_does_not_make_fetchers_spin() {
+    let Some(store) = testkit::fresh_store("notify_flood").await else {
+        return;
+    };
+    let counting = Arc::new(CountingClaims {
+        inner: Arc::new(store.clone()),
+        claims: AtomicUsize::new(0),
+    });
+    let pool = Pool::builder(counting.clone())
+        .register(HelloWorker)
+        .start()
+        .await
+        .unwrap();
+    // Let the listener open its connection and the first claims come back empty.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = counting.claims.load(Ordering::SeqCst);
+    let flood = Duration::from_secs(2);
+    let started = Instant::now();
+    let mut sent = 0_u32;
+    while started.elapsed() < flood {
+        // One transaction each: PostgreSQL folds identical notifications of one transaction.
+        sqlx::query("SELECT pg_notify($1, 'default')")
+            .bind(store.channel())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sent += 1;
+    }
+    let claims = counting.claims.load(Ordering::SeqCst) - before;
+    assert!(sent > 1_000, "the flood was a flood: {sent} notifications");
+    // At most one claim per 20 ms on wake-ups, plus the polls.
+    assert!(
+        claims <= 120,
+        "{claims} claims for {sent} spurious notifications in {flood:?}"
+    );
+    // Real wake-ups still work.
+    let id = pool.client().enqueue(&Hello).await.unwrap();
+    let done = eventually(Duration::from_secs(5), || async {
+        store.job_get(id).await.unwrap().unwrap().state == JobState::Completed
+    })
+    .await;
+    assert!(done, "the job enqueued after the flood ran");
+    assert!(pool.shutdown().await.clean);
+}
