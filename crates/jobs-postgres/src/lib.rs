@@ -125,6 +125,7 @@
 )]
 #![forbid(unsafe_code)]
 
+mod bound;
 mod error;
 mod finish;
 mod insert;
@@ -147,6 +148,7 @@ pub use lease_commit::LeaseCommit;
 pub use migrations::{migrate, MigrateReport, SCHEMA_VERSION};
 pub use options::{
     PostgresOptions, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_APPLICATION_NAME, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use schema_name::{SchemaName, MAX_SCHEMA_NAME_LEN};
 pub use store::PostgresStore;
