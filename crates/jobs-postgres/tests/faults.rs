@@ -1,5 +1,8 @@
 //! PostgreSQL under hostile or unlucky conditions: a flood of spurious wake-ups on the
 //! schema's channel, and a role whose default `statement_timeout` is tiny.
+//!
+//! Wall-clock waits here are bounded polls of a real database, never fixed sleeps that a
+//! slow machine could outrun, except the short settling time before the flood.
 
 use jobs_postgres_testkit as testkit;
 
@@ -15,8 +18,10 @@ use jobs::store::{
     UnknownKinds,
 };
 use jobs::{
-    JobArgs, JobContext, JobError, JobId, JobRecord, JobState, Pool, QueueStats, StoreError, Worker,
+    EnqueueOptions, JobArgs, JobContext, JobError, JobId, JobRecord, JobState, Pool, QueueStats,
+    StoreError, Worker,
 };
+use jobs_postgres::{PostgresOptions, PostgresStore};
 use serde::{Deserialize, Serialize};
 
 /// A store that counts the claims that reach it.
@@ -143,4 +148,83 @@ async fn a_flood_of_spurious_notifications_does_not_make_fetchers_spin() {
     .await;
     assert!(done, "the job enqueued after the flood ran");
     assert!(pool.shutdown().await.clean);
+}
+
+/// Runs SQL as the test's superuser.
+async fn exec(pool: &sqlx::PgPool, sql: &str) {
+    if let Err(error) = sqlx::raw_sql(sql).execute(pool).await {
+        panic!("{sql}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_default_statement_timeout_cannot_cancel_the_stores_own_statements() {
+    let Some(url) = testkit::database_url() else {
+        return;
+    };
+    let admin = testkit::test_pool(&url).await;
+    let schema = testkit::test_schema("role_timeout");
+    testkit::fresh_schema(&admin, &schema).await;
+    let role = format!("jt_short_{}", std::process::id());
+    exec(&admin, &format!("DROP ROLE IF EXISTS \"{role}\"")).await;
+    let q = schema.quoted();
+    exec(
+        &admin,
+        &format!(
+            "CREATE ROLE \"{role}\" LOGIN;
+             ALTER ROLE \"{role}\" SET statement_timeout = '20ms';
+             GRANT USAGE ON SCHEMA {q} TO \"{role}\";
+             GRANT SELECT ON {q}.schema_version TO \"{role}\";
+             ALTER TABLE {q}.jobs OWNER TO \"{role}\";
+             GRANT USAGE ON SEQUENCE {q}.jobs_id_seq TO \"{role}\""
+        ),
+    )
+    .await;
+
+    let base = PostgresOptions::new(&url).unwrap();
+    let connect = base.connect_options().clone().username(&role);
+    let options = PostgresOptions::from_connect_options(connect).schema(schema.clone());
+    let store = PostgresStore::connect(&options).await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        timeout, "30s",
+        "the store's own setting, not the role's 20ms"
+    );
+    // A statement well past the role's 20 ms runs to its end on the store's sessions.
+    sqlx::query("SELECT pg_sleep(0.2)")
+        .execute(store.pool())
+        .await
+        .expect("not cancelled by the role's statement_timeout");
+    store
+        .vacuum()
+        .await
+        .expect("the store's vacuum is not cancelled");
+
+    let pool = Pool::builder(Arc::new(store.clone()))
+        .register(HelloWorker)
+        .start()
+        .await
+        .unwrap();
+    let ids = pool
+        .client()
+        .enqueue_many((0..500).map(|_| Hello), EnqueueOptions::new())
+        .await
+        .unwrap();
+    let last = *ids.last().unwrap();
+    let done = eventually(Duration::from_secs(20), || async {
+        store.job_get(last).await.unwrap().unwrap().state == JobState::Completed
+    })
+    .await;
+    assert!(done, "the pool processes jobs as the short-timeout role");
+    assert!(pool.shutdown().await.clean);
+    store.close().await;
+    testkit::drop_schema(&admin, &schema).await;
+    exec(
+        &admin,
+        &format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""),
+    )
+    .await;
 }
