@@ -151,7 +151,7 @@ pub use options::{
     DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use schema_name::{SchemaName, MAX_SCHEMA_NAME_LEN};
-pub use store::PostgresStore;
+pub use store::{PostgresStore, HEARTBEAT_CONNECTIONS};
 
 /// The sqlx this crate is built on, for [`PostgresStore::insert_in`] and [`PostgresStore::pool`]
 /// users who want the same version.

@@ -23,7 +23,13 @@ use crate::error::{store_error, PostgresError};
 use crate::lease_commit::LeaseCommit;
 use crate::listener::ListenTarget;
 use crate::migrations::check_schema;
-use crate::options::{PostgresOptions, DEFAULT_STATEMENT_TIMEOUT};
+use crate::options::{pool_options, PostgresOptions, DEFAULT_STATEMENT_TIMEOUT};
+
+/// Connections of the pool heartbeats use, apart from every other call: the engine renews
+/// leases from a thread of its own (so jobs that block the application's runtime cannot
+/// starve it), and a connection opened there is served by that thread's runtime, so renewals
+/// do not wait for the application's threads either.
+pub const HEARTBEAT_CONNECTIONS: u32 = 2;
 use crate::schema_name::SchemaName;
 use crate::sql::Queries;
 use crate::vacuum::{may_vacuum, Vacuum};
@@ -40,6 +46,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: PgPool,
+    /// Heartbeats' own connections (see [`HEARTBEAT_CONNECTIONS`]).
+    heartbeat_pool: PgPool,
     /// Where listeners connect (each on a connection of its own).
     listen: ListenTarget,
     /// How long any call may take before it is abandoned.
@@ -114,15 +122,20 @@ impl PostgresStore {
         };
         let queries = Queries::new(&schema);
         let vacuum = Arc::new(Vacuum::new(&schema, may, bound));
+        let acquire_timeout = pool.options().get_acquire_timeout();
+        let connect = (*pool.connect_options()).clone();
+        let heartbeat_pool =
+            pool_options(HEARTBEAT_CONNECTIONS, acquire_timeout).connect_lazy_with(connect.clone());
         let listen = ListenTarget {
-            connect: (*pool.connect_options()).clone(),
-            acquire_timeout: pool.options().get_acquire_timeout(),
+            connect,
+            acquire_timeout,
             bound,
             closed: CancellationToken::new(),
         };
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                heartbeat_pool,
                 listen,
                 bound,
                 schema,
@@ -356,6 +369,7 @@ impl PostgresStore {
     /// the wait for borrowed connections is cut short.
     pub async fn close(&self) {
         self.inner.listen.closed.cancel();
+        self.inner.heartbeat_pool.close().await;
         self.inner.pool.close().await;
     }
 
@@ -431,7 +445,12 @@ impl Store for PostgresStore {
     ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
         self.bounded(
             "job_heartbeat_many",
-            lease::heartbeat_many(self.pool(), self.queries(), params, self.lease_commit()),
+            lease::heartbeat_many(
+                &self.inner.heartbeat_pool,
+                self.queries(),
+                params,
+                self.lease_commit(),
+            ),
         )
     }
 

@@ -24,6 +24,7 @@ mod executor;
 mod fetcher;
 mod heartbeat;
 mod hooks;
+mod keeper;
 mod lifecycle;
 mod maintenance;
 mod quarantine;
@@ -33,6 +34,7 @@ mod slots;
 mod spec;
 mod stops;
 mod tree;
+pub(crate) mod watchdog;
 
 use std::future::Future;
 
