@@ -1,5 +1,6 @@
 //! PostgreSQL under hostile or unlucky conditions: a flood of spurious wake-ups on the
-//! schema's channel, and a role whose default `statement_timeout` is tiny.
+//! schema's channel, a role whose default `statement_timeout` is tiny, and jobs that block
+//! every thread of the runtime.
 //!
 //! Wall-clock waits here are bounded polls of a real database, never fixed sleeps that a
 //! slow machine could outrun, except the short settling time before the flood.
@@ -227,4 +228,70 @@ async fn a_role_default_statement_timeout_cannot_cancel_the_stores_own_statement
         &format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""),
     )
     .await;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Block;
+impl JobArgs for Block {
+    const KIND: &'static str = "block";
+}
+
+/// Blocks its thread (what must not be done in async code, and what happens anyway).
+struct BlockWorker;
+impl Worker for BlockWorker {
+    type Args = Block;
+    async fn perform(&self, _ctx: JobContext, _args: Block) -> Result<(), JobError> {
+        std::thread::sleep(Duration::from_secs(4));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_that_block_every_thread_keep_everyones_lease() {
+    let Some(store) = testkit::fresh_store("blocked_runtime").await else {
+        return;
+    };
+    let config = jobs::PoolConfig {
+        lease_ttl: Duration::from_secs(2),
+        heartbeat_interval: Duration::from_millis(500),
+        rescue_interval: Duration::from_millis(500),
+        ..jobs::PoolConfig::default()
+    };
+    let pool = Pool::builder(Arc::new(store.clone()))
+        .config(config)
+        .queue("default", 10)
+        .register(BlockWorker)
+        .register(HelloWorker)
+        .start()
+        .await
+        .unwrap();
+    let mut ids = pool
+        .client()
+        .enqueue_many((0..2).map(|_| Block), EnqueueOptions::new())
+        .await
+        .unwrap();
+    ids.extend(
+        pool.client()
+            .enqueue_many((0..20).map(|_| Hello), EnqueueOptions::new())
+            .await
+            .unwrap(),
+    );
+    let done = eventually(Duration::from_secs(20), || async {
+        let mut done = true;
+        for id in &ids {
+            done &= store.job_get(*id).await.unwrap().unwrap().state == JobState::Completed;
+        }
+        done
+    })
+    .await;
+    assert!(done, "every job completed");
+    for id in &ids {
+        let job = store.job_get(*id).await.unwrap().unwrap();
+        assert_eq!(
+            (job.claims, job.rescues),
+            (1, 0),
+            "{id}: one claim, no lease ran out"
+        );
+    }
+    assert!(pool.shutdown().await.clean);
 }
