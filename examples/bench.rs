@@ -6,12 +6,16 @@
 //! JOBS_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example bench -- --store postgres
 //!     [--backlog 1000000] [--processes 4] [--explain] [--sync-leases]
 //! cargo run --release --example bench -- --store sqlite --cross-process-pickup [--samples 100]
+//! cargo run --release --example bench -- --store sqlite --prune [--jobs 200000]
 //! ```
 //!
 //! Per run: empty the store; bulk-enqueue N no-op jobs (enqueue jobs/s); start one pool with
 //! concurrency 10 and time until the store itself counts N completed (process jobs/s); then,
 //! with the pool idle, enqueue single jobs and time until their handler starts (pickup latency,
 //! median of 50 samples with 20-120 ms random gaps). Prints each run, then median and range.
+//!
+//! `--prune` then also deletes the N completed jobs as the pool's pruner does (batches of
+//! 5,000 through `job_prune`, until a batch comes back short) and reports the pruning rate.
 //!
 //! `--metrics` installs a metrics recorder first (`metrics-exporter-prometheus`'s, without its
 //! HTTP listener), so every metric the engine records is recorded for real; compare with the
@@ -116,6 +120,9 @@ struct Options {
     /// Run as one of the `--processes` worker processes (spawned by the benchmark itself).
     #[arg(long, hide = true)]
     worker_process: bool,
+    /// Also measure pruning the completed jobs (jobs/s).
+    #[arg(long)]
+    prune: bool,
     /// Install a metrics recorder (Prometheus, no HTTP listener) before the pools start.
     #[arg(long)]
     metrics: bool,
@@ -207,6 +214,7 @@ struct RunResult {
     enqueue_per_s: f64,
     process_per_s: f64,
     pickup_ms: Option<f64>,
+    prune_per_s: Option<f64>,
 }
 
 async fn completed(store: &Arc<dyn Store>) -> Result<u64, jobs::StoreError> {
@@ -289,6 +297,7 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
             enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
             process_per_s: options.jobs as f64 / process.as_secs_f64(),
             pickup_ms: None,
+            prune_per_s: None,
         });
     }
 
@@ -331,11 +340,38 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
         None
     };
     let _ = pool.shutdown().await;
+    let prune_per_s = if options.prune {
+        Some(prune(&store).await?)
+    } else {
+        None
+    };
     Ok(RunResult {
         enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
         process_per_s: options.jobs as f64 / process.as_secs_f64(),
         pickup_ms,
+        prune_per_s,
     })
+}
+
+/// Deletes every completed job as the pool's pruner does (batches of 5,000 until one comes
+/// back short); the rate in jobs/s.
+async fn prune(store: &Arc<dyn Store>) -> Result<f64, Box<dyn std::error::Error>> {
+    const BATCH: usize = 5_000;
+    let started = Instant::now();
+    let mut pruned = 0;
+    loop {
+        let params = jobs::store::JobPruneParams {
+            states: vec![JobState::Completed, JobState::Cancelled],
+            finalized_before: jobs::Timestamp::now() + Duration::from_secs(3600),
+            limit: BATCH,
+        };
+        let batch = store.job_prune(params).await?;
+        pruned += batch;
+        if batch < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(pruned as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Median pickup latency of single jobs enqueued to the idle pool.
@@ -597,8 +633,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let pickup = r
             .pickup_ms
             .map_or_else(|| "     -".to_owned(), |ms| format!("{ms:>6.2}"));
+        let prune = r
+            .prune_per_s
+            .map_or_else(String::new, |rate| format!("   prune {rate:>10.0} jobs/s"));
         println!(
-            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   pickup {pickup} ms   (load {load})",
+            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   pickup {pickup} ms{prune}   (load {load})",
             r.enqueue_per_s, r.process_per_s
         );
         results.push(r);
@@ -622,6 +661,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Vec<_>>(),
         "ms",
     );
+    if options.prune {
+        summary(
+            "prune",
+            &mut results
+                .iter()
+                .filter_map(|r| r.prune_per_s)
+                .collect::<Vec<_>>(),
+            "jobs/s",
+        );
+    }
     if let Some(prometheus) = prometheus {
         let rendered = prometheus.render();
         let completed = rendered
