@@ -76,6 +76,7 @@ fn new_jobs(n: usize, offset: usize) -> Vec<NewJob> {
             priority: 0,
             max_attempts: 25,
             run_at: None,
+            metadata: Default::default(),
         })
         .collect()
 }

@@ -12,7 +12,9 @@
 //! Per run: empty the store; bulk-enqueue N no-op jobs (enqueue jobs/s); start one pool with
 //! concurrency 10 and time until the store itself counts N completed (process jobs/s); then,
 //! with the pool idle, enqueue single jobs and time until their handler starts (pickup latency,
-//! median of 50 samples with 20-120 ms random gaps). Prints each run, then median and range.
+//! median of 50 samples with 20-120 ms random gaps). Prints each run, then median and range,
+//! with the CPU this process spent per 10,000 processed jobs (user + system, from
+//! `/proc/self/stat`: less sensitive to a busy neighbour than jobs/s) and its peak RSS.
 //!
 //! `--prune` then also deletes the N completed jobs as the pool's pruner does (batches of
 //! 5,000 through `job_prune`, until a batch comes back short) and reports the pruning rate.
@@ -215,6 +217,31 @@ struct RunResult {
     process_per_s: f64,
     pickup_ms: Option<f64>,
     prune_per_s: Option<f64>,
+    /// CPU seconds this process spent per 10,000 processed jobs (user + system, all threads;
+    /// the worker processes' own with `--processes`, which this does not see).
+    cpu_per_10k: Option<f64>,
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux; 10 ms
+/// ticks, so measure at least a second of work).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, in parentheses): utime is the
+    // 14th field of the line, stime the 15th.
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    const TICKS_PER_SECOND: f64 = 100.0; // USER_HZ on Linux
+    Some((utime + stime) / TICKS_PER_SECOND)
+}
+
+/// The peak resident set size of this process in MiB, from `/proc/self/status` (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 async fn completed(store: &Arc<dyn Store>) -> Result<u64, jobs::StoreError> {
@@ -298,11 +325,13 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
             process_per_s: options.jobs as f64 / process.as_secs_f64(),
             pickup_ms: None,
             prune_per_s: None,
+            cpu_per_10k: None,
         });
     }
 
     let (tx, mut started_rx) = mpsc::unbounded_channel();
     let runs = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let pool = Pool::builder(store.clone())
         .queue("default", options.workers)
@@ -329,6 +358,9 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let process = started.elapsed();
+    let cpu_per_10k = cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) / options.jobs as f64 * 10_000.0);
     let done = count().await?;
     if done != options.jobs {
         return Err(format!("expected {} completed, the store has {done}", options.jobs).into());
@@ -350,6 +382,7 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
         process_per_s: options.jobs as f64 / process.as_secs_f64(),
         pickup_ms,
         prune_per_s,
+        cpu_per_10k,
     })
 }
 
@@ -603,7 +636,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Installed before any pool starts, as an application does (without it, no recorder).
     let prometheus = options
         .metrics
-        .then(|| metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder())
+        .then(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(jobs::telemetry::SECONDS_BUCKETS)
+                .and_then(|builder| builder.install_recorder())
+        })
         .transpose()?;
     if options.worker_process {
         return worker_process(&options).await;
@@ -636,8 +673,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let prune = r
             .prune_per_s
             .map_or_else(String::new, |rate| format!("   prune {rate:>10.0} jobs/s"));
+        let cpu = r
+            .cpu_per_10k
+            .map_or_else(|| "    -".to_owned(), |s| format!("{s:>5.3}"));
         println!(
-            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   pickup {pickup} ms{prune}   (load {load})",
+            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   cpu {cpu} s/10k jobs   pickup {pickup} ms{prune}   (load {load})",
             r.enqueue_per_s, r.process_per_s
         );
         results.push(r);
@@ -652,6 +692,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "process",
         &mut results.iter().map(|r| r.process_per_s).collect::<Vec<_>>(),
         "jobs/s",
+    );
+    summary(
+        "cpu/10k",
+        &mut results
+            .iter()
+            .filter_map(|r| r.cpu_per_10k)
+            .collect::<Vec<_>>(),
+        "s",
     );
     summary(
         "pickup",
@@ -670,6 +718,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Vec<_>>(),
             "jobs/s",
         );
+    }
+    if let Some(rss) = peak_rss_mib() {
+        println!("  peak RSS   {rss:.1} MiB (this process)");
     }
     if let Some(prometheus) = prometheus {
         let rendered = prometheus.render();

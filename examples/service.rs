@@ -413,7 +413,9 @@ async fn main() -> Result<ExitCode, Box<dyn Error>> {
         .init();
     let flags = Flags::parse();
     // The metrics recorder goes in before the pool starts (the pool builds its handles then).
-    let metrics = PrometheusBuilder::new().install_recorder()?;
+    let metrics = PrometheusBuilder::new()
+        .set_buckets(jobs::telemetry::SECONDS_BUCKETS)?
+        .install_recorder()?;
     let db = Db::open(&flags).await?;
     let config = PoolConfig {
         grace: flags.grace,

@@ -94,7 +94,7 @@ async fn rescue_loop(h: Harness, now: Timestamp, max_rescues: u32) -> (Vec<JobId
         if outcome.requeued.is_empty() && outcome.dead.is_empty() {
             return (requeued, dead);
         }
-        requeued.extend(outcome.requeued);
+        requeued.extend(outcome.requeued_ids());
         dead.extend(outcome.dead.iter().map(|job| job.id));
         tokio::task::yield_now().await;
     }

@@ -207,7 +207,15 @@ pub async fn rescue_expired_only(store: Arc<dyn Store>) {
     let first = h
         .rescue(at(10) + std::time::Duration::from_micros(1), 5, 1000)
         .await;
-    assert_eq!(sorted(first.requeued), ids[..2].to_vec());
+    assert_eq!(sorted(first.requeued_ids()), ids[..2].to_vec());
+    assert!(
+        first
+            .requeued
+            .iter()
+            .all(|job| (job.queue.as_str(), job.kind.as_str()) == ("q", "test")),
+        "a requeued job names its queue and kind: {:?}",
+        first.requeued
+    );
     assert!(first.dead.is_empty());
     let job = h.get(ids[0]).await;
     assert_eq!(job.state, JobState::Available);
@@ -231,7 +239,7 @@ pub async fn rescue_expired_only(store: Arc<dyn Store>) {
     assert_eq!(limited.requeued.len(), 1, "limit 1");
     let rest = h.rescue(at(50), 5, 10).await;
     assert_eq!(
-        sorted([limited.requeued, rest.requeued].concat()),
+        sorted([limited.requeued_ids(), rest.requeued_ids()].concat()),
         ids[3..].to_vec()
     );
     let stats = h.queue("q").await;
@@ -249,12 +257,12 @@ pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
     let h = Harness::new(store);
     let id = h.insert_one(new_job("q"), at(0)).await;
     h.claim_one("q", id, at(0)).await;
-    assert_eq!(h.rescue(at(31), 2, 10).await.requeued, vec![id]);
+    assert_eq!(h.rescue(at(31), 2, 10).await.requeued_ids(), vec![id]);
     for round in 1..3_i64 {
         let start = at(round * 100);
         h.claim_suspect_one("q", id, start).await;
         let outcome = h.rescue(start + secs(31), 2, 10).await;
-        assert_eq!(outcome.requeued, vec![id], "rescue {round} requeues");
+        assert_eq!(outcome.requeued_ids(), vec![id], "rescue {round} requeues");
         assert!(outcome.dead.is_empty());
     }
     h.claim_suspect_one("q", id, at(300)).await;
@@ -285,7 +293,7 @@ pub async fn poison_pill_goes_dead(store: Arc<dyn Store>) {
 
     let other = h.insert_one(new_job("p"), at(300)).await;
     h.claim_one("p", other, at(300)).await;
-    assert_eq!(h.rescue(at(400), 0, 10).await.requeued, vec![other]);
+    assert_eq!(h.rescue(at(400), 0, 10).await.requeued_ids(), vec![other]);
     h.claim_suspect_one("p", other, at(401)).await;
     let outcome = h.rescue(at(500), 0, 10).await;
     assert_eq!(
@@ -358,7 +366,7 @@ pub async fn only_quarantine_rescues_count(store: Arc<dyn Store>) {
         h.claim_one("q", id, start).await;
         let rescued = h.rescue(start + secs(31), 0, 10).await;
         assert_eq!(
-            rescued.requeued,
+            rescued.requeued_ids(),
             vec![id],
             "round {round}: not a poison pill"
         );
@@ -371,10 +379,10 @@ pub async fn only_quarantine_rescues_count(store: Arc<dyn Store>) {
         assert_eq!(h.get(id).await.suspect, None, "a run that ended clears it");
     }
     h.claim_one("q", id, at(400)).await;
-    assert_eq!(h.rescue(at(431), 1, 10).await.requeued, vec![id]);
+    assert_eq!(h.rescue(at(431), 1, 10).await.requeued_ids(), vec![id]);
     h.claim_suspect_one("q", id, at(432)).await;
     let charged = h.rescue(at(463), 1, 10).await;
-    assert_eq!(charged.requeued, vec![id]);
+    assert_eq!(charged.requeued_ids(), vec![id]);
     let job = h.get(id).await;
     assert_eq!(
         (job.rescues, job.suspect),

@@ -42,6 +42,8 @@
 //!   `dead` instead, with `rescues` incremented too, `finalized_at = now` and one error of
 //!   attempt 0 at `now` whose message mentions the rescue.
 //! * **Retry of a dead/cancelled job** keeps `claims` (tokens never repeat) and errors.
+//! * **Metadata** is kept as inserted through every state change; a job inserted without any
+//!   reads back with empty metadata.
 //! * **Invalid requests** never reach a store: the cases call it through the
 //!   [`StoreFacade`](jobs::store::StoreFacade), as the engine does, and the facade refuses
 //!   them (its own tests cover that, once).
@@ -64,11 +66,13 @@ use jobs::store::Store;
 mod admin;
 mod claim;
 mod concurrency;
+mod damaged;
 mod data;
 mod finish;
 mod insert;
 mod lease;
 mod listen;
+mod metadata;
 mod support;
 
 pub use admin::{
@@ -82,6 +86,7 @@ pub use claim::{
 pub use concurrency::{
     concurrent_claimers, concurrent_heartbeats_and_finishes_complete, concurrent_rescuers,
 };
+pub use damaged::{a_damaged_row_is_read_in_part, Damage};
 pub use data::{errors_accumulate, json_depth_limit, json_round_trip};
 pub use finish::{
     empty_batches_do_nothing, finish_completed, finish_dead, finish_release, finish_retry,
@@ -97,6 +102,7 @@ pub use lease::{
     rescue_expired_only, rescue_makes_a_suspect,
 };
 pub use listen::{listener_wakes_on_insert, listener_wakes_whenever_jobs_become_available};
+pub use metadata::{metadata_limits, metadata_round_trip, metadata_survives_retry_and_rescue};
 
 /// Runs one case on a store from `factory`, or prints a notice and returns if the factory
 /// gives `None`. [`store_conformance_tests!`](crate::store_conformance_tests) calls it once per
@@ -130,8 +136,28 @@ where
 /// });
 /// # fn main() {}
 /// ```
+///
+/// A store that can hold a row its decoder cannot read (SQL stores: written by hand or by an
+/// older version) also passes `damage = |test_name: &'static str, id: jobs::JobId| async move
+/// { ... }`, which damages job `id`'s stored args in that test's store behind its back; the
+/// suite then also runs [`a_damaged_row_is_read_in_part`].
 #[macro_export]
 macro_rules! store_conformance_tests {
+    ($factory:expr, damage = $damage:expr $(,)?) => {
+        $crate::store_conformance_tests!($factory);
+
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_damaged_row_is_read_in_part() {
+            const NAME: &str = "a_damaged_row_is_read_in_part";
+            let damage: $crate::Damage = ::std::boxed::Box::new(move |id| {
+                ::std::boxed::Box::pin(($damage)(NAME, id))
+            });
+            $crate::run_case(NAME, $factory, |store| {
+                $crate::a_damaged_row_is_read_in_part(store, damage)
+            })
+            .await;
+        }
+    };
     ($factory:expr $(,)?) => {
         $crate::__store_conformance_cases!(
             $factory;
@@ -171,6 +197,9 @@ macro_rules! store_conformance_tests {
             errors_accumulate,
             json_round_trip,
             json_depth_limit,
+            metadata_round_trip,
+            metadata_limits,
+            metadata_survives_retry_and_rescue,
             listener_wakes_on_insert,
             listener_wakes_whenever_jobs_become_available,
         );

@@ -40,6 +40,7 @@ pub(super) fn new_job(queue: &str) -> NewJob {
         priority: 0,
         max_attempts: 3,
         run_at: None,
+        metadata: Default::default(),
     }
 }
 
@@ -89,6 +90,8 @@ pub(super) fn fresh_record(
         lease_expires_at: None,
         checkpoint: None,
         errors: Vec::new(),
+        metadata: new.metadata.clone(),
+        unreadable: None,
     }
 }
 
@@ -375,7 +378,7 @@ impl Harness {
             "{}: no poison pill",
             self.store.name()
         );
-        sorted(outcome.requeued)
+        sorted(outcome.requeued_ids())
     }
 
     pub(super) async fn promote(&self, now: Timestamp, limit: usize) -> u64 {

@@ -20,6 +20,8 @@ struct Row<'a> {
     state: JobState,
     run_at: Timestamp,
     max_attempts: i32,
+    /// The metadata's JSON text; `None` (NULL) when it has none.
+    metadata: Option<String>,
 }
 
 /// Inserts `params.jobs` on `conn` (one statement, or two for COPY); ids in input order.
@@ -58,12 +60,20 @@ fn row(job: &NewJob, now: Timestamp) -> Result<Row<'_>, StoreError> {
     let args = serde_json::to_string(&job.args).map_err(|e| {
         StoreError::invalid(format!("args of a {:?} job: {e}", job.kind)).with_source(e)
     })?;
+    let metadata = if job.metadata.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&job.metadata).map_err(|e| {
+            StoreError::invalid(format!("metadata of a {:?} job: {e}", job.kind)).with_source(e)
+        })?)
+    };
     Ok(Row {
         job,
         args,
         state,
         run_at,
         max_attempts,
+        metadata,
     })
 }
 
@@ -84,6 +94,7 @@ async fn insert_unnest(
         .bind(rows.iter().map(|r| PgTime(r.run_at)).collect::<Vec<_>>())
         .bind(PgTime(now))
         .bind(&queries.channel)
+        .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await
         .map_err(store_error)?;
@@ -170,7 +181,7 @@ fn encode_copy(rows: &[Row<'_>], now: Timestamp) -> Result<CopyData, StoreError>
     buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
     let created_at = pg_timestamp(now)?;
     for row in rows {
-        buf.extend_from_slice(&9i16.to_be_bytes());
+        buf.extend_from_slice(&10i16.to_be_bytes());
         id_offsets.push(buf.len() + 4);
         field(&mut buf, &0i64.to_be_bytes());
         field(&mut buf, row.job.kind.as_bytes());
@@ -181,6 +192,10 @@ fn encode_copy(rows: &[Row<'_>], now: Timestamp) -> Result<CopyData, StoreError>
         field(&mut buf, &row.max_attempts.to_be_bytes());
         field(&mut buf, &pg_timestamp(row.run_at)?.to_be_bytes());
         field(&mut buf, &created_at.to_be_bytes());
+        match &row.metadata {
+            Some(metadata) => jsonb_field(&mut buf, metadata.as_bytes()),
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()), // NULL
+        }
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     Ok(CopyData { buf, id_offsets })
@@ -222,6 +237,7 @@ mod tests {
             priority: 0,
             max_attempts,
             run_at: None,
+            metadata: Default::default(),
         }
     }
 
@@ -264,9 +280,12 @@ mod tests {
         data.set_ids(&[7]);
         let buf = data.buf;
         assert!(buf.starts_with(b"PGCOPY\n\xff\r\n\0"));
-        assert!(buf.ends_with(&[0xff, 0xff]));
+        assert!(
+            buf.ends_with(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            "NULL metadata, trailer"
+        );
         // header 19 bytes, field count 2, then the id field: length 8 and the value 7.
-        assert_eq!(&buf[19..21], &9i16.to_be_bytes());
+        assert_eq!(&buf[19..21], &10i16.to_be_bytes());
         assert_eq!(&buf[21..25], &8i32.to_be_bytes());
         assert_eq!(&buf[25..33], &7i64.to_be_bytes());
         assert_eq!(pg_timestamp(now).ok(), Some(5));

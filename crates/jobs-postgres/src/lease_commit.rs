@@ -103,6 +103,7 @@ mod tests {
             priority: 0,
             max_attempts: 3,
             run_at,
+            metadata: Default::default(),
         }
     }
 

@@ -82,18 +82,21 @@
 //!
 //! The migration creates `<schema>.enqueue(kind text, args jsonb, queue text DEFAULT
 //! 'default', priority integer DEFAULT 0, max_attempts integer DEFAULT 20, run_at
-//! timestamptz DEFAULT now()) RETURNS bigint`. It enforces the rules of the Rust enqueue
+//! timestamptz DEFAULT now(), metadata jsonb DEFAULT NULL) RETURNS bigint` (`metadata` since
+//! schema version 4: calls without it work as before). It enforces the rules of the Rust enqueue
 //! ([`NewJob::validate`](jobs::store::NewJob::validate)) with the same constants: kind and
 //! queue of 1 to 128 characters of `[A-Za-z0-9_.:-]`, a priority that fits `smallint`,
 //! `max_attempts` at least 1 (default 20, as
 //! [`DEFAULT_MAX_ATTEMPTS`](jobs::DEFAULT_MAX_ATTEMPTS)), args nested at most 100 levels
-//! ([`MAX_JSON_DEPTH`](jobs::store::MAX_JSON_DEPTH)); it raises SQLSTATE `22023` naming the
+//! ([`MAX_JSON_DEPTH`](jobs::store::MAX_JSON_DEPTH)), metadata a JSON object of strings
+//! within the limits of [`Metadata::validate`](jobs::Metadata::validate); it raises SQLSTATE
+//! `22023` naming the
 //! rule otherwise. It is `SECURITY DEFINER` with a fixed
 //! `search_path`, and `EXECUTE` is revoked from `PUBLIC`, so an application role needs only:
 //!
 //! ```sql
 //! GRANT USAGE ON SCHEMA jobs TO billing_app;
-//! GRANT EXECUTE ON FUNCTION jobs.enqueue(text, jsonb, text, integer, integer, timestamptz) TO billing_app;
+//! GRANT EXECUTE ON FUNCTION jobs.enqueue(text, jsonb, text, integer, integer, timestamptz, jsonb) TO billing_app;
 //! ```
 //!
 //! and no right on the job table itself. From `psql`:
@@ -102,7 +105,11 @@
 //! SELECT jobs.enqueue('send_email', '{"to": "ada@example.com"}');
 //! SELECT jobs.enqueue('send_email', '{"to": "ada@example.com"}', queue => 'mail', priority => 5);
 //! SELECT jobs.enqueue('report', '{"month": 11}', run_at => now() + interval '1 hour');
+//! SELECT jobs.enqueue('report', '{"month": 12}', metadata => '{"request_id": "req-42"}');
 //! ```
+//!
+//! (Migrating to version 4 replaces the function: the roles granted `EXECUTE` on the old one
+//! are granted the new one.)
 //!
 //! From Python (psycopg 3):
 //!

@@ -2,7 +2,7 @@
 
 use jobs::store::{
     JobExpireUnknownKindsParams, JobPromoteParams, JobPruneParams, JobRescueParams, RescueOutcome,
-    UnknownKinds,
+    RescuedJob, UnknownKinds,
 };
 use jobs::{JobState, StoreError};
 use sqlx::{PgExecutor, PgPool, Row};
@@ -47,10 +47,10 @@ pub(crate) async fn rescue_expired(
             tracing::warn!(job_id = record.id.0, kind = %record.kind, rescues = record.rescues, "poison pill: job moved to the dead set");
             outcome.dead.push(record);
         } else {
-            outcome.requeued.push(record.id);
+            outcome.requeued.push(RescuedJob::of(&record));
         }
     }
-    outcome.requeued.sort_unstable();
+    outcome.requeued.sort_unstable_by_key(|job| job.id);
     outcome.dead.sort_by_key(|job| job.id);
     Ok(outcome)
 }

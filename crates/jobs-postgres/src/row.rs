@@ -1,6 +1,6 @@
 //! Decoding job rows (selected with `sql::job_columns`) into [`JobRecord`]s.
 
-use jobs::{AttemptError, JobId, JobRecord, JobState, StoreError, Timestamp};
+use jobs::{AttemptError, JobId, JobRecord, JobState, Metadata, StoreError, Timestamp};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -8,19 +8,18 @@ use sqlx::Row;
 use crate::error::store_error;
 use crate::pg_time::PgTime;
 
-/// One row as a job record; a value that does not fit is reported as [`StoreError::Corrupt`].
+/// One row as a reader sees it: whole, or, when its JSON columns do not decode, what could be
+/// read, marked [`unreadable`](JobRecord::unreadable). Other values that do not fit are
+/// [`StoreError::Corrupt`] (the table's constraints exclude them).
 pub(crate) fn job_record(row: &PgRow) -> Result<JobRecord, StoreError> {
-    let (record, unreadable) = decode(row, None)?;
-    match unreadable {
-        None => Ok(record),
-        Some(reason) => Err(StoreError::Corrupt {
-            id: record.id.0,
-            reason,
-        }),
+    let (mut record, unreadable) = decode(row, None)?;
+    if let Some(problem) = unreadable {
+        record.mark_unreadable(problem);
     }
+    Ok(record)
 }
 
-/// One row as a job record even when its JSON columns (args, checkpoint, errors) do not
+/// One row as a job record even when its JSON columns (args, checkpoint, errors, metadata) do not
 /// decode (nested too deep, or another shape): those are left out (null, none, empty) and
 /// the second value says what could not be read. Other values that do not fit are
 /// [`StoreError::Corrupt`] (the table's constraints exclude them).
@@ -52,6 +51,7 @@ struct JsonColumns {
     args: Value,
     checkpoint: Option<Value>,
     errors: Vec<AttemptError>,
+    metadata: Metadata,
     unreadable: Option<String>,
 }
 
@@ -78,10 +78,24 @@ fn json_columns(row: &PgRow) -> JsonColumns {
             note("errors", &e);
             Vec::new()
         });
+    let metadata = row
+        .try_get::<Option<Value>, _>("metadata")
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            v.map(serde_json::from_value::<Metadata>)
+                .transpose()
+                .map_err(|e| e.to_string())
+        })
+        .unwrap_or_else(|e| {
+            note("metadata", &e);
+            None
+        })
+        .unwrap_or_default();
     JsonColumns {
         args,
         checkpoint,
         errors,
+        metadata,
         unreadable: (!problems.is_empty()).then(|| problems.join("; ")),
     }
 }
@@ -140,6 +154,8 @@ fn decode(
         lease_expires_at,
         checkpoint: json.checkpoint,
         errors: json.errors,
+        metadata: json.metadata,
+        unreadable: None,
     };
     Ok((record, json.unreadable))
 }

@@ -47,6 +47,7 @@ fn columns(alias: &str, with_lease: bool) -> String {
         "lease_expires_at",
         "checkpoint",
         "errors",
+        "metadata",
     ]
     .iter()
     .filter(|c| with_lease || !LEASE_COLUMNS.contains(c))
@@ -110,7 +111,7 @@ impl Queries {
                 schema.quoted()
             ),
             copy_in: format!(
-                "COPY {t} (id, kind, queue, args, state, priority, max_attempts, run_at, created_at) \
+                "COPY {t} (id, kind, queue, args, state, priority, max_attempts, run_at, created_at, metadata) \
                  FROM STDIN (FORMAT binary)"
             ),
             claim: claim(&t, false),
@@ -145,17 +146,19 @@ impl Queries {
 }
 
 /// `$1` kinds, `$2` queues, `$3` args (JSON text), `$4` states, `$5` priorities,
-/// `$6` max attempts, `$7` run_at, `$8` now, `$9` channel. Returns the ids (in insertion
-/// order, which is input order) and notifies the queues that got available jobs.
+/// `$6` max attempts, `$7` run_at, `$8` now, `$9` channel, `$10` metadata (JSON text, NULL
+/// for none). Returns the ids (in insertion order, which is input order) and notifies the
+/// queues that got available jobs.
 fn insert_unnest(t: &str) -> String {
     format!(
         "WITH i AS ( \
-             INSERT INTO {t} (kind, queue, args, state, priority, max_attempts, run_at, created_at) \
-             SELECT u.kind, u.queue, u.args::jsonb, u.state, u.priority, u.max_attempts, u.run_at, $8 \
+             INSERT INTO {t} (kind, queue, args, state, priority, max_attempts, run_at, created_at, metadata) \
+             SELECT u.kind, u.queue, u.args::jsonb, u.state, u.priority, u.max_attempts, u.run_at, $8, \
+                    u.metadata::jsonb \
                FROM UNNEST((SELECT $1::text[]), (SELECT $2::text[]), (SELECT $3::text[]), \
                            (SELECT $4::text[]), (SELECT $5::int2[]), (SELECT $6::int4[]), \
-                           (SELECT $7::timestamptz[])) WITH ORDINALITY \
-                        AS u(kind, queue, args, state, priority, max_attempts, run_at, ord) \
+                           (SELECT $7::timestamptz[]), (SELECT $10::text[])) WITH ORDINALITY \
+                        AS u(kind, queue, args, state, priority, max_attempts, run_at, metadata, ord) \
               ORDER BY u.ord \
              RETURNING id, queue, state), \
          {notify} \

@@ -25,6 +25,7 @@ fn job(queue: &str) -> NewJob {
         priority: 0,
         max_attempts: 3,
         run_at: None,
+        metadata: Default::default(),
     }
 }
 
@@ -352,7 +353,7 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         &format!(
             "CREATE ROLE \"{role}\";
              GRANT USAGE ON SCHEMA {q} TO \"{role}\";
-             GRANT EXECUTE ON FUNCTION {q}.enqueue(text, jsonb, text, integer, integer, timestamptz) TO \"{role}\""
+             GRANT EXECUTE ON FUNCTION {q}.enqueue(text, jsonb, text, integer, integer, timestamptz, jsonb) TO \"{role}\""
         ),
     )
     .await;
@@ -364,6 +365,18 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
     .fetch_one(&mut *conn)
     .await
     .expect("the granted role can enqueue");
+    let traced: i64 = sqlx::query_scalar(&format!(
+        "SELECT {q}.enqueue('report', 'null', metadata => '{{\"request_id\": \"req-42\"}}')"
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .expect("enqueue with metadata");
+    let empty: i64 = sqlx::query_scalar(&format!(
+        "SELECT {q}.enqueue('report', 'null', metadata => '{{}}')"
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .expect("enqueue with empty metadata");
     let later: i64 = sqlx::query_scalar(&format!(
         "SELECT {q}.enqueue('report', 'null', run_at => now() + interval '1 hour')"
     ))
@@ -393,6 +406,17 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
             "run_at must be a finite time",
         ),
         ("'k', NULL", "args must be"),
+        ("'k', '{}', metadata => '[]'", "metadata must be a JSON object"),
+        ("'k', '{}', metadata => '{\"n\": 1}'", "metadata values must be JSON strings"),
+        ("'k', '{}', metadata => '{\"bad key\": \"v\"}'", "invalid metadata key"),
+        (
+            "'k', '{}', metadata => jsonb_build_object('k', repeat('x', 4096))",
+            "more than the 4096 bytes",
+        ),
+        (
+            "'k', '{}', metadata => (SELECT jsonb_object_agg('k' || i, 'v') FROM generate_series(1, 33) i)",
+            "more than the 32",
+        ),
     ] {
         let sql = format!("SELECT {q}.enqueue({call})");
         let refused = sqlx::query(&sql).execute(&mut *conn).await;
@@ -426,6 +450,19 @@ async fn sql_enqueue_works_for_a_role_with_no_table_rights() {
         (record.state, record.args.clone()),
         (JobState::Scheduled, json!(null))
     );
+    assert!(record.metadata.is_empty(), "none by default");
+    let with = |id| store.job_get(jobs::JobId(id));
+    let traced = with(traced).await.expect("get").expect("exists");
+    assert_eq!(traced.metadata.get("request_id"), Some("req-42"));
+    let empty = with(empty).await.expect("get").expect("exists");
+    assert!(empty.metadata.is_empty());
+    let stored: Option<serde_json::Value> =
+        sqlx::query_scalar(&format!("SELECT metadata FROM {q}.jobs WHERE id = $1"))
+            .bind(empty.id.0)
+            .fetch_one(&pool)
+            .await
+            .expect("read the column");
+    assert_eq!(stored, None, "empty metadata is stored as NULL");
 
     // PUBLIC cannot call it: a role without the grant is refused.
     let stranger = role_name("stranger");
@@ -1079,6 +1116,7 @@ async fn rust_and_sql_enqueue_follow_one_rule_set() {
                     priority,
                     max_attempts,
                     run_at: None,
+                    metadata: Default::default(),
                 };
                 assert_eq!(
                     job.validate().is_ok(),
@@ -1212,10 +1250,13 @@ async fn a_damaged_row_is_claimed_unreadable_naming_the_job() {
         .expect("readable again")
         .expect("exists");
     assert_eq!((repaired.state, repaired.errors.len()), (JobState::Dead, 1));
-    assert!(matches!(
-        store.job_get(ids[1]).await,
-        Err(StoreError::Corrupt { id, .. }) if id == ids[1].0
-    ));
+    let damaged = store
+        .job_get(ids[1])
+        .await
+        .expect("read in part")
+        .expect("exists");
+    let reason = damaged.unreadable.unwrap_or_default();
+    assert!(reason.contains(&format!("job {}", ids[1])), "{reason}");
     // The released one, rescued after its lease expires (a suspect), then again in
     // quarantine, is buried without an error.
     let rescue = || {
@@ -1230,7 +1271,7 @@ async fn a_damaged_row_is_claimed_unreadable_naming_the_job() {
     let rescued = rescue()
         .await
         .expect("the rescue reads past the damaged row");
-    assert_eq!(rescued.requeued, vec![again[0].record.id]);
+    assert_eq!(rescued.requeued_ids(), vec![again[0].record.id]);
     let suspects = JobClaimParams {
         suspects: true,
         ..claim("q", 10)

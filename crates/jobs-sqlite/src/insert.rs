@@ -5,13 +5,14 @@
 //! follows input order. A batch is cut into *runs*: consecutive jobs sharing kind, queue,
 //! priority, max attempts and `run_at` (a typical bulk enqueue is one run). Each run is one
 //! `INSERT … SELECT … FROM json_each(?)` over a JSON array of integers, each packing the
-//! offset and length of one job's args inside a single BLOB parameter: SQLite reads an
+//! offset and length of one job's args inside a single BLOB parameter (jobs of one run share
+//! their metadata too, usually none: NULL): SQLite reads an
 //! integer and slices the BLOB per row, parsing no JSON of the args. A batch of many short
 //! runs (heterogeneous jobs) instead goes through one general statement, where each job is a
 //! JSON array of all its fields.
 
 use jobs::store::{JobInsertParams, NewJob};
-use jobs::{JobId, JobState, StoreError, Timestamp};
+use jobs::{JobId, JobState, Metadata, StoreError, Timestamp};
 use serde_json::Value;
 use sqlx::{Connection, SqliteConnection};
 
@@ -27,19 +28,20 @@ const NEXT_ID: &str = "SELECT 1 + max( \
     coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0), \
     coalesce((SELECT max(id) FROM jobs), 0))";
 
-/// One run: `?10` is a JSON array of `offset << 32 | length` of each job's args in BLOB `?4`.
+/// One run: `?10` is a JSON array of `offset << 32 | length` of each job's args in BLOB `?4`;
+/// `?11` the run's metadata (NULL: none).
 const INSERT_RUN: &str = "INSERT INTO jobs \
-    (id, kind, queue, args, priority, max_attempts, run_at, state, created_at) \
+    (id, kind, queue, args, priority, max_attempts, run_at, state, created_at, metadata) \
     SELECT ?1 + key, ?2, ?3, CAST(substr(?4, (value >> 32) + 1, value & 4294967295) AS TEXT), \
-           ?5, ?6, ?7, ?8, ?9 \
+           ?5, ?6, ?7, ?8, ?9, ?11 \
     FROM json_each(?10)";
 
 /// Any batch: each job a JSON array `[kind, queue, args, priority, max_attempts, run_at,
-/// state]`.
+/// state, metadata or null]` (`->>` renders an object as its JSON text, and null as NULL).
 const INSERT_ANY: &str = "INSERT INTO jobs \
-    (id, kind, queue, args, priority, max_attempts, run_at, state, created_at) \
+    (id, kind, queue, args, priority, max_attempts, run_at, state, created_at, metadata) \
     SELECT ?1 + key, value ->> 0, value ->> 1, value -> 2, value ->> 3, value ->> 4, \
-           value ->> 5, value ->> 6, ?2 \
+           value ->> 5, value ->> 6, ?2, value ->> 7 \
     FROM json_each(?3)";
 
 /// What an insert did: the new ids (input order) and the queues that got available jobs.
@@ -66,6 +68,7 @@ impl Row<'_> {
             && a.priority == b.priority
             && a.max_attempts == b.max_attempts
             && self.run_at == other.run_at
+            && a.metadata == b.metadata
     }
 }
 
@@ -149,6 +152,7 @@ async fn insert_run(
 ) -> Result<(), StoreError> {
     let (blob, slices) = args_blob(&rows[run.clone()])?;
     let head = &rows[run.start];
+    let metadata = metadata_text(&head.job.metadata)?;
     sqlx::query(INSERT_RUN)
         .bind(first + run.start as i64)
         .bind(&head.job.kind)
@@ -160,6 +164,7 @@ async fn insert_run(
         .bind(head.state.as_str())
         .bind(now.as_micros())
         .bind(slices)
+        .bind(metadata)
         .execute(conn)
         .await
         .map_err(during(OP))?;
@@ -172,7 +177,16 @@ async fn insert_any(
     rows: &[Row<'_>],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    type Entry<'a> = (&'a str, &'a str, &'a Value, i16, u32, i64, &'static str);
+    type Entry<'a> = (
+        &'a str,
+        &'a str,
+        &'a Value,
+        i16,
+        u32,
+        i64,
+        &'static str,
+        Option<&'a Metadata>,
+    );
     let entries: Vec<Entry<'_>> = rows
         .iter()
         .map(|row| {
@@ -186,6 +200,7 @@ async fn insert_any(
                 job.max_attempts,
                 row.run_at,
                 state,
+                (!job.metadata.is_empty()).then_some(&job.metadata),
             )
         })
         .collect();
@@ -199,6 +214,16 @@ async fn insert_any(
         .await
         .map_err(during(OP))?;
     Ok(())
+}
+
+/// The stored text of a job's metadata: `None` (NULL) when it has none.
+fn metadata_text(metadata: &Metadata) -> Result<Option<String>, StoreError> {
+    if metadata.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(metadata)
+        .map(Some)
+        .map_err(|err| invalid(OP, format!("metadata does not serialize to JSON: {err}")))
 }
 
 /// Every job's args rendered back to back into one BLOB, and the JSON array of their
@@ -275,6 +300,7 @@ mod tests {
             priority,
             max_attempts: 3,
             run_at: None,
+            metadata: Default::default(),
         }
     }
 

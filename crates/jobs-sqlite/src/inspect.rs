@@ -8,7 +8,7 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::error::during;
 use crate::maintenance::limit;
-use crate::row::{decode, decode_all, RECORD};
+use crate::row::{decode, BARE_RECORD, RECORD};
 
 /// Counts per state and queue (and the oldest available `run_at`): each part scans the
 /// partial index of its states, which covers it; the table is never read.
@@ -29,6 +29,36 @@ fn get_sql() -> &'static str {
     SQL.get_or_init(|| format!("SELECT {RECORD} FROM jobs WHERE id = ?1"))
 }
 
+fn bare_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| format!("SELECT {BARE_RECORD} FROM jobs WHERE id = ?1"))
+}
+
+/// A row rendered by [`RECORD`] as a reader sees it: whole, or, if its stored JSON does not
+/// decode, what can be read of it (read again without its JSON: rare, so the common read
+/// renders each row once), marked [`unreadable`](JobRecord::unreadable).
+async fn read(conn: &mut SqliteConnection, text: &str) -> Result<JobRecord, StoreError> {
+    let (id, problem) = match decode(text) {
+        Err(StoreError::Corrupt { id, reason }) => (id, reason),
+        whole => return whole,
+    };
+    let bare: Option<String> = sqlx::query_scalar(bare_sql())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(during("job_get"))?;
+    let Some(bare) = bare else {
+        // Deleted in between: report what was found.
+        return Err(StoreError::Corrupt {
+            id,
+            reason: problem,
+        });
+    };
+    let mut record = decode(&bare)?;
+    record.mark_unreadable(problem);
+    Ok(record)
+}
+
 /// One job, if it exists.
 pub(crate) async fn get(
     conn: &mut SqliteConnection,
@@ -36,10 +66,13 @@ pub(crate) async fn get(
 ) -> Result<Option<JobRecord>, StoreError> {
     let row: Option<String> = sqlx::query_scalar(get_sql())
         .bind(id.0)
-        .fetch_optional(conn)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(during("job_get"))?;
-    row.as_deref().map(decode).transpose()
+    match row {
+        Some(text) => read(conn, &text).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Jobs matching the filter, by id. The SQL names only the filters in use, so each
@@ -58,10 +91,14 @@ pub(crate) async fn list(
     }
     let rows: Vec<String> = query
         .bind(limit(params.limit))
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(during("job_list"))?;
-    decode_all(&rows)
+    let mut records = Vec::with_capacity(rows.len());
+    for text in &rows {
+        records.push(read(conn, text).await?);
+    }
+    Ok(records)
 }
 
 fn list_sql(by_state: bool, by_queue: bool) -> String {

@@ -21,6 +21,7 @@
 //!     priority: 0,
 //!     max_attempts: 5,
 //!     run_at: None,
+//!     metadata: Default::default(),
 //! };
 //! let ids = store.job_insert_many(JobInsertParams { jobs: vec![job], now }).await?;
 //!

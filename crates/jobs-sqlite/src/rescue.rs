@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use jobs::store::{JobRescueParams, RescueOutcome};
+use jobs::store::{JobRescueParams, RescueOutcome, RescuedJob};
 use jobs::{JobState, StoreError};
 use sqlx::SqliteConnection;
 
@@ -80,7 +80,7 @@ pub(crate) async fn rescue_expired(
             if !woken.contains(&record.queue) {
                 woken.push(record.queue.clone());
             }
-            outcome.requeued.push(record.id);
+            outcome.requeued.push(RescuedJob::of(&record));
         }
     }
     Ok((outcome, woken))

@@ -4,7 +4,7 @@
 //! thread) than eighteen columns, and the stored JSON (`args`, `checkpoint`, `errors`) is
 //! spliced in as it is, not parsed and re-rendered by SQLite.
 
-use jobs::{AttemptError, JobId, JobRecord, JobState, StoreError, Timestamp};
+use jobs::{AttemptError, JobId, JobRecord, JobState, Metadata, StoreError, Timestamp};
 use serde_json::Value;
 
 use crate::error::corrupt;
@@ -12,15 +12,15 @@ use crate::error::corrupt;
 /// The SQL expression rendering a `jobs` row as the JSON text [`decode`] reads:
 /// `[[id, kind, queue, args, state, priority, attempts, max_attempts, rescues, strikes or null],
 ///   [claims, run_at, created_at, attempted_at, finalized_at, lease_owner, lease_expires_at,
-///    [checkpoint] or null, errors]]`
+///    [checkpoint] or null, errors, metadata or null]]`
 /// (two halves because serde decodes tuples of at most 16; the checkpoint is wrapped so a
 /// saved JSON `null` differs from no checkpoint).
 pub(crate) const RECORD: &str =
-    "printf('[[%d,%s,%s,%s,%s,%d,%d,%d,%d,%s],[%d,%d,%d,%s,%s,%s,%s,%s,%s]]', \
+    "printf('[[%d,%s,%s,%s,%s,%d,%d,%d,%d,%s],[%d,%d,%d,%s,%s,%s,%s,%s,%s,%s]]', \
     id, json_quote(kind), json_quote(queue), args, json_quote(state), priority, attempts, \
     max_attempts, rescues, coalesce(nullif(suspect, 0) - 1, 'null'), claims, run_at, created_at, coalesce(attempted_at, 'null'), \
     coalesce(finalized_at, 'null'), json_quote(lease_owner), coalesce(lease_expires_at, 'null'), \
-    coalesce('[' || checkpoint || ']', 'null'), errors)";
+    coalesce('[' || checkpoint || ']', 'null'), errors, coalesce(metadata, 'null'))";
 
 /// The `errors` column to append to: itself, or an empty array when it is not a JSON array
 /// (a row written by hand), so appending the error that buries such a job cannot fail.
@@ -28,10 +28,10 @@ pub(crate) const RECORD: &str =
 pub(crate) const ERRORS_TO_APPEND_TO: &str = "CASE WHEN NOT json_valid(errors) THEN '[]' \
     WHEN json_type(errors) = 'array' THEN errors ELSE '[]' END";
 
-/// [`RECORD`] without the stored JSON (args `null`, no checkpoint, no errors): what can be read
-/// of a row whose JSON cannot.
+/// [`RECORD`] without the stored JSON (args `null`, no checkpoint, no errors, no metadata):
+/// what can be read of a row whose JSON cannot.
 pub(crate) const BARE_RECORD: &str =
-    "printf('[[%d,%s,%s,null,%s,%d,%d,%d,%d,%s],[%d,%d,%d,%s,%s,%s,%s,null,[]]]', \
+    "printf('[[%d,%s,%s,null,%s,%d,%d,%d,%d,%s],[%d,%d,%d,%s,%s,%s,%s,null,[],null]]', \
     id, json_quote(kind), json_quote(queue), json_quote(state), priority, attempts, \
     max_attempts, rescues, coalesce(nullif(suspect, 0) - 1, 'null'), claims, run_at, created_at, coalesce(attempted_at, 'null'), \
     coalesce(finalized_at, 'null'), json_quote(lease_owner), coalesce(lease_expires_at, 'null'))";
@@ -39,11 +39,11 @@ pub(crate) const BARE_RECORD: &str =
 /// The SQL expression rendering an available row as the claim about to take it will leave
 /// it (`claims + 1`), without what the claimer already knows (queue, state, lease and attempt
 /// time): `[id, kind, args, priority, attempts, max_attempts, rescues, claims, run_at,
-/// created_at, [checkpoint] or null, errors, strikes or null]`.
-pub(crate) const CLAIMED: &str = "printf('[%d,%s,%s,%d,%d,%d,%d,%d,%d,%d,%s,%s,%s]', \
+/// created_at, [checkpoint] or null, errors, strikes or null, metadata or null]`.
+pub(crate) const CLAIMED: &str = "printf('[%d,%s,%s,%d,%d,%d,%d,%d,%d,%d,%s,%s,%s,%s]', \
     id, json_quote(kind), args, priority, attempts, max_attempts, rescues, claims + 1, run_at, \
     created_at, coalesce('[' || checkpoint || ']', 'null'), errors, \
-    coalesce(nullif(suspect, 0) - 1, 'null'))";
+    coalesce(nullif(suspect, 0) - 1, 'null'), coalesce(metadata, 'null'))";
 
 type Head = (
     i64,
@@ -71,6 +71,7 @@ type Claimed = (
     Option<(Value,)>,
     Vec<AttemptError>,
     Option<u32>,
+    Option<Metadata>,
 );
 
 /// What a claim set on every job it took.
@@ -120,6 +121,8 @@ fn claimed_record(row: Claimed, claim: &Claim<'_>) -> JobRecord {
         lease_expires_at: Some(claim.expires_at),
         checkpoint: row.10.map(|(checkpoint,)| checkpoint),
         errors: row.11,
+        metadata: row.13.unwrap_or_default(),
+        unreadable: None,
     }
 }
 type Tail = (
@@ -132,6 +135,7 @@ type Tail = (
     Option<Timestamp>,
     Option<(Value,)>,
     Vec<AttemptError>,
+    Option<Metadata>,
 );
 
 /// Decodes a row rendered by [`RECORD`]; any problem is [`StoreError::Corrupt`] naming the
@@ -163,6 +167,8 @@ pub(crate) fn decode(text: &str) -> Result<JobRecord, StoreError> {
         lease_expires_at: tail.6,
         checkpoint: tail.7.map(|(checkpoint,)| checkpoint),
         errors: tail.8,
+        metadata: tail.9.unwrap_or_default(),
+        unreadable: None,
     })
 }
 
@@ -184,11 +190,6 @@ pub(crate) fn decode_in_part(
     }
 }
 
-/// Decodes every row, for queries returning [`RECORD`] as their only column.
-pub(crate) fn decode_all(texts: &[String]) -> Result<Vec<JobRecord>, StoreError> {
-    texts.iter().map(|text| decode(text)).collect()
-}
-
 /// The job id at the start of a rendered row, to name a row that does not decode.
 fn leading_id(text: &str) -> i64 {
     let digits: String = text
@@ -204,7 +205,8 @@ mod tests {
     use super::*;
 
     const ROW: &str = r#"[[7,"email","mail",{"to":"a"},"running",-2,1,5,0,2],
-        [3,100,90,101,null,"w1",130,[{"row":4}],[{"attempt":1,"at":95,"message":"boom"}]]]"#;
+        [3,100,90,101,null,"w1",130,[{"row":4}],[{"attempt":1,"at":95,"message":"boom"}],
+        {"traceparent":"00-ab-cd-01"}]]"#;
 
     #[test]
     fn decodes_every_field() {
@@ -230,6 +232,7 @@ mod tests {
         assert_eq!(record.lease_expires_at, Some(Timestamp::from_micros(130)));
         assert_eq!(record.checkpoint, Some(serde_json::json!({ "row": 4 })));
         assert_eq!(record.errors[0].message, "boom");
+        assert_eq!(record.metadata.get("traceparent"), Some("00-ab-cd-01"));
     }
 
     #[test]

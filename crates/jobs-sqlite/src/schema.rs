@@ -1,10 +1,11 @@
 //! The schema and its migrations, versioned by `PRAGMA user_version`.
 //!
-//! # Layout (version 2)
+//! # Layout (version 3)
 //!
 //! One table, `jobs`, whose columns mirror [`jobs::JobRecord`]: timestamps are INTEGER
 //! microseconds since the Unix epoch, `args`, `checkpoint` and `errors` are JSON text, `state`
-//! is the [`jobs::JobState`] name. `id` is `AUTOINCREMENT`, so an id is never reused after a
+//! is the [`jobs::JobState`] name, `metadata` a JSON object of strings or NULL for none
+//! (version 3). `id` is `AUTOINCREMENT`, so an id is never reused after a
 //! prune (a stale lease can never fence onto a newer job that got the same id).
 //!
 //! Every index is partial, over the rows of one stage of a job's life, so a job enters and
@@ -48,7 +49,7 @@
 //! * **moving / reprioritising**: plain `UPDATE`s of `queue` / `priority` on waiting jobs; the
 //!   claim index follows.
 //! * **periodic jobs**: a `periodic (name PRIMARY KEY, cron, next_run_at)` table.
-//! * **tags / metadata**: a JSON `meta` column.
+//! * **tags**: a JSON column beside `metadata`.
 //!
 //! A database whose `user_version` is newer than [`SCHEMA_VERSION`] was written by a newer
 //! version of this crate; opening it fails with [`jobs::StoreError::Schema`] rather than
@@ -60,10 +61,10 @@ use sqlx::{Connection, SqliteConnection};
 use crate::error::during;
 
 /// The schema version this crate writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `n` (1-based) takes a database from version `n - 1` to `n`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE jobs (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -100,6 +101,11 @@ CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id, kind)
     WHERE state = 'available' AND suspect = 0;
 CREATE INDEX jobs_suspect ON jobs (queue, priority DESC, run_at, id)
     WHERE state = 'available' AND suspect > 0;
+"#,
+    // Migration 3 (issue 8: job metadata, the trace context of the enqueue among it). NULL
+    // for no metadata, so a job without any stores nothing more.
+    r#"
+ALTER TABLE jobs ADD COLUMN metadata TEXT;
 "#,
 ];
 
@@ -172,6 +178,43 @@ mod tests {
         assert!(matches!(newer, StoreError::Schema { .. }));
         assert!(newer.to_string().contains("upgrade jobs-sqlite"), "{newer}");
         assert!(matches!(check_version(-1), Err(StoreError::Schema { .. })));
+    }
+
+    /// A database of version 2 with a job in it migrates to version 3: the job reads back
+    /// with no metadata, and a new one keeps its metadata.
+    #[tokio::test]
+    async fn a_version_2_database_migrates_and_keeps_its_jobs() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        for sql in &MIGRATIONS[..2] {
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        sqlx::raw_sql(
+            "PRAGMA user_version = 2; \
+             INSERT INTO jobs (kind, queue, args, state, priority, max_attempts, run_at, created_at) \
+             VALUES ('k', 'q', '{}', 'available', 0, 3, 1, 1);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        migrate(&mut conn).await.unwrap();
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let sql = format!("SELECT {} FROM jobs", crate::row::RECORD);
+        let old: String = sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
+        let old = crate::row::decode(&old).unwrap();
+        assert_eq!((old.kind.as_str(), old.metadata.is_empty()), ("k", true));
+        sqlx::query("UPDATE jobs SET metadata = '{\"a\":\"b\"}'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let new: String = sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
+        assert_eq!(
+            crate::row::decode(&new).unwrap().metadata.get("a"),
+            Some("b")
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@ use serde::Serialize;
 
 use crate::error::{EnqueueError, StoreError};
 use crate::job::JobId;
+use crate::metadata::Metadata;
 use crate::store::{JobInsertParams, NewJob, MAX_NAME_LEN};
 use crate::time::Timestamp;
+use crate::trace_context;
 
 /// The queue a job goes to when no option says otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -53,7 +55,8 @@ enum Schedule {
 }
 
 /// Options for one enqueue; unset fields fall back to the kind's defaults, then to the
-/// crate defaults (queue [`DEFAULT_QUEUE`], priority 0, [`DEFAULT_MAX_ATTEMPTS`] attempts, now).
+/// crate defaults (queue [`DEFAULT_QUEUE`], priority 0, [`DEFAULT_MAX_ATTEMPTS`] attempts, now,
+/// no metadata). Metadata entries are merged with the kind's, these winning per key.
 ///
 /// ```
 /// # fn main() -> Result<(), jobs::EnqueueError> {
@@ -61,6 +64,7 @@ enum Schedule {
 ///     .queue("mailers")
 ///     .priority(5)
 ///     .max_attempts(3)
+///     .metadata("request_id", "req-42")
 ///     .run_in_str("10m")?;
 /// # Ok(()) }
 /// ```
@@ -71,6 +75,7 @@ pub struct EnqueueOptions {
     priority: Option<i16>,
     max_attempts: Option<u32>,
     schedule: Option<Schedule>,
+    metadata: Metadata,
 }
 
 impl EnqueueOptions {
@@ -94,6 +99,13 @@ impl EnqueueOptions {
     /// Attempts allowed before the dead set (at least 1).
     pub fn max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = Some(max_attempts);
+        self
+    }
+
+    /// Attaches `key = value` to the job's [`Metadata`] (checked at enqueue:
+    /// [`Metadata::validate`]).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key, value);
         self
     }
 
@@ -130,11 +142,13 @@ impl EnqueueOptions {
             priority: self.priority.or(fallback.priority),
             max_attempts: self.max_attempts.or(fallback.max_attempts),
             schedule: self.schedule.or(fallback.schedule),
+            metadata: self.metadata.or(fallback.metadata),
         }
     }
 
     /// Builds the job to insert for `args` of kind `A`, validated by the rules of an enqueue
-    /// ([`NewJob::validate`]).
+    /// ([`NewJob::validate`]), carrying the current span's trace context (with the
+    /// `opentelemetry` feature).
     pub(crate) fn new_job<A: JobArgs>(
         self,
         args: &A,
@@ -145,6 +159,8 @@ impl EnqueueOptions {
             kind: A::KIND,
             reason: e.to_string(),
         })?;
+        let mut metadata = options.metadata;
+        trace_context::inject(&mut metadata);
         let run_at = options.schedule.map(|schedule| match schedule {
             Schedule::At(at) => at,
             Schedule::In(delay) => now + delay,
@@ -156,6 +172,7 @@ impl EnqueueOptions {
             priority: options.priority.unwrap_or(0),
             max_attempts: options.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             run_at,
+            metadata,
         };
         job.validate()?;
         Ok(job)
@@ -203,6 +220,9 @@ impl JobInsertParams {
         options: EnqueueOptions,
         now: Timestamp,
     ) -> Result<Self, EnqueueError> {
+        // The trace context once for the batch (each job's build then finds it there).
+        let mut options = options;
+        trace_context::inject(&mut options.metadata);
         let jobs = args
             .into_iter()
             .map(|args| options.clone().new_job(args.borrow(), now))
@@ -267,6 +287,32 @@ mod tests {
     }
 
     #[test]
+    fn metadata_merges_with_the_kind_s_own_winning_per_key() {
+        #[derive(Serialize, Deserialize)]
+        struct Tagged;
+        impl JobArgs for Tagged {
+            const KIND: &'static str = "tagged";
+            fn default_options() -> EnqueueOptions {
+                EnqueueOptions::new()
+                    .metadata("team", "billing")
+                    .metadata("tier", "free")
+            }
+        }
+        let job = EnqueueOptions::new()
+            .metadata("tier", "paid")
+            .new_job(&Tagged, Timestamp::EPOCH)
+            .unwrap();
+        let expected: Metadata = [("team", "billing"), ("tier", "paid")]
+            .into_iter()
+            .collect();
+        assert_eq!(job.metadata, expected);
+        let plain = EnqueueOptions::new()
+            .new_job(&Ping(1), Timestamp::EPOCH)
+            .unwrap();
+        assert!(plain.metadata.is_empty(), "none by default");
+    }
+
+    #[test]
     fn run_in_is_relative_to_now() {
         let now = Timestamp::from_micros(1_000_000);
         let job = EnqueueOptions::new()
@@ -312,6 +358,20 @@ mod tests {
         assert!(matches!(
             EnqueueOptions::new().new_job(&BadlyNamed, now),
             Err(EnqueueError::InvalidKind(kind)) if kind == "bad kind!"
+        ));
+        let bad_key = EnqueueOptions::new().metadata("no spaces", "v");
+        assert!(matches!(
+            bad_key.new_job(&Ping(1), now),
+            Err(EnqueueError::InvalidMetadata(crate::MetadataError::InvalidKey(key))) if key == "no spaces"
+        ));
+        let big = "x".repeat(crate::MAX_METADATA_BYTES);
+        assert!(matches!(
+            EnqueueOptions::new()
+                .metadata("k", big)
+                .new_job(&Ping(1), now),
+            Err(EnqueueError::InvalidMetadata(
+                crate::MetadataError::TooLarge { .. }
+            ))
         ));
         let too_many = MAX_ATTEMPTS_LIMIT + 1;
         assert!(matches!(

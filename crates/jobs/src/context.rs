@@ -15,6 +15,7 @@ use crate::client::Client;
 use crate::error::EnqueueError;
 use crate::job::{JobId, JobRecord};
 use crate::lease_clock::{deadline_after, LeaseClock};
+use crate::metadata::Metadata;
 use crate::pool::watchdog::PollWatch;
 use crate::store::{checkpoint_problem, ClaimedJob, JobCheckpointParams, Lease};
 use crate::worker::JobError;
@@ -73,7 +74,10 @@ impl fmt::Debug for RunState {
 struct CheckpointState {
     /// The newest checkpoint the job gave (persisted or not).
     latest: Option<Value>,
-    /// Whether `latest` still has to be written to the store.
+    /// Counts the checkpoints the job gave: the version of `latest`.
+    version: u64,
+    /// Whether `latest` still has to be written to the store: until a write of its version
+    /// held (a write in flight, dropped or failed leaves it unsaved).
     dirty: bool,
     last_write: Instant,
 }
@@ -98,6 +102,7 @@ impl RunState {
             lease_clock,
             checkpoint: Mutex::new(CheckpointState {
                 latest,
+                version: 0,
                 dirty: false,
                 last_write: Instant::now(),
             }),
@@ -127,14 +132,23 @@ impl RunState {
         self.checkpoint_state().latest.clone()
     }
 
-    /// The checkpoint given since the last write, to persist before the job is released.
-    pub(crate) fn take_unsaved_checkpoint(&self) -> Option<Value> {
-        let mut state = self.checkpoint_state();
+    /// The newest checkpoint no write has saved yet, with its version, to persist before
+    /// the job is released; once that write held, [`checkpoint_saved`](Self::checkpoint_saved).
+    pub(crate) fn unsaved_checkpoint(&self) -> Option<(Value, u64)> {
+        let state = self.checkpoint_state();
         if !state.dirty {
             return None;
         }
-        state.dirty = false;
-        state.latest.clone()
+        state.latest.clone().map(|latest| (latest, state.version))
+    }
+
+    /// A write of checkpoint `version` held: it is saved, unless a newer one was given
+    /// since.
+    pub(crate) fn checkpoint_saved(&self, version: u64) {
+        let mut state = self.checkpoint_state();
+        if state.version == version {
+            state.dirty = false;
+        }
     }
 
     /// Marks the lease as taken over by someone else and stops the run.
@@ -227,6 +241,11 @@ impl JobContext {
         self.run.record.max_attempts
     }
 
+    /// What the enqueue attached beside the args (empty if nothing).
+    pub fn metadata(&self) -> &Metadata {
+        &self.run.record.metadata
+    }
+
     /// The whole job record as it was claimed (args, errors of earlier attempts, ...).
     pub fn record(&self) -> &JobRecord {
         &self.run.record
@@ -301,18 +320,20 @@ impl JobContext {
         let write_now = {
             let mut saved = self.run.checkpoint_state();
             saved.latest = Some(value.clone());
+            saved.version += 1;
             saved.dirty = true;
             let due = saved.last_write.elapsed() >= self.run.env.checkpoint_interval;
             if due || self.is_shutting_down() {
-                saved.dirty = false;
+                // Still unsaved until the write holds: a run dropped mid-write (grace over)
+                // has it written by its release.
                 saved.last_write = Instant::now();
-                true
+                Some(saved.version)
             } else {
-                false
+                None
             }
         };
-        if write_now {
-            self.write_checkpoint(value).await;
+        if let Some(version) = write_now {
+            self.write_checkpoint(value, version).await;
         }
         if self.run.lease_gone() {
             return Err(JobError::LeaseLost);
@@ -323,28 +344,27 @@ impl JobContext {
         Ok(())
     }
 
-    async fn write_checkpoint(&self, checkpoint: Value) {
+    async fn write_checkpoint(&self, checkpoint: Value, version: u64) {
         let sent = Instant::now();
         let params = JobCheckpointParams {
             owner: self.run.owner().to_owned(),
             lease: self.run.lease,
-            checkpoint: checkpoint.clone(),
+            checkpoint,
             lease_ttl: self.run.env.lease_ttl,
             now: self.run.env.client.clock().now(),
         };
         match self.run.env.client.store().job_checkpoint(params).await {
-            Ok(true) => self.run.lease_renewed(sent),
+            Ok(true) => {
+                self.run.lease_renewed(sent);
+                self.run.checkpoint_saved(version);
+            }
             Ok(false) => {
                 tracing::warn!(job_id = %self.id(), "lease lost while checkpointing; stopping the run");
                 self.run.lose_lease();
             }
             Err(_) => {
+                // Still unsaved: the next due checkpoint, or the release, writes it.
                 tracing::debug!(job_id = %self.id(), "checkpoint write failed; will retry");
-                let mut saved = self.run.checkpoint_state();
-                if !saved.dirty {
-                    saved.dirty = true;
-                    saved.latest = Some(checkpoint);
-                }
             }
         }
     }

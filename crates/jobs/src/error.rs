@@ -1,5 +1,6 @@
 //! Errors of the client and the stores.
 
+use crate::metadata::MetadataError;
 use crate::store::{JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN};
 
 /// Why an enqueue was refused.
@@ -26,6 +27,9 @@ pub enum EnqueueError {
         /// The most allowed.
         max: usize,
     },
+    /// The metadata breaks its rules ([`Metadata::validate`](crate::Metadata::validate)).
+    #[error(transparent)]
+    InvalidMetadata(#[from] MetadataError),
     /// A `run_in` duration did not parse.
     #[error("invalid duration {input:?}: {reason} (write it like \"90s\", \"10m\" or \"1h 30m\")")]
     InvalidDuration {
@@ -59,6 +63,7 @@ impl From<JobRuleError> for EnqueueError {
             JobRuleError::InvalidQueue(queue) => EnqueueError::InvalidQueue(queue),
             JobRuleError::InvalidMaxAttempts(given) => EnqueueError::InvalidMaxAttempts(given),
             JobRuleError::ArgsTooDeep { depth, max } => EnqueueError::ArgsTooDeep { depth, max },
+            JobRuleError::InvalidMetadata(broken) => EnqueueError::InvalidMetadata(broken),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::metadata::Metadata;
 use crate::time::Timestamp;
 
 /// A job's identifier, assigned by the store on insert (increasing).
@@ -178,9 +179,29 @@ pub struct JobRecord {
     pub checkpoint: Option<Value>,
     /// Every recorded failure, oldest first.
     pub errors: Vec<AttemptError>,
+    /// What the enqueue attached beside the args (empty if nothing).
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
+    /// Why the stored row could not be read in full, if it could not (written by an older
+    /// version or by hand: JSON that is not JSON or is nested too deep, a column of another
+    /// shape). The record then holds what could be read: an unreadable `args` is `null`, an
+    /// unreadable checkpoint `None`, unreadable errors or metadata empty. Such a job is shown
+    /// by `job_get` and `job_list` (so an operator can see it, and prune or retry it), and a
+    /// claim of it moves it to the dead set with this reason without running it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 impl JobRecord {
+    /// Marks the record as read in part, `problem` saying what could not be read (the one
+    /// wording of the reason, for every store: it names the job).
+    pub fn mark_unreadable(&mut self, problem: impl fmt::Display) {
+        self.unreadable = Some(format!(
+            "the stored row of job {} cannot be read: {problem}",
+            self.id
+        ));
+    }
+
     /// The number of the attempt the job's next (or current) run is.
     pub fn next_attempt(&self) -> u32 {
         self.attempts + 1

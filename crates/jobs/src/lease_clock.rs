@@ -7,8 +7,7 @@
 //! moment, so it never falls later than the store's. Tokio's clock is monotonic and follows
 //! paused time in tests, as [`Clock::tokio`](crate::Clock::tokio) does.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -24,10 +23,16 @@ pub(crate) fn deadline_after(from: Instant, ttl: Duration) -> Instant {
 }
 
 /// When one run's lease runs out, as far as the run knows. Once it has run out it stays so:
-/// a renewal that answers late does not revive a run that already stopped.
+/// a renewal that answers late does not revive it.
+///
+/// The deadline is kept as nanoseconds after the first one, in an atomic, so a check takes
+/// no lock (a run checks at every safe point).
 #[derive(Debug)]
 pub(crate) struct LeaseClock {
-    deadline: Mutex<Instant>,
+    /// The first deadline; later ones are stored relative to it.
+    base: Instant,
+    /// The deadline now, in nanoseconds after `base` (only ever raised).
+    after_base: AtomicU64,
     expired: AtomicBool,
 }
 
@@ -35,7 +40,8 @@ impl LeaseClock {
     /// A lease that runs out at `deadline`.
     pub(crate) fn new(deadline: Instant) -> Self {
         LeaseClock {
-            deadline: Mutex::new(deadline),
+            base: deadline,
+            after_base: AtomicU64::new(0),
             expired: AtomicBool::new(false),
         }
     }
@@ -46,19 +52,15 @@ impl LeaseClock {
         if self.has_expired() {
             return;
         }
-        let mut current = self.locked();
-        if deadline > *current {
-            *current = deadline;
-        }
-    }
-
-    fn locked(&self) -> std::sync::MutexGuard<'_, Instant> {
-        // A plain value: a panic while holding the lock cannot leave it inconsistent.
-        self.deadline.lock().unwrap_or_else(PoisonError::into_inner)
+        let nanos = deadline.saturating_duration_since(self.base).as_nanos();
+        // Saturates ~584 years after the first deadline: far past any lease.
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX);
+        self.after_base.fetch_max(nanos, Ordering::AcqRel);
     }
 
     fn deadline(&self) -> Instant {
-        *self.locked()
+        let after = Duration::from_nanos(self.after_base.load(Ordering::Acquire));
+        deadline_after(self.base, after)
     }
 
     /// Whether the lease has run out (checked against the clock now; cheap).

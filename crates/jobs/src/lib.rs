@@ -131,9 +131,11 @@ mod args;
 mod client;
 mod context;
 mod error;
+mod fast_map;
 mod job;
 mod lease_clock;
 mod memory;
+mod metadata;
 mod outcome;
 mod pool;
 mod stats;
@@ -141,6 +143,7 @@ pub mod store;
 pub mod telemetry;
 pub mod testing;
 mod time;
+mod trace_context;
 mod worker;
 
 pub use args::{
@@ -152,6 +155,7 @@ pub use context::JobContext;
 pub use error::{BoxError, EnqueueError, StoreError};
 pub use job::{AttemptError, JobId, JobRecord, JobState, UnknownState};
 pub use memory::MemoryStore;
+pub use metadata::{Metadata, MetadataError, MAX_METADATA_BYTES, MAX_METADATA_ENTRIES};
 pub use outcome::Outcome;
 pub use pool::{
     ConfigError, JobEvent, Pool, PoolBuilder, PoolConfig, PoolError, PoolSpec, PoolStarted,

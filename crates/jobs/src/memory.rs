@@ -28,7 +28,7 @@ use crate::store::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
     JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobListener, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams,
-    Lease, NewJob, QueueStats, RescueOutcome, Store, StoreError, UnknownKinds,
+    Lease, NewJob, QueueStats, RescueOutcome, RescuedJob, Store, StoreError, UnknownKinds,
 };
 use crate::time::Timestamp;
 
@@ -57,6 +57,7 @@ const WAKE_CAPACITY: usize = 1024;
 ///     priority: 0,
 ///     max_attempts: 3,
 ///     run_at: None,
+///     metadata: Default::default(),
 /// };
 /// let ids = store
 ///     .job_insert_many(JobInsertParams { jobs: vec![job], now: Timestamp::now() })
@@ -96,10 +97,13 @@ struct Index {
     finalized: BTreeSet<(Option<Timestamp>, i64)>,
 }
 
-/// One queue's available jobs in claim order, and its counts per state.
+/// One queue's available jobs in claim order (suspects apart, so neither claim walks past
+/// the other's jobs), and its counts per state.
 #[derive(Default)]
 struct QueueIndex {
     available: BTreeSet<AvailableKey>,
+    /// Available jobs that are suspects (see [`JobRecord::suspect`]).
+    suspects: BTreeSet<AvailableKey>,
     counts: [u64; JobState::ALL.len()],
 }
 
@@ -206,6 +210,23 @@ fn available_key(job: &JobRecord) -> AvailableKey {
     (Reverse(job.priority), job.run_at, job.id.0)
 }
 
+/// The earliest `run_at` in a claim order: the first entry of each priority band.
+fn oldest_in(set: &BTreeSet<AvailableKey>) -> Option<Timestamp> {
+    let mut oldest: Option<Timestamp> = None;
+    let mut next = set.first().copied();
+    while let Some((Reverse(priority), run_at, _)) = next {
+        oldest = Some(oldest.map_or(run_at, |o| o.min(run_at)));
+        let Some(lower) = priority.checked_sub(1) else {
+            break;
+        };
+        next = set
+            .range((Reverse(lower), Timestamp::from_micros(i64::MIN), i64::MIN)..)
+            .next()
+            .copied();
+    }
+    oldest
+}
+
 impl Index {
     /// Adds `job` to the set its state calls for and counts it.
     fn add(&mut self, job: &JobRecord) {
@@ -224,7 +245,9 @@ impl Index {
         }
         let queue = self.queue_mut(&job.queue);
         if job.state == JobState::Available {
-            queue.available.insert(available_key(job));
+            queue
+                .claim_set(job.suspect.is_some())
+                .insert(available_key(job));
         }
         queue.counts[state_slot(job.state)] += 1;
     }
@@ -246,7 +269,9 @@ impl Index {
         }
         if let Some(queue) = self.queues.get_mut(&job.queue) {
             if job.state == JobState::Available {
-                queue.available.remove(&available_key(job));
+                queue
+                    .claim_set(job.suspect.is_some())
+                    .remove(&available_key(job));
             }
             let count = &mut queue.counts[state_slot(job.state)];
             *count = count.saturating_sub(1);
@@ -264,22 +289,27 @@ impl Index {
 }
 
 impl QueueIndex {
-    /// The earliest `run_at` among available jobs: the first entry of each priority band.
-    fn oldest_available(&self) -> Option<Timestamp> {
-        let mut oldest: Option<Timestamp> = None;
-        let mut next = self.available.first().copied();
-        while let Some((Reverse(priority), run_at, _)) = next {
-            oldest = Some(oldest.map_or(run_at, |o| o.min(run_at)));
-            let Some(lower) = priority.checked_sub(1) else {
-                break;
-            };
-            next = self
-                .available
-                .range((Reverse(lower), Timestamp::from_micros(i64::MIN), i64::MIN)..)
-                .next()
-                .copied();
+    /// The claim order of suspects, or of the other available jobs.
+    fn claim_set(&mut self, suspects: bool) -> &mut BTreeSet<AvailableKey> {
+        if suspects {
+            &mut self.suspects
+        } else {
+            &mut self.available
         }
-        oldest
+    }
+
+    /// Every available job, suspects included.
+    fn all_available(&self) -> impl Iterator<Item = &AvailableKey> {
+        self.available.iter().chain(self.suspects.iter())
+    }
+
+    /// The earliest `run_at` among available jobs, suspects included.
+    fn oldest_available(&self) -> Option<Timestamp> {
+        let oldest = oldest_in(&self.available);
+        match (oldest, oldest_in(&self.suspects)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn stats(&self, queue: &str) -> QueueStats {
@@ -336,28 +366,34 @@ impl Inner {
         let Some(queue) = self.index.queues.get_mut(&params.queue) else {
             return Vec::new();
         };
-        let jobs = &self.jobs;
-        let taken: Vec<AvailableKey> = queue
-            .available
-            .iter()
-            .filter(|&&(_, _, id)| jobs.get(&id).is_some_and(|job| claimable(job, params)))
-            .take(params.limit)
-            .copied()
-            .collect();
         let expires = params.now + params.lease_ttl;
-        let mut claimed = Vec::with_capacity(taken.len());
-        for key in taken {
-            queue.available.remove(&key);
+        // Grown as needed: a claim is often a few jobs, and large up-front buffers cost more
+        // in the allocator than the few regrowths.
+        let mut taken = Vec::new();
+        let mut claimed = Vec::new();
+        for key in queue.claim_set(params.suspects).iter() {
+            if claimed.len() >= params.limit {
+                break;
+            }
             let id = key.2;
             let Some(entry) = self.jobs.get_mut(&id) else {
                 continue;
             };
+            if !claimable(entry, params) {
+                continue;
+            }
             let lease = take_lease(Arc::make_mut(entry), params, expires);
-            queue.counts[state_slot(JobState::Available)] -= 1;
-            queue.counts[state_slot(JobState::Running)] += 1;
             self.index.leases.insert((Some(expires), id));
             claimed.push((lease, Arc::clone(entry)));
+            taken.push(*key);
         }
+        let set = queue.claim_set(params.suspects);
+        for key in &taken {
+            set.remove(key);
+        }
+        let count = taken.len() as u64;
+        queue.counts[state_slot(JobState::Available)] -= count;
+        queue.counts[state_slot(JobState::Running)] += count;
         claimed
     }
 
@@ -400,9 +436,9 @@ impl Inner {
         for id in expired {
             let rescued = self.update(id, |job| rescue_job(job, params));
             match rescued {
-                Some(Rescued::Requeued(queue)) => {
-                    woken.add(&queue);
-                    outcome.requeued.push(JobId(id));
+                Some(Rescued::Requeued(job)) => {
+                    woken.add(&job.queue);
+                    outcome.requeued.push(job);
                 }
                 Some(Rescued::Dead(record)) => outcome.dead.push(*record),
                 None => {}
@@ -418,7 +454,7 @@ impl Inner {
             .index
             .queues
             .values()
-            .flat_map(|queue| queue.available.iter())
+            .flat_map(QueueIndex::all_available)
             .filter_map(|&(_, run_at, id)| {
                 let job = self.jobs.get(&id)?;
                 (!params.known.contains(&job.kind)).then_some((id, run_at < params.waiting_since))
@@ -544,12 +580,13 @@ impl Inner {
 
 /// Whether a claim with `params` may take the available `job`: a kind it asked for, and a
 /// suspect exactly when it is a quarantine claim.
+/// Whether a claim that takes from `job`'s claim order (suspects or not) may take it: its
+/// kind is one the claim names.
 fn claimable(job: &JobRecord, params: &JobClaimParams) -> bool {
-    let kind_ok = match &params.kinds {
+    match &params.kinds {
         Some(kinds) => kinds.contains(&job.kind),
         None => true,
-    };
-    job.suspect.is_some() == params.suspects && kind_ok
+    }
 }
 
 /// Makes an available job `running` under a new lease for `params.owner`.
@@ -627,8 +664,8 @@ fn unknown_kind_message(kind: &str) -> String {
 
 /// What a rescue did to one job.
 enum Rescued {
-    /// Back to `available` in this queue.
-    Requeued(String),
+    /// Back to `available` in its queue.
+    Requeued(RescuedJob),
     /// A poison pill, now dead.
     Dead(Box<JobRecord>),
 }
@@ -644,7 +681,7 @@ fn rescue_job(job: &mut JobRecord, params: &JobRescueParams) -> Rescued {
     job.suspect = Some(strikes);
     if !poison {
         job.state = JobState::Available;
-        return Rescued::Requeued(job.queue.clone());
+        return Rescued::Requeued(RescuedJob::of(job));
     }
     job.errors.push(AttemptError {
         attempt: 0,
@@ -869,6 +906,7 @@ mod tests {
             priority,
             max_attempts: 3,
             run_at,
+            metadata: Default::default(),
         }
     }
 
@@ -976,7 +1014,12 @@ mod tests {
             let queue = &index.queues[&job.queue];
             let in_sets = [
                 index.scheduled.contains(&(job.run_at, id)),
-                queue.available.contains(&available_key(job)),
+                if job.suspect.is_some() {
+                    &queue.suspects
+                } else {
+                    &queue.available
+                }
+                .contains(&available_key(job)),
                 index.leases.contains(&(job.lease_expires_at, id)),
                 index.finalized.contains(&(job.finalized_at, id)),
             ];
@@ -996,7 +1039,7 @@ mod tests {
             + index
                 .queues
                 .values()
-                .map(|q| q.available.len())
+                .map(|q| q.available.len() + q.suspects.len())
                 .sum::<usize>();
         assert_eq!(indexed, inner.jobs.len(), "no stale index entries");
         for (name, queue) in &index.queues {

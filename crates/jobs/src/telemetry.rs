@@ -10,11 +10,12 @@
 //! | [`JOBS_DEAD`] `jobs_dead_total` | counter | `queue`, `kind` | jobs that reached the dead set (from a run, or a rescue past `max_rescues`) |
 //! | [`JOBS_SNOOZED`] `jobs_snoozed_total` | counter | `queue`, `kind` | runs that snoozed |
 //! | [`JOBS_RELEASED`] `jobs_released_total` | counter | `queue`, `kind` | runs released back to their queue (shutdown) |
-//! | [`JOBS_RESCUED`] `jobs_rescued_total` | counter | - | jobs whose lease expired and that a rescuer returned to their queue |
+//! | [`JOBS_RESCUED`] `jobs_rescued_total` | counter | `queue`, `kind` | jobs whose lease expired and that a rescuer returned to their queue |
 //! | [`JOB_RUN_SECONDS`] `jobs_run_seconds` | histogram | `queue`, `kind` | how long `perform` ran |
 //! | [`JOB_QUEUE_WAIT_SECONDS`] `jobs_queue_wait_seconds` | histogram | `queue`, `kind` | from available (its `run_at`) to started |
 //! | [`CLAIM_SECONDS`] `jobs_claim_seconds` | histogram | `queue` | one claim round trip of a fetcher |
 //! | [`JOBS_RUNNING`] `jobs_running` | gauge | `queue` | jobs running in this pool now |
+//! | [`JOBS_WAITING_UNKNOWN_KIND`] `jobs_waiting_unknown_kind` | gauge | - | available jobs of kinds this pool has no worker for, counted once a minute (see [`Pool::waiting_unknown_kinds`](crate::Pool::waiting_unknown_kinds)) |
 //! | [`QUEUE_DEPTH`] `jobs_queue_depth` | gauge | `queue`, `state` | jobs per queue and state in the store, sampled every [`PoolConfig::queue_depth_interval`](crate::PoolConfig::queue_depth_interval) |
 //! | [`STORE_CALL_SECONDS`] `jobs_store_call_seconds` | histogram | `op`, `store` | every store call, by operation |
 //! | [`STORE_CALL_FAILURES`] `jobs_store_call_failures_total` | counter | `op`, `store` | failed store calls |
@@ -28,19 +29,28 @@
 //! recorder and render it on your `/metrics` route:
 //!
 //! ```text
-//! let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//! let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+//!     .set_buckets(jobs::telemetry::SECONDS_BUCKETS)?
+//!     .install_recorder()?;
 //! // before the pool starts; then, in the route:
 //! async fn metrics(State(handle): State<PrometheusHandle>) -> String { handle.render() }
 //! ```
 
-use std::collections::HashMap;
-
 use metrics::{Counter, Gauge, Histogram};
 
-use crate::store::FinishOutcome;
+use crate::fast_map::FastMap;
+use crate::store::{FinishOutcome, RescuedJob};
 
 #[doc(no_inline)]
 pub use crate::store::{STORE_CALL_FAILURES, STORE_CALL_SECONDS};
+
+/// Bucket bounds (in seconds) suited to the engine's `_seconds` histograms, from 100 µs to
+/// 10 min. With Prometheus, export the histograms as buckets (`set_buckets`) rather than the
+/// exporter's default summaries: buckets aggregate across processes, and recording into them
+/// costs less per job.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 600.0,
+];
 
 /// Counter of runs that completed, labelled `queue` and `kind`.
 pub const JOBS_COMPLETED: &str = "jobs_completed_total";
@@ -54,8 +64,12 @@ pub const JOBS_DEAD: &str = "jobs_dead_total";
 pub const JOBS_SNOOZED: &str = "jobs_snoozed_total";
 /// Counter of runs released back to their queue, labelled `queue` and `kind`.
 pub const JOBS_RELEASED: &str = "jobs_released_total";
-/// Counter of jobs a rescuer returned to their queue after their lease expired.
+/// Counter of jobs a rescuer returned to their queue after their lease expired, labelled
+/// `queue` and `kind`.
 pub const JOBS_RESCUED: &str = "jobs_rescued_total";
+/// Gauge of available jobs of kinds the pool has no worker for (they wait for a process
+/// that knows them), counted once a minute.
+pub const JOBS_WAITING_UNKNOWN_KIND: &str = "jobs_waiting_unknown_kind";
 /// Histogram of run durations in seconds, labelled `queue` and `kind`.
 pub const JOB_RUN_SECONDS: &str = "jobs_run_seconds";
 /// Histogram of the time from available to started in seconds, labelled `queue` and `kind`.
@@ -117,7 +131,7 @@ impl KindMetrics {
 #[derive(Debug)]
 pub(crate) struct QueueMetrics {
     queue: String,
-    kinds: HashMap<&'static str, KindMetrics>,
+    kinds: FastMap<&'static str, KindMetrics>,
     pub(crate) running: Gauge,
     pub(crate) claim_seconds: Histogram,
 }
@@ -146,9 +160,17 @@ impl QueueMetrics {
     }
 }
 
-/// Counts jobs a rescue returned to their queue.
-pub(crate) fn rescued(count: usize) {
-    metrics::counter!(JOBS_RESCUED).increment(count as u64);
+/// Sets the gauge of jobs waiting for a process that knows their kind.
+pub(crate) fn unknown_kinds_waiting(count: u64) {
+    metrics::gauge!(JOBS_WAITING_UNKNOWN_KIND).set(count as f64);
+}
+
+/// Counts jobs a rescue returned to their queue (rare: built on the spot).
+pub(crate) fn rescued(jobs: &[RescuedJob]) {
+    for job in jobs {
+        let labels = [("queue", job.queue.clone()), ("kind", job.kind.clone())];
+        metrics::counter!(JOBS_RESCUED, &labels).increment(1);
+    }
 }
 
 /// Counts a job a rescue moved to the dead set (rare: built on the spot).

@@ -1,6 +1,5 @@
 //! Workers: the code that runs one job kind, and the outcomes a run can return.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use supervisor::Backoff;
 use crate::args::JobArgs;
 use crate::context::JobContext;
 use crate::error::BoxError;
+use crate::fast_map::FastMap;
 
 /// Runs jobs of one kind. Register it on a [`PoolBuilder`](crate::PoolBuilder).
 ///
@@ -278,7 +278,7 @@ impl<W: Worker> ErasedWorker for Erased<W> {
 /// The workers of a pool, by kind.
 #[derive(Clone, Default)]
 pub(crate) struct Registry {
-    workers: HashMap<&'static str, Arc<dyn ErasedWorker>>,
+    workers: FastMap<&'static str, Arc<dyn ErasedWorker>>,
 }
 
 impl Registry {

@@ -423,6 +423,55 @@ async fn shutdown_releases_a_checkpointing_job_at_once_and_the_next_run_resumes(
     let _ = pool.shutdown().await;
 }
 
+#[derive(Serialize, Deserialize)]
+struct SaveOnce;
+impl JobArgs for SaveOnce {
+    const KIND: &'static str = "save_once";
+}
+/// Saves its progress once (when a write is due), then works on without a safe point.
+struct Saver;
+impl Worker for Saver {
+    type Args = SaveOnce;
+    async fn perform(&self, ctx: JobContext, _: SaveOnce) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ctx.checkpoint(&7_u64).await?;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(())
+    }
+}
+
+/// A run dropped (grace over) while its checkpoint write is in flight has that checkpoint
+/// written by its release: a write counts as saved only once it held. (Before the fix the
+/// checkpoint was marked saved when its write was sent, and was lost.)
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_whose_write_is_cut_short_is_saved_by_the_release() {
+    let inner = memory();
+    let store = Arc::new(jobs::testing::FlakyStore::new(inner.clone()));
+    store.hang_checkpoints(true);
+    let pool = pool_on(&(store.clone() as Arc<dyn jobs::store::Store>))
+        .register(Saver)
+        .start()
+        .await
+        .unwrap();
+    let id = pool.client().enqueue(&SaveOnce).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await; // its write hangs
+    assert_eq!(
+        job(&inner, id).await.checkpoint,
+        None,
+        "the write did not land"
+    );
+    store.hang_checkpoints(false);
+    let report = pool.shutdown().await; // the grace runs out; the run is dropped
+    assert_eq!(report.released, vec![id]);
+    let released = job(&inner, id).await;
+    assert_eq!(released.state, JobState::Available);
+    assert_eq!(
+        released.checkpoint,
+        Some(serde_json::json!(7)),
+        "{released:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn jobs_that_ignore_shutdown_are_aborted_after_one_shared_grace_and_released() {
     let store = memory();
@@ -1093,6 +1142,11 @@ async fn a_kind_no_process_knows_waits_then_goes_dead_after_unknown_kind_ttl() {
     tokio::time::sleep(Duration::from_secs(1800)).await;
     let waiting = job(&store, unknown).await;
     assert_eq!((waiting.state, waiting.claims), (JobState::Available, 0));
+    assert_eq!(
+        pool.waiting_unknown_kinds(),
+        1,
+        "shown as waiting for its kind"
+    );
     tokio::time::sleep(Duration::from_secs(1900)).await;
     let expired = job(&store, unknown).await;
     assert_eq!(expired.state, JobState::Dead);
@@ -1102,5 +1156,6 @@ async fn a_kind_no_process_knows_waits_then_goes_dead_after_unknown_kind_ttl() {
         expired.errors
     );
     assert_eq!(dead.lock().unwrap().len(), 1, "the hook sees it");
+    assert_eq!(pool.waiting_unknown_kinds(), 0, "no longer waiting");
     let _ = pool.shutdown().await;
 }

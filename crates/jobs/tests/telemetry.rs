@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use jobs::telemetry::{
-    CLAIM_SECONDS, JOBS_COMPLETED, JOBS_DEAD, JOBS_FAILED, JOBS_RETRIED, JOBS_RUNNING,
-    JOB_QUEUE_WAIT_SECONDS, JOB_RUN_SECONDS, QUEUE_DEPTH, STORE_CALL_SECONDS,
+    CLAIM_SECONDS, JOBS_COMPLETED, JOBS_DEAD, JOBS_FAILED, JOBS_RESCUED, JOBS_RETRIED,
+    JOBS_RUNNING, JOB_QUEUE_WAIT_SECONDS, JOB_RUN_SECONDS, QUEUE_DEPTH, STORE_CALL_SECONDS,
 };
 use jobs::testing::FlakyStore;
 use jobs::{
@@ -25,6 +25,10 @@ type Snapshot = [(
     Option<metrics::SharedString>,
     DebugValue,
 )];
+
+/// Held by each test that reads the recorder: a snapshot takes the counters' values (resets
+/// them to 0), so two such tests must not run at once.
+static RECORDER_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The process-wide recorder of this test binary (one per process).
 fn snapshotter() -> &'static Snapshotter {
@@ -137,6 +141,7 @@ async fn finished(pool: &Pool, id: JobId) {
 /// histograms, the gauges, and the supervisor's restarts.
 #[tokio::test(start_paused = true)]
 async fn a_pool_records_its_metrics() {
+    let _alone = RECORDER_IN_USE.lock().await;
     let snapshotter = snapshotter();
     let flaky = Arc::new(FlakyStore::new(Arc::new(MemoryStore::new())));
     let pool = Pool::builder(flaky.clone())
@@ -206,6 +211,47 @@ async fn a_pool_records_its_metrics() {
         counter(&snapshot, supervisor::RESTARTS_METRIC, &restarts) >= 1,
         "the fetcher was restarted after the outage"
     );
+    assert!(pool.shutdown().await.clean);
+}
+
+/// A job whose worker died holding it (its lease expired) is counted as rescued under its
+/// queue and kind, then runs (in quarantine) and completes.
+#[tokio::test(start_paused = true)]
+async fn a_rescue_is_counted_by_queue_and_kind() {
+    let _alone = RECORDER_IN_USE.lock().await;
+    let snapshotter = snapshotter();
+    let store = Arc::new(MemoryStore::new());
+    let clock = Clock::tokio();
+    let client = jobs::Client::new(store.clone()).with_clock(clock);
+    let id = client
+        .enqueue_with(&Ok1, EnqueueOptions::new().queue("orphans"))
+        .await
+        .unwrap();
+    // A worker of another process claims the job and dies: its lease runs out.
+    let claim = jobs::store::JobClaimParams {
+        queue: "orphans".into(),
+        owner: "dead-worker".into(),
+        limit: 1,
+        lease_ttl: Duration::from_secs(1),
+        now: clock.now(),
+        kinds: None,
+        suspects: false,
+    };
+    let store: Arc<dyn jobs::store::Store> = store;
+    assert_eq!(store.job_claim(claim).await.unwrap().len(), 1);
+    let pool = Pool::builder(store)
+        .clock(clock)
+        .register(Succeeds)
+        .queue("orphans", 1)
+        .start()
+        .await
+        .unwrap();
+    finished(&pool, id).await;
+
+    let snapshot = snapshotter.snapshot().into_vec();
+    let orphans = [("queue", "orphans"), ("kind", "ok")];
+    assert_eq!(counter(&snapshot, JOBS_RESCUED, &orphans), 1);
+    assert_eq!(counter(&snapshot, JOBS_COMPLETED, &orphans), 1);
     assert!(pool.shutdown().await.clean);
 }
 

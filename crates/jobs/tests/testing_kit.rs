@@ -380,3 +380,35 @@ async fn a_pool_rides_out_a_flaky_store() {
     assert_eq!(job.state, JobState::Completed);
     assert!(pool.shutdown().await.clean);
 }
+
+#[derive(Serialize, Deserialize)]
+struct Tagged;
+impl JobArgs for Tagged {
+    const KIND: &'static str = "tagged";
+}
+/// Fails unless its job carries a `tenant`.
+struct NeedsTenant;
+impl Worker for NeedsTenant {
+    type Args = Tagged;
+    async fn perform(&self, ctx: JobContext, _: Tagged) -> Result<(), JobError> {
+        match ctx.metadata().get("tenant") {
+            Some("acme") => Ok(()),
+            other => Err(JobError::discard(format!("no tenant: {other:?}"))),
+        }
+    }
+}
+
+/// A worker reads its job's metadata from its context, in a direct `perform` as in a run.
+#[tokio::test(start_paused = true)]
+async fn a_test_context_carries_metadata() {
+    let (ctx, _run) = TestContext::new().metadata("tenant", "acme").build().await;
+    assert_eq!(ctx.metadata().get("tenant"), Some("acme"));
+    assert!(NeedsTenant.perform(ctx, Tagged).await.is_ok());
+    let outcome = TestContext::new()
+        .metadata("tenant", "acme")
+        .run(&NeedsTenant, Tagged)
+        .await;
+    assert_eq!(outcome, Outcome::Completed);
+    let without = TestContext::new().run(&NeedsTenant, Tagged).await;
+    assert!(matches!(without, Outcome::Dead { .. }), "{without:?}");
+}

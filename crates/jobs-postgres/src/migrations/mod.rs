@@ -30,10 +30,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "robust: suspect column and the quarantine claim index",
         sql: include_str!("v3_robust.sql"),
     },
+    Migration {
+        version: 4,
+        description: "metadata column; enqueue() takes metadata as an optional trailing parameter",
+        sql: include_str!("v4_metadata.sql"),
+    },
 ];
 
 /// The schema version this build of the crate works with.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// First key of the advisory lock migrations hold ("jobs" in ASCII); the second is
 /// `hashtext(schema)`, so migrations of different schemas don't wait for each other.
@@ -298,6 +303,66 @@ async fn check_rights(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migrating a schema of version 3 to 4 replaces `enqueue()` (a new parameter makes a new
+    /// function): a role granted the old one can call the new one, with and without
+    /// metadata, and PUBLIC still cannot.
+    #[tokio::test]
+    async fn migrating_to_4_keeps_the_enqueue_grants() {
+        let Some(url) = jobs_postgres_testkit::database_url() else {
+            return;
+        };
+        let pool = jobs_postgres_testkit::test_pool(&url).await;
+        let pid = std::process::id();
+        let schema = SchemaName::new(&format!("jt_grants_v4_{pid}")).expect("an identifier");
+        let (q, role) = (schema.quoted(), format!("jt_enqueuer_v4_{pid}"));
+        let run = |sql: String| {
+            let pool = pool.clone();
+            async move { pool.execute(sql.as_str()).await.expect("setup SQL") }
+        };
+        run(format!("DROP SCHEMA IF EXISTS {q} CASCADE")).await;
+        run(format!(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+             DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\"; END IF; END $$"
+        ))
+        .await;
+        let mut tx = pool.begin().await.expect("begin");
+        for migration in MIGRATIONS.iter().filter(|m| m.version <= 3) {
+            apply(&mut tx, &schema, migration)
+                .await
+                .expect("migrate to 3");
+        }
+        tx.commit().await.expect("commit");
+        run(format!(
+            "CREATE ROLE \"{role}\"; GRANT USAGE ON SCHEMA {q} TO \"{role}\"; \
+             GRANT EXECUTE ON FUNCTION {q}.enqueue(text, jsonb, text, integer, integer, timestamptz) TO \"{role}\""
+        ))
+        .await;
+
+        let report = migrate(&pool, &schema).await.expect("migrate to 4");
+        assert_eq!(report.applied, vec![4]);
+        let mut conn = pool.acquire().await.expect("a connection");
+        conn.execute(format!("SET ROLE \"{role}\"").as_str())
+            .await
+            .expect("set role");
+        for call in ["'k', '{}'", "'k', '{}', metadata => '{\"a\": \"b\"}'"] {
+            let enqueued = sqlx::query(&format!("SELECT {q}.enqueue({call})"))
+                .execute(&mut *conn)
+                .await;
+            assert!(enqueued.is_ok(), "{call}: {enqueued:?}");
+        }
+        conn.execute("RESET ROLE").await.expect("reset role");
+        let public: bool = sqlx::query_scalar(&format!(
+            "SELECT has_function_privilege('public', '{q}.enqueue(text, jsonb, text, integer, integer, timestamptz, jsonb)', 'EXECUTE')"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("privilege of PUBLIC");
+        assert!(!public, "PUBLIC cannot execute it");
+        drop(conn);
+        run(format!("DROP SCHEMA {q} CASCADE")).await;
+        run(format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\"")).await;
+    }
 
     #[test]
     fn futures_are_spawnable() {

@@ -29,6 +29,7 @@ pub fn job(queue: &str, n: i64) -> NewJob {
         priority: 0,
         max_attempts: 3,
         run_at: None,
+        metadata: Default::default(),
     }
 }
 

@@ -1,13 +1,13 @@
 //! The run books: which runs this pool holds, so heartbeats renew their leases, a job claimed
 //! again replaces its stale run, and a shutdown reports what it released.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::RunState;
+use crate::fast_map::FastMap;
 use crate::job::JobId;
 use crate::pool::queues::{QueueState, Queues};
 
@@ -22,7 +22,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Books {
     queues: Arc<Queues>,
     /// Claimed runs by job, for heartbeats (includes jobs waiting for a slot).
-    running: Mutex<HashMap<JobId, Arc<RunState>>>,
+    running: Mutex<FastMap<JobId, Arc<RunState>>>,
     /// Jobs released back to their queue since `shutdown` was cancelled.
     released: Mutex<Vec<JobId>>,
     shutdown: CancellationToken,
@@ -34,7 +34,7 @@ impl Books {
     pub(crate) fn new(queues: Arc<Queues>, shutdown: CancellationToken) -> Self {
         Books {
             queues,
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(FastMap::default()),
             released: Mutex::new(Vec::new()),
             shutdown,
             retired: Notify::new(),

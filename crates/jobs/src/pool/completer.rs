@@ -113,7 +113,7 @@ impl Completer {
             if completion.outcome == FinishOutcome::Completed {
                 continue;
             }
-            if let Some(checkpoint) = completion.run.take_unsaved_checkpoint() {
+            if let Some((checkpoint, version)) = completion.run.unsaved_checkpoint() {
                 let params = JobCheckpointParams {
                     owner: self.owner.to_string(),
                     lease: completion.run.lease,
@@ -121,7 +121,9 @@ impl Completer {
                     lease_ttl: self.lease_ttl,
                     now,
                 };
+                // Marked saved only once written: a failed write is retried with the batch.
                 self.client.store().job_checkpoint(params).await?;
+                completion.run.checkpoint_saved(version);
             }
         }
         let finishes = batch

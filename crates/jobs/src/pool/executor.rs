@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::context::RunState;
 use crate::pool::channels::Inbox;
-use crate::pool::run::Runner;
+use crate::pool::run::{job_span, Runner};
 
 /// How long aborted runs get to unwind (and release) before the executor gives up on them.
 pub(crate) const ABORT_DRAIN: Duration = Duration::from_secs(1);
@@ -54,10 +54,7 @@ impl Executor {
     }
 
     fn spawn(&self, tasks: &mut JoinSet<()>, run: Arc<RunState>) {
-        let record = &run.record;
-        let span = tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
-            kind = %record.kind, attempt = record.next_attempt(), worker_id = %self.owner,
-            outcome = tracing::field::Empty, elapsed_ms = tracing::field::Empty);
+        let span = job_span(&run.record, &self.owner, false);
         tasks.spawn(Arc::clone(&self.runner).execute(run).instrument(span));
     }
 

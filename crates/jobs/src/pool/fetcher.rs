@@ -69,11 +69,13 @@ impl Fetcher {
                 }
                 continue;
             }
-            tokio::select! {
-                // While a suspect waits for the lane or runs alone, claim nothing.
-                _shared = self.lane.read() => {}
-                () = self.stop_fetching.cancelled() => continue,
-                () = ctx.cancelled() => continue,
+            // While a suspect waits for the lane or runs alone, claim nothing.
+            if self.lane.try_read().is_err() {
+                tokio::select! {
+                    _shared = self.lane.read() => {}
+                    () = self.stop_fetching.cancelled() => continue,
+                    () = ctx.cancelled() => continue,
+                }
             }
             if let Some(at) = drained_at {
                 tokio::select! {

@@ -3,6 +3,7 @@
 //! child; a store error (logged by the store facade) ends it and its supervisor restarts it
 //! after a delay.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,12 +77,12 @@ impl Rescuer {
             return Ok(0);
         }
         if !rescued.requeued.is_empty() {
-            tracing::warn!(jobs = ?rescued.requeued, "rescued jobs whose lease expired");
-            telemetry::rescued(rescued.requeued.len());
+            tracing::warn!(jobs = ?rescued.requeued_ids(), "rescued jobs whose lease expired");
+            telemetry::rescued(&rescued.requeued);
             self.queues.wake_all();
         }
         let dead: Vec<_> = rescued.dead.iter().map(|job| job.id).collect();
-        self.events.rescued(&rescued.requeued, &dead);
+        self.events.rescued(&rescued.requeued_ids(), &dead);
         for job in rescued.dead {
             telemetry::dead_in_rescue(&job.queue, &job.kind);
             self.hooks.exhausted(job);
@@ -104,6 +105,9 @@ pub(crate) struct Scheduler {
     pub(crate) kinds: Arc<[String]>,
     /// Jobs of other kinds waiting longer than this go to the dead set.
     pub(crate) unknown_kind_ttl: Duration,
+    /// Where the count of jobs of other kinds still waiting is kept (see
+    /// [`Pool::waiting_unknown_kinds`](crate::Pool::waiting_unknown_kinds)).
+    pub(crate) unknown_kinds: Arc<AtomicU64>,
     /// Runs the exhausted hook for them.
     pub(crate) hooks: Arc<Hooks>,
 }
@@ -112,13 +116,16 @@ impl Scheduler {
     /// Makes scheduled jobs whose time has come available, expires jobs of unknown kinds and
     /// samples queue depths.
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
-        let mut last_expiry: Option<tokio::time::Instant> = None;
+        // The first look for unknown kinds waits one interval: it scans every available job,
+        // which a pool starting on a large backlog should not pay before its first claims
+        // (and a job of an unknown kind waits days before it expires).
+        let mut last_kinds_check = tokio::time::Instant::now();
         let mut last_sample: Option<tokio::time::Instant> = None;
         loop {
             self.promote().await?;
-            if last_expiry.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+            if last_kinds_check.elapsed() >= PRUNE_INTERVAL {
                 self.expire_unknown_kinds().await?;
-                last_expiry = Some(tokio::time::Instant::now());
+                last_kinds_check = tokio::time::Instant::now();
             }
             if let Some(interval) = self.queue_depth_interval {
                 if last_sample.is_none_or(|at| at.elapsed() >= interval) {
@@ -163,6 +170,8 @@ impl Scheduler {
             limit: MAINTENANCE_BATCH,
         };
         let outcome = self.client.store().job_expire_unknown_kinds(params).await?;
+        self.unknown_kinds.store(outcome.waiting, Ordering::Relaxed);
+        telemetry::unknown_kinds_waiting(outcome.waiting);
         if outcome.waiting > 0 {
             tracing::warn!(waiting = outcome.waiting, known = ?self.kinds,
                 "jobs of kinds this pool has no worker for are waiting for a process that knows them");

@@ -39,6 +39,7 @@ pub(crate) mod watchdog;
 use std::future::Future;
 
 use futures::stream::{self, Stream, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -264,6 +265,8 @@ pub(crate) struct PoolView {
     pub(crate) stops: Stops,
     pub(crate) hooks: Arc<Hooks>,
     pub(crate) events: Arc<Events>,
+    /// Jobs of kinds this pool has no worker for, waiting (as of the last check).
+    pub(crate) unknown_kinds: Arc<AtomicU64>,
     pub(crate) shutdown_timeout: Duration,
 }
 
@@ -306,6 +309,16 @@ impl Pool {
     /// Jobs this pool holds now: running, waiting for a slot, or being written back.
     pub fn busy(&self) -> usize {
         self.view.books.inflight()
+    }
+
+    /// Available jobs, on any queue, of kinds this pool has no worker for: they wait for a
+    /// process that knows their kind (a rolling deploy that adds a kind), and go to the dead
+    /// set only after [`PoolConfig::unknown_kind_ttl`]. Counted once a minute by the pool's
+    /// maintenance (0 until the first count, a minute after the pool started), and also exported as the
+    /// [`telemetry::JOBS_WAITING_UNKNOWN_KIND`](crate::telemetry::JOBS_WAITING_UNKNOWN_KIND)
+    /// gauge. A count that stays above zero means no live process knows those kinds.
+    pub fn waiting_unknown_kinds(&self) -> u64 {
+        self.view.unknown_kinds.load(Ordering::Relaxed)
     }
 
     /// The lifecycle events of the jobs this pool runs: started, finished (with the outcome

@@ -20,7 +20,7 @@ use crate::client::Client;
 use crate::context::{RunEnv, RunState};
 use crate::pool::books::Books;
 use crate::pool::queues::Queues;
-use crate::pool::run::Runner;
+use crate::pool::run::{job_span, Runner};
 use crate::store::JobClaimParams;
 
 /// The lane: every normal run holds it shared while it runs, a suspect's run holds it
@@ -56,11 +56,7 @@ impl Quarantine {
                 return Ok(());
             }
             if let Some(run) = self.claim_one().await? {
-                let record = &run.record;
-                let span = tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
-                    kind = %record.kind, attempt = record.next_attempt(), worker_id = %self.owner,
-                    quarantine = true, outcome = tracing::field::Empty,
-                    elapsed_ms = tracing::field::Empty);
+                let span = job_span(&run.record, &self.owner, true);
                 Arc::clone(&self.runner)
                     .execute_alone(run)
                     .instrument(span)

@@ -1,13 +1,13 @@
 //! The queues a pool runs: each one's executor slots, claimed-job count, run-time average and
 //! fetcher wake-ups.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::fast_map::FastMap;
 use crate::pool::slots::Slots;
 
 use crate::telemetry::QueueMetrics;
@@ -106,7 +106,7 @@ impl QueueState {
 
 /// Every queue of the pool, by name.
 #[derive(Debug)]
-pub(crate) struct Queues(HashMap<String, Arc<QueueState>>);
+pub(crate) struct Queues(FastMap<String, Arc<QueueState>>);
 
 impl Queues {
     /// The queues, with metric handles for the job `kinds` the pool runs.

@@ -11,14 +11,15 @@ use futures::FutureExt;
 use tokio::time::Instant;
 
 use crate::context::{JobContext, RunState};
-use crate::job::AttemptError;
+use crate::job::{AttemptError, JobRecord};
 use crate::pool::channels::Outcomes;
 use crate::pool::events::Events;
 use crate::pool::quarantine::Lane;
 use crate::pool::queues::{QueueState, Queues};
 use crate::pool::watchdog::watched;
 use crate::store::FinishOutcome;
-use crate::worker::{BadInput, JobError, Registry};
+use crate::trace_context;
+use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
 
 /// How long a job of a kind this pool has no worker for is handed back for (no attempt
 /// charged) when one reaches it anyway (the pool's claims name its kinds, so only a job
@@ -95,15 +96,26 @@ impl Runner {
         let Some(queue) = self.queues.get(&run.record.queue).cloned() else {
             return; // claimed from a queue this pool declared, so unreachable; the guard releases
         };
-        let permit = tokio::select! {
-            biased;
-            () = run.stopping() => return, // never started: released by the guard
-            permit = queue.slots.acquire(run.record.priority) => permit,
+        if run.should_stop() {
+            return; // never started: released by the guard
+        }
+        // The waits below watch for a stop too; the uncontended cases (a free slot, no
+        // suspect running) skip them, which saves registering a timer and two wake-ups.
+        let permit = match queue.slots.try_acquire() {
+            Some(permit) => permit,
+            None => tokio::select! {
+                biased;
+                () = run.stopping() => return, // never started: released by the guard
+                permit = queue.slots.acquire(run.record.priority) => permit,
+            },
         };
-        let lane = tokio::select! {
-            biased;
-            () = run.stopping() => return, // never started: released by the guard
-            lane = self.lane.read() => lane,
+        let lane = match self.lane.try_read() {
+            Ok(lane) => lane,
+            Err(_) => tokio::select! {
+                biased;
+                () = run.stopping() => return, // never started: released by the guard
+                lane = self.lane.read() => lane,
+            },
         };
         let outcome = self.perform_measured(&run, &queue).await;
         drop(lane);
@@ -164,13 +176,32 @@ impl Runner {
 
     /// Performs the job; `None` when the lease was lost (someone else owns the job now).
     async fn perform(&self, run: &Arc<RunState>) -> Option<FinishOutcome> {
-        if run.unreadable.is_none() {
-            if let Err(bad @ BadInput::UnknownKind { .. }) = self.registry.get(&run.record.kind) {
-                return Some(unknown_kind(run, bad));
-            }
+        if run.unreadable.is_some() {
+            return perform(&self.registry, run).await;
         }
-        perform(&self.registry, run).await
+        match self.registry.get(&run.record.kind) {
+            Ok(worker) => perform_with(worker, run).await,
+            Err(bad) => Some(unknown_kind(run, bad)),
+        }
     }
+}
+
+/// The `job` span of a run (the quarantine's marked `quarantine`), which records `outcome` and
+/// `elapsed_ms` when the run ends. With the `opentelemetry` feature it continues the trace
+/// of the job's enqueue (the context in its metadata).
+pub(crate) fn job_span(record: &JobRecord, worker_id: &str, quarantine: bool) -> tracing::Span {
+    let span = if quarantine {
+        tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
+            kind = %record.kind, attempt = record.next_attempt(), worker_id = %worker_id,
+            quarantine = true, outcome = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty)
+    } else {
+        tracing::info_span!("job", job_id = %record.id, queue = %record.queue,
+            kind = %record.kind, attempt = record.next_attempt(), worker_id = %worker_id,
+            outcome = tracing::field::Empty, elapsed_ms = tracing::field::Empty)
+    };
+    trace_context::set_parent(&span, &record.metadata);
+    span
 }
 
 /// Runs a claimed job with its registered worker and maps how it ended to the outcome the
@@ -181,11 +212,20 @@ pub(crate) async fn perform(registry: &Registry, run: &Arc<RunState>) -> Option<
         let reason = reason.clone();
         return Some(bad_input(run, BadInput::UnreadableRow { reason }));
     }
-    let worker = match registry.get(&record.kind) {
-        Ok(worker) => Arc::clone(worker),
-        Err(bad) => return Some(bad_input(run, bad)),
-    };
+    match registry.get(&record.kind) {
+        Ok(worker) => perform_with(worker, run).await,
+        Err(bad) => Some(bad_input(run, bad)),
+    }
+}
+
+/// Runs a claimed, readable job with `worker` (see [`perform`]).
+async fn perform_with(
+    worker: &Arc<dyn ErasedWorker>,
+    run: &Arc<RunState>,
+) -> Option<FinishOutcome> {
+    let worker = Arc::clone(worker);
     let ctx = JobContext::new(Arc::clone(run));
+    let record = &run.record;
     let future = match Arc::clone(&worker).run(ctx, record.args.clone()) {
         Ok(future) => future,
         Err(bad) => return Some(bad_input(run, bad)),
@@ -213,15 +253,29 @@ where
     F: std::future::Future<Output = Result<(), JobError>>,
 {
     let guarded = AssertUnwindSafe(future).catch_unwind();
-    let result = tokio::select! {
-        biased;
-        () = run.aborted() => {
-            if run.lease_expired() && !run.lease_lost() {
-                tracing::warn!(job_id = %run.record.id, "the run's lease ran out on its own clock (no heartbeat held in time); stopping the run and handing the job back");
-            }
-            return (!run.lease_lost()).then_some(FinishOutcome::Release);
+    let mut work = std::pin::pin!(with_timeout(timeout, guarded));
+    // A job that ends in its first poll needs no watch for aborts (which costs a lease timer
+    // and a wake-up registration per run); one whose lease is already gone does not start.
+    let first = if run.lease_expired() || run.lease_lost() {
+        None
+    } else {
+        match futures::poll!(work.as_mut()) {
+            std::task::Poll::Ready(result) => Some(result),
+            std::task::Poll::Pending => None,
         }
-        result = with_timeout(timeout, guarded) => result,
+    };
+    let result = match first {
+        Some(result) => result,
+        None => tokio::select! {
+            biased;
+            () = run.aborted() => {
+                if run.lease_expired() && !run.lease_lost() {
+                    tracing::warn!(job_id = %run.record.id, "the run's lease ran out on its own clock (no heartbeat held in time); stopping the run and handing the job back");
+                }
+                return (!run.lease_lost()).then_some(FinishOutcome::Release);
+            }
+            result = &mut work => result,
+        },
     };
     if run.lease_lost() {
         return None;

@@ -109,6 +109,16 @@ impl Slots {
         self.state().free
     }
 
+    /// A slot at once if one is free (nobody waits while one is), without queueing.
+    pub(crate) fn try_acquire(&self) -> Option<Slot<'_>> {
+        let mut state = self.state();
+        if state.free > 0 {
+            state.free -= 1;
+            return Some(Slot { slots: self });
+        }
+        None
+    }
+
     /// Waits for a slot; among waiters, the highest `priority` (then the earliest) gets the
     /// next one.
     ///

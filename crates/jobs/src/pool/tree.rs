@@ -2,6 +2,7 @@
 //! its struct shows its data flow.
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ pub(super) struct Parts {
     /// The kinds this pool has workers for (its claims name them).
     kinds: Arc<[String]>,
     lane: Arc<Lane>,
+    /// Jobs of kinds this pool has no worker for, waiting (as of the last check).
+    unknown_kinds: Arc<AtomicU64>,
 }
 
 impl Parts {
@@ -132,6 +135,7 @@ impl Parts {
             run_env,
             kinds: kinds.into(),
             lane,
+            unknown_kinds: Arc::default(),
         }
     }
 
@@ -159,6 +163,7 @@ impl Parts {
             stops: self.stops.clone(),
             hooks: Arc::clone(&self.hooks),
             events: Arc::clone(&self.events),
+            unknown_kinds: Arc::clone(&self.unknown_kinds),
             shutdown_timeout: config.shutdown_timeout,
         }
     }
@@ -199,6 +204,7 @@ impl Parts {
             queues: Arc::clone(&self.queues),
             kinds: Arc::clone(&self.kinds),
             unknown_kind_ttl: config.unknown_kind_ttl,
+            unknown_kinds: Arc::clone(&self.unknown_kinds),
             hooks: Arc::clone(&self.hooks),
         };
         let pruner = Pruner {

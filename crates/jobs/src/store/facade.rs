@@ -565,6 +565,7 @@ mod tests {
             priority: 0,
             max_attempts: 3,
             run_at: None,
+            metadata: Default::default(),
         }
     }
 

@@ -30,8 +30,11 @@
 //! * One stored row that cannot be read (written by an older version or by hand) never fails
 //!   a claim, a rescue or the finish that buries it: `job_claim` leases it like the others
 //!   and returns it with [`ClaimedJob::unreadable`] set (what could be read in its record),
-//!   and the engine moves it to the dead set with that reason. A read of that one job
-//!   (`job_get`, `job_list`) is [`StoreError::Corrupt`] naming it.
+//!   and the engine moves it to the dead set with that reason. A read (`job_get`,
+//!   `job_list`) returns it too, with what could be read and
+//!   [`JobRecord::unreadable`](crate::JobRecord::unreadable) set (the one wording:
+//!   [`JobRecord::mark_unreadable`](crate::JobRecord::mark_unreadable)), so one bad row never
+//!   fails a listing and an operator can see it, retry or prune it.
 //! * Fenced operations (`job_finish_many`, `job_heartbeat_many`, `job_checkpoint`) match on
 //!   `id`, `claims == lease.token`, `lease_owner == owner` and `state == running`, and report
 //!   per job whether they applied; a mismatch is not an error. A finish batch naming one
@@ -66,7 +69,7 @@ pub use params::{
     ClaimedJob, FinishOutcome, JobCancelParams, JobCheckpointParams, JobClaimParams,
     JobExpireUnknownKindsParams, JobFinish, JobFinishParams, JobHeartbeatParams, JobInsertParams,
     JobListParams, JobPromoteParams, JobPruneParams, JobRescueParams, JobRetryParams, Lease,
-    NewJob, RescueOutcome, UnknownKinds,
+    NewJob, RescueOutcome, RescuedJob, UnknownKinds,
 };
 pub(crate) use validate::{checkpoint_problem, is_valid_name};
 pub use validate::{json_depth, JobRuleError, MAX_ATTEMPTS_LIMIT, MAX_JSON_DEPTH, MAX_NAME_LEN};

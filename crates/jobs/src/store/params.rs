@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::job::{AttemptError, JobId, JobRecord, JobState};
+use crate::metadata::Metadata;
 use crate::time::Timestamp;
 
 /// A job to insert.
@@ -24,6 +25,8 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// When it may run first; `None` means now.
     pub run_at: Option<Timestamp>,
+    /// What it carries beside its args (empty: nothing, and nothing stored).
+    pub metadata: Metadata,
 }
 
 impl NewJob {
@@ -51,6 +54,8 @@ impl NewJob {
             lease_expires_at: None,
             checkpoint: None,
             errors: Vec::new(),
+            metadata: self.metadata,
+            unreadable: None,
         }
     }
 }
@@ -94,16 +99,19 @@ impl ClaimedJob {
     }
 
     /// A job whose stored row could be read only in part: `record` holds what could be, and
-    /// `problem` says what could not. (The one wording of the reason, for every store.)
-    pub fn unreadable(lease: Lease, record: JobRecord, problem: impl std::fmt::Display) -> Self {
-        let reason = format!(
-            "the stored row of job {} cannot be read: {problem}",
-            record.id
-        );
+    /// `problem` says what could not ([`JobRecord::mark_unreadable`]: the one wording of the
+    /// reason, for every store, set on the record too).
+    pub fn unreadable(
+        lease: Lease,
+        mut record: JobRecord,
+        problem: impl std::fmt::Display,
+    ) -> Self {
+        record.mark_unreadable(problem);
+        let reason = record.unreadable.clone();
         ClaimedJob {
             lease,
             record,
-            unreadable: Some(reason),
+            unreadable: reason,
         }
     }
 }
@@ -289,9 +297,39 @@ pub fn poison_pill_message(owner: &str, rescues: u32, max_rescues: u32) -> Strin
 #[derive(Clone, Debug, Default)]
 pub struct RescueOutcome {
     /// Jobs returned to `available` (`rescues` incremented, now suspects, lease cleared).
-    pub requeued: Vec<JobId>,
+    pub requeued: Vec<RescuedJob>,
     /// Poison pills moved to `dead`, as they are now (for the exhausted hook).
     pub dead: Vec<JobRecord>,
+}
+
+impl RescueOutcome {
+    /// The ids of the requeued jobs, in the order of [`requeued`](Self::requeued).
+    pub fn requeued_ids(&self) -> Vec<JobId> {
+        self.requeued.iter().map(|job| job.id).collect()
+    }
+}
+
+/// A job a rescue returned to its queue: its id, and its queue and kind (the labels of the
+/// `jobs_rescued_total` counter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RescuedJob {
+    /// The job.
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// Its kind.
+    pub kind: String,
+}
+
+impl RescuedJob {
+    /// The rescued job `record` is now.
+    pub fn of(record: &JobRecord) -> Self {
+        RescuedJob {
+            id: record.id,
+            queue: record.queue.clone(),
+            kind: record.kind.clone(),
+        }
+    }
 }
 
 /// Params for [`Store::job_expire_unknown_kinds`](super::Store::job_expire_unknown_kinds).

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::job::JobState;
+use crate::metadata::MetadataError;
 
 use super::params::{
     JobCheckpointParams, JobClaimParams, JobExpireUnknownKindsParams, JobInsertParams,
@@ -67,6 +68,9 @@ pub enum JobRuleError {
         /// [`MAX_JSON_DEPTH`].
         max: usize,
     },
+    /// The metadata breaks its rules ([`Metadata::validate`](crate::Metadata::validate)).
+    #[error(transparent)]
+    InvalidMetadata(#[from] MetadataError),
 }
 
 /// Whether `name` is a valid job kind or queue name: 1 to [`MAX_NAME_LEN`] characters of
@@ -122,8 +126,9 @@ fn queue_problem(queue: &str) -> Option<JobRuleError> {
 impl NewJob {
     /// Checks the rules of an enqueue: a valid kind and queue name (1 to [`MAX_NAME_LEN`]
     /// characters of `[A-Za-z0-9_.:-]`), `max_attempts` from 1 to [`MAX_ATTEMPTS_LIMIT`], and
-    /// args nested at most [`MAX_JSON_DEPTH`] deep. (The priority's range is its type's,
-    /// `i16`.) PostgreSQL's SQL `enqueue()` enforces the same rules.
+    /// args nested at most [`MAX_JSON_DEPTH`] deep, and metadata within its limits
+    /// ([`Metadata::validate`](crate::Metadata::validate)). (The priority's range is its
+    /// type's, `i16`.) PostgreSQL's SQL `enqueue()` enforces the same rules.
     ///
     /// ```
     /// use jobs::store::{JobRuleError, NewJob, MAX_JSON_DEPTH};
@@ -139,6 +144,7 @@ impl NewJob {
     ///     priority: 0,
     ///     max_attempts: 20,
     ///     run_at: None,
+    ///     metadata: Default::default(),
     /// };
     /// let too_deep = JobRuleError::ArgsTooDeep { depth: MAX_JSON_DEPTH + 1, max: MAX_JSON_DEPTH };
     /// assert_eq!(job.validate(), Err(too_deep));
@@ -164,6 +170,7 @@ impl NewJob {
                 max: MAX_JSON_DEPTH,
             });
         }
+        self.metadata.validate()?;
         Ok(())
     }
 }

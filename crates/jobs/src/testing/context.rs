@@ -11,6 +11,7 @@ use crate::args::{EnqueueOptions, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE};
 use crate::client::Client;
 use crate::context::{JobContext, RunState};
 use crate::memory::MemoryStore;
+use crate::metadata::Metadata;
 use crate::pool::run::{bad_input, run_to_end};
 use crate::store::NewJob;
 use crate::time::Clock;
@@ -46,6 +47,7 @@ pub struct TestContext {
     checkpoint: Option<Value>,
     shutting_down: bool,
     clock: Clock,
+    metadata: Metadata,
 }
 
 impl Default for TestContext {
@@ -58,6 +60,7 @@ impl Default for TestContext {
             checkpoint: None,
             shutting_down: false,
             clock: Clock::tokio(),
+            metadata: Metadata::new(),
         }
     }
 }
@@ -113,6 +116,12 @@ impl TestContext {
         self
     }
 
+    /// Attaches `key = value` to the job's metadata ([`JobContext::metadata`]).
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key, value);
+        self
+    }
+
     /// The clock the run reads "now" from (default [`Clock::tokio`]).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -132,6 +141,7 @@ impl TestContext {
             priority: 0,
             max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
             run_at: None,
+            metadata: self.metadata.clone(),
         };
         let run = self.claim(job).await;
         (JobContext::new(Arc::clone(&run)), TestRun { run })
@@ -176,6 +186,9 @@ impl TestContext {
         }
         if let Some(max_attempts) = self.max_attempts {
             options = options.max_attempts(max_attempts);
+        }
+        for (key, value) in self.metadata.iter() {
+            options = options.metadata(key, value);
         }
         let job = match options.new_job(&args, self.clock.now()) {
             Ok(job) => job,

@@ -43,6 +43,7 @@ pub struct FlakyStore {
     failing: AtomicBool,
     lose_finish_reply: AtomicBool,
     hang_heartbeats: AtomicBool,
+    hang_checkpoints: AtomicBool,
     calls: AtomicUsize,
 }
 
@@ -54,6 +55,7 @@ impl FlakyStore {
             failing: AtomicBool::new(false),
             lose_finish_reply: AtomicBool::new(false),
             hang_heartbeats: AtomicBool::new(false),
+            hang_checkpoints: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
         }
     }
@@ -72,6 +74,12 @@ impl FlakyStore {
     /// switched off again.
     pub fn hang_heartbeats(&self, on: bool) {
         self.hang_heartbeats.store(on, Ordering::SeqCst);
+    }
+
+    /// Checkpoint writes sent from now on never answer (and are never applied), until
+    /// switched off again; those sent after that pass.
+    pub fn hang_checkpoints(&self, on: bool) {
+        self.hang_checkpoints.store(on, Ordering::SeqCst);
     }
 
     /// How many calls reached this store.
@@ -133,7 +141,18 @@ impl Store for FlakyStore {
             self.inner.job_heartbeat_many(params).await
         })
     }
-    forward!(job_checkpoint, JobCheckpointParams, bool);
+    fn job_checkpoint(
+        &self,
+        params: JobCheckpointParams,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.gate()?;
+            if self.hang_checkpoints.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.job_checkpoint(params).await
+        })
+    }
     forward!(job_rescue_expired, JobRescueParams, RescueOutcome);
     forward!(job_promote_scheduled, JobPromoteParams, u64);
     forward!(job_get, JobId, Option<JobRecord>);

@@ -261,7 +261,7 @@ async fn write(env: &RunEnv, run: &RunState, finish: Option<&FinishOutcome>) {
     };
     let store = env.client.store();
     let now = env.client.clock().now();
-    if let Some(checkpoint) = run.take_unsaved_checkpoint() {
+    if let Some((checkpoint, version)) = run.unsaved_checkpoint() {
         let params = JobCheckpointParams {
             owner: TEST_OWNER.to_owned(),
             lease: run.lease,
@@ -270,6 +270,7 @@ async fn write(env: &RunEnv, run: &RunState, finish: Option<&FinishOutcome>) {
             now,
         };
         store.job_checkpoint(params).await.expect_store();
+        run.checkpoint_saved(version);
     }
     let params = JobFinishParams {
         owner: TEST_OWNER.to_owned(),

@@ -61,6 +61,7 @@ pub async fn insert_raw(store: &Arc<dyn Store>, kind: &str, args: serde_json::Va
         priority: 0,
         max_attempts: 5,
         run_at: None,
+        metadata: Default::default(),
     };
     store
         .job_insert_many(JobInsertParams {
