@@ -213,6 +213,19 @@ mod tests {
     }
 
     #[test]
+    fn store_errors_restart_children_within_a_second_with_jitter() {
+        let backoff = PoolConfig::default().restart_backoff;
+        for consecutive in 0..40 {
+            assert!(backoff.delay(consecutive) <= RESTART_BACKOFF_CAP);
+        }
+        // Processes competing for connections retry at spread-out moments, not in lockstep.
+        let capped: std::collections::HashSet<Duration> =
+            (0..50).map(|_| backoff.delay(30)).collect();
+        assert!(capped.len() > 1, "jittered: {capped:?}");
+        assert!(capped.iter().all(|d| *d >= RESTART_BACKOFF_CAP * 8 / 10));
+    }
+
+    #[test]
     fn inconsistent_settings_are_refused() {
         let slow_heartbeat = PoolConfig {
             heartbeat_interval: Duration::from_secs(30),
