@@ -77,9 +77,10 @@ impl Fetcher {
                     () = ctx.cancelled() => continue,
                 }
             }
-            if let Some(at) = drained_at {
+            let gap_ends = drained_at.map(|at| at + WAKE_CLAIM_GAP);
+            if let Some(ready) = gap_ends.filter(|ready| *ready > tokio::time::Instant::now()) {
                 tokio::select! {
-                    () = tokio::time::sleep_until(at + WAKE_CLAIM_GAP) => {}
+                    () = tokio::time::sleep_until(ready) => {}
                     () = self.stop_fetching.cancelled() => continue,
                     () = ctx.cancelled() => continue,
                 }

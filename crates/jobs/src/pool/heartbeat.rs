@@ -38,7 +38,8 @@ impl Heartbeat {
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
         let stop = ctx.token().child_token();
         let Some(keeper) = keeper::keeper() else {
-            return Ok(self.keep(stop).await?);
+            // One runtime thread: a job blocking it blocks a watchdog too, so none runs.
+            return Ok(self.beats(&stop).await?);
         };
         // Stops the keeper's task too if this child is aborted.
         let _stop_on_exit = stop.clone().drop_guard();
@@ -50,20 +51,23 @@ impl Heartbeat {
         }
     }
 
-    /// Heartbeats and the watchdog until `stop`; a store error ends both.
+    /// Heartbeats and the watchdog until `stop` (on the lease keeper's thread); a store
+    /// error ends both.
     async fn keep(self, stop: CancellationToken) -> Result<(), StoreError> {
-        let beats = async {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(self.interval) => {}
-                    () = stop.cancelled() => return Ok(()),
-                }
-                self.beat().await?;
-            }
-        };
         tokio::select! {
-            kept = beats => kept,
+            kept = self.beats(&stop) => kept,
             () = watchdog::watch(&self.books, &stop) => Ok(()),
+        }
+    }
+
+    /// Heartbeats every `interval` until `stop`.
+    async fn beats(&self, stop: &CancellationToken) -> Result<(), StoreError> {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.interval) => {}
+                () = stop.cancelled() => return Ok(()),
+            }
+            self.beat().await?;
         }
     }
 
