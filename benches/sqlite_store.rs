@@ -3,6 +3,12 @@
 //! loop with a backlog of 20,000 and of 200,000 available jobs (the loop must not slow down
 //! as the backlog, or the pile of completed jobs, grows).
 //!
+//! `bare_claim100_complete100` is the SQLite limit those figures are set against (the
+//! protocol's bare loop, `shared/peers/lib/bare_sqlite.py`, in Rust): the same file
+//! settings and schema (opened by the store), one connection, no engine: claim 100 with one
+//! `UPDATE … RETURNING` in its own `BEGIN IMMEDIATE`, complete them with one `UPDATE` in
+//! another. The ratio of `claim100_complete100/20000` to it is what the store layer costs.
+//!
 //! Run: `cargo bench --bench sqlite_store`.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +20,8 @@ use jobs::store::{
 };
 use jobs::Timestamp;
 use jobs_sqlite::SqliteStore;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::runtime::Runtime;
 
 const BULK: usize = 20_000;
@@ -180,5 +188,95 @@ fn claim_finish(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bulk_insert, claim_finish);
+/// The bare loop's claim: the store's claim order and claim index, no engine.
+const BARE_CLAIM: &str = "UPDATE jobs SET state = 'running', claims = claims + 1, \
+     attempted_at = ?1, lease_owner = 'bare', lease_expires_at = ?2 \
+     WHERE id IN (SELECT id FROM jobs WHERE queue = 'default' AND state = 'available' \
+         AND suspect = 0 ORDER BY priority DESC, run_at, id LIMIT 100) \
+     RETURNING id";
+
+/// One bare claim 100 + complete 100 round on `conn`; returns how many it completed.
+async fn bare_round(conn: &mut SqliteConnection) -> usize {
+    let now = Timestamp::now().as_micros();
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+    let ids: Vec<i64> = sqlx::query_scalar(BARE_CLAIM)
+        .bind(now)
+        .bind(now + 30_000_000)
+        .fetch_all(&mut *tx)
+        .await
+        .expect("bare claim");
+    tx.commit().await.expect("commit claim");
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let complete = format!(
+        "UPDATE jobs SET state = 'completed', finalized_at = ?1, lease_owner = NULL, \
+         lease_expires_at = NULL WHERE id IN ({list})"
+    );
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+    let done = sqlx::query(&complete)
+        .bind(Timestamp::now().as_micros())
+        .execute(&mut *tx)
+        .await
+        .expect("bare complete")
+        .rows_affected();
+    tx.commit().await.expect("commit complete");
+    done as usize
+}
+
+/// The bare loop on a file the store created and filled (20,000 available jobs, topped up
+/// untimed between samples), over one connection with the store's file settings.
+fn bare_claim_finish(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("sqlite_store");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(30);
+    let backlog = 20_000usize;
+    let path = temp_db("bare");
+    let (store, conn) = rt.block_on(async {
+        let store = SqliteStore::open(&path).await.expect("open");
+        insert(&store, backlog).await;
+        let conn = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .expect("a bare connection");
+        (store, tokio::sync::Mutex::new(conn))
+    });
+    let mut available = backlog;
+    group.bench_with_input(
+        BenchmarkId::new("bare_claim100_complete100", backlog),
+        &backlog,
+        |b, &backlog| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let needed = iters as usize * BATCH;
+                let top_up = (backlog + needed).saturating_sub(available);
+                available += top_up;
+                available -= needed;
+                let (store, conn) = (&store, &conn);
+                async move {
+                    insert(store, top_up).await;
+                    let mut conn = conn.lock().await;
+                    let start = Instant::now();
+                    let mut done = 0;
+                    for _ in 0..iters {
+                        done += bare_round(&mut conn).await;
+                    }
+                    let elapsed = start.elapsed();
+                    assert_eq!(done, needed, "every claimed job completed");
+                    elapsed
+                }
+            })
+        },
+    );
+    rt.block_on(async {
+        let _ = conn.into_inner().close().await;
+        store.close().await;
+    });
+    remove_db(&path);
+    group.finish();
+}
+
+criterion_group!(benches, bulk_insert, claim_finish, bare_claim_finish);
 criterion_main!(benches);

@@ -1,10 +1,13 @@
 //! A small supervision tree: a flaky worker restarted with backoff, a nested supervisor whose
 //! database child signals readiness late, and a child that lingers on shutdown to flush.
 //! It prints every event and stops cleanly on Ctrl-C / SIGTERM (a second signal forces).
+//! On SIGUSR1 it prints the whole tree at a glance, as Erlang's observer shows it: every
+//! supervisor and child with its state, uptime, restarts, pending restart and last exit.
 //!
 //! ```text
 //! cargo run --example supervision_tree                 # until Ctrl-C
 //! cargo run --example supervision_tree -- --run-for 5  # or RUN_FOR_SECS=5: stop after 5 s
+//! kill -USR1 <pid>                                     # print the tree (the pid is printed)
 //! ```
 
 use std::process::ExitCode;
@@ -13,9 +16,24 @@ use std::time::Duration;
 use clap::Parser;
 use supervisor::{
     Backoff, ChildContext, ChildSpec, Event, Intensity, RestartPolicy, Shutdown, Strategy,
-    Supervisor, SupervisorSpec,
+    Supervisor, SupervisorHandle, SupervisorSpec,
 };
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::broadcast;
+
+/// Prints the tree every time the process receives SIGUSR1.
+fn print_tree_on_sigusr1(handle: SupervisorHandle) -> std::io::Result<()> {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            match handle.tree().await {
+                Ok(tree) => println!("{tree}"),
+                Err(e) => println!("tree: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
 
 fn print_events(mut rx: broadcast::Receiver<Event>) {
     tokio::spawn(async move {
@@ -109,7 +127,9 @@ fn run_for() -> Option<Duration> {
 async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let handle = tree()?.start().await?;
     print_events(handle.subscribe());
-    println!("tree started; Ctrl-C to stop");
+    print_tree_on_sigusr1(handle.clone())?;
+    let pid = std::process::id();
+    println!("tree started (pid {pid}); `kill -USR1 {pid}` prints the tree, Ctrl-C stops");
     let bound = Duration::from_secs(10);
     let outcome = match run_for() {
         None => supervisor::run_until_signal(handle, bound).await?,

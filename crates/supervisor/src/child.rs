@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{panic_message, NotStopped};
 use crate::spec::Factory;
-use crate::{ChildContext, ChildError, ChildSpec, ExitReason};
+use crate::tree::{Nested, NestedSlot};
+use crate::{ChildContext, ChildError, ChildKind, ChildSpec, ExitReason};
 
 /// The set of a static supervisor's child tasks; each reports which spawn it was.
 pub(crate) type Tasks = JoinSet<(RunKey, Outcome)>;
@@ -38,18 +39,37 @@ pub(crate) struct Run {
     pub(crate) key: RunKey,
     pub(crate) ready: bool,
     pub(crate) started_at: Instant,
+    /// A supervisor child's handle, once it has started (for the tree).
+    pub(crate) nested: Option<NestedSlot>,
 }
 
 impl Run {
-    fn new(abort: AbortHandle, token: CancellationToken, key: RunKey, spec: &ChildSpec) -> Self {
+    fn new(
+        abort: AbortHandle,
+        token: CancellationToken,
+        key: RunKey,
+        spec: &ChildSpec,
+        nested: Option<NestedSlot>,
+    ) -> Self {
         Run {
             abort,
             token,
             key,
             ready: !spec.inner().wait_ready,
             started_at: Instant::now(),
+            nested,
         }
     }
+
+    /// The nested supervisor's handle, if this run is a supervisor that has started.
+    pub(crate) fn nested(&self) -> Option<Nested> {
+        self.nested.as_ref().and_then(|s| s.get().cloned())
+    }
+}
+
+/// A slot for a supervisor child's handle; `None` for workers.
+fn nested_slot(spec: &ChildSpec, ctx: &mut ChildContext) -> Option<NestedSlot> {
+    (spec.child_kind() == ChildKind::Supervisor).then(|| ctx.watch_nested())
 }
 
 impl Drop for Run {
@@ -79,12 +99,13 @@ pub(crate) fn spawn(
     tasks: &mut Tasks,
     spec: &ChildSpec,
     factory: Factory,
-    ctx: ChildContext,
+    mut ctx: ChildContext,
     key: RunKey,
 ) -> Run {
     let token = ctx.token().clone();
+    let nested = nested_slot(spec, &mut ctx);
     let abort = tasks.spawn(body(factory, ctx).map(move |outcome| (key, outcome)));
-    Run::new(abort, token, key, spec)
+    Run::new(abort, token, key, spec, nested)
 }
 
 /// The tokio task id of a finished child.
@@ -171,16 +192,17 @@ impl Drop for ExitGuard {
 pub(crate) fn spawn_reporting(
     spec: &ChildSpec,
     factory: Factory,
-    ctx: ChildContext,
+    mut ctx: ChildContext,
     key: RunKey,
     tx: mpsc::UnboundedSender<Exit>,
 ) -> Run {
     let token = ctx.token().clone();
+    let nested = nested_slot(spec, &mut ctx);
     let guard = ExitGuard {
         tx,
         id: key.child,
         outcome: None,
     };
     let task = tokio::spawn(body(factory, ctx).map(move |outcome| guard.finish(outcome)));
-    Run::new(task.abort_handle(), token, key, spec)
+    Run::new(task.abort_handle(), token, key, spec, nested)
 }

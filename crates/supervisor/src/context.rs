@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::child::RunKey;
+use crate::tree::{Nested, NestedSlot};
 use crate::ChildId;
 
 /// Handed to a child's start factory on every (re)start.
@@ -28,6 +29,7 @@ pub struct ChildContext {
     restarts: u32,
     token: CancellationToken,
     ready: Option<ReadyLink>,
+    nested: Option<NestedSlot>,
 }
 
 /// Where a child's readiness goes: the supervisor's ready channel plus the run's key.
@@ -51,6 +53,20 @@ impl ChildContext {
             restarts,
             token,
             ready,
+            nested: None,
+        }
+    }
+
+    /// Gives a supervisor child a slot for its handle, which its parent keeps for the tree.
+    pub(crate) fn watch_nested(&mut self) -> NestedSlot {
+        self.nested.get_or_insert_with(NestedSlot::default).clone()
+    }
+
+    /// Publishes a nested supervisor's handle to its parent (see [`watch_nested`](Self::watch_nested)).
+    pub(crate) fn publish_nested(&self, nested: Nested) {
+        if let Some(slot) = &self.nested {
+            // set once per spawn: a supervisor child's task runs one supervisor
+            let _ = slot.set(nested);
         }
     }
 

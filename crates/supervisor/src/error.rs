@@ -133,6 +133,18 @@ pub enum SpecError {
         /// The supervisor's id.
         supervisor: String,
     },
+    /// A partitioned supervisor has no partitions.
+    #[error("partition supervisor `{supervisor}`: 0 partitions; use at least 1")]
+    ZeroPartitions {
+        /// The supervisor's id.
+        supervisor: String,
+    },
+    /// A mailbox capacity is zero, so no message could ever be sent.
+    #[error("child `{child}`: mailbox capacity is 0; use at least 1")]
+    ZeroCapacity {
+        /// The child's id.
+        child: String,
+    },
     /// The event channel capacity is zero.
     #[error("supervisor `{supervisor}`: event capacity is 0; use at least 1")]
     ZeroEventCapacity {
@@ -338,6 +350,13 @@ impl ShutdownReport {
             not_stopped: Vec::new(),
             exit: Ok(()),
         }
+    }
+
+    /// The report of a supervisor that was never running to be shut down.
+    pub(crate) fn gone(supervisor: Arc<str>, error: SupervisorError) -> Self {
+        let mut report = Self::new(supervisor);
+        report.exit = Err(error);
+        report
     }
 
     /// True when every child stopped (on its own or by abort).

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::end::Ending;
 use crate::events::Emitter;
 use crate::flags::Flags;
+use crate::tree::{self, RawNode, SupervisorTree, TreeKind};
 use crate::{ChildKind, ChildSpec, Event, Restart, ShutdownReport, SupervisorError};
 
 /// A child's state as reported by `which_children`.
@@ -68,6 +69,7 @@ pub(crate) enum Msg {
     DeleteChild(String, Reply<Result<(), SupervisorError>>),
     WhichChildren(Reply<Vec<ChildInfo>>),
     CountChildren(Reply<ChildCounts>),
+    Tree(Reply<(TreeKind, Vec<RawNode>)>),
     Shutdown(Reply<ShutdownReport>),
 }
 
@@ -271,6 +273,19 @@ impl SupervisorHandle {
     /// `Gone`.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
         self.call(Msg::CountChildren).await
+    }
+
+    /// The whole tree under this supervisor, recursively: every supervisor and child with
+    /// its state, restarts, last exit reason, uptime and pending restart delay. `Display`
+    /// renders it as an indented tree. A nested supervisor that has ended meanwhile shows
+    /// without children.
+    ///
+    /// # Errors
+    ///
+    /// `Gone`.
+    pub async fn tree(&self) -> Result<SupervisorTree, SupervisorError> {
+        let (kind, raw) = self.call(Msg::Tree).await?;
+        Ok(tree::assemble(self.inner.id.clone(), kind, raw).await)
     }
 
     /// Subscribes to the supervisor's events. On a supervisor that has ended the receiver

@@ -150,6 +150,111 @@
 //! broadcast to subscribers and logged with `tracing` (target `supervisor`, fields
 //! `supervisor` and `child`).
 //!
+//! # Talking to children: stable addresses
+//!
+//! A child declared with [`ChildSpec::with_mailbox`] gets a typed, bounded mailbox that
+//! the supervisor owns, and the [`Address`] handed out once reaches every incarnation of
+//! the child. No peer offers this (Erlang pids and Elixir names die with the process,
+//! ractor and kameo references die with the actor, Akka's backoff supervisor stashes
+//! untyped messages):
+//!
+//! - messages sent while the child restarts (also under a long restart delay) wait in the
+//!   buffer and reach the next incarnation in order; [`Address::send`] applies backpressure
+//!   when the buffer is full; [`Address::try_send`] says [`Full`](TrySendError::Full),
+//!   [`Restarting`](TrySendError::Restarting) or [`Stopped`](TrySendError::Stopped);
+//! - [`Address::call`] is request/response with a timeout, answered through a [`ReplyTo`]
+//!   carried in the request; a call made during a restart is served by the next
+//!   incarnation, or times out cleanly;
+//! - a message the crashed incarnation had taken is dropped (as a process's mailbox dies
+//!   with it), unless the message type implements [`HandBack`] and the child receives with
+//!   [`Inbox::take`]: then it goes back to the front of the mailbox unless marked
+//!   [`done`](Taken::done);
+//! - once the child stops for good (a temporary child ends, it is terminated, a transient
+//!   child exits normally, its supervisor ends, its spec is dropped) senders get a typed
+//!   error, never a hang: waiting senders are released, buffered messages are dropped (a
+//!   pending `call` then fails with [`CallError::Stopped`]). `restart_child` revives the
+//!   same address.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::time::Duration;
+//! use supervisor::{ChildContext, ChildSpec, Inbox, ReplyTo, RestartPolicy, Supervisor};
+//!
+//! enum Cache {
+//!     Put(String, String),
+//!     Get(String, ReplyTo<Option<String>>),
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (spec, cache) = ChildSpec::with_mailbox(
+//!     "cache",
+//!     1024,
+//!     |_ctx: ChildContext, mut inbox: Inbox<Cache>| async move {
+//!         let mut data = HashMap::new(); // reloaded from its source on every start
+//!         while let Some(msg) = inbox.recv().await {
+//!             match msg {
+//!                 Cache::Put(k, v) => {
+//!                     data.insert(k, v);
+//!                 }
+//!                 Cache::Get(k, reply) => {
+//!                     let _ = reply.send(data.get(&k).cloned());
+//!                 }
+//!             }
+//!         }
+//!         Ok(())
+//!     },
+//! )?;
+//! let root = Supervisor::builder("app")
+//!     .restart_policy(RestartPolicy::Fixed(Duration::from_secs(20)))
+//!     .child(spec)
+//!     .build()?
+//!     .start()
+//!     .await?;
+//! cache.send(Cache::Put("k".into(), "v".into())).await?;
+//! let v = cache.call(|r| Cache::Get("k".into(), r), Duration::from_secs(30)).await?;
+//! assert_eq!(v.as_deref(), Some("v"));
+//! assert!(root.shutdown().await.is_clean());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/cache.rs` runs such a cache through crashes and delayed restarts with
+//! concurrent callers and loses no request.
+//!
+//! A [`Registry`] names addresses (unique or duplicate keys, as Elixir's `Registry`):
+//! look-ups take a read lock, no message to any supervisor; an entry follows its child's
+//! restarts (the address is the same) and disappears when the child stops for good,
+//! including a temporary sibling dropped by a `OneForAll` / `RestForOne` group restart.
+//!
+//! # Tasks, partitions, and the tree at a glance
+//!
+//! A [`TaskSupervisor`] (Elixir's `Task.Supervisor`) runs ad-hoc async tasks under the
+//! tree: [`spawn`](TaskSupervisor::spawn) returns a [`TaskHandle`] to await the result,
+//! [`spawn_and_await`](TaskSupervisor::spawn_and_await) waits for it,
+//! [`spawn_restarting`](TaskSupervisor::spawn_restarting) restarts a failing task. Tasks
+//! are dynamic children (counted by `which_children`, shown in the tree); on shutdown each
+//! lingers within the task supervisor's [`Shutdown`] bound, then is aborted and listed in
+//! the report's [`aborted`](ShutdownReport::aborted) paths.
+//!
+//! A [`PartitionSupervisor`] (Elixir's `PartitionSupervisor`) puts N dynamic supervisors
+//! behind one [`PartitionHandle`] and routes each child by the hash of a key, so a very
+//! large pool is not one supervisor task's bottleneck.
+//!
+//! [`SupervisorHandle::tree`] returns the whole tree recursively, every supervisor and
+//! child with its state, restarts, last exit reason, uptime and pending restart delay, as
+//! a [`SupervisorTree`] whose `Display` is an indented rendering (what Erlang's observer
+//! shows); `examples/supervision_tree.rs` prints it on SIGUSR1:
+//!
+//! ```text
+//! root (one_for_one)
+//! ├─ cache  running  up 4s
+//! ├─ services [rest_for_one]  running  up 4s
+//! │  ├─ db  running  up 4s
+//! │  └─ api  running  up 4s
+//! └─ flaky  restarting  restart in 9s  last exit: error: lost its connection
+//! ```
+//!
 //! # Differences from Erlang/OTP
 //!
 //! Deliberate, each because tokio is not BEAM or because OTP's behaviour is a known gap:
@@ -215,6 +320,32 @@
 //! 12. **Not provided**: hot code upgrade (`code_change`), `get_childspec`,
 //!     `check_childspecs` (specs are checked by `build()`), changing a running supervisor's
 //!     flags.
+//! 13. **Stable addresses** replace pids and registered names for talking to a child. An
+//!     OTP mailbox is unbounded and dies with its process (a name is unregistered while the
+//!     child restarts, and a send to it fails); here the supervisor owns a bounded mailbox
+//!     that outlives the child's restarts: `send` waits for room (backpressure), messages
+//!     sent during a restart wait for the next incarnation, and what the crashed
+//!     incarnation had taken is lost unless the type opts in with [`HandBack`]. An address
+//!     outlives its child's restarts, not its supervisor's: when the supervisor ends (even
+//!     if its own parent then restarts it) the address is `Stopped` until the child runs
+//!     again. A `call` that times out does not exit the caller (`gen_server:call` does);
+//!     its late answer is dropped.
+//! 14. **Registry**: entries are addresses, so an entry stays across restarts (Elixir's
+//!     `Registry` drops it when the process exits and the restarted process registers
+//!     again) and goes when the child stops for good. No per-entry values, `dispatch`,
+//!     match specs or partitions; look-ups read a `RwLock`ed map instead of ETS.
+//! 15. **Task supervisor**: no links. A task's failure reaches its [`TaskHandle`] as a
+//!     [`TaskError`] (like `Task.Supervisor.async_nolink`), never the caller;
+//!     `spawn_restarting` is `restart: :transient`; a task is stopped by its supervisor's
+//!     [`Shutdown`] setting (Elixir: `:shutdown`, default 5 s, as here). No `async_stream`.
+//! 16. **Partitioned supervisor**: a key is routed by SipHash-1-3 with fixed keys
+//!     (Elixir: `:erlang.phash2`, integers by `rem`), stable within one build of the crate;
+//!     partitions are dynamic supervisors with ids `0..N` under a `OneForOne` static
+//!     supervisor, as in Elixir. Handle calls that span partitions (`which_children`,
+//!     `count_children`) ask them one after the other: not one atomic snapshot.
+//! 17. **The tree** is gathered by the caller's task, descending supervisor by supervisor
+//!     (no supervisor waits for another), so it is a snapshot per supervisor, not one
+//!     atomic picture (nor is observer's).
 //!
 //! As in OTP, a `OneForAll` / `RestForOne` group restart also starts non-temporary children
 //! of the group that had been terminated, and drops temporary ones; `start_child` of an id in
@@ -240,11 +371,16 @@ mod events;
 mod flags;
 mod handle;
 mod intensity;
+mod mailbox;
+mod partition;
+mod registry;
 mod restarts;
 mod runtime;
 mod signals;
 mod spec;
+mod tasks;
 mod timers;
+mod tree;
 
 pub use backoff::{Backoff, BackoffError, RestartPolicy};
 pub use builder::{AutoShutdown, OnStart, Strategy, Supervisor, SupervisorBuilder, SupervisorSpec};
@@ -259,7 +395,16 @@ pub use events::RESTARTS_METRIC;
 pub use events::{ChildId, Event};
 pub use handle::{ChildCounts, ChildInfo, ChildState, SupervisorHandle};
 pub use intensity::Intensity;
+pub use mailbox::{
+    Address, AddressStatus, CallError, HandBack, Inbox, ReplyTo, SendError, Taken, TrySendError,
+};
+pub use partition::{
+    PartitionHandle, PartitionSupervisor, PartitionSupervisorBuilder, PartitionSupervisorSpec,
+};
+pub use registry::{Keys, Registry, RegistryError};
 #[cfg(feature = "signals")]
 pub use signals::{os_signals, run_until_signal};
 pub use signals::{run_until, Signal, SignalOutcome, TreeHandle};
 pub use spec::{ChildKind, ChildSpec, Restart, Shutdown};
+pub use tasks::{TaskError, TaskHandle, TaskSupervisor, TaskSupervisorBuilder, TaskSupervisorSpec};
+pub use tree::{ChildNode, SupervisorTree, TreeKind};

@@ -27,6 +27,8 @@ pub(crate) struct ChildRestarts {
     /// Restarts since the last stable run: the backoff step.
     consecutive: u32,
     last_start: Option<Instant>,
+    /// Boxed: most children never exit, and an idle child should stay small.
+    last_exit: Option<Box<ExitReason>>,
 }
 
 impl ChildRestarts {
@@ -42,6 +44,16 @@ impl ChildRestarts {
     /// How many times the child has been restarted.
     pub(crate) fn count(&self) -> u32 {
         self.count
+    }
+
+    /// Records why the child's incarnation exited.
+    pub(crate) fn exited(&mut self, reason: &ExitReason) {
+        self.last_exit = Some(Box::new(reason.clone()));
+    }
+
+    /// Why its last incarnation exited.
+    pub(crate) fn last_exit(&self) -> Option<ExitReason> {
+        self.last_exit.as_deref().cloned()
     }
 
     /// Whether the child has ever started.

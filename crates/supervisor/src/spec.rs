@@ -92,6 +92,14 @@ pub(crate) struct SpecInner {
     pub(crate) wait_ready: bool,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) restart_policy: Option<RestartPolicy>,
+    pub(crate) lifecycle: Option<Arc<dyn Lifecycle>>,
+}
+
+/// Told when a child stops for good (its mailbox, to fail senders and drop what is buffered).
+pub(crate) trait Lifecycle: Send + Sync {
+    /// The child will not run again unless restarted by hand: it was terminated, a
+    /// temporary or transient child ended for good, or its supervisor ended.
+    fn stopped(&self);
 }
 
 impl ChildSpec {
@@ -116,11 +124,24 @@ impl ChildSpec {
             wait_ready: kind == ChildKind::Supervisor,
             start_timeout: None,
             restart_policy: None,
+            lifecycle: None,
         };
         Self {
             inner: Arc::new(inner),
             factory: Some(factory),
         }
+    }
+
+    /// The child stopped for good: tell its mailbox (a supervisor's record of a child calls
+    /// this when the child is terminated for good and when the record is dropped).
+    pub(crate) fn stopped_for_good(&self) {
+        if let Some(l) = &self.inner.lifecycle {
+            l.stopped();
+        }
+    }
+
+    pub(crate) fn with_lifecycle(self, lifecycle: Arc<dyn Lifecycle>) -> Self {
+        self.edit(|s| s.lifecycle = Some(lifecycle))
     }
 
     fn edit(mut self, f: impl FnOnce(&mut SpecInner)) -> Self {

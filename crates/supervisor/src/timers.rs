@@ -18,6 +18,13 @@ pub(crate) fn deadline(after: Duration) -> Option<Instant> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TimerId(Instant, u64);
 
+impl TimerId {
+    /// The time left before it fires.
+    pub(crate) fn left(self) -> std::time::Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
 /// Deadlines ordered by time; insert and cancel are O(log n), firing is O(log n).
 #[derive(Debug)]
 pub(crate) struct Timers<T> {

@@ -11,6 +11,7 @@ use super::builder::check_spec;
 use super::shared::{Refused, Shared};
 use crate::child::{self, Exit, Run, RunKey};
 use crate::handle::{ChildCounts, ChildInfo, Core, Reply};
+use crate::tree::{self, RawNode, SupervisorTree, TreeKind};
 use crate::{ChildContext, ChildId, ChildSpec, Event, ShutdownReport, SupervisorError};
 
 pub(crate) enum DynMsg {
@@ -19,6 +20,7 @@ pub(crate) enum DynMsg {
     TerminateChild(ChildId, Reply<Result<(), SupervisorError>>),
     WhichChildren(Reply<Vec<ChildInfo>>),
     CountChildren(Reply<ChildCounts>),
+    Tree(Reply<Vec<RawNode>>),
     Shutdown(Reply<ShutdownReport>),
 }
 
@@ -54,6 +56,11 @@ impl DynamicHandle {
     /// The supervisor's id.
     pub fn id(&self) -> &str {
         &self.inner.core.id
+    }
+
+    /// Whether this supervisor issued `id`.
+    pub(crate) fn issued(&self, id: ChildId) -> bool {
+        self.inner.shared.number(id).is_some()
     }
 
     /// Starts a child and returns its instance id. Its restart type, shutdown and readiness
@@ -138,6 +145,18 @@ impl DynamicHandle {
     /// `Gone`.
     pub async fn count_children(&self) -> Result<ChildCounts, SupervisorError> {
         self.inner.core.call(DynMsg::CountChildren).await
+    }
+
+    /// The whole tree under this supervisor, recursively (see
+    /// [`SupervisorHandle::tree`](crate::SupervisorHandle::tree)).
+    ///
+    /// # Errors
+    ///
+    /// `Gone`.
+    pub async fn tree(&self) -> Result<SupervisorTree, SupervisorError> {
+        let raw = self.inner.core.call(DynMsg::Tree).await?;
+        let id = self.inner.core.id.clone();
+        Ok(tree::assemble(id, TreeKind::Dynamic, raw).await)
     }
 
     /// Subscribes to the supervisor's events.

@@ -1,9 +1,13 @@
 //! Serving handle calls.
 
+use std::time::Duration;
+
 use super::stop::Stopped;
 use super::{Actor, Child, SeqKind, State};
 use crate::builder::validate_child;
 use crate::handle::{ChildCounts, ChildInfo, ChildState, Msg, Reply};
+use crate::timers::TimerId;
+use crate::tree::{ChildNode, RawNode, TreeKind};
 use crate::{ChildKind, ChildSpec, Restart, Strategy, SupervisorError};
 
 type Answer = Result<(), SupervisorError>;
@@ -25,6 +29,10 @@ impl Actor {
             }
             Msg::CountChildren(reply) => {
                 let _ = reply.send(self.count_children());
+            }
+            Msg::Tree(reply) => {
+                let kind = TreeKind::Static(self.spec.strategy);
+                let _ = reply.send((kind, self.tree_nodes()));
             }
             Msg::Shutdown(reply) => {
                 self.ending.wait(reply);
@@ -144,6 +152,8 @@ impl Actor {
         if let Some(c) = self.children.get(serial) {
             if c.spec.restart_type() == Restart::Temporary {
                 self.children.remove(serial);
+            } else if matches!(c.state, State::Terminated) {
+                c.spec.stopped_for_good();
             }
         }
         answer
@@ -203,6 +213,9 @@ impl Actor {
         for seq in &mut self.seqs {
             seq.members.retain(|&m| m != serial);
         }
+        if let Some(c) = self.children.get(serial) {
+            c.spec.stopped_for_good();
+        }
         self.emitter.restart_cancelled(&child, None);
     }
 
@@ -212,16 +225,44 @@ impl Actor {
             .map(|c| ChildInfo {
                 id: c.spec.inner().id.clone(),
                 instance: None,
-                state: match &c.state {
-                    State::Running(r) if r.ready => ChildState::Running,
-                    State::Running(_) => ChildState::Starting,
-                    State::Queued if !c.restarts.ever_started() => ChildState::Starting,
-                    State::Queued | State::Restarting(_) => ChildState::Restarting,
-                    State::Terminated => ChildState::Terminated,
-                },
+                state: state_of(c),
                 kind: c.spec.child_kind(),
                 restart: c.spec.restart_type(),
                 restarts: c.restarts.count(),
+            })
+            .collect()
+    }
+
+    /// Every child as the tree shows it, with the handles of nested supervisors.
+    fn tree_nodes(&self) -> Vec<RawNode> {
+        self.children
+            .iter()
+            .map(|c| {
+                let (uptime, nested) = match &c.state {
+                    State::Running(r) => (Some(r.started_at.elapsed()), r.nested()),
+                    _ => (None, None),
+                };
+                let restart_in = match c.state {
+                    State::Restarting(gid) => self
+                        .groups
+                        .iter()
+                        .find(|g| g.id == gid)
+                        .map(|g| g.timer.map_or(Duration::MAX, TimerId::left)),
+                    _ => None,
+                };
+                let node = ChildNode {
+                    id: c.spec.inner().id.clone(),
+                    instance: None,
+                    state: state_of(c),
+                    kind: c.spec.child_kind(),
+                    restart: c.spec.restart_type(),
+                    restarts: c.restarts.count(),
+                    last_exit: c.restarts.last_exit(),
+                    uptime,
+                    restart_in,
+                    tree: None,
+                };
+                (node, nested)
             })
             .collect()
     }
@@ -239,5 +280,16 @@ impl Actor {
             }
         }
         counts
+    }
+}
+
+/// A child's state as `which_children` and the tree report it.
+fn state_of(c: &Child) -> ChildState {
+    match &c.state {
+        State::Running(r) if r.ready => ChildState::Running,
+        State::Running(_) => ChildState::Starting,
+        State::Queued if !c.restarts.ever_started() => ChildState::Starting,
+        State::Queued | State::Restarting(_) => ChildState::Restarting,
+        State::Terminated => ChildState::Terminated,
     }
 }

@@ -38,8 +38,9 @@ impl Actor {
         self.on_exit(key.child, reason).await;
     }
 
-    pub(super) fn emit_exit(&self, serial: u64, reason: &ExitReason) {
-        if let Some(c) = self.children.get(serial) {
+    pub(super) fn emit_exit(&mut self, serial: u64, reason: &ExitReason) {
+        if let Some(c) = self.children.get_mut(serial) {
+            c.restarts.exited(reason);
             self.emitter.exited(&c.spec.inner().id, None, reason);
         }
     }
@@ -54,6 +55,8 @@ impl Actor {
         }
         if spec.restart_type() == Restart::Temporary {
             self.children.remove(serial);
+        } else if let Some(c) = self.children.get(serial) {
+            c.spec.stopped_for_good();
         }
         if spec.is_significant() {
             self.auto_shutdown().await;

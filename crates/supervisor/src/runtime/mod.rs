@@ -19,6 +19,7 @@ use crate::events::Emitter;
 use crate::handle::{connect, Msg, Reply};
 use crate::restarts::{ChildRestarts, Restarts};
 use crate::timers::{TimerId, Timers};
+use crate::tree::Nested;
 use crate::{
     ChildContext, ChildError, ChildSpec, ShutdownReport, StartError, SupervisorError,
     SupervisorHandle, SupervisorSpec,
@@ -47,7 +48,10 @@ pub(crate) async fn start_top_level(spec: SupervisorSpec) -> Result<SupervisorHa
 /// drops this supervisor and, with it, aborts all its children.
 pub(crate) async fn run_nested(spec: SupervisorSpec, ctx: ChildContext) -> Result<(), ChildError> {
     let token = ctx.token().clone();
-    let (actor, _handle) = Actor::new(spec, Init::Nested(Some(ctx)), token);
+    let (actor, handle) = Actor::new(spec, Init::Nested(Some(ctx)), token);
+    if let Init::Nested(Some(ctx)) = &actor.init {
+        ctx.publish_nested(Nested::Static(handle));
+    }
     let (end, report) = actor.run().await;
     end.into_child_result(report)
 }
@@ -74,6 +78,13 @@ pub(super) struct Child {
     pub(super) spec: ChildSpec,
     pub(super) state: State,
     pub(super) restarts: ChildRestarts,
+}
+
+impl Drop for Child {
+    /// The record goes (removed, or its supervisor ended): the child has stopped for good.
+    fn drop(&mut self) {
+        self.spec.stopped_for_good();
+    }
 }
 
 impl Child {

@@ -202,6 +202,8 @@ impl Actor {
             SeqKind::Manual { reply, added } => {
                 if added {
                     self.children.remove(serial);
+                } else if let Some(c) = self.children.get(serial) {
+                    c.spec.stopped_for_good();
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(Err(SupervisorError::from(err)));

@@ -39,6 +39,13 @@ pub(super) struct DynChild {
     pub(super) restarts: ChildRestarts,
 }
 
+impl Drop for DynChild {
+    /// The record goes (removed, or its supervisor ended): the child has stopped for good.
+    fn drop(&mut self) {
+        self.spec.stopped_for_good();
+    }
+}
+
 impl DynChild {
     pub(super) fn new(spec: ChildSpec, state: DynState) -> Self {
         Self {

@@ -1,11 +1,15 @@
 //! Serving handle calls.
 
+use std::time::Duration;
+
 use super::children::{DynChild, DynState};
 use super::Actor;
 use crate::child::{Exit, Run};
 use crate::dynamic::builder::check_spec;
 use crate::dynamic::handle::DynMsg;
 use crate::handle::{ChildCounts, ChildInfo, ChildState, Reply};
+use crate::timers::TimerId;
+use crate::tree::{ChildNode, RawNode};
 use crate::{ChildId, ChildKind, ChildSpec, SupervisorError};
 
 impl Actor {
@@ -19,6 +23,9 @@ impl Actor {
             }
             DynMsg::CountChildren(reply) => {
                 let _ = reply.send(self.count_children());
+            }
+            DynMsg::Tree(reply) => {
+                let _ = reply.send(self.tree_nodes());
             }
             DynMsg::Shutdown(reply) => {
                 self.ending.wait(reply);
@@ -110,18 +117,47 @@ impl Actor {
             .map(|(&id, c)| ChildInfo {
                 id: c.spec.inner().id.clone(),
                 instance: Some(self.shared.child_id(id)),
-                state: match &c.state {
-                    DynState::Running(r) if r.ready => ChildState::Running,
-                    DynState::Running(_) => ChildState::Starting,
-                    DynState::Stopping(..) => ChildState::Stopping,
-                    DynState::Restarting(_) | DynState::Idle => ChildState::Restarting,
-                },
+                state: state_of(&c.state),
                 kind: c.spec.child_kind(),
                 restart: c.spec.restart_type(),
                 restarts: c.restarts.count(),
             })
             .collect();
         list.sort_by_key(|c| c.instance);
+        list
+    }
+
+    /// Every child as the tree shows it (by instance), with nested supervisors' handles.
+    fn tree_nodes(&self) -> Vec<RawNode> {
+        let mut list: Vec<RawNode> = self
+            .children
+            .iter()
+            .map(|(&id, c)| {
+                let (uptime, nested, restart_in) = match &c.state {
+                    DynState::Running(r) | DynState::Stopping(r, _) => {
+                        (Some(r.started_at.elapsed()), r.nested(), None)
+                    }
+                    DynState::Restarting(t) => {
+                        (None, None, Some(t.map_or(Duration::MAX, TimerId::left)))
+                    }
+                    DynState::Idle => (None, None, None),
+                };
+                let node = ChildNode {
+                    id: c.spec.inner().id.clone(),
+                    instance: Some(self.shared.child_id(id)),
+                    state: state_of(&c.state),
+                    kind: c.spec.child_kind(),
+                    restart: c.spec.restart_type(),
+                    restarts: c.restarts.count(),
+                    last_exit: c.restarts.last_exit(),
+                    uptime,
+                    restart_in,
+                    tree: None,
+                };
+                (node, nested)
+            })
+            .collect();
+        list.sort_by_key(|(n, _)| n.instance);
         list
     }
 
@@ -138,5 +174,15 @@ impl Actor {
             }
         }
         counts
+    }
+}
+
+/// A child's state as `which_children` and the tree report it.
+fn state_of(state: &DynState) -> ChildState {
+    match state {
+        DynState::Running(r) if r.ready => ChildState::Running,
+        DynState::Running(_) => ChildState::Starting,
+        DynState::Stopping(..) => ChildState::Stopping,
+        DynState::Restarting(_) | DynState::Idle => ChildState::Restarting,
     }
 }

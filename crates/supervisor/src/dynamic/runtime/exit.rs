@@ -42,8 +42,9 @@ impl Actor {
         }
     }
 
-    pub(super) fn emit_exit(&self, id: u64, reason: &ExitReason) {
-        if let Some(child) = self.children.get(&id) {
+    pub(super) fn emit_exit(&mut self, id: u64, reason: &ExitReason) {
+        if let Some(child) = self.children.get_mut(&id) {
+            child.restarts.exited(reason);
             let instance = Some(self.shared.child_id(id));
             self.emitter
                 .exited(&child.spec.inner().id, instance, reason);

@@ -23,6 +23,7 @@ use crate::events::Emitter;
 use crate::handle::{connect, Reply};
 use crate::restarts::Restarts;
 use crate::timers::Timers;
+use crate::tree::Nested;
 use crate::{ChildContext, ChildError, ChildId, ShutdownReport, StartError, SupervisorError};
 use children::{DynChild, IdMap, IdSet};
 
@@ -43,7 +44,8 @@ pub(super) async fn run_nested(
     spec: DynamicSupervisorSpec,
     ctx: ChildContext,
 ) -> Result<(), ChildError> {
-    let (actor, _handle) = Actor::new(spec, ctx.token().clone());
+    let (actor, handle) = Actor::new(spec, ctx.token().clone());
+    ctx.publish_nested(Nested::Dynamic(handle));
     let (end, report) = actor.run(Some(ctx)).await;
     end.into_child_result(report)
 }
