@@ -6,6 +6,7 @@
 //! JOBS_DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example bench -- --store postgres
 //!     [--backlog 1000000] [--processes 4] [--explain] [--sync-leases]
 //! cargo run --release --example bench -- --store sqlite --cross-process-pickup [--samples 100]
+//! cargo run --release --example bench -- --store sqlite --prune [--jobs 200000]
 //! ```
 //!
 //! Per run: empty the store; bulk-enqueue N no-op jobs (enqueue jobs/s); start one pool with
@@ -14,6 +15,9 @@
 //! median of 50 samples with 20-120 ms random gaps). Prints each run, then median and range,
 //! with the CPU this process spent per 10,000 processed jobs (user + system, from
 //! `/proc/self/stat`: less sensitive to a busy neighbour than jobs/s) and its peak RSS.
+//!
+//! `--prune` then also deletes the N completed jobs as the pool's pruner does (batches of
+//! 5,000 through `job_prune`, until a batch comes back short) and reports the pruning rate.
 //!
 //! `--metrics` installs a metrics recorder first (`metrics-exporter-prometheus`'s, without its
 //! HTTP listener), so every metric the engine records is recorded for real; compare with the
@@ -118,6 +122,9 @@ struct Options {
     /// Run as one of the `--processes` worker processes (spawned by the benchmark itself).
     #[arg(long, hide = true)]
     worker_process: bool,
+    /// Also measure pruning the completed jobs (jobs/s).
+    #[arg(long)]
+    prune: bool,
     /// Install a metrics recorder (Prometheus, no HTTP listener) before the pools start.
     #[arg(long)]
     metrics: bool,
@@ -209,6 +216,7 @@ struct RunResult {
     enqueue_per_s: f64,
     process_per_s: f64,
     pickup_ms: Option<f64>,
+    prune_per_s: Option<f64>,
     /// CPU seconds this process spent per 10,000 processed jobs (user + system, all threads;
     /// the worker processes' own with `--processes`, which this does not see).
     cpu_per_10k: Option<f64>,
@@ -316,6 +324,7 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
             enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
             process_per_s: options.jobs as f64 / process.as_secs_f64(),
             pickup_ms: None,
+            prune_per_s: None,
             cpu_per_10k: None,
         });
     }
@@ -363,12 +372,39 @@ async fn one_run(options: &Options, first: bool) -> Result<RunResult, Box<dyn st
         None
     };
     let _ = pool.shutdown().await;
+    let prune_per_s = if options.prune {
+        Some(prune(&store).await?)
+    } else {
+        None
+    };
     Ok(RunResult {
         enqueue_per_s: options.jobs as f64 / enqueue.as_secs_f64(),
         process_per_s: options.jobs as f64 / process.as_secs_f64(),
         pickup_ms,
+        prune_per_s,
         cpu_per_10k,
     })
+}
+
+/// Deletes every completed job as the pool's pruner does (batches of 5,000 until one comes
+/// back short); the rate in jobs/s.
+async fn prune(store: &Arc<dyn Store>) -> Result<f64, Box<dyn std::error::Error>> {
+    const BATCH: usize = 5_000;
+    let started = Instant::now();
+    let mut pruned = 0;
+    loop {
+        let params = jobs::store::JobPruneParams {
+            states: vec![JobState::Completed, JobState::Cancelled],
+            finalized_before: jobs::Timestamp::now() + Duration::from_secs(3600),
+            limit: BATCH,
+        };
+        let batch = store.job_prune(params).await?;
+        pruned += batch;
+        if batch < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(pruned as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Median pickup latency of single jobs enqueued to the idle pool.
@@ -634,11 +670,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let pickup = r
             .pickup_ms
             .map_or_else(|| "     -".to_owned(), |ms| format!("{ms:>6.2}"));
+        let prune = r
+            .prune_per_s
+            .map_or_else(String::new, |rate| format!("   prune {rate:>10.0} jobs/s"));
         let cpu = r
             .cpu_per_10k
             .map_or_else(|| "    -".to_owned(), |s| format!("{s:>5.3}"));
         println!(
-            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   cpu {cpu} s/10k jobs   pickup {pickup} ms   (load {load})",
+            "run {run}: enqueue {:>10.0} jobs/s   process {:>10.0} jobs/s   cpu {cpu} s/10k jobs   pickup {pickup} ms{prune}   (load {load})",
             r.enqueue_per_s, r.process_per_s
         );
         results.push(r);
@@ -670,6 +709,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Vec<_>>(),
         "ms",
     );
+    if options.prune {
+        summary(
+            "prune",
+            &mut results
+                .iter()
+                .filter_map(|r| r.prune_per_s)
+                .collect::<Vec<_>>(),
+            "jobs/s",
+        );
+    }
     if let Some(rss) = peak_rss_mib() {
         println!("  peak RSS   {rss:.1} MiB (this process)");
     }

@@ -124,6 +124,60 @@
 //!
 //! The job becomes visible, and its queue is notified, when the caller's transaction
 //! commits. `args` must be what the Rust job kind's args type deserializes from.
+//!
+//! # Timeouts, partitions and outages
+//!
+//! * **Its own `statement_timeout`.** Pools made by [`PostgresOptions::connect_pool`] (and
+//!   [`PostgresStore::connect`]) send `statement_timeout` (default 30 s,
+//!   [`PostgresOptions::statement_timeout`]) when they connect, which overrides a default
+//!   set on the role or the database: a role with `statement_timeout = '20ms'` cannot cancel
+//!   the store's claims or its vacuum. They also turn on server-side TCP keepalives, so the
+//!   server ends the session of a client that vanished (about 25 s), releasing its locks and
+//!   its connection slot.
+//! * **Every call is bounded on the client side**: after the acquire timeout plus the
+//!   statement timeout plus one second without an answer (41 s by default), the call is
+//!   abandoned and fails as [`StoreError::Unavailable`](jobs::StoreError::Unavailable), so a
+//!   network that drops traffic without a word cannot hang a worker: the engine's child
+//!   restarts on a fresh connection. For a while after a call was abandoned, connections
+//!   coming back to the pool are pinged within 2 s before reuse and closed if they do not
+//!   answer (sqlx's own check has no bound). A listener checks that its connection answers
+//!   after 5 s without a notification. The client cannot turn on TCP keepalives itself
+//!   (sqlx does not expose its sockets); these bounds do that job.
+//! * **Outages** (the server restarting, refusing connections) fail calls as transient
+//!   errors; the engine retries within a second of the server answering again (see the
+//!   `jobs` crate's "Under faults").
+//!
+//! # Sizing pools against `max_connections`
+//!
+//! One process's store holds at most [`PostgresOptions::max_connections`] (default 10)
+//! connections for its calls, [`HEARTBEAT_CONNECTIONS`] (2) for lease renewals, and one per
+//! open listener (a pool opens one): 13 by default. Make the sum over every process that
+//! runs a pool or enqueues, plus the application's other clients, fit in the server's
+//! `max_connections` minus `superuser_reserved_connections` (for example 8 worker processes
+//! × 13 = 104 needs `max_connections` ≥ 110); put PgBouncer (transaction mode) in front when
+//! it cannot, keeping the listener's connection direct (LISTEN needs a session). A pool
+//! rarely needs more than its queues' fetchers, its completer and a few maintenance calls
+//! at once: 10 serves hundreds of concurrent jobs.
+//!
+//! When connections run out anyway, a call waits up to the acquire timeout (default 10 s)
+//! for one, or the server refuses a new one (`too many clients`, SQLSTATE `53300`): both are
+//! transient errors, after which the engine's child is restarted after a jittered delay of
+//! at most a second, and tries again. Processes that already hold connections keep them
+//! while they are busy (sqlx closes idle ones after 10 minutes), so an oversubscribed server
+//! serves first the processes that connected first: size the pools so that it is not.
+//!
+//! # Who can listen to or wake the queues
+//!
+//! PostgreSQL has no privileges on notification channels: any role that can connect to the
+//! database can `LISTEN` to the channel `<schema>.jobs` and see the names of the queues
+//! that receive jobs (never their ids, kinds or args), and can `NOTIFY` it to wake the
+//! pools' fetchers. A wake-up only makes a fetcher claim early: after a claim that came back
+//! short, it claims no sooner than 20 ms later, so a flood of spurious notifications costs
+//! at most 50 empty claims a second per queue and process. Schema names are in the catalog
+//! for every role, so an unusual schema name does not hide the channel. Where the queue
+//! names must stay private, keep the job schema in a database that only roles trusted with
+//! them may connect to (`REVOKE CONNECT ON DATABASE jobs_db FROM PUBLIC`, then `GRANT
+//! CONNECT` to those roles; notifications never cross databases).
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -132,6 +186,7 @@
 )]
 #![forbid(unsafe_code)]
 
+mod bound;
 mod error;
 mod finish;
 mod insert;
@@ -154,9 +209,10 @@ pub use lease_commit::LeaseCommit;
 pub use migrations::{migrate, MigrateReport, SCHEMA_VERSION};
 pub use options::{
     PostgresOptions, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_APPLICATION_NAME, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_STATEMENT_TIMEOUT,
 };
 pub use schema_name::{SchemaName, MAX_SCHEMA_NAME_LEN};
-pub use store::PostgresStore;
+pub use store::{PostgresStore, HEARTBEAT_CONNECTIONS};
 
 /// The sqlx this crate is built on, for [`PostgresStore::insert_in`] and [`PostgresStore::pool`]
 /// users who want the same version.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
+use crate::bound::{release_check, CallBound};
 use crate::error::{sqlstate, PostgresError};
 use crate::lease_commit::LeaseCommit;
 use crate::schema_name::SchemaName;
@@ -17,6 +18,17 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `application_name` the store's connections report in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "jobs";
+/// Default `statement_timeout` the store sets for its own sessions.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Server-side TCP keepalives for the store's sessions: the server notices a client that
+/// vanished without a word (a partition, a frozen VM) after about 10 + 3 × 5 = 25 s idle, and
+/// ends its session, releasing its locks and its connection slot.
+const SERVER_KEEPALIVES: [(&str, &str); 3] = [
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+];
 
 /// How to reach the database and where the job tables live.
 ///
@@ -43,7 +55,7 @@ pub struct PostgresOptions {
     max_connections: u32,
     min_connections: u32,
     acquire_timeout: Duration,
-    listener_connections: u32,
+    statement_timeout: Duration,
     lease_commit: LeaseCommit,
 }
 
@@ -86,7 +98,7 @@ impl PostgresOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             min_connections: 0,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
-            listener_connections: 2,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             lease_commit: LeaseCommit::default(),
         }
     }
@@ -114,6 +126,25 @@ impl PostgresOptions {
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
+    }
+
+    /// The `statement_timeout` of the store's own sessions (default 30 s; at least 1 ms).
+    ///
+    /// The store sends it when it connects, so it overrides a default set on the role or
+    /// the database (`ALTER ROLE … SET statement_timeout = '20ms'` cannot cancel the store's
+    /// claims or its vacuum). It also bounds every store call on the client side: a call
+    /// that has no answer after the acquire timeout plus this plus one second is abandoned
+    /// (its connection is dropped) and fails as [`jobs::StoreError::Unavailable`], so a
+    /// network that silently drops traffic cannot hang a worker. Raise it if you enqueue
+    /// batches so large that one statement takes longer.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The configured statement timeout.
+    pub fn statement_timeout_value(&self) -> Duration {
+        self.statement_timeout
     }
 
     /// The `application_name` shown in `pg_stat_activity` (default `jobs`).
@@ -150,8 +181,19 @@ impl PostgresOptions {
         &self.connect
     }
 
-    pub(crate) fn listener_connections(&self) -> u32 {
-        self.listener_connections
+    /// The client-side bound of every store call on connections made with these options.
+    pub(crate) fn call_bound(&self) -> CallBound {
+        CallBound::new(self.acquire_timeout, self.statement_timeout)
+    }
+
+    /// The connect options with the store's session settings: its statement timeout and the
+    /// server-side TCP keepalives (sent at connection start, so they override role and
+    /// database defaults; an `options` parameter in the URL is kept, these come after it).
+    fn session_options(&self) -> PgConnectOptions {
+        let timeout = format!("{}ms", self.statement_timeout.as_millis());
+        let mut settings = vec![("statement_timeout", timeout.as_str())];
+        settings.extend(SERVER_KEEPALIVES);
+        self.connect.clone().options(settings)
     }
 
     /// Connects once to check the target (so a wrong URL fails now with a clear error, not
@@ -166,23 +208,19 @@ impl PostgresOptions {
     ///
     /// Cancel safe: a dropped call closes the connections it opened.
     pub async fn connect_pool(&self) -> Result<PgPool, PostgresError> {
-        let probe = PgConnection::connect_with(&self.connect)
+        let session = self.session_options();
+        let probe = PgConnection::connect_with(&session)
             .await
             .map_err(|e| self.connect_error(e))?;
         // The probe only checks the target; closing it cleanly is a courtesy.
         let _ = probe.close().await;
         tracing::debug!(target = %self.display_url, schema = %self.schema, "connected to PostgreSQL");
-        Ok(self.pool_options().connect_lazy_with(self.connect.clone()))
+        Ok(self.pool_options().connect_lazy_with(session))
     }
 
-    pub(crate) fn pool_options(&self) -> PgPoolOptions {
-        PgPoolOptions::new()
-            .max_connections(self.max_connections)
+    fn pool_options(&self) -> PgPoolOptions {
+        pool_options(self.max_connections, self.acquire_timeout)
             .min_connections(self.min_connections)
-            .acquire_timeout(self.acquire_timeout)
-            // Every statement reports a broken connection itself, and sqlx checks each
-            // connection when it is returned; a ping before each use would double round trips.
-            .test_before_acquire(false)
     }
 
     fn connect_error(&self, err: sqlx::Error) -> PostgresError {
@@ -220,9 +258,23 @@ impl fmt::Debug for PostgresOptions {
             .field("max_connections", &self.max_connections)
             .field("min_connections", &self.min_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
             .field("lease_commit", &self.lease_commit)
             .finish_non_exhaustive()
     }
+}
+
+/// The options of every pool the store makes: `max` connections, waiting at most
+/// `acquire_timeout` for one, each released connection checked within a bound after a call
+/// was abandoned (see [`crate::bound`]).
+pub(crate) fn pool_options(max: u32, acquire_timeout: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(acquire_timeout)
+        // Every statement reports a broken connection itself, and sqlx checks each
+        // connection when it is returned; a ping before each use would double round trips.
+        .test_before_acquire(false)
+        .after_release(release_check)
 }
 
 /// The URL with its password replaced by `***` (or a placeholder if it does not parse).

@@ -15,20 +15,25 @@ use jobs::store::{JobExpireUnknownKindsParams, UnknownKinds};
 use jobs::{
     EnqueueError, EnqueueOptions, JobArgs, JobId, JobRecord, QueueStats, StoreError, Timestamp,
 };
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool, Row};
+use tokio_util::sync::CancellationToken;
 
+use crate::bound::CallBound;
 use crate::error::{store_error, PostgresError};
 use crate::lease_commit::LeaseCommit;
+use crate::listener::ListenTarget;
 use crate::migrations::check_schema;
-use crate::options::PostgresOptions;
+use crate::options::{pool_options, PostgresOptions, DEFAULT_STATEMENT_TIMEOUT};
+
+/// Connections of the pool heartbeats use, apart from every other call: the engine renews
+/// leases from a thread of its own (so jobs that block the application's runtime cannot
+/// starve it), and a connection opened there is served by that thread's runtime, so renewals
+/// do not wait for the application's threads either.
+pub const HEARTBEAT_CONNECTIONS: u32 = 2;
 use crate::schema_name::SchemaName;
 use crate::sql::Queries;
 use crate::vacuum::{may_vacuum, Vacuum};
 use crate::{finish, insert, inspect, lease, listener, maintenance};
-
-/// Connections the listener pool may hold (one per open [`JobListener`]).
-const LISTENER_CONNECTIONS: u32 = 2;
 
 /// The PostgreSQL job store: many worker processes on many machines share one database.
 ///
@@ -41,7 +46,12 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: PgPool,
-    listener_pool: PgPool,
+    /// Heartbeats' own connections (see [`HEARTBEAT_CONNECTIONS`]).
+    heartbeat_pool: PgPool,
+    /// Where listeners connect (each on a connection of its own).
+    listen: ListenTarget,
+    /// How long any call may take before it is abandoned.
+    bound: CallBound,
     schema: SchemaName,
     queries: Queries,
     vacuum: Arc<Vacuum>,
@@ -62,14 +72,19 @@ impl PostgresStore {
     /// Cancel safe: it only connects and reads.
     pub async fn connect(options: &PostgresOptions) -> Result<Self, PostgresError> {
         let pool = options.connect_pool().await?;
-        let listener_pool = listener_pool(&pool, options.listener_connections());
-        let store = Self::open_with(pool, listener_pool, options.schema_name().clone()).await?;
+        let bound = options.call_bound();
+        let store = Self::open_with(pool, options.schema_name().clone(), bound).await?;
         store.set_lease_commit(options.lease_commit_mode());
         Ok(store)
     }
 
     /// Opens the store on an existing pool (for example the application's own), with
     /// [`LeaseCommit::Asynchronous`] lease writes (see [`PostgresStore::set_lease_commit`]).
+    ///
+    /// The store's session settings (its `statement_timeout`, server-side TCP keepalives)
+    /// and the check of connections abandoned mid-call come with pools made by
+    /// [`PostgresOptions::connect_pool`]; a pool built otherwise keeps its own settings, and
+    /// the store bounds its calls assuming [`DEFAULT_STATEMENT_TIMEOUT`].
     ///
     /// # Errors
     ///
@@ -82,22 +97,47 @@ impl PostgresStore {
     ///
     /// Cancel safe: it only reads.
     pub async fn open(pool: PgPool, schema: SchemaName) -> Result<Self, PostgresError> {
-        let listener_pool = listener_pool(&pool, LISTENER_CONNECTIONS);
-        Self::open_with(pool, listener_pool, schema).await
+        let acquire_timeout = pool.options().get_acquire_timeout();
+        let bound = CallBound::new(acquire_timeout, DEFAULT_STATEMENT_TIMEOUT);
+        Self::open_with(pool, schema, bound).await
     }
 
     async fn open_with(
         pool: PgPool,
-        listener_pool: PgPool,
         schema: SchemaName,
+        bound: CallBound,
     ) -> Result<Self, PostgresError> {
-        check_schema(&pool, &schema).await?;
+        let checks = async {
+            check_schema(&pool, &schema).await?;
+            Ok::<_, PostgresError>(may_vacuum(&pool, &schema).await)
+        };
+        let may = match tokio::time::timeout(bound.limit(), checks).await {
+            Ok(may) => may?,
+            Err(_) => {
+                return Err(PostgresError::Store(StoreError::unavailable(format!(
+                    "PostgreSQL did not answer within {:?} while the store was opening",
+                    bound.limit()
+                ))))
+            }
+        };
         let queries = Queries::new(&schema);
-        let vacuum = Arc::new(Vacuum::new(&schema, may_vacuum(&pool, &schema).await));
+        let vacuum = Arc::new(Vacuum::new(&schema, may, bound));
+        let acquire_timeout = pool.options().get_acquire_timeout();
+        let connect = (*pool.connect_options()).clone();
+        let heartbeat_pool =
+            pool_options(HEARTBEAT_CONNECTIONS, acquire_timeout).connect_lazy_with(connect.clone());
+        let listen = ListenTarget {
+            connect,
+            acquire_timeout,
+            bound,
+            closed: CancellationToken::new(),
+        };
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
-                listener_pool,
+                heartbeat_pool,
+                listen,
+                bound,
                 schema,
                 queries,
                 vacuum,
@@ -307,42 +347,44 @@ impl PostgresStore {
     ///
     /// Cancel safe: a `VACUUM` cut short leaves the table as it was, to be vacuumed later.
     pub async fn vacuum(&self) -> Result<(), StoreError> {
-        sqlx::query(&self.inner.vacuum.statement())
-            .execute(self.pool())
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        let statement = self.inner.vacuum.statement();
+        self.bounded("vacuum", async move {
+            sqlx::query(&statement)
+                .execute(self.pool())
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+        .await
     }
 
-    /// Closes both pools; every later call fails with [`StoreError::Closed`].
+    /// Closes the pool; every later call fails with [`StoreError::Closed`], and open
+    /// listeners' `next()` fails with [`StoreError::Closed`] at once.
     ///
-    /// Waits for borrowed connections to come back, except that open listeners get one
-    /// second to notice (their `next()` fails with [`StoreError::Closed`]) and are then left
-    /// to close when dropped.
+    /// Waits for borrowed connections to come back.
     ///
     /// # Cancel safety
     ///
-    /// Once polled, the pools are closed to new calls even if the future is dropped; only
+    /// Once polled, the pool is closed to new calls even if the future is dropped; only
     /// the wait for borrowed connections is cut short.
     pub async fn close(&self) {
-        let listeners = self.inner.listener_pool.close();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), listeners).await;
+        self.inner.listen.closed.cancel();
+        self.inner.heartbeat_pool.close().await;
         self.inner.pool.close().await;
+    }
+
+    /// `call` within the store's call bound (see [`crate::bound`]).
+    fn bounded<'a, T: Send + 'a>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> BoxFuture<'a, Result<T, StoreError>> {
+        Box::pin(self.inner.bound.run(op, call))
     }
 
     fn queries(&self) -> &Queries {
         &self.inner.queries
     }
-}
-
-/// A pool for LISTEN connections, so listeners never take connections from the workers.
-fn listener_pool(pool: &PgPool, max: u32) -> PgPool {
-    let connect = (*pool.connect_options()).clone();
-    PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .test_before_acquire(false)
-        .connect_lazy_with(connect)
 }
 
 impl fmt::Debug for PostgresStore {
@@ -366,7 +408,7 @@ impl Store for PostgresStore {
         &self,
         params: JobInsertParams,
     ) -> BoxFuture<'_, Result<Vec<JobId>, StoreError>> {
-        Box::pin(async move {
+        self.bounded("job_insert_many", async move {
             let mut conn = self.pool().acquire().await.map_err(store_error)?;
             insert::insert_jobs(&mut conn, self.queries(), &params).await
         })
@@ -376,7 +418,7 @@ impl Store for PostgresStore {
         &self,
         params: JobClaimParams,
     ) -> BoxFuture<'_, Result<Vec<ClaimedJob>, StoreError>> {
-        Box::pin(async move {
+        self.bounded("job_claim", async move {
             let claimed =
                 lease::claim(self.pool(), self.queries(), params, self.lease_commit()).await;
             if let Ok(jobs) = &claimed {
@@ -391,43 +433,42 @@ impl Store for PostgresStore {
         &self,
         params: JobFinishParams,
     ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
-        Box::pin(finish::finish_many(
-            self.pool(),
-            self.queries(),
-            params,
-            self.lease_commit(),
-        ))
+        self.bounded(
+            "job_finish_many",
+            finish::finish_many(self.pool(), self.queries(), params, self.lease_commit()),
+        )
     }
 
     fn job_heartbeat_many(
         &self,
         params: JobHeartbeatParams,
     ) -> BoxFuture<'_, Result<Vec<bool>, StoreError>> {
-        Box::pin(lease::heartbeat_many(
-            self.pool(),
-            self.queries(),
-            params,
-            self.lease_commit(),
-        ))
+        self.bounded(
+            "job_heartbeat_many",
+            lease::heartbeat_many(
+                &self.inner.heartbeat_pool,
+                self.queries(),
+                params,
+                self.lease_commit(),
+            ),
+        )
     }
 
     fn job_checkpoint(
         &self,
         params: JobCheckpointParams,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(lease::checkpoint(
-            self.pool(),
-            self.queries(),
-            params,
-            self.lease_commit(),
-        ))
+        self.bounded(
+            "job_checkpoint",
+            lease::checkpoint(self.pool(), self.queries(), params, self.lease_commit()),
+        )
     }
 
     fn job_rescue_expired(
         &self,
         params: JobRescueParams,
     ) -> BoxFuture<'_, Result<RescueOutcome, StoreError>> {
-        Box::pin(async move {
+        self.bounded("job_rescue_expired", async move {
             let commit = self.lease_commit();
             let outcome =
                 maintenance::rescue_expired(self.pool(), self.queries(), params, commit).await;
@@ -440,7 +481,7 @@ impl Store for PostgresStore {
         &self,
         params: JobPromoteParams,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(async move {
+        self.bounded("job_promote_scheduled", async move {
             let commit = self.lease_commit();
             let promoted =
                 maintenance::promote_scheduled(self.pool(), self.queries(), params, commit).await;
@@ -450,44 +491,58 @@ impl Store for PostgresStore {
     }
 
     fn job_get(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
-        Box::pin(inspect::get(self.pool(), self.queries(), id))
+        self.bounded("job_get", inspect::get(self.pool(), self.queries(), id))
     }
 
     fn job_list(&self, params: JobListParams) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
-        Box::pin(inspect::list(self.pool(), self.queries(), params))
+        self.bounded(
+            "job_list",
+            inspect::list(self.pool(), self.queries(), params),
+        )
     }
 
     fn job_retry(&self, params: JobRetryParams) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(inspect::retry(self.pool(), self.queries(), params))
+        self.bounded(
+            "job_retry",
+            inspect::retry(self.pool(), self.queries(), params),
+        )
     }
 
     fn job_cancel(&self, params: JobCancelParams) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(inspect::cancel(self.pool(), self.queries(), params))
+        self.bounded(
+            "job_cancel",
+            inspect::cancel(self.pool(), self.queries(), params),
+        )
     }
 
     fn job_prune(&self, params: JobPruneParams) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(maintenance::prune(self.pool(), self.queries(), params))
+        self.bounded(
+            "job_prune",
+            maintenance::prune(self.pool(), self.queries(), params),
+        )
     }
 
     fn job_expire_unknown_kinds(
         &self,
         params: JobExpireUnknownKindsParams,
     ) -> BoxFuture<'_, Result<UnknownKinds, StoreError>> {
-        Box::pin(maintenance::expire_unknown_kinds(
-            self.pool(),
-            self.queries(),
-            params,
-        ))
+        self.bounded(
+            "job_expire_unknown_kinds",
+            maintenance::expire_unknown_kinds(self.pool(), self.queries(), params),
+        )
     }
 
     fn queue_stats(&self) -> BoxFuture<'_, Result<Vec<QueueStats>, StoreError>> {
-        Box::pin(inspect::queue_stats(self.pool(), self.queries()))
+        self.bounded(
+            "queue_stats",
+            inspect::queue_stats(self.pool(), self.queries()),
+        )
     }
 
     fn listen(&self) -> BoxFuture<'_, Result<Option<Box<dyn JobListener>>, StoreError>> {
         Box::pin(async move {
             let listener =
-                listener::PgJobListener::open(&self.inner.listener_pool, self.channel()).await?;
+                listener::PgJobListener::open(&self.inner.listen, self.channel()).await?;
             Ok(Some(Box::new(listener) as Box<dyn JobListener>))
         })
     }

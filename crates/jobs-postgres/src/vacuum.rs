@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
+use crate::bound::CallBound;
 use crate::schema_name::SchemaName;
 
 /// How often the dead-row count is read at most.
@@ -42,6 +43,8 @@ pub(crate) struct Vacuum {
     /// Live rows at the last check (0 before the first).
     live: AtomicI64,
     last_check: Mutex<Option<Instant>>,
+    /// How long a check or a vacuum may take before it is abandoned.
+    bound: CallBound,
 }
 
 /// What a poke found due.
@@ -55,8 +58,9 @@ enum Due {
 }
 
 impl Vacuum {
-    /// For `schema`'s job table; `enabled` if the role may vacuum it.
-    pub(crate) fn new(schema: &SchemaName, enabled: bool) -> Self {
+    /// For `schema`'s job table; `enabled` if the role may vacuum it; each check or vacuum
+    /// within `bound`.
+    pub(crate) fn new(schema: &SchemaName, enabled: bool, bound: CallBound) -> Self {
         Vacuum {
             table: format!("{}.jobs", schema.quoted()),
             enabled: AtomicBool::new(enabled),
@@ -64,6 +68,7 @@ impl Vacuum {
             claimed: AtomicU64::new(0),
             live: AtomicI64::new(0),
             last_check: Mutex::new(None),
+            bound,
         }
     }
 
@@ -122,13 +127,18 @@ impl Vacuum {
         }
         let (this, pool) = (self.clone(), pool.clone());
         tokio::spawn(async move {
-            let vacuum = match due {
-                Due::Vacuum => true,
-                _ => this.dead_rows_call_for_vacuum(&pool).await,
+            let work = async {
+                let vacuum = match due {
+                    Due::Vacuum => true,
+                    _ => this.dead_rows_call_for_vacuum(&pool).await,
+                };
+                if vacuum {
+                    this.vacuum(&pool, due).await;
+                }
+                Ok(())
             };
-            if vacuum {
-                this.vacuum(&pool, due).await;
-            }
+            // A failure or a timeout is logged where it happens; housekeeping returns nothing.
+            let _ = this.bound.run("vacuum", work).await;
             this.busy.store(false, Ordering::Release);
         });
     }
@@ -210,6 +220,10 @@ pub(crate) async fn may_vacuum(pool: &PgPool, schema: &SchemaName) -> bool {
 mod tests {
     use super::*;
 
+    fn any_bound() -> CallBound {
+        CallBound::new(Duration::from_secs(10), Duration::from_secs(30))
+    }
+
     #[test]
     fn thresholds_grow_with_the_table() {
         assert_eq!(claims_threshold(0), 5_000);
@@ -227,14 +241,14 @@ mod tests {
 
     #[test]
     fn checks_are_rate_limited_and_switchable() {
-        let vacuum = Vacuum::new(&SchemaName::default(), true);
+        let vacuum = Vacuum::new(&SchemaName::default(), true, any_bound());
         assert_eq!(vacuum.due(), Due::Check);
         assert_eq!(
             vacuum.due(),
             Due::Nothing,
             "a second check right away is not due"
         );
-        let off = Vacuum::new(&SchemaName::default(), false);
+        let off = Vacuum::new(&SchemaName::default(), false, any_bound());
         assert_eq!(off.due(), Due::Nothing);
         off.set_enabled(true);
         assert_eq!(off.due(), Due::Check);
@@ -242,7 +256,7 @@ mod tests {
 
     #[test]
     fn enough_claims_call_for_a_vacuum_at_once() {
-        let vacuum = Vacuum::new(&SchemaName::default(), true);
+        let vacuum = Vacuum::new(&SchemaName::default(), true, any_bound());
         assert_eq!(vacuum.due(), Due::Check);
         vacuum.note_claimed(4_999);
         assert_eq!(vacuum.due(), Due::Nothing);

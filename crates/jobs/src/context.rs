@@ -16,6 +16,7 @@ use crate::error::EnqueueError;
 use crate::job::{JobId, JobRecord};
 use crate::lease_clock::{deadline_after, LeaseClock};
 use crate::metadata::Metadata;
+use crate::pool::watchdog::PollWatch;
 use crate::store::{checkpoint_problem, ClaimedJob, JobCheckpointParams, Lease};
 use crate::worker::JobError;
 
@@ -55,6 +56,8 @@ pub(crate) struct RunState {
     /// checkpoints that held): past it, the run must end now.
     lease_clock: LeaseClock,
     checkpoint: Mutex<CheckpointState>,
+    /// The run's polls, for the watchdog that reports jobs blocking their thread.
+    pub(crate) poll_watch: PollWatch,
 }
 
 impl fmt::Debug for RunState {
@@ -103,6 +106,7 @@ impl RunState {
                 dirty: false,
                 last_write: Instant::now(),
             }),
+            poll_watch: PollWatch::default(),
         }
     }
 

@@ -86,6 +86,39 @@
 //! Jobs whose lease expired too often (`PoolConfig::max_rescues`) and bad input also end
 //! `dead`, with the hook called. See [`PoolConfig`] for every default and how to choose the
 //! times against a platform's kill timeout, and `docs/ARCHITECTURE.md` for the state diagram.
+//!
+//! # Under faults
+//!
+//! * **Store outage** (the database down, restarting, refusing connections, out of
+//!   connections). Every store call fails with a transient [`StoreError`]; the pool's child
+//!   that made it (fetcher, completer, heartbeat, rescuer...) ends and its supervisor
+//!   restarts it after a delay that doubles from 100 ms to at most 1 s
+//!   ([`PoolConfig::restart_backoff`]), with jitter. Nothing is lost: claimed runs stay in
+//!   the pool's books and their outcomes wait in the completer's batch. Work resumes within
+//!   about a second of the store answering again, however long the outage lasted. Runs whose
+//!   leases could not be renewed in the meantime stop at their lease's end (below).
+//! * **Network partition** (traffic silently dropped, no RST). A store must bound every call
+//!   (the PostgreSQL store gives up after its acquire timeout plus its `statement_timeout`
+//!   plus a second, and checks that its listening connection answers after a few seconds of
+//!   silence), so a cut-off call fails like an outage and the child restarts on a fresh
+//!   connection. Meanwhile each run knows its own lease deadline on the process's monotonic
+//!   clock: when its lease runs out without a renewal that held, the run is dropped at once,
+//!   without waiting for the store, so a worker cut off from its store stops its jobs' side
+//!   effects before another worker may take them over (after the lease ends and a rescuer
+//!   sees it). When the network returns, the stopped jobs are handed back by releases fenced
+//!   by their lease, which are no-ops for jobs another worker took over.
+//! * **Blocked runtime** (a job calling blocking code in async code). On a multi-threaded
+//!   runtime the heartbeat runs on a thread of its own, so leases are renewed even while
+//!   every thread of the application's runtime is blocked: nothing is rescued or run twice,
+//!   and a job blocking its thread for about a second is logged at `warn` with its `job_id`.
+//!   Other jobs, claims and finishes wait until the thread is free. See the obligations of
+//!   [`Worker`].
+//! * **Spurious wake-ups** (a flood of notifications on the store's channel). After a claim
+//!   that came back short, a wake-up claims again no sooner than 20 ms later: at most 50
+//!   claims a second per queue, however many notifications arrive.
+//! * **Retention**: finished jobs past [`PoolConfig::retention`] are deleted by the pool's
+//!   pruner in batches of 5,000, batch after batch while there is work, so pruning keeps
+//!   pace with any rate at which jobs finish.
 #![warn(
     missing_docs,
     missing_debug_implementations,

@@ -35,11 +35,17 @@ use crate::fast_map::FastMap;
 ///   do. Keep the state that matters in the database or in checkpoints, not in local
 ///   variables that must reach a final step. Watch [`JobContext::is_shutting_down`] or call
 ///   [`JobContext::checkpoint`] in long loops to stop at a safe point before that happens.
-/// * **Never block the runtime.** `perform` runs on the tokio runtime beside the pool's
-///   heartbeats: CPU-heavy work or a blocking call (file I/O with `std::fs`, a synchronous
-///   client, `std::thread::sleep`) stalls them, and a stalled heartbeat lets the lease expire
-///   and the job be rescued and run twice. Use `tokio::task::spawn_blocking` (or an async
-///   client). A blocking call cannot be dropped either, so it also defeats the grace period.
+/// * **Never block the runtime.** `perform` runs on the tokio runtime beside every other
+///   job and the pool's fetchers and completer: CPU-heavy work or a blocking call (file I/O
+///   with `std::fs`, a synchronous client, `std::thread::sleep`) holds a runtime thread, and
+///   everything else waits for it. Use `tokio::task::spawn_blocking` (or an async client). A
+///   blocking call cannot be dropped either, so it also defeats the grace period and the
+///   worker's `timeout`. What the pool does about it: on a multi-threaded runtime, leases
+///   are renewed from a thread of the pool's own (the lease keeper), so a job that blocks
+///   every thread of the runtime makes no lease expire and nothing runs twice; and a job
+///   that stays inside one poll for about a second is reported at `warn` with its `job_id`
+///   ("a job has blocked its thread"). On a current-thread runtime a blocked thread stops
+///   the heartbeat too, so a job blocking longer than its lease is rescued and runs again.
 /// * **Be `Send + Sync + 'static`.** One worker value serves every job of its kind,
 ///   concurrently up to the queue's concurrency; share state through `Arc` and async locks.
 ///

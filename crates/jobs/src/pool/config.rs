@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use supervisor::{Backoff, Intensity};
 
+/// The longest default restart delay of a pool's child after a store error (see
+/// [`PoolConfig::restart_backoff`]).
+const RESTART_BACKOFF_CAP: Duration = Duration::from_secs(1);
+
 /// How a pool leases, heartbeats, rescues, polls and shuts down. Every field has a default
 /// chosen for a platform that sends SIGTERM and SIGKILLs 30 s later (Heroku, Kubernetes'
 /// default `terminationGracePeriodSeconds`, ECS).
@@ -75,7 +79,15 @@ pub struct PoolConfig {
     /// time, off the hot path.
     pub queue_depth_interval: Option<Duration>,
     /// Restart delays of the pool's children after a store error (default exponential 100 ms
-    /// doubling to 30 s, reset after 30 s of stable running).
+    /// doubling to 1 s, jittered by ±10 %, reset after 1 s of stable running).
+    ///
+    /// The pool's children fail only on store errors, nearly all of them transient (a
+    /// database restarting, a connection cut, a pool out of connections), so the cap is low:
+    /// every child tries again at least once a second, and work resumes within about a
+    /// second of the store coming back, whatever the outage lasted. While the store is down
+    /// that is about one call a second per child (rescuer, scheduler, pruner, fetchers...),
+    /// which no database notices. The jitter spreads the retries of many processes, so
+    /// those competing for too few connections take turns rather than one starving.
     pub restart_backoff: Backoff,
     /// How many restarts of its children the pool's tree tolerates within a period before it
     /// gives up and its exit escalates to its parent (default 10,000 in 60 s: restart delays
@@ -104,10 +116,7 @@ impl Default for PoolConfig {
             shutdown_timeout: Duration::from_secs(25),
             retention: Duration::from_secs(24 * 3600),
             queue_depth_interval: Some(Duration::from_secs(10)),
-            restart_backoff: Backoff::exponential(
-                Duration::from_millis(100),
-                Duration::from_secs(30),
-            ),
+            restart_backoff: Backoff::exponential(Duration::from_millis(100), RESTART_BACKOFF_CAP),
             intensity: Intensity::new(10_000, Duration::from_secs(60)),
         }
     }
@@ -201,6 +210,19 @@ mod tests {
         config.validate().unwrap();
         assert!(config.shutdown_timeout < Duration::from_secs(30));
         assert!(config.heartbeat_interval * 2 < config.lease_ttl);
+    }
+
+    #[test]
+    fn store_errors_restart_children_within_a_second_with_jitter() {
+        let backoff = PoolConfig::default().restart_backoff;
+        for consecutive in 0..40 {
+            assert!(backoff.delay(consecutive) <= RESTART_BACKOFF_CAP);
+        }
+        // Processes competing for connections retry at spread-out moments, not in lockstep.
+        let capped: std::collections::HashSet<Duration> =
+            (0..50).map(|_| backoff.delay(30)).collect();
+        assert!(capped.len() > 1, "jittered: {capped:?}");
+        assert!(capped.iter().all(|d| *d >= RESTART_BACKOFF_CAP * 8 / 10));
     }
 
     #[test]

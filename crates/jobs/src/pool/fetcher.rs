@@ -13,6 +13,12 @@ use crate::pool::quarantine::Lane;
 use crate::pool::queues::{ClaimSettings, QueueState};
 use crate::store::JobClaimParams;
 
+/// After a claim that came back short (the queue was drained), a wake-up claims no sooner
+/// than this after it: at most 50 claims a second per queue on wake-ups, however many
+/// notifications arrive (a flood of spurious `NOTIFY`s, or enqueues that other processes
+/// win), while a wake-up after a quiet spell claims at once.
+pub(crate) const WAKE_CLAIM_GAP: Duration = Duration::from_millis(20);
+
 /// What the fetcher of one queue works with.
 #[derive(Clone, Debug)]
 pub(crate) struct Fetcher {
@@ -45,6 +51,8 @@ impl Fetcher {
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
         // Jobs became available while the buffer was full (maybe more urgent ones).
         let mut woken = false;
+        // When the last claim started, if it came back short.
+        let mut drained_at: Option<tokio::time::Instant> = None;
         loop {
             if self.stop_fetching.is_cancelled() || ctx.is_cancelled() {
                 // Drained: stay idle until stopped, so a permanent child is not restarted.
@@ -69,8 +77,18 @@ impl Fetcher {
                     () = ctx.cancelled() => continue,
                 }
             }
+            let gap_ends = drained_at.map(|at| at + WAKE_CLAIM_GAP);
+            if let Some(ready) = gap_ends.filter(|ready| *ready > tokio::time::Instant::now()) {
+                tokio::select! {
+                    () = tokio::time::sleep_until(ready) => {}
+                    () = self.stop_fetching.cancelled() => continue,
+                    () = ctx.cancelled() => continue,
+                }
+            }
             woken = false;
+            let started = tokio::time::Instant::now();
             let claimed = self.claim(room).await?;
+            drained_at = (claimed < room).then_some(started);
             if claimed < room {
                 tokio::select! {
                     () = self.queue.wake.notified() => {}

@@ -1,14 +1,18 @@
 //! The heartbeat: renews the leases of every claimed job, and stops runs whose lease was
-//! taken over (they were rescued while this process was frozen or partitioned).
+//! taken over (they were rescued while this process was frozen or partitioned). On a
+//! multi-threaded runtime it runs on the lease keeper's thread (see [`keeper`]), with the
+//! watchdog that reports jobs blocking their thread, so blocked threads cannot starve it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use supervisor::{ChildContext, ChildError};
+use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::pool::books::Books;
-use crate::store::JobHeartbeatParams;
+use crate::pool::{keeper, watchdog};
+use crate::store::{JobHeartbeatParams, StoreError};
 
 /// Leases renewed per round trip.
 const HEARTBEAT_BATCH: usize = 1_000;
@@ -29,18 +33,45 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     /// Renews leases every `interval` until stopped (it stops after the executor, so
-    /// heartbeats go on through the shutdown grace period).
+    /// heartbeats go on through the shutdown grace period), on the lease keeper's runtime
+    /// when there is one.
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        let stop = ctx.token().child_token();
+        let Some(keeper) = keeper::keeper() else {
+            // One runtime thread: a job blocking it blocks a watchdog too, so none runs.
+            return Ok(self.beats(&stop).await?);
+        };
+        // Stops the keeper's task too if this child is aborted.
+        let _stop_on_exit = stop.clone().drop_guard();
+        match keeper.spawn(self.keep(stop)).await {
+            Ok(kept) => Ok(kept?),
+            Err(join) => {
+                Err(format!("the heartbeat on the lease keeper's thread failed: {join}").into())
+            }
+        }
+    }
+
+    /// Heartbeats and the watchdog until `stop` (on the lease keeper's thread); a store
+    /// error ends both.
+    async fn keep(self, stop: CancellationToken) -> Result<(), StoreError> {
+        tokio::select! {
+            kept = self.beats(&stop) => kept,
+            () = watchdog::watch(&self.books, &stop) => Ok(()),
+        }
+    }
+
+    /// Heartbeats every `interval` until `stop`.
+    async fn beats(&self, stop: &CancellationToken) -> Result<(), StoreError> {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.interval) => {}
-                () = ctx.cancelled() => return Ok(()),
+                () = stop.cancelled() => return Ok(()),
             }
             self.beat().await?;
         }
     }
 
-    async fn beat(&self) -> Result<(), ChildError> {
+    async fn beat(&self) -> Result<(), StoreError> {
         let runs = self.books.running_runs();
         for chunk in runs.chunks(HEARTBEAT_BATCH) {
             let sent = tokio::time::Instant::now();

@@ -1,6 +1,7 @@
 //! The pool's background duties: rescuing expired leases, promoting scheduled jobs, pruning
-//! old finished jobs, sampling queue depths, and listening for wake-ups. Each is a supervised child; a store error
-//! (logged by the store facade) ends it and its supervisor restarts it after a delay.
+//! old finished jobs, sampling queue depths, and listening for wake-ups. Each is a supervised
+//! child; a store error (logged by the store facade) ends it and its supervisor restarts it
+//! after a delay.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,10 +20,13 @@ use crate::store::{
 };
 use crate::telemetry;
 
-/// Jobs per rescue, promote or prune round trip.
+/// Jobs per rescue or promote round trip.
 const MAINTENANCE_BATCH: usize = 1_000;
-/// How often old finished jobs are pruned.
+/// How often the pruner looks for old finished jobs once it has caught up.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// Jobs per prune round trip: small enough that a delete holds a store's writer (SQLite) or
+/// its rows' locks (PostgreSQL) for milliseconds, so claims and finishes slip in between.
+const PRUNE_BATCH: usize = 5_000;
 
 /// Sleeps `period`; `false` if the child was stopped meanwhile.
 async fn tick(ctx: &ChildContext, period: Duration) -> bool {
@@ -90,11 +94,9 @@ impl Rescuer {
 /// What the scheduler works with.
 #[derive(Clone, Debug)]
 pub(crate) struct Scheduler {
-    /// The store and clock to promote and prune with.
+    /// The store and clock to promote with.
     pub(crate) client: Client,
     pub(crate) promote_interval: Duration,
-    /// Completed and cancelled jobs are pruned this long after they finished.
-    pub(crate) retention: Duration,
     /// How often the queue-depth gauges are sampled (`None`: never).
     pub(crate) queue_depth_interval: Option<Duration>,
     /// Woken when scheduled jobs become available.
@@ -111,9 +113,9 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    /// Makes scheduled jobs whose time has come available, and prunes old finished jobs.
+    /// Makes scheduled jobs whose time has come available, expires jobs of unknown kinds and
+    /// samples queue depths.
     pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
-        let mut last_prune: Option<tokio::time::Instant> = None;
         // The first look for unknown kinds waits one interval: it scans every available job,
         // which a pool starting on a large backlog should not pay before its first claims
         // (and a job of an unknown kind waits days before it expires).
@@ -121,10 +123,6 @@ impl Scheduler {
         let mut last_sample: Option<tokio::time::Instant> = None;
         loop {
             self.promote().await?;
-            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
-                self.prune().await?;
-                last_prune = Some(tokio::time::Instant::now());
-            }
             if last_kinds_check.elapsed() >= PRUNE_INTERVAL {
                 self.expire_unknown_kinds().await?;
                 last_kinds_check = tokio::time::Instant::now();
@@ -185,18 +183,48 @@ impl Scheduler {
         }
         Ok(())
     }
+}
 
-    async fn prune(&self) -> Result<(), StoreError> {
+/// What the pruner works with.
+#[derive(Clone, Debug)]
+pub(crate) struct Pruner {
+    /// The store and clock to prune with.
+    pub(crate) client: Client,
+    /// Completed and cancelled jobs are pruned this long after they finished.
+    pub(crate) retention: Duration,
+}
+
+impl Pruner {
+    /// Deletes completed and cancelled jobs older than the retention: batch after batch while
+    /// batches come back full, so it keeps pace with any rate of finished jobs, then once per
+    /// [`PRUNE_INTERVAL`]. It is a child of its own, so a long backlog never delays promotions.
+    pub(crate) async fn run(self, ctx: ChildContext) -> Result<(), ChildError> {
+        loop {
+            while self.prune_batch().await? >= PRUNE_BATCH as u64 {
+                if ctx.is_cancelled() {
+                    return Ok(());
+                }
+                // Let the pool's other tasks (claims, finishes) run between batches.
+                tokio::task::yield_now().await;
+            }
+            if !tick(&ctx, PRUNE_INTERVAL).await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One prune round trip; returns how many jobs it deleted.
+    async fn prune_batch(&self) -> Result<u64, StoreError> {
         let params = JobPruneParams {
             states: vec![JobState::Completed, JobState::Cancelled],
             finalized_before: self.client.clock().now() - self.retention,
-            limit: MAINTENANCE_BATCH * 10,
+            limit: PRUNE_BATCH,
         };
         let pruned = self.client.store().job_prune(params).await?;
         if pruned > 0 {
             tracing::debug!(pruned, "pruned finished jobs");
         }
-        Ok(())
+        Ok(pruned)
     }
 }
 

@@ -5,7 +5,8 @@
 //! ├── completer      writes outcomes in batches            stopped last: flushes releases
 //! ├── heartbeat      renews leases of claimed jobs         runs through the grace period
 //! ├── rescuer        returns expired leases to the queue
-//! ├── scheduler      promotes due scheduled jobs, prunes
+//! ├── scheduler      promotes due scheduled jobs, expires unknown kinds
+//! ├── pruner         deletes finished jobs past retention, in batches
 //! ├── listener       wake-ups from the store
 //! ├── executor       one task per job, grace then abort    linger = the grace period
 //! └── fetcher:<q>    claims batches for queue q            stopped first: stop fetching
@@ -23,6 +24,7 @@ mod executor;
 mod fetcher;
 mod heartbeat;
 mod hooks;
+mod keeper;
 mod lifecycle;
 mod maintenance;
 mod quarantine;
@@ -32,6 +34,7 @@ mod slots;
 mod spec;
 mod stops;
 mod tree;
+pub(crate) mod watchdog;
 
 use std::future::Future;
 

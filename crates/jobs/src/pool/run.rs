@@ -16,6 +16,7 @@ use crate::pool::channels::Outcomes;
 use crate::pool::events::Events;
 use crate::pool::quarantine::Lane;
 use crate::pool::queues::{QueueState, Queues};
+use crate::pool::watchdog::watched;
 use crate::store::FinishOutcome;
 use crate::trace_context;
 use crate::worker::{BadInput, ErasedWorker, JobError, Registry};
@@ -156,7 +157,7 @@ impl Runner {
         let running = Running::start(&queue.metrics.running);
         let waited = run.client().clock().now().duration_since(run.record.run_at);
         self.events.started(run);
-        let outcome = self.perform(run).await;
+        let outcome = watched(&run.poll_watch, self.perform(run)).await;
         let took = started.elapsed();
         drop(running);
         queue.record_run_time(took);

@@ -21,7 +21,7 @@ use crate::pool::fetcher::Fetcher;
 use crate::pool::heartbeat::Heartbeat;
 use crate::pool::hooks::{ExhaustedHook, Hooks};
 use crate::pool::lifecycle::{Announcer, Lifecycle};
-use crate::pool::maintenance::{Listener, Rescuer, Scheduler};
+use crate::pool::maintenance::{Listener, Pruner, Rescuer, Scheduler};
 use crate::pool::quarantine::{Lane, Quarantine};
 use crate::pool::queues::{ClaimSettings, Queues};
 use crate::pool::run::Runner;
@@ -200,13 +200,16 @@ impl Parts {
         let scheduler = Scheduler {
             client: self.client.clone(),
             promote_interval: config.promote_interval,
-            retention: config.retention,
             queue_depth_interval: config.queue_depth_interval,
             queues: Arc::clone(&self.queues),
             kinds: Arc::clone(&self.kinds),
             unknown_kind_ttl: config.unknown_kind_ttl,
             unknown_kinds: Arc::clone(&self.unknown_kinds),
             hooks: Arc::clone(&self.hooks),
+        };
+        let pruner = Pruner {
+            client: self.client.clone(),
+            retention: config.retention,
         };
         let listener = Listener {
             client: self.client.clone(),
@@ -226,6 +229,7 @@ impl Parts {
             .child(child("heartbeat".into(), quick, heartbeat, Heartbeat::run))
             .child(child("rescuer".into(), quick, rescuer, Rescuer::run))
             .child(child("scheduler".into(), quick, scheduler, Scheduler::run))
+            .child(child("pruner".into(), quick, pruner, Pruner::run))
             .child(child("listener".into(), quick, listener, Listener::run))
             .child(child(
                 "executor".into(),

@@ -89,4 +89,5 @@ pub fn dead_hook() -> (
 }
 
 /// The fault-injecting store, as the testing kit offers it to users.
+#[allow(unused_imports)] // not every test binary uses it
 pub use jobs::testing::FlakyStore;
