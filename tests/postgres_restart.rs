@@ -216,7 +216,10 @@ impl Scenario {
     /// Waits for both pools' listeners to be back, then times the pickup of a new job, which
     /// only a NOTIFY through a re-established listener makes fast (polling is every 60 s).
     async fn pickup_through_listeners(&self) -> Duration {
-        let listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'";
+        // A listener's last statement is its LISTEN, or its liveness check (`SELECT 1`, which
+        // nothing else of the store sends) once it has been silent for a few seconds.
+        let listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+             AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1')";
         let deadline = Instant::now() + Duration::from_secs(60);
         while count(&self.admin, listening, &self.app).await < 2 {
             assert!(
