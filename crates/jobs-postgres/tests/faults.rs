@@ -241,7 +241,7 @@ struct BlockWorker;
 impl Worker for BlockWorker {
     type Args = Block;
     async fn perform(&self, _ctx: JobContext, _args: Block) -> Result<(), JobError> {
-        std::thread::sleep(Duration::from_secs(4));
+        std::thread::sleep(Duration::from_secs(6));
         Ok(())
     }
 }
@@ -252,8 +252,10 @@ async fn jobs_that_block_every_thread_keep_everyones_lease() {
         return;
     };
     let config = jobs::PoolConfig {
-        lease_ttl: Duration::from_secs(2),
-        heartbeat_interval: Duration::from_millis(500),
+        // Twice the lease is spent blocked; ten beats per lease leave room for a busy CI
+        // machine (with two, one run in five lost a lease there).
+        lease_ttl: Duration::from_secs(3),
+        heartbeat_interval: Duration::from_millis(300),
         rescue_interval: Duration::from_millis(500),
         ..jobs::PoolConfig::default()
     };
